@@ -1,0 +1,83 @@
+/*
+ * common.c — shared CLI helpers: the one-line error convention, number
+ * parsing, timing, and covariance loading from the command line.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("netmoments: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_fail(nm_ctx *ctx, nm_status st, const char *what)
+{
+    const char *msg = nm_ctx_message(ctx);
+    return cli_error("%s: %s%s%s", what, nm_status_str(st), *msg ? ": " : "", msg);
+}
+
+double cli_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int cli_parse_int(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return errno == 0 && end != s && *end == 0;
+}
+
+int cli_parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    return errno == 0 && end != s && *end == 0 && isfinite(*out);
+}
+
+int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
+                 const char *cov_path, nm_cov **out)
+{
+    const char *path = var_path ? var_path : cov_path;
+    nm_array a = {0};
+    double *v = NULL;
+    nm_status st = NM_OK;
+    int rc = 0;
+    if (path) {
+        st = nm_npy_read(ctx, path, &a);
+        if (st == NM_OK) st = nm_array_to_f64(ctx, &a, &v);
+        if (st != NM_OK) {
+            rc = cli_fail(ctx, st, path);
+        } else if (var_path && nm_array_numel(&a) != n) {
+            rc = cli_error("%s has %lld entries but the input has %lld", path,
+                           (long long)nm_array_numel(&a), (long long)n);
+        } else if (cov_path && (a.ndim != 2 || a.shape[0] != n || a.shape[1] != n)) {
+            rc = cli_error("%s must be a %lld x %lld matrix", path, (long long)n, (long long)n);
+        } else {
+            st = var_path ? nm_cov_diagonal(ctx, n, v, out) : nm_cov_full(ctx, n, v, out);
+            if (st != NM_OK) rc = cli_fail(ctx, st, path);
+        }
+    } else {
+        st = nm_cov_isotropic(ctx, n, sigma2, out);
+        if (st != NM_OK) rc = cli_fail(ctx, st, "--sigma2");
+    }
+    free(v);
+    nm_array_free(ctx, &a);
+    return rc;
+}

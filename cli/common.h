@@ -1,0 +1,28 @@
+/*
+ * common.h — what the CLI's subcommands share: failing with a one-line
+ * reason, loading NPY arrays and covariances, timing.
+ */
+#ifndef NM_CLI_COMMON_H
+#define NM_CLI_COMMON_H
+
+#include "netmoments.h"
+
+/* Prints "netmoments: <msg>" on stderr; returns 1 (the exit status). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Same, with the context's message appended for status st. */
+int cli_fail(nm_ctx *ctx, nm_status st, const char *what);
+
+double cli_now(void);
+int cli_parse_int(const char *s, long long *out);
+int cli_parse_double(const char *s, double *out);
+
+/* Builds the covariance from a variance file, a covariance file, or else
+ * sigma2. Returns 0, or 1 after printing the reason. */
+int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
+                 const char *cov_path, nm_cov **out);
+
+/* Subcommands. */
+int cmd_ara(int argc, char **argv);
+int cmd_ara_example(int argc, char **argv);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * main.c — `netmoments <subcommand>`: dispatch by name, with --help.
+ */
+#include "common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand;
+
+static const subcommand subcommands[] = {
+    {"ara", cmd_ara, "moments of an Affine-ReLU-Affine network (analytic, optionally Monte Carlo)"},
+    {"ara-example", cmd_ara_example, "write a random ARA network and input mean as NPY files"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: netmoments <subcommand> [options]   (netmoments <subcommand> --help)\n\n"
+               "Analytic mean and variance of piecewise-linear networks under Gaussian input noise.\n\n"
+               "subcommands:\n");
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        fprintf(f, "  %-12s %s\n", subcommands[i].name, subcommands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("netmoments %s\n", NM_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].run(argc - 1, argv + 1);
+    return cli_error("unknown subcommand '%s' (netmoments --help lists them)", argv[1]);
+}

@@ -1,0 +1,249 @@
+/*
+ * netmoments.h — the one public header of libnetmoments.
+ *
+ * netmoments computes, without sampling, the mean and (co)variance of the
+ * outputs of piecewise-linear networks under Gaussian input noise
+ * (DESIGN.md §1). Every exported symbol starts with nm_, every macro and
+ * enum value with NM_. The library never prints and never exits: each
+ * fallible call returns an nm_status and leaves a detailed message in the
+ * nm_ctx it was given (nm_ctx_message). Arrays are row-major (C order);
+ * images are NCHW. Moment mathematics runs in double.
+ */
+#ifndef NETMOMENTS_H
+#define NETMOMENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NM_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- status */
+
+/* Result codes: 0 is success, failures are negative. */
+typedef enum {
+    NM_OK = 0,
+    NM_ERR_ARG = -1,         /* invalid argument (NULL, negative size, bad option) */
+    NM_ERR_SHAPE = -2,       /* array shapes do not agree */
+    NM_ERR_NONFINITE = -3,   /* NaN or Inf in an input */
+    NM_ERR_NOT_PSD = -4,     /* covariance not symmetric positive semi-definite */
+    NM_ERR_NOMEM = -5,       /* an allocation failed */
+    NM_ERR_IO = -6,          /* a file could not be opened, read or written */
+    NM_ERR_FORMAT = -7,      /* a file is malformed or truncated */
+    NM_ERR_UNSUPPORTED = -8, /* well-formed but not supported (dtype, layout, op) */
+    NM_ERR_NUMERIC = -9      /* a numerical routine (LAPACK) failed */
+} nm_status;
+#define NM_STATUS_COUNT 10
+
+/* A static, human-readable name for a status ("invalid argument", ...). */
+const char *nm_status_str(nm_status s);
+
+/* ---------------------------------------------------------------- context */
+
+/* A context carries the last error message and the allocator. It is not
+ * shared between threads that call the library at the same time. */
+typedef struct nm_ctx nm_ctx;
+
+/* Returns NULL only when the context itself cannot be allocated. */
+nm_ctx *nm_ctx_create(void);
+void nm_ctx_free(nm_ctx *ctx);
+
+/* The message of the last failure on ctx ("" if none). Owned by ctx, valid
+ * until the next call that fails on ctx. */
+const char *nm_ctx_message(const nm_ctx *ctx);
+
+/* Testing hook: make the n-th allocation from now (1-based) on this context
+ * fail and every later one succeed again; n = 0 disables it. Returns the
+ * number of allocations made on ctx since it was created. */
+long nm_ctx_fail_alloc_after(nm_ctx *ctx, long n);
+
+/* ---------------------------------------------------------------- arrays */
+
+typedef enum { NM_F32 = 1, NM_F64 = 2 } nm_dtype;
+#define NM_MAX_DIMS 8
+
+/* A dense row-major array. When filled by the library (nm_array_alloc,
+ * nm_npy_read) it owns data and is released with nm_array_free; a caller
+ * may also fill one by hand as a borrowed view of its own memory. */
+typedef struct {
+    nm_dtype dtype;
+    int ndim;
+    int64_t shape[NM_MAX_DIMS];
+    void *data;
+} nm_array;
+
+/* Number of elements (product of shape; 1 for ndim = 0). */
+int64_t nm_array_numel(const nm_array *a);
+
+/* Allocates a zero-filled array. On failure *out is left empty. */
+nm_status nm_array_alloc(nm_ctx *ctx, nm_array *out, nm_dtype dtype, int ndim,
+                         const int64_t *shape);
+
+/* Frees data allocated by the library and empties *a. Safe on an empty array. */
+void nm_array_free(nm_ctx *ctx, nm_array *a);
+
+/* Copies a (F32 or F64) into a newly allocated double buffer *out (numel
+ * entries, free with nm_free). Fails with NM_ERR_NONFINITE on NaN/Inf. */
+nm_status nm_array_to_f64(nm_ctx *ctx, const nm_array *a, double **out);
+
+/* Frees memory the library returned as a plain pointer. */
+void nm_free(nm_ctx *ctx, void *p);
+
+/* ---------------------------------------------------------------- NPY files */
+
+/* Reads a NumPy .npy file (format 1.0, 2.0 or 3.0; little-endian float32 or
+ * float64; C order). Anything else fails with a message naming the file and
+ * the reason. On success *out owns its data. */
+nm_status nm_npy_read(nm_ctx *ctx, const char *path, nm_array *out);
+
+/* Writes a as a .npy file (format 1.0, or 2.0 when the header needs it). */
+nm_status nm_npy_write(nm_ctx *ctx, const char *path, const nm_array *a);
+
+/* ---------------------------------------------------------------- Gaussian kernels (DESIGN §1.1–1.5) */
+
+/* Standard normal pdf φ and cdf Φ (Φ through erfc, accurate in both tails). */
+double nm_normal_pdf(double x);
+double nm_normal_cdf(double x);
+
+/* Bivariate standard normal cdf Φ₂(h, k; ρ) = P(X ≤ h, Y ≤ k), corr(X,Y) = ρ.
+ * h, k may be ±∞; ρ in [−1, 1]. Absolute error below 1e-14 (Genz 2004). */
+double nm_bvn_cdf(double h, double k, double rho);
+
+/* One ReLU of z ~ N(m, s²), s ≥ 0 (§1.1): E[relu z], E[relu² z], Var[relu z].
+ * s = 0 gives the deterministic limits; large |m/s| neither overflows nor
+ * cancels. */
+double nm_relu_mean(double m, double s);
+double nm_relu_m2(double m, double s);
+double nm_relu_var(double m, double s);
+
+/* Pair of ReLUs of (z_u, z_v) Gaussian with means m_u, m_v, standard
+ * deviations s_u, s_v ≥ 0 and correlation ρ ∈ [−1, 1]:
+ *   nm_relu_pair_m0   E[relu z_u relu z_v] when m_u = m_v = 0 (§1.3)
+ *   nm_relu_pair      E[relu z_u relu z_v] for any means (§1.5)
+ *   nm_relu_pair_cov  Cov[relu z_u, relu z_v] for any means, computed
+ *                     without cancellation (accurate relative to s_u s_v). */
+double nm_relu_pair_m0(double s_u, double s_v, double rho);
+double nm_relu_pair(double m_u, double m_v, double s_u, double s_v, double rho);
+double nm_relu_pair_cov(double m_u, double m_v, double s_u, double s_v, double rho);
+
+/* ---------------------------------------------------------------- input covariances */
+
+/* An input covariance Σ (n×n) in one of several forms. Immutable once made. */
+typedef struct nm_cov nm_cov;
+
+typedef enum {
+    NM_COV_ISOTROPIC = 0, /* σ² I */
+    NM_COV_DIAGONAL = 1,  /* diag(v) */
+    NM_COV_FULL = 2,      /* a dense symmetric PSD matrix */
+    NM_COV_FACTOR = 3     /* L Lᵀ with L n×k */
+} nm_cov_kind;
+
+/* Each constructor copies what it is given. sigma2 and v must be finite and
+ * ≥ 0. nm_cov_full checks symmetry (relative 1e-10) and positive
+ * semi-definiteness (smallest eigenvalue ≥ −1e-10 · largest) and fails with
+ * NM_ERR_NOT_PSD otherwise; it factors C once (eigendecomposition). */
+nm_status nm_cov_isotropic(nm_ctx *ctx, int64_t n, double sigma2, nm_cov **out);
+nm_status nm_cov_diagonal(nm_ctx *ctx, int64_t n, const double *v, nm_cov **out);
+nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out);
+nm_status nm_cov_factor(nm_ctx *ctx, int64_t n, int64_t k, const double *L, nm_cov **out);
+void nm_cov_free(nm_ctx *ctx, nm_cov *cov);
+
+nm_cov_kind nm_cov_get_kind(const nm_cov *cov);
+int64_t nm_cov_dim(const nm_cov *cov);
+
+/* ---------------------------------------------------------------- Affine–ReLU–Affine moments (§1.2–1.5) */
+
+typedef enum {
+    NM_METHOD_PAPER = 0, /* §1.4: zero-mean pair formula (paper's Theorem 2) */
+    NM_METHOD_EXACT = 1, /* §1.5: exact for any μ, Σ, c1 */
+    NM_METHOD_DELTA = 2  /* §1.7: linearize at μ (mean g(μ), cov J Σ Jᵀ) */
+} nm_method;
+#define NM_METHOD_COUNT 3
+const char *nm_method_str(nm_method m);
+
+/* Precision of the BLAS-bound products (S = AΣAᵀ and B C Bᵀ). The moment
+ * kernels always run in double. */
+typedef enum { NM_PREC_DOUBLE = 0, NM_PREC_SINGLE = 1 } nm_precision;
+
+/* The network g(x) = B relu(A x + c1) + c2; all arrays borrowed.
+ * A: p×n, c1: p, B: d×p, c2: d (F32 or F64). */
+typedef struct {
+    const nm_array *A, *c1, *B, *c2;
+} nm_ara;
+
+typedef struct {
+    nm_method method;
+    nm_precision precision;
+    int want_cov;   /* non-zero: also fill the d×d output covariance */
+} nm_ara_options;
+
+/* Defaults: method exact, double precision, variances only. */
+nm_ara_options nm_ara_options_default(void);
+
+/* Output moments, owned by the library; free with nm_moments_free. */
+typedef struct {
+    int64_t d;
+    double *mean; /* d */
+    double *var;  /* d */
+    double *cov;  /* d×d, or NULL when not requested */
+} nm_moments;
+
+void nm_moments_free(nm_ctx *ctx, nm_moments *m);
+
+/* Moments of g(x) for x ~ N(mu, sigma). mu has n entries. Checks shapes
+ * (NM_ERR_SHAPE) and finiteness (NM_ERR_NONFINITE). Uses OpenMP threads. */
+nm_status nm_ara_moments(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
+                         const nm_cov *sigma, const nm_ara_options *opt,
+                         nm_moments *out);
+
+/* The p×p covariance of relu(z), z ~ N(m, S) (§1.3–1.5), written to C
+ * (row-major, both triangles). S is p×p symmetric (only the lower triangle
+ * is read); C may equal S (computed in place). method paper uses the
+ * zero-mean formula whatever m is. */
+nm_status nm_relu_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const double *S,
+                             nm_method method, double *C);
+
+/* ---------------------------------------------------------------- Monte Carlo */
+
+/* Counter-based random numbers (Philox-4x32-10): the k-th normal of stream
+ * `stream` depends only on (seed, stream, k), never on threads or batching. */
+typedef struct {
+    uint64_t seed;
+} nm_rng;
+
+/* Philox-4x32-10 block function: ctr and key in, 4 random words out. */
+void nm_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/* Fills out[0..count) with standard normals number first..first+count of
+ * stream `stream`. */
+void nm_rng_normals(const nm_rng *rng, uint64_t stream, uint64_t first,
+                    int64_t count, float *out);
+
+/* Monte Carlo estimate: sample mean, unbiased variance, their standard
+ * errors, and optionally the covariance. */
+typedef struct {
+    int64_t d;
+    int64_t samples;
+    double *mean;     /* d */
+    double *var;      /* d, unbiased */
+    double *mean_se;  /* d, standard error of mean */
+    double *var_se;   /* d, standard error of var (from the 4th moment) */
+    double *cov;      /* d×d or NULL */
+} nm_mc_result;
+
+void nm_mc_result_free(nm_ctx *ctx, nm_mc_result *r);
+
+/* Samples x = mu + L ε (Σ = L Lᵀ) through the ARA network, n_samples times,
+ * in batches through BLAS (float32 passes, double statistics). Results are
+ * identical for any thread count. */
+nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
+                            const nm_cov *sigma, int64_t n_samples, const nm_rng *rng,
+                            int want_cov, nm_mc_result *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NETMOMENTS_H */

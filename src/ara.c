@@ -1,0 +1,246 @@
+/*
+ * ara.c — moments of the Affine–ReLU–Affine network
+ * g(x) = B relu(A x + c1) + c2 for x ~ N(μ, Σ) (DESIGN §1.2–1.5, 1.7):
+ * z = A x + c1 ~ N(m, S) with S = (A L)(A L)ᵀ by one SYRK, the ReLU
+ * covariance C from relu_cov.c, then mean = B E[relu z] + c2 and
+ * Var[g_i] = B_i C B_iᵀ through one SYMM.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+const char *nm_method_str(nm_method m)
+{
+    static const char *const names[NM_METHOD_COUNT] = {"paper", "exact", "delta"};
+    _Static_assert(sizeof names / sizeof names[0] == NM_METHOD_COUNT, "one name per method");
+    return (m >= 0 && m < NM_METHOD_COUNT) ? names[m] : "unknown";
+}
+
+nm_ara_options nm_ara_options_default(void)
+{
+    nm_ara_options o = {NM_METHOD_EXACT, NM_PREC_DOUBLE, 0};
+    return o;
+}
+
+/* Length of a vector given as shape (n), (n,1) or (1,n); −1 otherwise. */
+static int64_t vec_len(const nm_array *a)
+{
+    if (a->ndim == 1) return a->shape[0];
+    if (a->ndim == 2 && a->shape[1] == 1) return a->shape[0];
+    if (a->ndim == 2 && a->shape[0] == 1) return a->shape[1];
+    return -1;
+}
+
+static nm_status convert(nm_ctx *ctx, const char *name, const nm_array *a, double **out)
+{
+    nm_status st = nm_array_to_f64(ctx, a, out);
+    if (st != NM_OK) {
+        char msg[sizeof ctx->message];
+        memcpy(msg, ctx->message, sizeof msg);
+        nm_fail(ctx, st, "%s: %s", name, msg);
+    }
+    return st;
+}
+
+void nm_ara_data_free(nm_ctx *ctx, nm_ara_data *a)
+{
+    nm_free(ctx, a->A);
+    nm_free(ctx, a->c1);
+    nm_free(ctx, a->B);
+    nm_free(ctx, a->c2);
+    nm_free(ctx, a->mu);
+    nm_free(ctx, a->m);
+    memset(a, 0, sizeof *a);
+}
+
+nm_status nm_ara_load(nm_ctx *ctx, const nm_ara *net, const nm_array *mu, const nm_cov *sigma,
+                      nm_ara_data *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!net || !net->A || !net->c1 || !net->B || !net->c2 || !mu || !sigma)
+        return nm_fail(ctx, NM_ERR_ARG, "ARA network, mean and covariance must all be given");
+    if (net->A->ndim != 2) return nm_fail(ctx, NM_ERR_SHAPE, "A must be a matrix (p x n), got rank %d", net->A->ndim);
+    if (net->B->ndim != 2) return nm_fail(ctx, NM_ERR_SHAPE, "B must be a matrix (d x p), got rank %d", net->B->ndim);
+    int64_t p = net->A->shape[0], n = net->A->shape[1], d = net->B->shape[0];
+    if (net->B->shape[1] != p)
+        return nm_fail(ctx, NM_ERR_SHAPE, "B has %lld columns but A has %lld rows", (long long)net->B->shape[1], (long long)p);
+    if (vec_len(net->c1) != p) return nm_fail(ctx, NM_ERR_SHAPE, "c1 must be a vector of length p = %lld", (long long)p);
+    if (vec_len(net->c2) != d) return nm_fail(ctx, NM_ERR_SHAPE, "c2 must be a vector of length d = %lld", (long long)d);
+    if (vec_len(mu) != n) return nm_fail(ctx, NM_ERR_SHAPE, "mu must be a vector of length n = %lld", (long long)n);
+    if (nm_cov_dim(sigma) != n)
+        return nm_fail(ctx, NM_ERR_SHAPE, "covariance is %lld x %lld but the input has n = %lld",
+                       (long long)nm_cov_dim(sigma), (long long)nm_cov_dim(sigma), (long long)n);
+    if (p <= 0 || n <= 0 || d <= 0) return nm_fail(ctx, NM_ERR_SHAPE, "empty network");
+    out->n = n;
+    out->p = p;
+    out->d = d;
+    nm_status st;
+    if ((st = convert(ctx, "A", net->A, &out->A)) || (st = convert(ctx, "c1", net->c1, &out->c1)) ||
+        (st = convert(ctx, "B", net->B, &out->B)) || (st = convert(ctx, "c2", net->c2, &out->c2)) ||
+        (st = convert(ctx, "mu", mu, &out->mu))) {
+        nm_ara_data_free(ctx, out);
+        return st;
+    }
+    out->m = nm_alloc(ctx, (size_t)p, sizeof(double));
+    if (!out->m) {
+        nm_ara_data_free(ctx, out);
+        return NM_ERR_NOMEM;
+    }
+    memcpy(out->m, out->c1, (size_t)p * sizeof(double));
+    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, 1, n, 1.0, out->A, n, out->mu, 1, 1.0, out->m, 1);
+    return NM_OK;
+}
+
+nm_status nm_ara_form_AL(nm_ctx *ctx, const nm_ara_data *a, const nm_cov *sigma,
+                         double **out64, float **out32, int64_t *k_out)
+{
+    nm_cov_factor_view v;
+    nm_cov_view(sigma, &v);
+    int64_t p = a->p, n = a->n, k = v.k;
+    *k_out = k;
+    double *AL64 = NULL;
+    float *AL32 = NULL;
+    if (v.kind == NM_COV_ISOTROPIC || v.kind == NM_COV_DIAGONAL) {
+        if (out64 && !(AL64 = nm_alloc(ctx, (size_t)(p * n), sizeof(double)))) return NM_ERR_NOMEM;
+        if (out32 && !(AL32 = nm_alloc(ctx, (size_t)(p * n), sizeof(float)))) return NM_ERR_NOMEM;
+        #pragma omp parallel for
+        for (int64_t i = 0; i < p; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double x = a->A[i * n + j] * (v.diag ? v.diag[j] : v.sigma);
+                if (AL64) AL64[i * n + j] = x;
+                else AL32[i * n + j] = (float)x;
+            }
+    } else {
+        AL64 = nm_alloc(ctx, (size_t)(p * k), sizeof(double));
+        if (!AL64) return NM_ERR_NOMEM;
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, k, n, 1.0, a->A, n, v.L, k, 0.0, AL64, k);
+        if (out32) {
+            AL32 = nm_alloc(ctx, (size_t)(p * k), sizeof(float));
+            if (!AL32) {
+                nm_free(ctx, AL64);
+                return NM_ERR_NOMEM;
+            }
+            for (int64_t i = 0; i < p * k; i++) AL32[i] = (float)AL64[i];
+            nm_free(ctx, AL64);
+            AL64 = NULL;
+        }
+    }
+    if (out64) *out64 = AL64;
+    if (out32) *out32 = AL32;
+    return NM_OK;
+}
+
+/* S = (A L)(A L)ᵀ, lower triangle, returned in double (p×p). */
+static nm_status form_S(nm_ctx *ctx, const nm_ara_data *a, const nm_cov *sigma, nm_precision prec,
+                        double **S_out)
+{
+    int64_t p = a->p, k;
+    double *S = nm_alloc(ctx, (size_t)(p * p), sizeof(double));
+    if (!S) return NM_ERR_NOMEM;
+    nm_status st;
+    if (prec == NM_PREC_SINGLE) {
+        float *AL = NULL, *S32 = (float *)S; /* float S in the first half of the buffer */
+        if ((st = nm_ara_form_AL(ctx, a, sigma, NULL, &AL, &k)) != NM_OK) {
+            nm_free(ctx, S);
+            return st;
+        }
+        nm_syrk_f32(p, k, 1.0f, AL, k, 0.0f, S32, p);
+        nm_free(ctx, AL);
+        for (int64_t i = p * p - 1; i >= 0; i--) S[i] = (double)S32[i]; /* widen in place, back to front */
+    } else {
+        double *AL = NULL;
+        if ((st = nm_ara_form_AL(ctx, a, sigma, &AL, NULL, &k)) != NM_OK) {
+            nm_free(ctx, S);
+            return st;
+        }
+        nm_syrk_f64(p, k, 1.0, AL, k, 0.0, S, p);
+        nm_free(ctx, AL);
+    }
+    *S_out = S;
+    return NM_OK;
+}
+
+void nm_moments_free(nm_ctx *ctx, nm_moments *m)
+{
+    if (!m) return;
+    nm_free(ctx, m->mean);
+    nm_free(ctx, m->var);
+    nm_free(ctx, m->cov);
+    memset(m, 0, sizeof *m);
+}
+
+/* T = B C (d×p) with C symmetric (lower triangle read), in the chosen precision. */
+static nm_status times_sym(nm_ctx *ctx, const nm_ara_data *a, const double *C, nm_precision prec,
+                           double *T)
+{
+    int64_t p = a->p, d = a->d;
+    if (prec == NM_PREC_DOUBLE) {
+        nm_symm_right_f64(d, p, 1.0, C, p, a->B, p, 0.0, T, p);
+        return NM_OK;
+    }
+    float *C32 = nm_alloc(ctx, (size_t)(p * p + 2 * d * p), sizeof(float));
+    if (!C32) return NM_ERR_NOMEM;
+    float *B32 = C32 + p * p, *T32 = B32 + d * p;
+    #pragma omp parallel for
+    for (int64_t i = 0; i < p * p; i++) C32[i] = (float)C[i];
+    for (int64_t i = 0; i < d * p; i++) B32[i] = (float)a->B[i];
+    nm_symm_right_f32(d, p, 1.0f, C32, p, B32, p, 0.0f, T32, p);
+    for (int64_t i = 0; i < d * p; i++) T[i] = T32[i];
+    nm_free(ctx, C32);
+    return NM_OK;
+}
+
+nm_status nm_ara_moments(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
+                         const nm_cov *sigma, const nm_ara_options *opt, nm_moments *out)
+{
+    memset(out, 0, sizeof *out);
+    nm_ara_options o = opt ? *opt : nm_ara_options_default();
+    if (o.method < 0 || o.method >= NM_METHOD_COUNT)
+        return nm_fail(ctx, NM_ERR_ARG, "unknown method %d", (int)o.method);
+    if (o.precision != NM_PREC_DOUBLE && o.precision != NM_PREC_SINGLE)
+        return nm_fail(ctx, NM_ERR_ARG, "unknown precision %d", (int)o.precision);
+    nm_ara_data a;
+    nm_status st = nm_ara_load(ctx, net, mu, sigma, &a);
+    if (st != NM_OK) return st;
+    int64_t p = a.p, d = a.d;
+    double *S = NULL, *T = NULL, *r = NULL;
+    out->d = d;
+    out->mean = nm_alloc(ctx, (size_t)d, sizeof(double));
+    out->var = nm_alloc(ctx, (size_t)d, sizeof(double));
+    r = nm_alloc(ctx, (size_t)p, sizeof(double));
+    T = nm_alloc(ctx, (size_t)(d * p), sizeof(double));
+    if (!out->mean || !out->var || !r || !T) {
+        st = NM_ERR_NOMEM;
+        goto done;
+    }
+    if (o.want_cov && !(out->cov = nm_alloc(ctx, (size_t)(d * d), sizeof(double)))) {
+        st = NM_ERR_NOMEM;
+        goto done;
+    }
+    if ((st = form_S(ctx, &a, sigma, o.precision, &S)) != NM_OK) goto done;
+    /* mean (§1.2, exact for any μ, Σ; the delta method uses relu(m)) */
+    #pragma omp parallel for
+    for (int64_t u = 0; u < p; u++) {
+        double s = S[u * p + u] > 0 ? sqrt(S[u * p + u]) : 0;
+        r[u] = o.method == NM_METHOD_DELTA ? (a.m[u] > 0 ? a.m[u] : 0) : nm_relu_mean(a.m[u], s);
+    }
+    memcpy(out->mean, a.c2, (size_t)d * sizeof(double));
+    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, 1, p, 1.0, a.B, p, r, 1, 1.0, out->mean, 1);
+    /* covariance of relu(z), in place over S, then B C Bᵀ */
+    if ((st = nm_relu_cov_matrix(ctx, p, a.m, S, o.method, S)) != NM_OK) goto done;
+    if ((st = times_sym(ctx, &a, S, o.precision, T)) != NM_OK) goto done;
+    for (int64_t i = 0; i < d; i++) {
+        double v = 0;
+        for (int64_t u = 0; u < p; u++) v += T[i * p + u] * a.B[i * p + u];
+        out->var[i] = v > 0 ? v : 0; /* a PSD quadratic form; rounding may dip below 0 */
+    }
+    if (out->cov) nm_gemm_f64(NM_NOTRANS, NM_TRANS, d, d, p, 1.0, T, p, a.B, p, 0.0, out->cov, d);
+done:
+    nm_free(ctx, S);
+    nm_free(ctx, T);
+    nm_free(ctx, r);
+    nm_ara_data_free(ctx, &a);
+    if (st != NM_OK) nm_moments_free(ctx, out);
+    return st;
+}

@@ -1,0 +1,79 @@
+/*
+ * blas.c — the single wrapper over CBLAS (STYLE item 6): every matrix
+ * product in the library goes through these named functions, row-major,
+ * with explicit transposes, plus a naive loop version kept for tests.
+ */
+#include "internal.h"
+
+#include <cblas.h>
+
+static enum CBLAS_TRANSPOSE tr(nm_trans t)
+{
+    return t == NM_TRANS ? CblasTrans : CblasNoTrans;
+}
+
+void nm_gemm_f64(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, double alpha,
+                 const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+                 double *C, int64_t ldc)
+{
+    if (m == 0 || n == 0) return;
+    cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)n, (int)k, alpha, A, (int)lda, B,
+                (int)ldb, beta, C, (int)ldc);
+}
+
+void nm_gemm_f32(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                 float *C, int64_t ldc)
+{
+    if (m == 0 || n == 0) return;
+    cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)n, (int)k, alpha, A, (int)lda, B,
+                (int)ldb, beta, C, (int)ldc);
+}
+
+void nm_syrk_f64(int64_t n, int64_t k, double alpha, const double *A, int64_t lda,
+                 double beta, double *C, int64_t ldc)
+{
+    if (n == 0) return;
+    cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)n, (int)k, alpha, A, (int)lda, beta,
+                C, (int)ldc);
+}
+
+void nm_syrk_f32(int64_t n, int64_t k, float alpha, const float *A, int64_t lda,
+                 float beta, float *C, int64_t ldc)
+{
+    if (n == 0) return;
+    cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)n, (int)k, alpha, A, (int)lda, beta,
+                C, (int)ldc);
+}
+
+void nm_symm_right_f64(int64_t m, int64_t k, double alpha, const double *S, int64_t lds,
+                       const double *B, int64_t ldb, double beta, double *C, int64_t ldc)
+{
+    if (m == 0 || k == 0) return;
+    cblas_dsymm(CblasRowMajor, CblasRight, CblasLower, (int)m, (int)k, alpha, S, (int)lds, B,
+                (int)ldb, beta, C, (int)ldc);
+}
+
+void nm_symm_right_f32(int64_t m, int64_t k, float alpha, const float *S, int64_t lds,
+                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (m == 0 || k == 0) return;
+    cblas_ssymm(CblasRowMajor, CblasRight, CblasLower, (int)m, (int)k, alpha, S, (int)lds, B,
+                (int)ldb, beta, C, (int)ldc);
+}
+
+void nm_gemm_f64_naive(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, double alpha,
+                       const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+                       double *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double acc = 0;
+            for (int64_t l = 0; l < k; l++) {
+                double a = ta == NM_TRANS ? A[l * lda + i] : A[i * lda + l];
+                double b = tb == NM_TRANS ? B[j * ldb + l] : B[l * ldb + j];
+                acc += a * b;
+            }
+            C[i * ldc + j] = alpha * acc + (beta == 0 ? 0 : beta * C[i * ldc + j]);
+        }
+}

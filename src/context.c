@@ -1,0 +1,177 @@
+/*
+ * context.c — status names, the per-context error message, checked
+ * allocation with its failure-injection hook, and nm_array helpers.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[NM_STATUS_COUNT] = {
+    "ok",
+    "invalid argument",
+    "shape mismatch",
+    "non-finite value",
+    "covariance not positive semi-definite",
+    "out of memory",
+    "I/O error",
+    "malformed file",
+    "unsupported",
+    "numerical failure",
+};
+_Static_assert(sizeof status_names / sizeof status_names[0] == NM_STATUS_COUNT,
+               "one name per nm_status");
+
+const char *nm_status_str(nm_status s)
+{
+    int i = -(int)s;
+    if (i < 0 || i >= NM_STATUS_COUNT) return "unknown status";
+    return status_names[i];
+}
+
+nm_ctx *nm_ctx_create(void)
+{
+    return calloc(1, sizeof(nm_ctx));
+}
+
+void nm_ctx_free(nm_ctx *ctx)
+{
+    free(ctx);
+}
+
+const char *nm_ctx_message(const nm_ctx *ctx)
+{
+    return ctx ? ctx->message : "no context";
+}
+
+long nm_ctx_fail_alloc_after(nm_ctx *ctx, long n)
+{
+    ctx->fail_at = n > 0 ? ctx->alloc_count + n : 0;
+    return ctx->alloc_count;
+}
+
+nm_status nm_fail(nm_ctx *ctx, nm_status status, const char *fmt, ...)
+{
+    if (ctx) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ctx->message, sizeof ctx->message, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+static void *alloc_impl(nm_ctx *ctx, size_t count, size_t size, bool zero)
+{
+    if (size != 0 && count > SIZE_MAX / size) {
+        nm_fail(ctx, NM_ERR_NOMEM, "allocation of %zu x %zu bytes overflows", count, size);
+        return NULL;
+    }
+    size_t nbytes = count * size;
+    if (nbytes == 0) nbytes = 1;
+    ctx->alloc_count++;
+    if (ctx->fail_at != 0 && ctx->alloc_count == ctx->fail_at) {
+        nm_fail(ctx, NM_ERR_NOMEM, "out of memory allocating %zu bytes (injected)", nbytes);
+        return NULL;
+    }
+    void *p = zero ? calloc(1, nbytes) : malloc(nbytes);
+    if (!p) nm_fail(ctx, NM_ERR_NOMEM, "out of memory allocating %zu bytes", nbytes);
+    return p;
+}
+
+void *nm_alloc(nm_ctx *ctx, size_t count, size_t size)
+{
+    return alloc_impl(ctx, count, size, false);
+}
+
+void *nm_alloc_zero(nm_ctx *ctx, size_t count, size_t size)
+{
+    return alloc_impl(ctx, count, size, true);
+}
+
+void nm_free(nm_ctx *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+bool nm_all_finite_f64(const double *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
+
+/* ---------------------------------------------------------------- arrays */
+
+int64_t nm_array_numel(const nm_array *a)
+{
+    int64_t n = 1;
+    for (int i = 0; i < a->ndim; i++) n *= a->shape[i];
+    return n;
+}
+
+static size_t dtype_size(nm_dtype t)
+{
+    return t == NM_F64 ? sizeof(double) : sizeof(float);
+}
+
+nm_status nm_array_alloc(nm_ctx *ctx, nm_array *out, nm_dtype dtype, int ndim,
+                         const int64_t *shape)
+{
+    memset(out, 0, sizeof *out);
+    if (dtype != NM_F32 && dtype != NM_F64)
+        return nm_fail(ctx, NM_ERR_ARG, "array dtype %d is neither F32 nor F64", (int)dtype);
+    if (ndim < 0 || ndim > NM_MAX_DIMS)
+        return nm_fail(ctx, NM_ERR_ARG, "array rank %d outside 0..%d", ndim, NM_MAX_DIMS);
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return nm_fail(ctx, NM_ERR_ARG, "negative dimension %lld", (long long)shape[i]);
+        if (shape[i] != 0 && numel > INT64_MAX / shape[i])
+            return nm_fail(ctx, NM_ERR_ARG, "array of rank %d has too many elements", ndim);
+        numel *= shape[i];
+    }
+    void *data = nm_alloc_zero(ctx, (size_t)numel, dtype_size(dtype));
+    if (!data) return NM_ERR_NOMEM;
+    out->dtype = dtype;
+    out->ndim = ndim;
+    for (int i = 0; i < ndim; i++) out->shape[i] = shape[i];
+    out->data = data;
+    return NM_OK;
+}
+
+void nm_array_free(nm_ctx *ctx, nm_array *a)
+{
+    if (!a) return;
+    nm_free(ctx, a->data);
+    memset(a, 0, sizeof *a);
+}
+
+nm_status nm_array_to_f64(nm_ctx *ctx, const nm_array *a, double **out)
+{
+    *out = NULL;
+    if (!a || !a->data || (a->dtype != NM_F32 && a->dtype != NM_F64))
+        return nm_fail(ctx, NM_ERR_ARG, "array is empty or of unknown dtype");
+    int64_t n = nm_array_numel(a);
+    double *d = nm_alloc(ctx, (size_t)n, sizeof(double));
+    if (!d) return NM_ERR_NOMEM;
+    if (a->dtype == NM_F64) {
+        memcpy(d, a->data, (size_t)n * sizeof(double));
+    } else {
+        const float *f = a->data;
+        for (int64_t i = 0; i < n; i++) d[i] = f[i];
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(d[i])) {
+            free(d);
+            return nm_fail(ctx, NM_ERR_NONFINITE, "array holds a non-finite value at flat index %lld",
+                           (long long)i);
+        }
+    }
+    *out = d;
+    return NM_OK;
+}

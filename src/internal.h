@@ -1,0 +1,90 @@
+/*
+ * internal.h — what the library's source files share and users never see:
+ * the context layout, error reporting, checked allocation, and the one
+ * wrapper through which every matrix product goes (STYLE item 6).
+ */
+#ifndef NM_INTERNAL_H
+#define NM_INTERNAL_H
+
+#include "netmoments.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct nm_ctx {
+    char message[512];
+    long alloc_count; /* allocations made through this context */
+    long fail_at;     /* 0, or the alloc_count value whose allocation fails */
+};
+
+/* Records a formatted message on ctx and returns status (for `return nm_fail(...)`). */
+nm_status nm_fail(nm_ctx *ctx, nm_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Checked allocation through the context; on failure they set the message
+ * and return NULL. nbytes overflowing size_t counts as a failure. */
+void *nm_alloc(nm_ctx *ctx, size_t count, size_t size);      /* uninitialised */
+void *nm_alloc_zero(nm_ctx *ctx, size_t count, size_t size); /* zeroed */
+
+/* true iff every entry is finite. */
+bool nm_all_finite_f64(const double *x, int64_t n);
+
+/* ---- matrix products (src/blas.c) ----
+ * Row-major throughout; op(X) is X or Xᵀ. Leading dimensions are the row
+ * strides of the matrices as stored. */
+typedef enum { NM_NOTRANS = 0, NM_TRANS = 1 } nm_trans;
+
+/* C (m×n) = alpha op(A) (m×k) · op(B) (k×n) + beta C */
+void nm_gemm_f64(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, double alpha,
+                 const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+                 double *C, int64_t ldc);
+void nm_gemm_f32(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                 float *C, int64_t ldc);
+/* Lower triangle of C (n×n) = alpha A Aᵀ + beta C, A n×k. */
+void nm_syrk_f64(int64_t n, int64_t k, double alpha, const double *A, int64_t lda,
+                 double beta, double *C, int64_t ldc);
+void nm_syrk_f32(int64_t n, int64_t k, float alpha, const float *A, int64_t lda,
+                 float beta, float *C, int64_t ldc);
+/* C (m×n) = alpha B (m×k) · S (k×k symmetric, lower triangle read) + beta C */
+void nm_symm_right_f64(int64_t m, int64_t k, double alpha, const double *S, int64_t lds,
+                       const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
+void nm_symm_right_f32(int64_t m, int64_t k, float alpha, const float *S, int64_t lds,
+                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* Naive reference of nm_gemm_f64, kept for tests. */
+void nm_gemm_f64_naive(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, double alpha,
+                       const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+                       double *C, int64_t ldc);
+
+/* Copy of the input covariance's factor (src/covariance.c): for isotropic and
+ * diagonal kinds, the per-coordinate standard deviations (n); for full and
+ * factor kinds, L (n×k, row-major). */
+typedef struct {
+    nm_cov_kind kind;
+    int64_t n, k;
+    double sigma;        /* isotropic: σ */
+    const double *diag;  /* diagonal: σ_i (n) */
+    const double *L;     /* full/factor: n×k */
+} nm_cov_factor_view;
+
+void nm_cov_view(const nm_cov *cov, nm_cov_factor_view *view);
+
+#endif
+
+/* ---- the ARA network in double, validated (src/ara.c) ---- */
+typedef struct {
+    int64_t n, p, d;
+    double *A, *c1, *B, *c2, *mu; /* p×n, p, d×p, d, n */
+    double *m;                    /* A μ + c1 (p) */
+} nm_ara_data;
+
+/* Checks shapes and finiteness, converts to double and computes m. */
+nm_status nm_ara_load(nm_ctx *ctx, const nm_ara *net, const nm_array *mu, const nm_cov *sigma,
+                      nm_ara_data *out);
+void nm_ara_data_free(nm_ctx *ctx, nm_ara_data *a);
+
+/* A·L (p×k) where Σ = L Lᵀ, as double (*out64) or float (*out32): exactly
+ * one of the two pointers is non-NULL. *k_out receives k. */
+nm_status nm_ara_form_AL(nm_ctx *ctx, const nm_ara_data *a, const nm_cov *sigma,
+                         double **out64, float **out32, int64_t *k_out);

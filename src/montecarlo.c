@@ -1,0 +1,221 @@
+/*
+ * montecarlo.c — the sampling baseline (DESIGN §1.7): a counter-based
+ * generator (Philox-4x32-10, Salmon et al. 2011) so that every normal is a
+ * pure function of (seed, sample, index); streaming statistics merged batch
+ * by batch in a fixed order (Chan/Pébay updates for mean, M2, M3, M4 and the
+ * co-moment matrix); and the ARA network sampled in batches through SGEMM.
+ * Results are identical for any thread count.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define NM_MC_BATCH 512
+
+/* ---------------------------------------------------------------- Philox */
+
+static inline void mulhilo32(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo)
+{
+    uint64_t p = (uint64_t)a * b;
+    *hi = (uint32_t)(p >> 32);
+    *lo = (uint32_t)p;
+}
+
+void nm_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
+{
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3], k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        uint32_t hi0, lo0, hi1, lo1;
+        mulhilo32(0xD2511F53u, c0, &hi0, &lo0);
+        mulhilo32(0xCD9E8D57u, c2, &hi1, &lo1);
+        uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+        c0 = n0;
+        c1 = lo1;
+        c2 = n2;
+        c3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    out[0] = c0;
+    out[1] = c1;
+    out[2] = c2;
+    out[3] = c3;
+}
+
+/* Four normals from one Philox block by Box–Muller on 32-bit uniforms in (0, 1). */
+static void normals4(uint64_t seed, uint64_t stream, uint64_t block, double z[4])
+{
+    uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream,
+                       (uint32_t)(stream >> 32)};
+    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, w[4];
+    nm_philox4x32(ctr, key, w);
+    for (int i = 0; i < 4; i += 2) {
+        double u1 = (w[i] + 0.5) * 0x1p-32, u2 = (w[i + 1] + 0.5) * 0x1p-32;
+        double r = sqrt(-2 * log(u1)), t = 6.283185307179586 * u2;
+        z[i] = r * cos(t);
+        z[i + 1] = r * sin(t);
+    }
+}
+
+void nm_rng_normals(const nm_rng *rng, uint64_t stream, uint64_t first, int64_t count, float *out)
+{
+    double z[4];
+    for (int64_t i = 0; i < count;) {
+        uint64_t idx = first + (uint64_t)i, block = idx / 4;
+        normals4(rng->seed, stream, block, z);
+        for (uint64_t j = idx % 4; j < 4 && i < count; j++, i++) out[i] = (float)z[j];
+    }
+}
+
+/* ---------------------------------------------------------------- streaming statistics */
+
+typedef struct {
+    int64_t d, n;
+    double *mean, *M2, *M3, *M4, *C; /* C: co-moment d×d or NULL */
+} stats;
+
+/* Merges batch statistics b into s (Pébay 2008, pairwise update). */
+static void stats_merge(stats *s, const stats *b)
+{
+    double na = (double)s->n, nb = (double)b->n, n = na + nb;
+    for (int64_t i = 0; i < s->d; i++) {
+        double delta = b->mean[i] - s->mean[i], d2 = delta * delta;
+        double M2a = s->M2[i], M3a = s->M3[i];
+        s->M4[i] += b->M4[i] + d2 * d2 * na * nb * (na * na - na * nb + nb * nb) / (n * n * n) +
+                    6 * d2 * (na * na * b->M2[i] + nb * nb * M2a) / (n * n) +
+                    4 * delta * (na * b->M3[i] - nb * M3a) / n;
+        s->M3[i] += b->M3[i] + d2 * delta * na * nb * (na - nb) / (n * n) +
+                    3 * delta * (na * b->M2[i] - nb * M2a) / n;
+        s->M2[i] += b->M2[i] + d2 * na * nb / n;
+    }
+    if (s->C)
+        for (int64_t i = 0; i < s->d; i++)
+            for (int64_t j = 0; j < s->d; j++)
+                s->C[i * s->d + j] += b->C[i * s->d + j] + (b->mean[i] - s->mean[i]) *
+                                                               (b->mean[j] - s->mean[j]) * na * nb / n;
+    for (int64_t i = 0; i < s->d; i++) s->mean[i] += (b->mean[i] - s->mean[i]) * nb / n;
+    s->n += b->n;
+}
+
+/* Statistics of one batch Y (rows × d, float) by two passes in double. */
+static void stats_of_batch(stats *b, const float *Y, int64_t rows, double *centered)
+{
+    int64_t d = b->d;
+    b->n = rows;
+    #pragma omp parallel for
+    for (int64_t i = 0; i < d; i++) {
+        double s = 0;
+        for (int64_t r = 0; r < rows; r++) s += Y[r * d + i];
+        double mean = s / rows, m2 = 0, m3 = 0, m4 = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            double x = Y[r * d + i] - mean, x2 = x * x;
+            m2 += x2;
+            m3 += x2 * x;
+            m4 += x2 * x2;
+            if (centered) centered[r * d + i] = x;
+        }
+        b->mean[i] = mean;
+        b->M2[i] = m2;
+        b->M3[i] = m3;
+        b->M4[i] = m4;
+    }
+    if (b->C) {
+        memset(b->C, 0, (size_t)(d * d) * sizeof(double));
+        nm_gemm_f64(NM_TRANS, NM_NOTRANS, d, d, rows, 1.0, centered, d, centered, d, 0.0, b->C, d);
+    }
+}
+
+void nm_mc_result_free(nm_ctx *ctx, nm_mc_result *r)
+{
+    if (!r) return;
+    nm_free(ctx, r->mean);
+    nm_free(ctx, r->var);
+    nm_free(ctx, r->mean_se);
+    nm_free(ctx, r->var_se);
+    nm_free(ctx, r->cov);
+    memset(r, 0, sizeof *r);
+}
+
+nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
+                            const nm_cov *sigma, int64_t n_samples, const nm_rng *rng,
+                            int want_cov, nm_mc_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n_samples < 2) return nm_fail(ctx, NM_ERR_ARG, "Monte Carlo needs at least 2 samples, got %lld", (long long)n_samples);
+    if (!rng) return nm_fail(ctx, NM_ERR_ARG, "Monte Carlo needs a random generator");
+    nm_ara_data a;
+    nm_status st = nm_ara_load(ctx, net, mu, sigma, &a);
+    if (st != NM_OK) return st;
+    int64_t p = a.p, d = a.d, k = 0, nb = NM_MC_BATCH;
+    float *AL = NULL, *buf = NULL;
+    double *sbuf = NULL;
+    if ((st = nm_ara_form_AL(ctx, &a, sigma, NULL, &AL, &k)) != NM_OK) goto done;
+    /* buffers: ε (nb×k), Z (nb×p), Y (nb×d), m (p), B (d×p), c2 (d) in float */
+    size_t nf = (size_t)(nb * k + nb * p + nb * d + p + d * p + d);
+    if (!(buf = nm_alloc(ctx, nf, sizeof(float)))) {
+        st = NM_ERR_NOMEM;
+        goto done;
+    }
+    float *E = buf, *Z = E + nb * k, *Y = Z + nb * p, *m32 = Y + nb * d, *B32 = m32 + p, *c232 = B32 + d * p;
+    for (int64_t i = 0; i < p; i++) m32[i] = (float)a.m[i];
+    for (int64_t i = 0; i < d * p; i++) B32[i] = (float)a.B[i];
+    for (int64_t i = 0; i < d; i++) c232[i] = (float)a.c2[i];
+    /* stats for the total and one batch, plus a centred batch for the co-moments */
+    int64_t per = 4 * d + (want_cov ? d * d : 0);
+    if (!(sbuf = nm_alloc_zero(ctx, (size_t)(2 * per + (want_cov ? nb * d : 0)), sizeof(double)))) {
+        st = NM_ERR_NOMEM;
+        goto done;
+    }
+    stats tot = {d, 0, sbuf, sbuf + d, sbuf + 2 * d, sbuf + 3 * d, want_cov ? sbuf + 4 * d : NULL};
+    double *bb = sbuf + per;
+    stats bat = {d, 0, bb, bb + d, bb + 2 * d, bb + 3 * d, want_cov ? bb + 4 * d : NULL};
+    double *centered = want_cov ? sbuf + 2 * per : NULL;
+    for (int64_t first = 0; first < n_samples; first += nb) {
+        int64_t rows = n_samples - first < nb ? n_samples - first : nb;
+        #pragma omp parallel for
+        for (int64_t r = 0; r < rows; r++) nm_rng_normals(rng, (uint64_t)(first + r), 0, k, E + r * k);
+        /* Z = ε (A L)ᵀ + m ; relu ; Y = relu(Z) Bᵀ + c2 */
+        for (int64_t r = 0; r < rows; r++) memcpy(Z + r * p, m32, (size_t)p * sizeof(float));
+        nm_gemm_f32(NM_NOTRANS, NM_TRANS, rows, p, k, 1.0f, E, k, AL, k, 1.0f, Z, p);
+        for (int64_t i = 0; i < rows * p; i++) Z[i] = Z[i] > 0 ? Z[i] : 0;
+        for (int64_t r = 0; r < rows; r++) memcpy(Y + r * d, c232, (size_t)d * sizeof(float));
+        nm_gemm_f32(NM_NOTRANS, NM_TRANS, rows, d, p, 1.0f, Z, p, B32, p, 1.0f, Y, d);
+        if (tot.n == 0) {
+            stats_of_batch(&tot, Y, rows, centered);
+        } else {
+            stats_of_batch(&bat, Y, rows, centered);
+            stats_merge(&tot, &bat);
+        }
+    }
+    out->d = d;
+    out->samples = n_samples;
+    out->mean = nm_alloc(ctx, (size_t)d, sizeof(double));
+    out->var = nm_alloc(ctx, (size_t)d, sizeof(double));
+    out->mean_se = nm_alloc(ctx, (size_t)d, sizeof(double));
+    out->var_se = nm_alloc(ctx, (size_t)d, sizeof(double));
+    if (want_cov) out->cov = nm_alloc(ctx, (size_t)(d * d), sizeof(double));
+    if (!out->mean || !out->var || !out->mean_se || !out->var_se || (want_cov && !out->cov)) {
+        st = NM_ERR_NOMEM;
+        goto done;
+    }
+    double N = (double)n_samples;
+    for (int64_t i = 0; i < d; i++) {
+        double var = tot.M2[i] / (N - 1), m2 = tot.M2[i] / N, m4 = tot.M4[i] / N;
+        out->mean[i] = tot.mean[i];
+        out->var[i] = var;
+        out->mean_se[i] = sqrt(var / N);
+        /* Var(s²) = (μ4 − σ⁴ (N − 3)/(N − 1)) / N */
+        double vv = (m4 - m2 * m2 * (N - 3) / (N - 1)) / N;
+        out->var_se[i] = sqrt(vv > 0 ? vv : 0);
+    }
+    if (want_cov)
+        for (int64_t i = 0; i < d * d; i++) out->cov[i] = tot.C[i] / (N - 1);
+done:
+    nm_free(ctx, AL);
+    nm_free(ctx, buf);
+    nm_free(ctx, sbuf);
+    nm_ara_data_free(ctx, &a);
+    if (st != NM_OK) nm_mc_result_free(ctx, out);
+    return st;
+}
