@@ -102,6 +102,14 @@ nm_status nm_npy_read(nm_ctx *ctx, const char *path, nm_array *out);
 /* Writes a as a .npy file (format 1.0, or 2.0 when the header needs it). */
 nm_status nm_npy_write(nm_ctx *ctx, const char *path, const nm_array *a);
 
+/* ---------------------------------------------------------------- ONNX tensors */
+
+/* Reads an ONNX TensorProto file (.pb, as in the ONNX conformance data):
+ * FLOAT or DOUBLE, from raw_data or the typed field. Other element types,
+ * external data, and sizes that disagree with the data fail with a status
+ * and a message; nothing is allocated before the sizes are checked. */
+nm_status nm_onnx_tensor_read(nm_ctx *ctx, const char *path, nm_array *out);
+
 /* ---------------------------------------------------------------- Gaussian kernels (DESIGN §1.1–1.5) */
 
 /* Standard normal pdf φ and cdf Φ (Φ through erfc, accurate in both tails). */

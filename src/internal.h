@@ -70,6 +70,23 @@ typedef struct {
 
 void nm_cov_view(const nm_cov *cov, nm_cov_factor_view *view);
 
+
+/* ---- ONNX protobuf (src/io/onnx_pb.c) ---- */
+struct Onnx__TensorProto;
+struct Onnx__ModelProto;
+
+/* Reads a whole file of at most max_bytes into a buffer owned by the caller. */
+nm_status nm_read_file(nm_ctx *ctx, const char *path, size_t max_bytes, uint8_t **buf, size_t *len);
+
+/* A TensorProto's FLOAT/DOUBLE data as an owned nm_array of the same dtype;
+ * `what` names the tensor in messages. */
+nm_status nm_onnx_tensor_to_array(nm_ctx *ctx, const struct Onnx__TensorProto *t, const char *what,
+                                  nm_array *out);
+
+/* Parses an ONNX model file; free with nm_onnx_model_free. */
+nm_status nm_onnx_model_read(nm_ctx *ctx, const char *path, struct Onnx__ModelProto **out);
+void nm_onnx_model_free(nm_ctx *ctx, struct Onnx__ModelProto *m);
+
 #endif
 
 /* ---- the ARA network in double, validated (src/ara.c) ---- */
