@@ -8,10 +8,12 @@
  */
 #include "internal.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
-#define NM_MC_BATCH 512
+#define NM_MC_BATCH 512 /* samples whose statistics are merged at once */
+#define NM_MC_CHUNK 64  /* rows one thread pushes through the network */
 
 /* ---------------------------------------------------------------- Philox */
 
@@ -43,28 +45,33 @@ void nm_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]
     out[3] = c3;
 }
 
-/* Four normals from one Philox block by Box–Muller on 32-bit uniforms in (0, 1). */
-static void normals4(uint64_t seed, uint64_t stream, uint64_t block, double z[4])
+/* Four normals from one Philox block by Box–Muller on 32-bit uniforms in
+ * (0, 1), in single precision: the samples are float32 anyway, and logf /
+ * sincosf are faster than their double versions. u1 keeps all 32 bits
+ * near 0 (and rounds to at most 1 near 1), so the largest |z| reachable is
+ * sqrt(−2 ln 2^−33) ≈ 6.76. */
+static void normals4(uint64_t seed, uint64_t stream, uint64_t block, float z[4])
 {
     uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream,
                        (uint32_t)(stream >> 32)};
     uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, w[4];
     nm_philox4x32(ctr, key, w);
     for (int i = 0; i < 4; i += 2) {
-        double u1 = (w[i] + 0.5) * 0x1p-32, u2 = (w[i + 1] + 0.5) * 0x1p-32;
-        double r = sqrt(-2 * log(u1)), t = 6.283185307179586 * u2;
-        z[i] = r * cos(t);
-        z[i + 1] = r * sin(t);
+        float u1 = ((float)w[i] + 0.5f) * 0x1p-32f, u2 = (float)(w[i + 1] >> 8) * 0x1p-24f;
+        float r = sqrtf(-2 * logf(u1)), s, c;
+        sincosf(6.2831853f * u2, &s, &c);
+        z[i] = r * c;
+        z[i + 1] = r * s;
     }
 }
 
 void nm_rng_normals(const nm_rng *rng, uint64_t stream, uint64_t first, int64_t count, float *out)
 {
-    double z[4];
+    float z[4];
     for (int64_t i = 0; i < count;) {
         uint64_t idx = first + (uint64_t)i, block = idx / 4;
         normals4(rng->seed, stream, block, z);
-        for (uint64_t j = idx % 4; j < 4 && i < count; j++, i++) out[i] = (float)z[j];
+        for (uint64_t j = idx % 4; j < 4 && i < count; j++, i++) out[i] = z[j];
     }
 }
 
@@ -171,16 +178,27 @@ nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
     double *bb = sbuf + per;
     stats bat = {d, 0, bb, bb + d, bb + 2 * d, bb + 3 * d, want_cov ? bb + 4 * d : NULL};
     double *centered = want_cov ? sbuf + 2 * per : NULL;
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1); /* restored below */
     for (int64_t first = 0; first < n_samples; first += nb) {
         int64_t rows = n_samples - first < nb ? n_samples - first : nb;
-        #pragma omp parallel for
-        for (int64_t r = 0; r < rows; r++) nm_rng_normals(rng, (uint64_t)(first + r), 0, k, E + r * k);
-        /* Z = ε (A L)ᵀ + m ; relu ; Y = relu(Z) Bᵀ + c2 */
-        for (int64_t r = 0; r < rows; r++) memcpy(Z + r * p, m32, (size_t)p * sizeof(float));
-        nm_gemm_f32(NM_NOTRANS, NM_TRANS, rows, p, k, 1.0f, E, k, AL, k, 1.0f, Z, p);
-        for (int64_t i = 0; i < rows * p; i++) Z[i] = Z[i] > 0 ? Z[i] : 0;
-        for (int64_t r = 0; r < rows; r++) memcpy(Y + r * d, c232, (size_t)d * sizeof(float));
-        nm_gemm_f32(NM_NOTRANS, NM_TRANS, rows, d, p, 1.0f, Z, p, B32, p, 1.0f, Y, d);
+        /* Fixed chunks of rows, one per thread at a time, each through
+         * single-threaded BLAS: the work split does not depend on the thread
+         * count, so neither do the results (and OpenMP and OpenBLAS threads
+         * no longer compete for the cores). */
+        int64_t nchunks = (rows + NM_MC_CHUNK - 1) / NM_MC_CHUNK;
+        #pragma omp parallel for schedule(static)
+        for (int64_t ch = 0; ch < nchunks; ch++) {
+            int64_t r0 = ch * NM_MC_CHUNK, nr = rows - r0 < NM_MC_CHUNK ? rows - r0 : NM_MC_CHUNK;
+            float *e = E + r0 * k, *z = Z + r0 * p, *y = Y + r0 * d;
+            for (int64_t r = 0; r < nr; r++) nm_rng_normals(rng, (uint64_t)(first + r0 + r), 0, k, e + r * k);
+            /* z = ε (A L)ᵀ + m ; relu ; y = relu(z) Bᵀ + c2 */
+            for (int64_t r = 0; r < nr; r++) memcpy(z + r * p, m32, (size_t)p * sizeof(float));
+            nm_gemm_f32(NM_NOTRANS, NM_TRANS, nr, p, k, 1.0f, e, k, AL, k, 1.0f, z, p);
+            for (int64_t i = 0; i < nr * p; i++) z[i] = z[i] > 0 ? z[i] : 0;
+            for (int64_t r = 0; r < nr; r++) memcpy(y + r * d, c232, (size_t)d * sizeof(float));
+            nm_gemm_f32(NM_NOTRANS, NM_TRANS, nr, d, p, 1.0f, z, p, B32, p, 1.0f, y, d);
+        }
         if (tot.n == 0) {
             stats_of_batch(&tot, Y, rows, centered);
         } else {
@@ -188,6 +206,7 @@ nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
             stats_merge(&tot, &bat);
         }
     }
+    openblas_set_num_threads(blas_threads);
     out->d = d;
     out->samples = n_samples;
     out->mean = nm_alloc(ctx, (size_t)d, sizeof(double));
