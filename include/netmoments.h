@@ -246,7 +246,7 @@ void nm_mc_result_free(nm_ctx *ctx, nm_mc_result *r);
 
 /* Samples x = mu + L ε (Σ = L Lᵀ) through the ARA network, n_samples times,
  * in batches through BLAS (float32 passes, double statistics). Fixed chunks
- * of 64 samples run in parallel on OpenMP threads, each through
+ * of 64 samples (256 when p·k > 2^22) run in parallel on OpenMP threads, each through
  * single-threaded BLAS (OpenBLAS's thread count is set to 1 during the call
  * and restored after it). Results are identical for any thread count. */
 nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,

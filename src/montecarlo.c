@@ -13,7 +13,13 @@
 #include <string.h>
 
 #define NM_MC_BATCH 512 /* samples whose statistics are merged at once */
-#define NM_MC_CHUNK 64  /* rows one thread pushes through the network */
+/* Rows one thread pushes through the network at a time: 64, or 256 when A·L
+ * is large, so that each pass over A·L feeds enough rows to stay
+ * compute-bound. A function of the problem size only, never of threads. */
+static int64_t mc_chunk_rows(int64_t p, int64_t k)
+{
+    return p * k > ((int64_t)1 << 22) ? 256 : 64;
+}
 
 /* ---------------------------------------------------------------- Philox */
 
@@ -186,10 +192,10 @@ nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
          * single-threaded BLAS: the work split does not depend on the thread
          * count, so neither do the results (and OpenMP and OpenBLAS threads
          * no longer compete for the cores). */
-        int64_t nchunks = (rows + NM_MC_CHUNK - 1) / NM_MC_CHUNK;
+        int64_t chunk = mc_chunk_rows(p, k), nchunks = (rows + chunk - 1) / chunk;
         #pragma omp parallel for schedule(static)
         for (int64_t ch = 0; ch < nchunks; ch++) {
-            int64_t r0 = ch * NM_MC_CHUNK, nr = rows - r0 < NM_MC_CHUNK ? rows - r0 : NM_MC_CHUNK;
+            int64_t r0 = ch * chunk, nr = rows - r0 < chunk ? rows - r0 : chunk;
             float *e = E + r0 * k, *z = Z + r0 * p, *y = Y + r0 * d;
             for (int64_t r = 0; r < nr; r++) nm_rng_normals(rng, (uint64_t)(first + r0 + r), 0, k, e + r * k);
             /* z = ε (A L)ᵀ + m ; relu ; y = relu(z) Bᵀ + c2 */
