@@ -95,26 +95,10 @@ nm_status nm_onnx_tensor_to_array(nm_ctx *ctx, const Onnx__TensorProto *t, const
     return NM_OK;
 }
 
-nm_status nm_onnx_tensor_read(nm_ctx *ctx, const char *path, nm_array *out)
-{
-    memset(out, 0, sizeof *out);
-    uint8_t *buf;
-    size_t len;
-    nm_status st = nm_read_file(ctx, path, NM_MAX_MODEL_BYTES, &buf, &len);
-    if (st != NM_OK) return st;
-    ProtobufCAllocator al = {pb_alloc, pb_free, ctx};
-    Onnx__TensorProto *t = onnx__tensor_proto__unpack(&al, len, buf);
-    nm_free(ctx, buf);
-    if (!t) {
-        if (ctx->fail_at && ctx->alloc_count >= ctx->fail_at) return NM_ERR_NOMEM;
-        return nm_fail(ctx, NM_ERR_FORMAT, "%s: not a valid ONNX TensorProto", path);
-    }
-    st = nm_onnx_tensor_to_array(ctx, t, path, out);
-    onnx__tensor_proto__free_unpacked(t, &al);
-    return st;
-}
-
-nm_status nm_onnx_model_read(nm_ctx *ctx, const char *path, Onnx__ModelProto **out)
+/* Reads a file and unpacks it as one message of the given type; `what`
+ * names the type in the message. */
+static nm_status unpack_file(nm_ctx *ctx, const char *path, const ProtobufCMessageDescriptor *desc,
+                             const char *what, ProtobufCMessage **out)
 {
     *out = NULL;
     uint8_t *buf;
@@ -122,14 +106,34 @@ nm_status nm_onnx_model_read(nm_ctx *ctx, const char *path, Onnx__ModelProto **o
     nm_status st = nm_read_file(ctx, path, NM_MAX_MODEL_BYTES, &buf, &len);
     if (st != NM_OK) return st;
     ProtobufCAllocator al = {pb_alloc, pb_free, ctx};
-    Onnx__ModelProto *m = onnx__model_proto__unpack(&al, len, buf);
+    *out = protobuf_c_message_unpack(desc, &al, len, buf);
     nm_free(ctx, buf);
-    if (!m) {
-        if (ctx->fail_at && ctx->alloc_count >= ctx->fail_at) return NM_ERR_NOMEM;
-        return nm_fail(ctx, NM_ERR_FORMAT, "%s: not a valid ONNX model (protobuf parse failed)", path);
-    }
+    if (*out) return NM_OK;
+    if (ctx->fail_at && ctx->alloc_count >= ctx->fail_at) return NM_ERR_NOMEM;
+    return nm_fail(ctx, NM_ERR_FORMAT, "%s: not a valid %s (protobuf parse failed)", path, what);
+}
+
+nm_status nm_onnx_tensor_read(nm_ctx *ctx, const char *path, nm_array *out)
+{
+    memset(out, 0, sizeof *out);
+    ProtobufCMessage *msg;
+    nm_status st = unpack_file(ctx, path, &onnx__tensor_proto__descriptor, "ONNX TensorProto", &msg);
+    if (st != NM_OK) return st;
+    st = nm_onnx_tensor_to_array(ctx, (Onnx__TensorProto *)msg, path, out);
+    ProtobufCAllocator al = {pb_alloc, pb_free, ctx};
+    protobuf_c_message_free_unpacked(msg, &al);
+    return st;
+}
+
+nm_status nm_onnx_model_read(nm_ctx *ctx, const char *path, Onnx__ModelProto **out)
+{
+    *out = NULL;
+    ProtobufCMessage *msg;
+    nm_status st = unpack_file(ctx, path, &onnx__model_proto__descriptor, "ONNX model", &msg);
+    if (st != NM_OK) return st;
+    Onnx__ModelProto *m = (Onnx__ModelProto *)msg;
     if (!m->graph) {
-        onnx__model_proto__free_unpacked(m, &al);
+        nm_onnx_model_free(ctx, m);
         return nm_fail(ctx, NM_ERR_FORMAT, "%s: ONNX model has no graph", path);
     }
     *out = m;
