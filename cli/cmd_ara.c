@@ -31,11 +31,6 @@ static const char ara_help[] =
     "  --seed S               Monte Carlo seed (default 1)\n"
     "  --json                 one JSON object on stdout\n";
 
-static nm_status read_array(nm_ctx *ctx, const char *path, nm_array *a)
-{
-    return nm_npy_read(ctx, path, a);
-}
-
 static cJSON *json_array(const double *x, int64_t n)
 {
     cJSON *a = cJSON_CreateArray();
@@ -107,7 +102,7 @@ int cmd_ara(int argc, char **argv)
     nm_mc_result mcr = {0};
     int rc = 0;
     for (int i = 0; i < 5 && !rc; i++) {
-        nm_status st = read_array(ctx, paths[i], &arr[i]);
+        nm_status st = nm_npy_read(ctx, paths[i], &arr[i]);
         if (st != NM_OK) rc = cli_fail(ctx, st, names[i] + 2);
     }
     if (!rc && arr[0].ndim != 2) rc = cli_error("A: must be a matrix (p x n), has rank %d", arr[0].ndim);

@@ -47,22 +47,25 @@ static void bad_files(void)
     expect("bad magic", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_FORMAT);
     file_with("bad.npy", "\x93NUMPY\x01\x00\x40", 9);
     expect("truncated prefix", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_FORMAT);
-    npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (10,), }", 12);
-    expect("truncated data", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_FORMAT);
-    npy_header("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", 16);
-    expect("int64 dtype", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_UNSUPPORTED);
-    npy_header("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8);
-    expect("big-endian", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_UNSUPPORTED);
-    npy_header("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16);
-    expect("fortran order", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_UNSUPPORTED);
-    npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 1024), }", 16);
-    expect("absurd shape (2^50 elements)", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_FORMAT);
-    npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }", 16);
-    expect("dimension overflow", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_FORMAT);
-    npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 8);
-    expect("garbage shape", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_FORMAT);
-    npy_header("{'fortran_order': False, 'shape': (2,), }", 8);
-    expect("no descr", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_FORMAT);
+    /* header dict, bytes of data after it, expected status */
+    static const struct {
+        const char *what, *dict;
+        size_t data;
+        nm_status want;
+    } cases[] = {
+        {"truncated data", "{'descr': '<f4', 'fortran_order': False, 'shape': (10,), }", 12, NM_ERR_FORMAT},
+        {"int64 dtype", "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", 16, NM_ERR_UNSUPPORTED},
+        {"big-endian", "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8, NM_ERR_UNSUPPORTED},
+        {"fortran order", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16, NM_ERR_UNSUPPORTED},
+        {"absurd shape (2^50 elements)", "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 1024), }", 16, NM_ERR_FORMAT},
+        {"dimension overflow", "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }", 16, NM_ERR_FORMAT},
+        {"garbage shape", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 8, NM_ERR_FORMAT},
+        {"no descr", "{'fortran_order': False, 'shape': (2,), }", 8, NM_ERR_FORMAT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        npy_header(cases[i].dict, cases[i].data);
+        expect(cases[i].what, nm_npy_read(ctx, "bad.npy", &a), cases[i].want);
+    }
     remove("bad.npy");
 }
 
