@@ -253,6 +253,84 @@ nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
                             const nm_cov *sigma, int64_t n_samples, const nm_rng *rng,
                             int want_cov, nm_mc_result *out);
 
+/* ---------------------------------------------------------------- networks (DESIGN §1.6, §3) */
+
+/* A piecewise-linear network: nodes in topological order over float32
+ * tensors (row-major, images NCHW), shapes inferred at load, with the
+ * workspace of its passes. A net is used by one thread at a time (its
+ * passes run on OpenMP threads inside). Ops: Conv (2-D), Gemm, MatMul, Add,
+ * Relu, LeakyRelu, PRelu, MaxPool, AveragePool, GlobalAveragePool, Pad
+ * (constant), Flatten, Reshape (constant shape), BatchNormalization
+ * (inference), Dropout (identity), LRN, Identity, Constant, and Softmax /
+ * LogSoftmax as the final node only. */
+typedef struct nm_net nm_net;
+
+/* Loads an ONNX model (opsets 7–17). The graph must have exactly one input
+ * that is not an initializer (float32; its first axis is the batch and may
+ * be symbolic, read as 1) and one output written by the last node. An
+ * unsupported op, attribute or type fails with NM_ERR_UNSUPPORTED and a
+ * message naming the node, op and attribute; a malformed file with
+ * NM_ERR_FORMAT. Free with nm_net_free. */
+nm_status nm_net_load_onnx(nm_ctx *ctx, const char *path, nm_net **out);
+
+/* Writes the net as an ONNX model (opset 13, IR 7): constants become
+ * initializers, resolved attributes are written explicitly, the batch axis
+ * is symbolic ("N") when every node is batched, metadata_props are kept. */
+nm_status nm_net_save_onnx(nm_ctx *ctx, const nm_net *net, const char *path);
+
+void nm_net_free(nm_ctx *ctx, nm_net *net);
+
+/* Shape of the input as loaded (first axis: the batch). */
+void nm_net_input_shape(const nm_net *net, int *ndim, int64_t shape[NM_MAX_DIMS]);
+int nm_net_node_count(const nm_net *net);
+/* 1 when every node keeps samples apart along the first axis, so any batch
+ * size may be used; 0 when the net runs only at its loaded batch size. */
+int nm_net_batchable(const nm_net *net);
+int64_t nm_net_param_count(const nm_net *net);
+
+typedef struct {
+    const char *name;     /* node name (borrowed from the net) */
+    const char *op;       /* ONNX op type */
+    const char *output;   /* name of the value it writes */
+    int ndim;
+    int64_t shape[NM_MAX_DIMS]; /* output shape at the loaded batch size */
+    int64_t params;       /* elements of the constants it reads */
+    int batched;
+    int relu_index;       /* l for the l-th Relu (1-based, §1.6 split points), else 0 */
+} nm_node_info;
+
+nm_status nm_net_node_info(nm_ctx *ctx, const nm_net *net, int i, nm_node_info *out);
+
+/* Number of Relu nodes, and the node index of the l-th (1-based; −1 when
+ * there is none). */
+int nm_net_relu_count(const nm_net *net);
+int nm_net_relu_node(const nm_net *net, int l);
+/* The node whose output are the logits: the node before a final Softmax or
+ * LogSoftmax, else the last node. */
+int nm_net_logits_node(const nm_net *net);
+
+/* ONNX metadata_props: the value for key (borrowed), or NULL. */
+const char *nm_net_meta(const nm_net *net, const char *key);
+nm_status nm_net_set_meta(nm_ctx *ctx, nm_net *net, const char *key, const char *value);
+
+/* Passes over nodes first..last (inclusive; last = −1 means the final
+ * node). The range reads the output of node first−1 (the net input when
+ * first = 0) and returns that of node last, so the bottom and top parts of
+ * §1.6 run separately. Arrays carry the batch on the first axis; results are
+ * newly allocated F32 arrays (free with nm_array_free).
+ *   nm_net_forward: x → y, and records the primal for jvp/vjp.
+ *   nm_net_jvp:     tangents at the range input → J·t at its output, with
+ *                   ReLU masks and max-pool argmax frozen at the recorded
+ *                   primal (LRN and Softmax by their true derivative).
+ *   nm_net_vjp:     cotangents at the range output → Jᵀ·c at its input.
+ * jvp/vjp need a forward call whose range covers theirs; with a primal of
+ * batch 1 any number of tangents may be passed (batch axis = tangents),
+ * otherwise one per primal sample. NaN/Inf inputs fail with
+ * NM_ERR_NONFINITE, wrong shapes with NM_ERR_SHAPE. */
+nm_status nm_net_forward(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *x, nm_array *y);
+nm_status nm_net_jvp(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *t, nm_array *y);
+nm_status nm_net_vjp(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *c, nm_array *x);
+
 #ifdef __cplusplus
 }
 #endif

@@ -77,3 +77,15 @@ void nm_gemm_f64_naive(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k
             C[i * ldc + j] = alpha * acc + (beta == 0 ? 0 : beta * C[i * ldc + j]);
         }
 }
+
+int nm_blas_serial_begin(void)
+{
+    int n = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    return n;
+}
+
+void nm_blas_serial_end(int saved)
+{
+    openblas_set_num_threads(saved);
+}

@@ -52,6 +52,11 @@ void nm_symm_right_f64(int64_t m, int64_t k, double alpha, const double *S, int6
 void nm_symm_right_f32(int64_t m, int64_t k, float alpha, const float *S, int64_t lds,
                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+/* Make BLAS single-threaded while OpenMP threads each run their own
+ * products; returns the thread count to hand back to nm_blas_serial_end. */
+int nm_blas_serial_begin(void);
+void nm_blas_serial_end(int saved);
+
 /* Naive reference of nm_gemm_f64, kept for tests. */
 void nm_gemm_f64_naive(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, double alpha,
                        const double *A, int64_t lda, const double *B, int64_t ldb, double beta,

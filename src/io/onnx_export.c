@@ -1,0 +1,353 @@
+/*
+ * onnx_export.c — nm_net → ONNX model file (opset 13, IR 7), so trained
+ * nets can be written and read back. Constants become initializers (float32
+ * or int64, raw_data); attributes are written as resolved (explicit pads,
+ * never auto_pad); Pad's pads and fill become int64/float initializers as
+ * opset 13 wants; the batch axis of the input and output is symbolic ("N")
+ * when the net is batchable; metadata_props are kept. Every protobuf
+ * structure is built in an arena and released after packing.
+ */
+#include "../net.h"
+#include "onnx.pb-c.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NM_EXPORT_OPSET 13
+
+typedef struct {
+    nm_ctx *ctx;
+    void **p;
+    size_t n, cap;
+    int failed;
+} arena;
+
+static void *aalloc(arena *ar, size_t size)
+{
+    if (ar->failed) return NULL;
+    if (ar->n == ar->cap) {
+        size_t nc = ar->cap ? 2 * ar->cap : 256;
+        void **np = nm_alloc(ar->ctx, nc, sizeof(void *));
+        if (!np) {
+            ar->failed = 1;
+            return NULL;
+        }
+        if (ar->n) memcpy(np, ar->p, ar->n * sizeof(void *));
+        nm_free(ar->ctx, ar->p);
+        ar->p = np;
+        ar->cap = nc;
+    }
+    void *q = nm_alloc_zero(ar->ctx, 1, size ? size : 1);
+    if (!q) {
+        ar->failed = 1;
+        return NULL;
+    }
+    return ar->p[ar->n++] = q;
+}
+
+static char *astr(arena *ar, const char *s)
+{
+    char *d = aalloc(ar, strlen(s) + 1);
+    if (d) strcpy(d, s);
+    return d;
+}
+
+static void arena_free(arena *ar)
+{
+    for (size_t i = 0; i < ar->n; i++) nm_free(ar->ctx, ar->p[i]);
+    nm_free(ar->ctx, ar->p);
+}
+
+/* ---- attributes ---- */
+
+static Onnx__AttributeProto *attr_new(arena *ar, const char *name, Onnx__AttributeProto__AttributeType type)
+{
+    Onnx__AttributeProto *a = aalloc(ar, sizeof *a);
+    if (!a) return NULL;
+    onnx__attribute_proto__init(a);
+    a->name = astr(ar, name);
+    a->has_type = 1;
+    a->type = type;
+    return a;
+}
+
+static Onnx__AttributeProto *attr_ints(arena *ar, const char *name, size_t n, const int64_t *v)
+{
+    Onnx__AttributeProto *a = attr_new(ar, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    int64_t *d = aalloc(ar, n * sizeof(int64_t));
+    if (!a || !d) return NULL;
+    memcpy(d, v, n * sizeof(int64_t));
+    a->n_ints = n;
+    a->ints = d;
+    return a;
+}
+
+static Onnx__AttributeProto *attr_int(arena *ar, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = attr_new(ar, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    if (a) {
+        a->has_i = 1;
+        a->i = v;
+    }
+    return a;
+}
+
+static Onnx__AttributeProto *attr_float(arena *ar, const char *name, float v)
+{
+    Onnx__AttributeProto *a = attr_new(ar, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    if (a) {
+        a->has_f = 1;
+        a->f = v;
+    }
+    return a;
+}
+
+/* Fills attrs[] for node nd; returns how many, or −1 when it cannot be
+ * written at opset 13. */
+static int node_attrs(arena *ar, const nm_net *net, const nm_node *nd, Onnx__AttributeProto **at)
+{
+    const nm_attrs *a = &nd->a;
+    int n = 0;
+    switch (nd->op) {
+    case NM_OP_CONV:
+    case NM_OP_MAXPOOL:
+    case NM_OP_AVERAGEPOOL:
+        at[n++] = attr_ints(ar, "kernel_shape", 2, a->kernel);
+        at[n++] = attr_ints(ar, "strides", 2, a->stride);
+        at[n++] = attr_ints(ar, "pads", 4, a->pad);
+        if (nd->op != NM_OP_AVERAGEPOOL) at[n++] = attr_ints(ar, "dilations", 2, a->dil);
+        if (nd->op == NM_OP_CONV) at[n++] = attr_int(ar, "group", a->group);
+        else at[n++] = attr_int(ar, "ceil_mode", a->ceil_mode);
+        if (nd->op == NM_OP_AVERAGEPOOL) at[n++] = attr_int(ar, "count_include_pad", a->count_include_pad);
+        break;
+    case NM_OP_GEMM:
+        at[n++] = attr_float(ar, "alpha", a->alpha);
+        at[n++] = attr_float(ar, "beta", a->beta);
+        at[n++] = attr_int(ar, "transA", a->trans_a);
+        at[n++] = attr_int(ar, "transB", a->trans_b);
+        break;
+    case NM_OP_LEAKYRELU:
+        at[n++] = attr_float(ar, "alpha", a->alpha);
+        break;
+    case NM_OP_LRN:
+        at[n++] = attr_float(ar, "alpha", a->alpha);
+        at[n++] = attr_float(ar, "beta", a->beta);
+        at[n++] = attr_float(ar, "bias", a->bias);
+        at[n++] = attr_int(ar, "size", a->size);
+        break;
+    case NM_OP_FLATTEN:
+        at[n++] = attr_int(ar, "axis", a->axis);
+        break;
+    case NM_OP_SOFTMAX:
+    case NM_OP_LOGSOFTMAX: {
+        int r = net->v[nd->in[0]].shape.ndim;
+        if (a->softmax_2d && a->axis != r - 1) return -1; /* opset-13 Softmax normalizes one axis only */
+        at[n++] = attr_int(ar, "axis", a->axis);
+        break;
+    }
+    case NM_OP_BATCHNORM:
+        at[n++] = attr_float(ar, "epsilon", a->epsilon);
+        break;
+    case NM_OP_RESHAPE:
+        if (a->allowzero) return -1; /* allowzero arrived in opset 14 */
+        break;
+    default:
+        break;
+    }
+    for (int i = 0; i < n; i++)
+        if (!at[i]) return 0; /* arena failure; reported by the caller */
+    return n;
+}
+
+/* ---- tensors ---- */
+
+static Onnx__TensorProto *tensor_new(arena *ar, const char *name, const nm_shape *s, const float *f, const int64_t *iv)
+{
+    Onnx__TensorProto *t = aalloc(ar, sizeof *t);
+    int64_t *dims = aalloc(ar, (size_t)(s->ndim ? s->ndim : 1) * sizeof(int64_t));
+    size_t n = (size_t)nm_shape_numel(s), bytes = n * (f ? sizeof(float) : sizeof(int64_t));
+    uint8_t *raw = aalloc(ar, bytes);
+    if (!t || !dims || !raw) return NULL;
+    onnx__tensor_proto__init(t);
+    t->name = astr(ar, name);
+    t->n_dims = (size_t)s->ndim;
+    memcpy(dims, s->d, (size_t)s->ndim * sizeof(int64_t));
+    t->dims = dims;
+    t->has_data_type = 1;
+    t->data_type = f ? ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT : ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    memcpy(raw, f ? (const void *)f : (const void *)iv, bytes); /* little-endian, as ONNX raw_data is */
+    t->has_raw_data = 1;
+    t->raw_data.len = bytes;
+    t->raw_data.data = raw;
+    return t;
+}
+
+static Onnx__ValueInfoProto *value_info(arena *ar, const nm_value *v, int symbolic_batch)
+{
+    Onnx__ValueInfoProto *vi = aalloc(ar, sizeof *vi);
+    Onnx__TypeProto *tp = aalloc(ar, sizeof *tp);
+    Onnx__TypeProto__Tensor *tt = aalloc(ar, sizeof *tt);
+    Onnx__TensorShapeProto *sh = aalloc(ar, sizeof *sh);
+    Onnx__TensorShapeProto__Dimension **dims = aalloc(ar, (size_t)(v->shape.ndim + 1) * sizeof *dims);
+    if (!vi || !tp || !tt || !sh || !dims) return NULL;
+    onnx__value_info_proto__init(vi);
+    onnx__type_proto__init(tp);
+    onnx__type_proto__tensor__init(tt);
+    onnx__tensor_shape_proto__init(sh);
+    for (int i = 0; i < v->shape.ndim; i++) {
+        Onnx__TensorShapeProto__Dimension *d = aalloc(ar, sizeof *d);
+        if (!d) return NULL;
+        onnx__tensor_shape_proto__dimension__init(d);
+        if (i == 0 && symbolic_batch) {
+            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            d->dim_param = astr(ar, "N");
+        } else {
+            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            d->dim_value = v->shape.d[i];
+        }
+        dims[i] = d;
+    }
+    sh->n_dim = (size_t)v->shape.ndim;
+    sh->dim = dims;
+    tt->has_elem_type = 1;
+    tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tt->shape = sh;
+    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    tp->tensor_type = tt;
+    vi->name = astr(ar, v->name);
+    vi->type = tp;
+    return vi;
+}
+
+/* ---- the model ---- */
+
+static nm_status build(nm_ctx *ctx, arena *ar, const nm_net *net, Onnx__ModelProto *m)
+{
+    Onnx__GraphProto *g = aalloc(ar, sizeof *g);
+    Onnx__OperatorSetIdProto *os = aalloc(ar, sizeof *os);
+    Onnx__OperatorSetIdProto **osl = aalloc(ar, sizeof *osl);
+    Onnx__NodeProto **nodes = aalloc(ar, (size_t)(net->nn + 1) * sizeof *nodes);
+    Onnx__TensorProto **inits = aalloc(ar, (size_t)(net->nv + 2 * net->nn + 1) * sizeof *inits);
+    char *written = aalloc(ar, (size_t)net->nv + 1);
+    if (!g || !os || !osl || !nodes || !inits || !written) return NM_ERR_NOMEM;
+    onnx__model_proto__init(m);
+    onnx__graph_proto__init(g);
+    onnx__operator_set_id_proto__init(os);
+    os->domain = astr(ar, "");
+    os->has_version = 1;
+    os->version = NM_EXPORT_OPSET;
+    osl[0] = os;
+    m->has_ir_version = 1;
+    m->ir_version = 7;
+    m->n_opset_import = 1;
+    m->opset_import = osl;
+    m->producer_name = astr(ar, "netmoments");
+    m->producer_version = astr(ar, NM_VERSION);
+    m->graph = g;
+    g->name = astr(ar, "netmoments");
+    size_t ninit = 0;
+    for (int k = 0; k < net->nn; k++) {
+        const nm_node *nd = &net->node[k];
+        Onnx__NodeProto *n = aalloc(ar, sizeof *n);
+        char **ins = aalloc(ar, (NM_NODE_MAX_IN + 2) * sizeof(char *));
+        char **outs = aalloc(ar, sizeof(char *));
+        Onnx__AttributeProto **at = aalloc(ar, 8 * sizeof *at);
+        if (!n || !ins || !outs || !at) return NM_ERR_NOMEM;
+        onnx__node_proto__init(n);
+        n->name = astr(ar, nd->name);
+        n->op_type = astr(ar, nm_op_name(nd->op));
+        int nin = nd->nin;
+        /* Inference Dropout ignores its ratio and mode; Pad's pads and fill
+         * are written below from the resolved attributes. */
+        if (nd->op == NM_OP_DROPOUT || nd->op == NM_OP_PAD) nin = 1;
+        for (int i = 0; i < nin; i++) {
+            int v = nd->in[i];
+            ins[i] = astr(ar, v >= 0 ? net->v[v].name : "");
+            if (v >= 0 && !net->v[v].varying && !written[v]) {
+                if (!(inits[ninit++] = tensor_new(ar, net->v[v].name, &net->v[v].shape, net->v[v].cdata, net->v[v].idata)))
+                    return NM_ERR_NOMEM;
+                written[v] = 1;
+            }
+        }
+        if (nd->op == NM_OP_PAD) { /* opset 13: pads and the fill value are inputs */
+            int r = net->v[nd->in[0]].shape.ndim;
+            char nm1[300], nm2[300];
+            snprintf(nm1, sizeof nm1, "%s.pads", nd->name);
+            snprintf(nm2, sizeof nm2, "%s.value", nd->name);
+            nm_shape ps = {1, {2 * r}}, vs = {0, {0}};
+            inits[ninit++] = tensor_new(ar, nm1, &ps, NULL, nd->a.pads);
+            inits[ninit++] = tensor_new(ar, nm2, &vs, &nd->a.pad_value, NULL);
+            if (!inits[ninit - 1] || !inits[ninit - 2]) return NM_ERR_NOMEM;
+            nin = 3;
+            ins[1] = astr(ar, nm1);
+            ins[2] = astr(ar, nm2);
+        }
+        n->n_input = (size_t)nin;
+        n->input = ins;
+        outs[0] = astr(ar, net->v[nd->out].name);
+        n->n_output = 1;
+        n->output = outs;
+        int na = node_attrs(ar, net, nd, at);
+        if (na < 0)
+            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s) cannot be written at opset %d", nd->name,
+                           nm_op_name(nd->op), NM_EXPORT_OPSET);
+        n->n_attribute = (size_t)na;
+        n->attribute = at;
+        nodes[k] = n;
+    }
+    g->n_node = (size_t)net->nn;
+    g->node = nodes;
+    g->n_initializer = ninit;
+    g->initializer = inits;
+    int sym = nm_net_batchable(net);
+    Onnx__ValueInfoProto **gin = aalloc(ar, sizeof *gin), **gout = aalloc(ar, sizeof *gout);
+    if (!gin || !gout || !(gin[0] = value_info(ar, &net->v[net->input], sym)) ||
+        !(gout[0] = value_info(ar, &net->v[net->output], sym)))
+        return NM_ERR_NOMEM;
+    g->n_input = g->n_output = 1;
+    g->input = gin;
+    g->output = gout;
+    if (net->nmeta) {
+        Onnx__StringStringEntryProto **md = aalloc(ar, (size_t)net->nmeta * sizeof *md);
+        if (!md) return NM_ERR_NOMEM;
+        for (int i = 0; i < net->nmeta; i++) {
+            if (!(md[i] = aalloc(ar, sizeof *md[i]))) return NM_ERR_NOMEM;
+            onnx__string_string_entry_proto__init(md[i]);
+            md[i]->key = astr(ar, net->meta_key[i]);
+            md[i]->value = astr(ar, net->meta_val[i]);
+        }
+        m->n_metadata_props = (size_t)net->nmeta;
+        m->metadata_props = md;
+    }
+    return ar->failed ? NM_ERR_NOMEM : NM_OK;
+}
+
+nm_status nm_net_save_onnx(nm_ctx *ctx, const nm_net *net, const char *path)
+{
+    if (!ctx || !net || !path) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    if (net->output < 0) return nm_fail(ctx, NM_ERR_ARG, "the net has no output");
+    arena ar = {ctx, NULL, 0, 0, 0};
+    Onnx__ModelProto m;
+    nm_status st = build(ctx, &ar, net, &m);
+    if (st == NM_OK && ar.failed) st = NM_ERR_NOMEM;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (st == NM_OK) {
+        len = protobuf_c_message_get_packed_size(&m.base);
+        buf = nm_alloc(ctx, len, 1);
+        if (!buf) st = NM_ERR_NOMEM;
+        else protobuf_c_message_pack(&m.base, buf);
+    }
+    arena_free(&ar);
+    if (st == NM_OK) {
+        FILE *fp = fopen(path, "wb");
+        if (!fp) st = nm_fail(ctx, NM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        else {
+            size_t put = fwrite(buf, 1, len, fp);
+            if (fclose(fp) != 0 || put != len) st = nm_fail(ctx, NM_ERR_IO, "%s: write failed", path);
+        }
+    }
+    nm_free(ctx, buf);
+    return st;
+}

@@ -1,0 +1,407 @@
+/*
+ * onnx_import.c — ONNX ModelProto → nm_net. Initializers and Constant nodes
+ * become constants (float, or int64 for shapes and pads); the one graph
+ * input that is not an initializer becomes the net input; each node is
+ * mapped to an op of the table with its attributes checked by name, so an
+ * unsupported op, attribute or type is an error naming the node, the op and
+ * the attribute. Shapes are inferred and constants folded as nodes are
+ * added (src/net.c). Opsets 7–17 of the default domain.
+ */
+#include "../net.h"
+#include "onnx.pb-c.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define NM_OPSET_MIN 7
+#define NM_OPSET_MAX 17
+
+typedef Onnx__AttributeProto attr_t;
+
+static int64_t opset_of(const Onnx__ModelProto *m)
+{
+    for (size_t i = 0; i < m->n_opset_import; i++) {
+        const char *d = m->opset_import[i]->domain;
+        if (!d || !*d || strcmp(d, "ai.onnx") == 0) return m->opset_import[i]->version;
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- tensors */
+
+/* Integer tensors (INT64, INT32, BOOL, UINT8, INT8) as int64, with the
+ * element count checked against the data before allocating. */
+static nm_status int_tensor(nm_ctx *ctx, const Onnx__TensorProto *t, const char *what, int64_t numel, int64_t **out)
+{
+    size_t esize;
+    switch (t->data_type) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: esize = 8; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: esize = 4; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: esize = 1; break;
+    default: return nm_fail(ctx, NM_ERR_UNSUPPORTED, "%s: element type %d is not supported", what, (int)t->data_type);
+    }
+    int64_t have = t->has_raw_data ? (int64_t)(t->raw_data.len / esize)
+                   : esize == 8 ? (int64_t)t->n_int64_data : (int64_t)t->n_int32_data;
+    if ((t->has_raw_data && t->raw_data.len % esize) || have != numel)
+        return nm_fail(ctx, NM_ERR_FORMAT, "%s: dims give %lld elements but the data holds %lld", what, (long long)numel,
+                       (long long)have);
+    int64_t *v = nm_alloc(ctx, (size_t)(numel ? numel : 1), sizeof(int64_t));
+    if (!v) return NM_ERR_NOMEM;
+    const uint8_t *raw = t->raw_data.data;
+    for (int64_t i = 0; i < numel; i++) {
+        if (!t->has_raw_data) {
+            v[i] = esize == 8 ? t->int64_data[i] : t->int32_data[i];
+        } else if (esize == 8) {
+            memcpy(&v[i], raw + 8 * i, 8);
+        } else if (esize == 4) {
+            int32_t w;
+            memcpy(&w, raw + 4 * i, 4);
+            v[i] = w;
+        } else {
+            v[i] = t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ? (int8_t)raw[i] : raw[i];
+        }
+    }
+    *out = v;
+    return NM_OK;
+}
+
+/* Adds tensor t as a constant named name; returns the value index or a status. */
+static int add_tensor(nm_ctx *ctx, nm_net *net, const Onnx__TensorProto *t, const char *name)
+{
+    if (t->n_dims > NM_MAX_DIMS)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "tensor '%s': rank %zu exceeds %d", name, t->n_dims, NM_MAX_DIMS);
+    nm_shape s = {(int)t->n_dims, {0}};
+    int64_t numel = 1;
+    for (size_t i = 0; i < t->n_dims; i++) {
+        s.d[i] = t->dims[i];
+        if (t->dims[i] < 0 || (t->dims[i] && numel > ((int64_t)1 << 40) / t->dims[i]))
+            return nm_fail(ctx, NM_ERR_FORMAT, "tensor '%s': dimension %lld is negative or the tensor exceeds 2^40 elements",
+                           name, (long long)t->dims[i]);
+        numel *= t->dims[i];
+    }
+    if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
+        nm_array a;
+        nm_status st = nm_onnx_tensor_to_array(ctx, t, name, &a);
+        if (st != NM_OK) return st;
+        float *f = a.data;
+        if (a.dtype == NM_F64) { /* narrow in place: floats fit in the doubles' buffer */
+            const double *d = a.data;
+            for (int64_t i = 0; i < numel; i++) f[i] = (float)d[i];
+        }
+        return nm_net_add_const(ctx, net, name, &s, f, NULL);
+    }
+    int64_t *iv = NULL;
+    nm_status st = int_tensor(ctx, t, name, numel, &iv);
+    if (st != NM_OK) return st;
+    return nm_net_add_const(ctx, net, name, &s, NULL, iv);
+}
+
+/* Reads a graph input's declared float tensor shape; a symbolic first axis reads as 1. */
+static nm_status input_shape(nm_ctx *ctx, const Onnx__ValueInfoProto *vi, nm_shape *s)
+{
+    const Onnx__TypeProto *tp = vi->type;
+    if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "graph input '%s' is not a tensor", vi->name);
+    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    if (tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "graph input '%s': element type %d is not supported (need FLOAT)", vi->name,
+                       (int)tt->elem_type);
+    if (!tt->shape) return nm_fail(ctx, NM_ERR_UNSUPPORTED, "graph input '%s' declares no shape", vi->name);
+    if (tt->shape->n_dim > NM_MAX_DIMS)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "graph input '%s': rank %zu exceeds %d", vi->name, tt->shape->n_dim, NM_MAX_DIMS);
+    s->ndim = (int)tt->shape->n_dim;
+    for (size_t i = 0; i < tt->shape->n_dim; i++) {
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+        if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) s->d[i] = d->dim_value;
+        else if (i == 0) s->d[i] = 1;
+        else return nm_fail(ctx, NM_ERR_UNSUPPORTED, "graph input '%s': axis %zu is symbolic (only the batch axis may be)", vi->name, i);
+    }
+    return NM_OK;
+}
+
+/* ---------------------------------------------------------------- attributes */
+
+static nm_status bad_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, const char *why)
+{
+    return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): attribute '%s' %s", n->name, n->op_type, at->name, why);
+}
+
+static nm_status get_ints(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, size_t want, int64_t *dst)
+{
+    if (at->n_ints != want) {
+        char why[96];
+        snprintf(why, sizeof why, "has %zu values (expected %zu: only 2-D windows are supported)", at->n_ints, want);
+        return bad_attr(ctx, n, at, why);
+    }
+    memcpy(dst, at->ints, want * sizeof(int64_t));
+    return NM_OK;
+}
+
+static int is(const attr_t *at, const char *name)
+{
+    return strcmp(at->name, name) == 0;
+}
+
+static int is_string(const attr_t *at, const char *s)
+{
+    return at->has_s && at->s.len == strlen(s) && memcmp(at->s.data, s, at->s.len) == 0;
+}
+
+/* One attribute of a windowed op (Conv, MaxPool, AveragePool); 1 if handled. */
+static int window_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, nm_attrs *a, nm_status *st)
+{
+    if (is(at, "kernel_shape")) *st = get_ints(ctx, n, at, 2, a->kernel);
+    else if (is(at, "strides")) *st = get_ints(ctx, n, at, 2, a->stride);
+    else if (is(at, "pads")) *st = get_ints(ctx, n, at, 4, a->pad);
+    else if (is(at, "auto_pad")) {
+        if (is_string(at, "NOTSET")) a->auto_pad = NM_AUTOPAD_NOTSET;
+        else if (is_string(at, "VALID")) a->auto_pad = NM_AUTOPAD_VALID;
+        else if (is_string(at, "SAME_UPPER")) a->auto_pad = NM_AUTOPAD_SAME_UPPER;
+        else if (is_string(at, "SAME_LOWER")) a->auto_pad = NM_AUTOPAD_SAME_LOWER;
+        else *st = bad_attr(ctx, n, at, "has an unknown value");
+    } else return 0;
+    return 1;
+}
+
+static nm_status parse_attrs(nm_ctx *ctx, const Onnx__NodeProto *n, nm_op op, int64_t opset, nm_attrs *a)
+{
+    *a = nm_attrs_default(op);
+    if ((op == NM_OP_SOFTMAX || op == NM_OP_LOGSOFTMAX) && opset < 13) {
+        a->axis = 1;
+        a->softmax_2d = 1;
+    }
+    for (size_t k = 0; k < n->n_attribute; k++) {
+        const attr_t *at = n->attribute[k];
+        nm_status st = NM_OK;
+        int ok = 1;
+        switch (op) {
+        case NM_OP_CONV:
+            if (window_attr(ctx, n, at, a, &st)) break;
+            if (is(at, "dilations")) st = get_ints(ctx, n, at, 2, a->dil);
+            else if (is(at, "group")) a->group = at->i;
+            else ok = 0;
+            break;
+        case NM_OP_MAXPOOL:
+        case NM_OP_AVERAGEPOOL:
+            if (window_attr(ctx, n, at, a, &st)) break;
+            if (is(at, "ceil_mode")) a->ceil_mode = (int)at->i;
+            else if (op == NM_OP_MAXPOOL && is(at, "dilations")) st = get_ints(ctx, n, at, 2, a->dil);
+            else if (op == NM_OP_MAXPOOL && is(at, "storage_order")) {} /* affects only the indices output */
+            else if (op == NM_OP_AVERAGEPOOL && is(at, "count_include_pad")) a->count_include_pad = (int)at->i;
+            else ok = 0;
+            break;
+        case NM_OP_GEMM:
+            if (is(at, "alpha")) a->alpha = at->f;
+            else if (is(at, "beta")) a->beta = at->f;
+            else if (is(at, "transA")) a->trans_a = at->i != 0;
+            else if (is(at, "transB")) a->trans_b = at->i != 0;
+            else ok = 0;
+            break;
+        case NM_OP_LEAKYRELU:
+            if (is(at, "alpha")) a->alpha = at->f;
+            else ok = 0;
+            break;
+        case NM_OP_LRN:
+            if (is(at, "alpha")) a->alpha = at->f;
+            else if (is(at, "beta")) a->beta = at->f;
+            else if (is(at, "bias")) a->bias = at->f;
+            else if (is(at, "size")) a->size = at->i;
+            else ok = 0;
+            break;
+        case NM_OP_FLATTEN:
+        case NM_OP_SOFTMAX:
+        case NM_OP_LOGSOFTMAX:
+            if (is(at, "axis")) a->axis = at->i;
+            else ok = 0;
+            break;
+        case NM_OP_BATCHNORM:
+            if (is(at, "epsilon")) a->epsilon = at->f;
+            else if (is(at, "momentum")) {} /* used only in training */
+            else if (is(at, "spatial")) { if (at->i != 1) st = bad_attr(ctx, n, at, "must be 1"); }
+            else if (is(at, "training_mode")) { if (at->i) st = bad_attr(ctx, n, at, "= 1 (training mode) is not supported"); }
+            else ok = 0;
+            break;
+        case NM_OP_PAD:
+            if (is(at, "mode")) { if (!is_string(at, "constant")) st = bad_attr(ctx, n, at, "supports only \"constant\""); }
+            else if (is(at, "pads")) {
+                if (at->n_ints > 2 * NM_MAX_DIMS) st = bad_attr(ctx, n, at, "has too many values");
+                else memcpy(a->pads, at->ints, at->n_ints * sizeof(int64_t));
+            } else if (is(at, "value")) a->pad_value = at->f;
+            else ok = 0;
+            break;
+        case NM_OP_RESHAPE:
+            if (is(at, "allowzero")) a->allowzero = at->i != 0;
+            else ok = 0;
+            break;
+        case NM_OP_DROPOUT:
+            if (is(at, "ratio") || is(at, "seed")) {}
+            else if (is(at, "is_test")) { if (!at->i) st = bad_attr(ctx, n, at, "= 0 (training mode) is not supported"); }
+            else ok = 0;
+            break;
+        default:
+            ok = 0;
+        }
+        if (st != NM_OK) return st;
+        if (!ok) return bad_attr(ctx, n, at, "is not supported");
+    }
+    return NM_OK;
+}
+
+/* A Constant node: its value attribute becomes a constant value. */
+static int constant_node(nm_ctx *ctx, nm_net *net, const Onnx__NodeProto *n)
+{
+    if (n->n_attribute != 1)
+        return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (Constant): needs exactly one value attribute", n->name);
+    const attr_t *at = n->attribute[0];
+    const char *name = n->output[0];
+    if (is(at, "value") && at->t) return add_tensor(ctx, net, at->t, name);
+    if (is(at, "value_float") || is(at, "value_floats")) {
+        int scalar = is(at, "value_float");
+        size_t cnt = scalar ? 1 : at->n_floats;
+        float *f = nm_alloc(ctx, cnt ? cnt : 1, sizeof(float));
+        if (!f) return NM_ERR_NOMEM;
+        if (scalar) f[0] = at->f;
+        else memcpy(f, at->floats, cnt * sizeof(float));
+        nm_shape s = {scalar ? 0 : 1, {(int64_t)cnt}};
+        return nm_net_add_const(ctx, net, name, &s, f, NULL);
+    }
+    if (is(at, "value_int") || is(at, "value_ints")) {
+        int scalar = is(at, "value_int");
+        size_t cnt = scalar ? 1 : at->n_ints;
+        int64_t *v = nm_alloc(ctx, cnt ? cnt : 1, sizeof(int64_t));
+        if (!v) return NM_ERR_NOMEM;
+        if (scalar) v[0] = at->i;
+        else memcpy(v, at->ints, cnt * sizeof(int64_t));
+        nm_shape s = {scalar ? 0 : 1, {(int64_t)cnt}};
+        return nm_net_add_const(ctx, net, name, &s, NULL, v);
+    }
+    return bad_attr(ctx, n, at, "is not supported");
+}
+
+static int find_op(const char *type)
+{
+    for (int op = 0; op < NM_OP_COUNT; op++)
+        if (strcmp(nm_op_table[op]->name, type) == 0) return op;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- graph */
+
+static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, int64_t opset)
+{
+    for (size_t k = 0; k < g->n_node; k++) {
+        Onnx__NodeProto *n = g->node[k];
+        char autoname[64], *given = n->name;
+        if (!n->name || !*n->name) { /* nameless nodes are common: name them by position */
+            snprintf(autoname, sizeof autoname, "%s_%zu", n->op_type ? n->op_type : "node", k);
+            n->name = autoname;
+        }
+        nm_status st = NM_OK;
+        if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0)
+            st = nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s': op %s of domain '%s' is not supported", n->name, n->op_type, n->domain);
+        else if (n->n_output < 1 || !*n->output[0])
+            st = nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s) has no output", n->name, n->op_type);
+        for (size_t o = 1; st == NM_OK && o < n->n_output; o++)
+            if (*n->output[o])
+                st = nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): output %zu ('%s') is not supported (only the first output is)",
+                             n->name, n->op_type, o, n->output[o]);
+        if (st == NM_OK && strcmp(n->op_type, "Constant") == 0) {
+            int v = constant_node(ctx, net, n);
+            st = v < 0 ? (nm_status)v : NM_OK;
+        } else if (st == NM_OK) {
+            int op = find_op(n->op_type);
+            int in[NM_NODE_MAX_IN];
+            nm_attrs a;
+            if (op < 0) st = nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s': op %s is not supported", n->name, n->op_type);
+            else if (n->n_input > NM_NODE_MAX_IN)
+                st = nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): %zu inputs", n->name, n->op_type, n->n_input);
+            for (size_t i = 0; st == NM_OK && i < n->n_input; i++) {
+                in[i] = *n->input[i] ? nm_net_find_value(net, n->input[i]) : -1;
+                if (*n->input[i] && in[i] < 0)
+                    st = nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): input '%s' is not defined (a missing initializer?)",
+                                 n->name, n->op_type, n->input[i]);
+            }
+            if (st == NM_OK) st = parse_attrs(ctx, n, (nm_op)op, opset, &a);
+            if (st == NM_OK) {
+                int v = nm_net_add_node(ctx, net, (nm_op)op, n->name, n->output[0], (int)n->n_input, in, &a);
+                st = v < 0 ? (nm_status)v : NM_OK;
+            }
+        }
+        n->name = given; /* the model owns only its own strings */
+        if (st != NM_OK) return st;
+    }
+    return NM_OK;
+}
+
+nm_status nm_net_from_model(nm_ctx *ctx, const Onnx__ModelProto *m, int nbind, const char *const *names,
+                            const Onnx__TensorProto *const *tensors, nm_net **out)
+{
+    *out = NULL;
+    const Onnx__GraphProto *g = m->graph;
+    int64_t opset = opset_of(m);
+    if (opset < NM_OPSET_MIN || opset > NM_OPSET_MAX)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "opset %lld of the default domain is not supported (need %d to %d)",
+                       (long long)opset, NM_OPSET_MIN, NM_OPSET_MAX);
+    nm_net *net = nm_net_new(ctx);
+    if (!net) return NM_ERR_NOMEM;
+    net->opset = opset;
+    nm_status st = NM_OK;
+    for (size_t i = 0; st == NM_OK && i < g->n_initializer; i++) {
+        const Onnx__TensorProto *t = g->initializer[i];
+        int v = add_tensor(ctx, net, t, t->name ? t->name : "");
+        if (v < 0) st = (nm_status)v;
+    }
+    for (size_t i = 0; st == NM_OK && i < g->n_input; i++) {
+        const Onnx__ValueInfoProto *vi = g->input[i];
+        if (nm_net_find_value(net, vi->name) >= 0) continue; /* an initializer listed as input (IR < 4) */
+        int v = -1;
+        for (int b = 0; b < nbind; b++)
+            if (strcmp(names[b], vi->name) == 0) v = add_tensor(ctx, net, tensors[b], vi->name);
+        if (v == -1 && net->input < 0) {
+            nm_shape s;
+            st = input_shape(ctx, vi, &s);
+            if (st == NM_OK) v = nm_net_add_input(ctx, net, vi->name, &s);
+        } else if (v == -1) {
+            st = nm_fail(ctx, NM_ERR_UNSUPPORTED, "graph input '%s' is a second input (a net has one input; the others must be initializers)",
+                         vi->name);
+        }
+        if (st == NM_OK && v < 0) st = (nm_status)v;
+    }
+    if (st == NM_OK && net->input < 0) st = nm_fail(ctx, NM_ERR_UNSUPPORTED, "the graph has no input");
+    if (st == NM_OK) st = add_nodes(ctx, net, g, opset);
+    if (st == NM_OK && g->n_output != 1)
+        st = nm_fail(ctx, NM_ERR_UNSUPPORTED, "the graph has %zu outputs (one is supported)", g->n_output);
+    if (st == NM_OK) {
+        int v = nm_net_find_value(net, g->output[0]->name);
+        st = v < 0 ? nm_fail(ctx, NM_ERR_FORMAT, "graph output '%s' is not computed", g->output[0]->name)
+                   : nm_net_set_output(ctx, net, v);
+    }
+    for (size_t i = 0; st == NM_OK && i < m->n_metadata_props; i++)
+        if (m->metadata_props[i]->key && m->metadata_props[i]->value)
+            st = nm_net_set_meta(ctx, net, m->metadata_props[i]->key, m->metadata_props[i]->value);
+    if (st != NM_OK) {
+        nm_net_free(ctx, net);
+        return st;
+    }
+    *out = net;
+    return NM_OK;
+}
+
+nm_status nm_net_load_onnx(nm_ctx *ctx, const char *path, nm_net **out)
+{
+    if (!ctx || !path || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    *out = NULL;
+    Onnx__ModelProto *m;
+    nm_status st = nm_onnx_model_read(ctx, path, &m);
+    if (st != NM_OK) return st;
+    st = nm_net_from_model(ctx, m, 0, NULL, NULL, out);
+    nm_onnx_model_free(ctx, m);
+    if (st != NM_OK && st != NM_ERR_NOMEM) { /* prefix the file name once */
+        char msg[sizeof ctx->message];
+        snprintf(msg, sizeof msg, "%s", ctx->message);
+        nm_fail(ctx, st, "%s: %s", path, msg);
+    }
+    return st;
+}

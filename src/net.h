@@ -1,0 +1,219 @@
+/*
+ * net.h — the network graph inside the library (DESIGN §3): values (tensors
+ * named as in ONNX), nodes in topological order, the op table, and the pass
+ * record every op kernel receives. One layout throughout: float32, row-major,
+ * NCHW for images. A value is *varying* when it depends on the net input and
+ * *constant* otherwise (initializers, and everything computed only from them,
+ * which is folded at load time). A varying value is *batched* when its first
+ * axis follows the input's first axis sample by sample; only then may a call
+ * use a batch size other than the one the model was loaded with.
+ */
+#ifndef NM_NET_H
+#define NM_NET_H
+
+#include "internal.h"
+
+#define NM_NODE_MAX_IN 5
+
+typedef struct {
+    int ndim;
+    int64_t d[NM_MAX_DIMS];
+} nm_shape;
+
+int64_t nm_shape_numel(const nm_shape *s);
+/* Product of the dimensions from axis `from` on (1 when none). */
+int64_t nm_shape_tail(const nm_shape *s, int from);
+int nm_shape_equal(const nm_shape *a, const nm_shape *b);
+/* "(1, 32, 28, 28)" into buf */
+const char *nm_shape_str(const nm_shape *s, char *buf, size_t len);
+
+typedef enum {
+    NM_OP_CONV,
+    NM_OP_GEMM,
+    NM_OP_MATMUL,
+    NM_OP_ADD,
+    NM_OP_RELU,
+    NM_OP_LEAKYRELU,
+    NM_OP_PRELU,
+    NM_OP_MAXPOOL,
+    NM_OP_AVERAGEPOOL,
+    NM_OP_GLOBALAVERAGEPOOL,
+    NM_OP_PAD,
+    NM_OP_FLATTEN,
+    NM_OP_RESHAPE,
+    NM_OP_BATCHNORM,
+    NM_OP_DROPOUT,
+    NM_OP_LRN,
+    NM_OP_IDENTITY,
+    NM_OP_SOFTMAX,
+    NM_OP_LOGSOFTMAX,
+    NM_OP_COUNT
+} nm_op;
+
+enum { NM_AUTOPAD_NOTSET = 0, NM_AUTOPAD_VALID, NM_AUTOPAD_SAME_UPPER, NM_AUTOPAD_SAME_LOWER };
+
+/* Every attribute any op has, already resolved (auto_pad → explicit pads,
+ * defaults filled in). Which fields an op reads is stated in its file. */
+typedef struct {
+    int64_t kernel[2], stride[2], dil[2];
+    int64_t pad[4];               /* begin H, begin W, end H, end W */
+    int auto_pad;                 /* as read; 0 once resolved into pad */
+    int64_t group;
+    int ceil_mode, count_include_pad;
+    int trans_a, trans_b;
+    float alpha, beta, bias;      /* Gemm α β; LeakyRelu α; LRN α β bias */
+    int64_t size;                 /* LRN */
+    int64_t axis;                 /* Flatten, Softmax (non-negative once resolved) */
+    int softmax_2d;               /* Softmax before opset 13: coerced to 2-D at axis */
+    float epsilon;                /* BatchNormalization */
+    float pad_value;              /* Pad */
+    int64_t pads[2 * NM_MAX_DIMS];/* Pad: begins then ends, per axis */
+    int allowzero;                /* Reshape */
+} nm_attrs;
+
+typedef struct {
+    char *name;
+    nm_shape shape;   /* at the batch size the net was loaded with */
+    int varying, batched;
+    int producer;     /* index of the node that writes it; -1 for the input and constants */
+    float *cdata;     /* constant float data (owned), or NULL */
+    int64_t *idata;   /* constant integer data (owned), or NULL */
+    /* run-time buffers (owned, grown on demand) */
+    float *x;  int64_t x_cap;   /* primal */
+    float *g;  int64_t g_cap;   /* tangent (jvp) or cotangent (vjp) */
+    float *pg;                  /* gradient of a constant (training), or NULL */
+    nm_shape xs, gs;            /* current shapes of x and g */
+} nm_value;
+
+typedef struct {
+    nm_op op;
+    char *name;
+    int nin;
+    int in[NM_NODE_MAX_IN]; /* value indices; -1 for an absent optional input */
+    int out;
+    nm_attrs a;
+} nm_node;
+
+struct nm_net {
+    int nv, nv_cap;
+    nm_value *v;
+    int nn, nn_cap;
+    nm_node *node;
+    int input, output;            /* value indices */
+    int64_t load_batch;           /* first-axis size the shapes were inferred at */
+    int nmeta;
+    char **meta_key, **meta_val;  /* ONNX metadata_props */
+    int64_t opset;
+    /* the primal recorded by the last forward call */
+    int rec_first, rec_last;
+    int64_t rec_batch;
+    float *scratch; size_t scratch_cap;
+};
+
+/* What one kernel call sees. Forward reads x[i] (shapes xs[i]) and writes y
+ * (shape ys). jvp reads the primal x[i], y and the input tangents dx[i]
+ * (NULL for constant inputs: zero tangent) and writes the output tangent dy
+ * (shape dys). vjp reads the primal and dy and *accumulates* (+=) the input
+ * cotangents into dx[i] where non-NULL, and parameter gradients into gp[i]
+ * for constant inputs where non-NULL. Tangent batches: a tangent sample t
+ * belongs to primal sample t % P, where P = xs[i].d[0] and the tangent has
+ * T = dxs[i].d[0] samples with P == 1 or P == T. */
+typedef struct {
+    nm_ctx *ctx;
+    struct nm_net *net;   /* owner of the scratch buffer */
+    float *x[NM_NODE_MAX_IN];
+    nm_shape xs[NM_NODE_MAX_IN];
+    const int64_t *ix[NM_NODE_MAX_IN]; /* integer constant inputs */
+    float *y;
+    nm_shape ys;
+    float *dx[NM_NODE_MAX_IN];
+    nm_shape dxs[NM_NODE_MAX_IN];
+    float *dy;
+    nm_shape dys;
+    float *gp[NM_NODE_MAX_IN];
+} nm_pass;
+
+/* Scratch memory owned by the net, valid until the next call; NULL (and a
+ * message on p->ctx) when it cannot be grown. */
+float *nm_pass_scratch(nm_pass *p, size_t nfloats);
+
+/* One op: its ONNX name, shape inference (validates the inputs, resolves
+ * attributes, sets the output's shape and batched flag), and the three
+ * passes. ONNX Constant nodes become constant values at import, not nodes. */
+typedef struct {
+    const char *name;
+    int min_in, max_in;
+    nm_status (*infer)(nm_ctx *ctx, struct nm_net *net, nm_node *nd);
+    nm_status (*forward)(const nm_node *nd, nm_pass *p);
+    nm_status (*jvp)(const nm_node *nd, nm_pass *p);
+    nm_status (*vjp)(const nm_node *nd, nm_pass *p);
+    unsigned trainable;  /* bit i: vjp fills gp[i] for a constant input i */
+} nm_op_def;
+
+extern const nm_op_def *const nm_op_table[NM_OP_COUNT];
+const char *nm_op_name(nm_op op);
+
+/* Per-op definitions, one file per op kind under src/ops. */
+extern const nm_op_def nm_op_conv, nm_op_gemm, nm_op_matmul, nm_op_add, nm_op_relu,
+    nm_op_leakyrelu, nm_op_prelu, nm_op_maxpool, nm_op_averagepool, nm_op_globalaveragepool,
+    nm_op_pad, nm_op_flatten, nm_op_reshape, nm_op_batchnorm, nm_op_dropout, nm_op_lrn,
+    nm_op_identity, nm_op_softmax, nm_op_logsoftmax;
+
+/* ---- building a net (src/net.c); used by the ONNX importer and by code
+ * that makes nets (training, tests). Each returns a value index ≥ 0, or a
+ * negative nm_status with a message on ctx. */
+struct nm_net *nm_net_new(nm_ctx *ctx);
+int nm_net_add_input(nm_ctx *ctx, struct nm_net *net, const char *name, const nm_shape *shape);
+/* Takes ownership of data (float) or idata (int64): exactly one non-NULL. */
+int nm_net_add_const(nm_ctx *ctx, struct nm_net *net, const char *name, const nm_shape *shape,
+                     float *data, int64_t *idata);
+/* Appends a node; infers its output's shape; a node whose inputs are all
+ * constant is evaluated now and its output becomes a constant. */
+int nm_net_add_node(nm_ctx *ctx, struct nm_net *net, nm_op op, const char *name,
+                    const char *out_name, int nin, const int *in, const nm_attrs *a);
+nm_status nm_net_set_output(nm_ctx *ctx, struct nm_net *net, int value);
+int nm_net_find_value(const struct nm_net *net, const char *name);
+nm_attrs nm_attrs_default(nm_op op);
+
+/* Run-time passes over nodes first..last (inclusive). The range reads the
+ * output of node first−1 (the net input when first = 0) and writes that of
+ * node last. nm_net_run records the primal; jvp and vjp use the recorded
+ * one. Results stay in the net: the primal in v[out].x, tangents and
+ * cotangents in .g (the vjp's result in the range input's .g). With
+ * param_grads, vjp also accumulates into the .pg of trainable constants. */
+nm_status nm_net_run(nm_ctx *ctx, struct nm_net *net, int first, int last, int64_t n, const float *x);
+nm_status nm_net_run_jvp(nm_ctx *ctx, struct nm_net *net, int first, int last, int64_t t, const float *dx);
+nm_status nm_net_run_vjp(nm_ctx *ctx, struct nm_net *net, int first, int last, int64_t t, const float *dy,
+                         int param_grads);
+int nm_net_range_input(const struct nm_net *net, int first);
+
+/* ONNX import (src/io/onnx_import.c): graph inputs named in names[] are
+ * bound to the given tensors as constants (the conformance tests feed
+ * their extra inputs this way); the one left unbound is the net input. */
+nm_status nm_net_from_model(nm_ctx *ctx, const struct Onnx__ModelProto *m, int nbind, const char *const *names,
+                            const struct Onnx__TensorProto *const *tensors, struct nm_net **out);
+
+/* Shared helpers of the op files. */
+/* Conv and pooling windows: resolves auto_pad into a->pad and gives the
+ * output size (OH, OW) for an input of H×W, with ceil_mode where set. */
+nm_status nm_window_resolve(nm_ctx *ctx, const nm_node *nd, nm_attrs *a, int64_t H, int64_t W,
+                            int64_t *OH, int64_t *OW);
+/* The output value of nd, and input i's value (NULL when absent). */
+#define NM_OUT(net, nd) (&(net)->v[(nd)->out])
+#define NM_IN(net, nd, i) ((nd)->in[i] >= 0 ? &(net)->v[(nd)->in[i]] : NULL)
+/* A constant input that broadcasts against a batched value of rank r
+ * without touching the batch axis (rank < r, or first dimension 1). */
+int nm_const_spares_batch(const nm_value *c, int r);
+/* Kernels that loop over samples run them on OpenMP threads, each with
+ * single-threaded BLAS and its own slice of scratch, when there are at least
+ * nm_threads() samples; otherwise serially, with threaded BLAS. */
+int nm_threads(void);
+nm_status nm_check_varying_batched(nm_ctx *ctx, const struct nm_net *net, const nm_node *nd);
+/* Broadcast (numpy rules) shape of a and b into out. */
+nm_status nm_broadcast_shape(nm_ctx *ctx, const nm_node *nd, const nm_shape *a, const nm_shape *b,
+                             nm_shape *out);
+/* Element strides of `in` read at the indices of `out` under broadcasting
+ * (0 along broadcast axes); in is right-aligned against out. */
+void nm_broadcast_strides(const nm_shape *in, const nm_shape *out, int64_t *strides);
+
+#endif

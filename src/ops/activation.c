@@ -1,0 +1,123 @@
+/*
+ * activation.c — the piecewise-linear activations Relu, LeakyRelu and PRelu.
+ * Each is y = s(x)·x with a slope s that is 1 for x > 0 and 0, α or the
+ * PRelu slope otherwise; jvp and vjp multiply by s at the primal (the mask
+ * is frozen there, DESIGN §1.6). A tangent element i reads primal element
+ * i mod (primal size), which covers P = 1 and P = T (net.h).
+ *
+ * Shapes: x and y alike, any rank; PRelu's slope broadcasts to x.
+ */
+#include "../net.h"
+
+/* Slope below zero for element i of a primal of shape xs. */
+typedef struct {
+    nm_op op;
+    float alpha;          /* LeakyRelu */
+    const float *slope;   /* PRelu */
+    int64_t strides[NM_MAX_DIMS];
+    const nm_shape *xs;
+} neg_slope;
+
+static neg_slope slope_of(const nm_node *nd, const nm_pass *p)
+{
+    neg_slope s = {nd->op, nd->a.alpha, NULL, {0}, &p->xs[0]};
+    if (nd->op == NM_OP_PRELU) {
+        s.slope = p->x[1];
+        nm_broadcast_strides(&p->xs[1], &p->xs[0], s.strides);
+    }
+    return s;
+}
+
+/* Offset into the slope of primal element i. */
+static int64_t slope_offset(const neg_slope *s, int64_t i)
+{
+    int64_t off = 0;
+    for (int k = s->xs->ndim - 1; k >= 0; k--) {
+        int64_t dk = s->xs->d[k];
+        off += (i % dk) * s->strides[k];
+        i /= dk;
+    }
+    return off;
+}
+
+static float neg(const neg_slope *s, int64_t i)
+{
+    switch (s->op) {
+    case NM_OP_RELU: return 0.0f;
+    case NM_OP_LEAKYRELU: return s->alpha;
+    default: return s->slope[slope_offset(s, i)];
+    }
+}
+
+static nm_status act_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
+{
+    const nm_value *X = NM_IN(net, nd, 0);
+    nm_value *Y = NM_OUT(net, nd);
+    Y->shape = X->shape;
+    Y->batched = X->batched;
+    if (nd->op == NM_OP_PRELU) {
+        const nm_value *S = NM_IN(net, nd, 1);
+        if (S->varying)
+            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (PRelu): the slope must be a constant", nd->name);
+        nm_shape b;
+        nm_status st = nm_broadcast_shape(ctx, nd, &X->shape, &S->shape, &b);
+        if (st != NM_OK) return st;
+        if (!nm_shape_equal(&b, &X->shape))
+            return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (PRelu): slope does not broadcast to the input", nd->name);
+        Y->batched = X->batched && nm_const_spares_batch(S, X->shape.ndim);
+    }
+    return NM_OK;
+}
+
+static nm_status act_forward(const nm_node *nd, nm_pass *p)
+{
+    neg_slope s = slope_of(nd, p);
+    int64_t n = nm_shape_numel(&p->xs[0]);
+    const float *x = p->x[0];
+    if (nd->op == NM_OP_RELU) { /* the hot case, without the slope lookup */
+        #pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) p->y[i] = x[i] > 0 ? x[i] : 0.0f;
+        return NM_OK;
+    }
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) p->y[i] = x[i] > 0 ? x[i] : neg(&s, i) * x[i];
+    return NM_OK;
+}
+
+static nm_status act_jvp(const nm_node *nd, nm_pass *p)
+{
+    neg_slope s = slope_of(nd, p);
+    int64_t n = nm_shape_numel(&p->dxs[0]), np = nm_shape_numel(&p->xs[0]);
+    const float *x = p->x[0], *dx = p->dx[0];
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = i % np;
+        p->dy[i] = x[k] > 0 ? dx[i] : neg(&s, k) * dx[i];
+    }
+    return NM_OK;
+}
+
+static nm_status act_vjp(const nm_node *nd, nm_pass *p)
+{
+    neg_slope s = slope_of(nd, p);
+    int64_t n = nm_shape_numel(&p->dys), np = nm_shape_numel(&p->xs[0]);
+    const float *x = p->x[0], *dy = p->dy;
+    if (p->dx[0]) {
+        float *dx = p->dx[0];
+        #pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) {
+            int64_t k = i % np;
+            dx[i] += x[k] > 0 ? dy[i] : neg(&s, k) * dy[i];
+        }
+    }
+    if (nd->op == NM_OP_PRELU && p->gp[1]) /* ∂y/∂slope = x where x ≤ 0 */
+        for (int64_t i = 0; i < n; i++) {
+            int64_t k = i % np;
+            if (!(x[k] > 0)) p->gp[1][slope_offset(&s, k)] += dy[i] * x[k];
+        }
+    return NM_OK;
+}
+
+const nm_op_def nm_op_relu = {"Relu", 1, 1, act_infer, act_forward, act_jvp, act_vjp, 0};
+const nm_op_def nm_op_leakyrelu = {"LeakyRelu", 1, 1, act_infer, act_forward, act_jvp, act_vjp, 0};
+const nm_op_def nm_op_prelu = {"PRelu", 2, 2, act_infer, act_forward, act_jvp, act_vjp, 0x2};

@@ -1,0 +1,209 @@
+/*
+ * conv.c — Conv (2-D): strides, pads, dilations, groups, auto_pad. Forward
+ * is im2col + SGEMM per sample (a 1×1, stride-1, unpadded kernel skips
+ * im2col); jvp is the same convolution of the tangents without the bias
+ * (the op is linear in x); vjp is the transposed product with col2im, plus
+ * dW and db when the net trains. Weights and bias must be constants.
+ *
+ * Shapes: x (N, C, H, W); w (M, C/G, KH, KW); b (M) or absent;
+ *         y (N, M, OH, OW). Column buffer: (C/G·KH·KW, OH·OW) per sample.
+ */
+#include "../net.h"
+
+#include <omp.h>
+#include <string.h>
+
+typedef struct {
+    int64_t C, H, W, M, G, Cg, Mg, KH, KW, OH, OW;
+    int64_t K;   /* Cg·KH·KW, rows of the column buffer */
+    int64_t HW, OHW;
+    int direct;  /* 1×1, stride 1, no padding: x itself is the column buffer */
+} conv_dims;
+
+static conv_dims dims_of(const nm_attrs *a, const nm_shape *xs, const nm_shape *ws, const nm_shape *ys)
+{
+    conv_dims d;
+    d.C = xs->d[1]; d.H = xs->d[2]; d.W = xs->d[3];
+    d.M = ws->d[0]; d.KH = ws->d[2]; d.KW = ws->d[3];
+    d.G = a->group; d.Cg = d.C / d.G; d.Mg = d.M / d.G;
+    d.OH = ys->d[2]; d.OW = ys->d[3];
+    d.K = d.Cg * d.KH * d.KW;
+    d.HW = d.H * d.W; d.OHW = d.OH * d.OW;
+    d.direct = d.KH == 1 && d.KW == 1 && a->stride[0] == 1 && a->stride[1] == 1 &&
+               a->pad[0] == 0 && a->pad[1] == 0 && a->pad[2] == 0 && a->pad[3] == 0;
+    return d;
+}
+
+/* col (K, OHW) ← patches of x (Cg, H, W), zeros where the window is in the padding. */
+static void im2col(const nm_attrs *a, const conv_dims *d, const float *x, float *col)
+{
+    for (int64_t c = 0; c < d->Cg; c++)
+        for (int64_t i = 0; i < d->KH; i++)
+            for (int64_t j = 0; j < d->KW; j++) {
+                float *row = col + ((c * d->KH + i) * d->KW + j) * d->OHW;
+                for (int64_t oh = 0; oh < d->OH; oh++) {
+                    int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
+                    float *r = row + oh * d->OW;
+                    if (h < 0 || h >= d->H) {
+                        memset(r, 0, (size_t)d->OW * sizeof(float));
+                        continue;
+                    }
+                    const float *xr = x + (c * d->H + h) * d->W;
+                    for (int64_t ow = 0; ow < d->OW; ow++) {
+                        int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
+                        r[ow] = (w >= 0 && w < d->W) ? xr[w] : 0.0f;
+                    }
+                }
+            }
+}
+
+/* x (Cg, H, W) += the adjoint of im2col applied to col (K, OHW). */
+static void col2im_add(const nm_attrs *a, const conv_dims *d, const float *col, float *x)
+{
+    for (int64_t c = 0; c < d->Cg; c++)
+        for (int64_t i = 0; i < d->KH; i++)
+            for (int64_t j = 0; j < d->KW; j++) {
+                const float *row = col + ((c * d->KH + i) * d->KW + j) * d->OHW;
+                for (int64_t oh = 0; oh < d->OH; oh++) {
+                    int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
+                    if (h < 0 || h >= d->H) continue;
+                    float *xr = x + (c * d->H + h) * d->W;
+                    const float *r = row + oh * d->OW;
+                    for (int64_t ow = 0; ow < d->OW; ow++) {
+                        int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
+                        if (w >= 0 && w < d->W) xr[w] += r[ow];
+                    }
+                }
+            }
+}
+
+/* y (N, M, OH, OW) = conv(x (N, C, H, W), w) + b; b may be NULL. */
+static nm_status conv_apply(const nm_node *nd, nm_pass *p, const float *x, int64_t N,
+                            const float *w, const float *b, float *y, const conv_dims *d)
+{
+    int par = N >= nm_threads();
+    int nslices = par ? nm_threads() : 1;
+    float *scratch = NULL;
+    if (!d->direct) {
+        scratch = nm_pass_scratch(p, (size_t)nslices * (size_t)(d->K * d->OHW));
+        if (!scratch) return NM_ERR_NOMEM;
+    }
+    int saved = par ? nm_blas_serial_begin() : 0;
+    #pragma omp parallel for if (par) schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        float *col = d->direct ? NULL : scratch + (size_t)(par ? omp_get_thread_num() : 0) * (size_t)(d->K * d->OHW);
+        for (int64_t g = 0; g < d->G; g++) {
+            const float *xg = x + (n * d->C + g * d->Cg) * d->HW;
+            float *yg = y + (n * d->M + g * d->Mg) * d->OHW;
+            if (b) {
+                for (int64_t m = 0; m < d->Mg; m++)
+                    for (int64_t o = 0; o < d->OHW; o++) yg[m * d->OHW + o] = b[g * d->Mg + m];
+            }
+            const float *cb = xg;
+            if (!d->direct) {
+                im2col(&nd->a, d, xg, col);
+                cb = col;
+            }
+            nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, d->Mg, d->OHW, d->K, 1.0f, w + g * d->Mg * d->K, d->K,
+                        cb, d->OHW, b ? 1.0f : 0.0f, yg, d->OHW);
+        }
+    }
+    if (par) nm_blas_serial_end(saved);
+    return NM_OK;
+}
+
+static nm_status conv_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
+{
+    const nm_value *X = NM_IN(net, nd, 0), *Wt = NM_IN(net, nd, 1), *B = NM_IN(net, nd, 2);
+    nm_attrs *a = &nd->a;
+    if (Wt->varying || (B && B->varying))
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Conv): weights and bias must be constants", nd->name);
+    if (X->shape.ndim != 4 || Wt->shape.ndim != 4)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Conv): only 2-D convolution is supported (input of rank %d, weight of rank %d)",
+                       nd->name, X->shape.ndim, Wt->shape.ndim);
+    int64_t C = X->shape.d[1], M = Wt->shape.d[0];
+    if (a->group < 1 || C % a->group || M % a->group || Wt->shape.d[1] * a->group != C)
+        return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Conv): %lld input channels, weight (%lld, %lld, ...) and group %lld do not agree",
+                       nd->name, (long long)C, (long long)M, (long long)Wt->shape.d[1], (long long)a->group);
+    if ((a->kernel[0] && a->kernel[0] != Wt->shape.d[2]) || (a->kernel[1] && a->kernel[1] != Wt->shape.d[3]))
+        return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Conv): kernel_shape disagrees with the weight", nd->name);
+    a->kernel[0] = Wt->shape.d[2];
+    a->kernel[1] = Wt->shape.d[3];
+    if (B && (B->shape.ndim != 1 || B->shape.d[0] != M))
+        return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Conv): bias must have %lld entries", nd->name, (long long)M);
+    int64_t OH, OW;
+    nm_status st = nm_window_resolve(ctx, nd, a, X->shape.d[2], X->shape.d[3], &OH, &OW);
+    if (st != NM_OK) return st;
+    nm_value *Y = NM_OUT(net, nd);
+    Y->shape = (nm_shape){4, {X->shape.d[0], M, OH, OW}};
+    Y->batched = X->batched;
+    return NM_OK;
+}
+
+static nm_status conv_forward(const nm_node *nd, nm_pass *p)
+{
+    conv_dims d = dims_of(&nd->a, &p->xs[0], &p->xs[1], &p->ys);
+    return conv_apply(nd, p, p->x[0], p->xs[0].d[0], p->x[1], p->x[2], p->y, &d);
+}
+
+static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
+{
+    conv_dims d = dims_of(&nd->a, &p->dxs[0], &p->xs[1], &p->dys);
+    return conv_apply(nd, p, p->dx[0], p->dxs[0].d[0], p->x[1], NULL, p->dy, &d);
+}
+
+static nm_status conv_vjp(const nm_node *nd, nm_pass *p)
+{
+    conv_dims d = dims_of(&nd->a, &p->xs[0], &p->xs[1], &p->ys);
+    const float *w = p->x[1], *dy = p->dy;
+    int64_t T = p->dys.d[0], P = p->xs[0].d[0];
+    int par = T >= nm_threads();
+    int nslices = par ? nm_threads() : 1;
+    float *scratch = nm_pass_scratch(p, (size_t)nslices * (size_t)(d.K * d.OHW));
+    if (!scratch) return NM_ERR_NOMEM;
+    if (p->dx[0]) {
+        int saved = par ? nm_blas_serial_begin() : 0;
+        #pragma omp parallel for if (par) schedule(static)
+        for (int64_t t = 0; t < T; t++) {
+            float *dcol = scratch + (size_t)(par ? omp_get_thread_num() : 0) * (size_t)(d.K * d.OHW);
+            for (int64_t g = 0; g < d.G; g++) {
+                float *dxg = p->dx[0] + (t * d.C + g * d.Cg) * d.HW;
+                const float *dyg = dy + (t * d.M + g * d.Mg) * d.OHW;
+                const float *wg = w + g * d.Mg * d.K;
+                if (d.direct) { /* dx += wᵀ dy directly */
+                    nm_gemm_f32(NM_TRANS, NM_NOTRANS, d.K, d.OHW, d.Mg, 1.0f, wg, d.K, dyg, d.OHW, 1.0f, dxg, d.OHW);
+                } else {
+                    nm_gemm_f32(NM_TRANS, NM_NOTRANS, d.K, d.OHW, d.Mg, 1.0f, wg, d.K, dyg, d.OHW, 0.0f, dcol, d.OHW);
+                    col2im_add(&nd->a, &d, dcol, dxg);
+                }
+            }
+        }
+        if (par) nm_blas_serial_end(saved);
+    }
+    /* Parameter gradients: summed over samples in a fixed order, so the
+     * result does not depend on the thread count. */
+    if (p->gp[1]) {
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t g = 0; g < d.G; g++) {
+                const float *xg = p->x[0] + ((t % P) * d.C + g * d.Cg) * d.HW;
+                const float *cb = xg;
+                if (!d.direct) {
+                    im2col(&nd->a, &d, xg, scratch);
+                    cb = scratch;
+                }
+                nm_gemm_f32(NM_NOTRANS, NM_TRANS, d.Mg, d.K, d.OHW, 1.0f, dy + (t * d.M + g * d.Mg) * d.OHW, d.OHW,
+                            cb, d.OHW, 1.0f, p->gp[1] + g * d.Mg * d.K, d.K);
+            }
+    }
+    if (p->gp[2]) {
+        for (int64_t m = 0; m < d.M; m++) {
+            double s = 0;
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t o = 0; o < d.OHW; o++) s += dy[(t * d.M + m) * d.OHW + o];
+            p->gp[2][m] += (float)s;
+        }
+    }
+    return NM_OK;
+}
+
+const nm_op_def nm_op_conv = {"Conv", 2, 3, conv_infer, conv_forward, conv_jvp, conv_vjp, 0x6};

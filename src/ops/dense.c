@@ -1,0 +1,240 @@
+/*
+ * dense.c — Gemm (transA, transB, α, β, C broadcast to the output) and
+ * MatMul (numpy semantics: batch axes broadcast, 1-D operands promoted).
+ * Both are bilinear: jvp is dA·B + A·dB over whichever operands vary, and
+ * vjp gives dA += dY·Bᵀ and dB += Aᵀ·dY (summed over broadcast batch axes),
+ * which for a constant B is the weight gradient when the net trains.
+ *
+ * Shapes: Gemm A (M, K) or (K, M) with transA, B (K, N) or (N, K) with
+ * transB, C broadcast to (M, N), y (M, N). MatMul A (..., M, K),
+ * B (..., K, N), y (..., M, N).
+ */
+#include "../net.h"
+
+#include <string.h>
+
+/* ---- Gemm ---- */
+
+static nm_status gemm_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
+{
+    const nm_value *A = NM_IN(net, nd, 0), *B = NM_IN(net, nd, 1), *C = NM_IN(net, nd, 2);
+    const nm_attrs *a = &nd->a;
+    if (A->shape.ndim != 2 || B->shape.ndim != 2)
+        return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Gemm): A and B must be matrices (ranks %d, %d)", nd->name,
+                       A->shape.ndim, B->shape.ndim);
+    int64_t M = A->shape.d[a->trans_a], K = A->shape.d[!a->trans_a];
+    int64_t K2 = B->shape.d[a->trans_b], N = B->shape.d[!a->trans_b];
+    if (K != K2)
+        return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Gemm): inner dimensions %lld and %lld differ", nd->name, (long long)K, (long long)K2);
+    nm_value *Y = NM_OUT(net, nd);
+    Y->shape = (nm_shape){2, {M, N}};
+    if (C) {
+        if (C->varying)
+            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Gemm): input C must be a constant", nd->name);
+        nm_shape b;
+        nm_status st = nm_broadcast_shape(ctx, nd, &Y->shape, &C->shape, &b);
+        if (st != NM_OK) return st;
+        if (!nm_shape_equal(&b, &Y->shape))
+            return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Gemm): C does not broadcast to (%lld, %lld)", nd->name, (long long)M, (long long)N);
+    }
+    Y->batched = A->varying && A->batched && !a->trans_a && !B->varying && (!C || nm_const_spares_batch(C, 2));
+    return NM_OK;
+}
+
+/* y (=|+=) α op(A) op(B) with A of shape as (rows may be a tangent batch). */
+static void gemm_product(const nm_attrs *a, const float *A, const nm_shape *as, const float *B, const nm_shape *bs,
+                         float beta, float *y)
+{
+    int64_t M = as->d[a->trans_a], K = as->d[!a->trans_a], N = bs->d[!a->trans_b];
+    nm_gemm_f32(a->trans_a ? NM_TRANS : NM_NOTRANS, a->trans_b ? NM_TRANS : NM_NOTRANS, M, N, K, a->alpha, A,
+                as->d[1], B, bs->d[1], beta, y, N);
+}
+
+static nm_status gemm_forward(const nm_node *nd, nm_pass *p)
+{
+    float beta = 0.0f;
+    if (p->x[2]) {
+        int64_t st[NM_MAX_DIMS], M = p->ys.d[0], N = p->ys.d[1];
+        nm_broadcast_strides(&p->xs[2], &p->ys, st);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) p->y[i * N + j] = nd->a.beta * p->x[2][i * st[0] + j * st[1]];
+        beta = 1.0f;
+    }
+    gemm_product(&nd->a, p->x[0], &p->xs[0], p->x[1], &p->xs[1], beta, p->y);
+    return NM_OK;
+}
+
+static nm_status gemm_jvp(const nm_node *nd, nm_pass *p)
+{
+    float beta = 0.0f;
+    if (p->dx[0]) {
+        gemm_product(&nd->a, p->dx[0], &p->dxs[0], p->x[1], &p->xs[1], 0.0f, p->dy);
+        beta = 1.0f;
+    }
+    if (p->dx[1]) gemm_product(&nd->a, p->x[0], &p->xs[0], p->dx[1], &p->dxs[1], beta, p->dy);
+    else if (beta == 0.0f) memset(p->dy, 0, (size_t)nm_shape_numel(&p->dys) * sizeof(float));
+    return NM_OK;
+}
+
+static nm_status gemm_vjp(const nm_node *nd, nm_pass *p)
+{
+    const nm_attrs *a = &nd->a;
+    const float *dy = p->dy;
+    int64_t Mt = p->dys.d[0], N = p->dys.d[1];
+    if (p->dx[0]) { /* dA (Mt, K) += α dY op(B)ᵀ, or dA (K, M) += α op(B) dYᵀ */
+        const nm_shape *bs = &p->xs[1];
+        int64_t K = bs->d[a->trans_b];
+        if (!a->trans_a)
+            nm_gemm_f32(NM_NOTRANS, a->trans_b ? NM_NOTRANS : NM_TRANS, Mt, K, N, a->alpha, dy, N, p->x[1], bs->d[1],
+                        1.0f, p->dx[0], K);
+        else
+            nm_gemm_f32(a->trans_b ? NM_TRANS : NM_NOTRANS, NM_TRANS, K, Mt, N, a->alpha, p->x[1], bs->d[1], dy, N,
+                        1.0f, p->dx[0], Mt);
+    }
+    float *dB = p->dx[1] ? p->dx[1] : p->gp[1];
+    if (dB) { /* dB (K, N) += α op(A)ᵀ dY, or dB (N, K) += α dYᵀ op(A); needs T = P */
+        const nm_shape *as = &p->xs[0];
+        int64_t K = as->d[!a->trans_a];
+        if (!a->trans_b)
+            nm_gemm_f32(a->trans_a ? NM_NOTRANS : NM_TRANS, NM_NOTRANS, K, N, Mt, a->alpha, p->x[0], as->d[1], dy, N,
+                        1.0f, dB, N);
+        else
+            nm_gemm_f32(NM_TRANS, a->trans_a ? NM_TRANS : NM_NOTRANS, N, K, Mt, a->alpha, dy, N, p->x[0], as->d[1],
+                        1.0f, dB, K);
+    }
+    if (p->gp[2]) {
+        int64_t st[NM_MAX_DIMS];
+        nm_broadcast_strides(&p->xs[2], &p->dys, st);
+        for (int64_t i = 0; i < Mt; i++)
+            for (int64_t j = 0; j < N; j++) p->gp[2][i * st[0] + j * st[1]] += a->beta * dy[i * N + j];
+    }
+    return NM_OK;
+}
+
+/* ---- MatMul ---- */
+
+typedef struct {
+    nm_shape bat;                              /* broadcast batch axes */
+    int64_t sa[NM_MAX_DIMS], sb[NM_MAX_DIMS];  /* matrix strides of A and B per batch axis */
+    int64_t M, K, N;
+} mm_geom;
+
+/* Splits shapes into batch axes and matrices; 0 when they do not agree. */
+static int mm_geom_of(const nm_shape *as, const nm_shape *bs, mm_geom *g)
+{
+    if (as->ndim < 1 || bs->ndim < 1) return 0;
+    nm_shape ab = {0, {0}}, bb = {0, {0}};
+    if (as->ndim == 1) {
+        g->M = 1;
+        g->K = as->d[0];
+    } else {
+        g->M = as->d[as->ndim - 2];
+        g->K = as->d[as->ndim - 1];
+        ab.ndim = as->ndim - 2;
+        memcpy(ab.d, as->d, sizeof(int64_t) * (size_t)ab.ndim);
+    }
+    int64_t K2;
+    if (bs->ndim == 1) {
+        K2 = bs->d[0];
+        g->N = 1;
+    } else {
+        K2 = bs->d[bs->ndim - 2];
+        g->N = bs->d[bs->ndim - 1];
+        bb.ndim = bs->ndim - 2;
+        memcpy(bb.d, bs->d, sizeof(int64_t) * (size_t)bb.ndim);
+    }
+    if (K2 != g->K) return 0;
+    g->bat.ndim = ab.ndim > bb.ndim ? ab.ndim : bb.ndim;
+    for (int i = 0; i < g->bat.ndim; i++) {
+        int ia = i - (g->bat.ndim - ab.ndim), ib = i - (g->bat.ndim - bb.ndim);
+        int64_t da = ia >= 0 ? ab.d[ia] : 1, db = ib >= 0 ? bb.d[ib] : 1;
+        if (da != db && da != 1 && db != 1) return 0;
+        g->bat.d[i] = da == 1 ? db : da;
+    }
+    nm_broadcast_strides(&ab, &g->bat, g->sa);
+    nm_broadcast_strides(&bb, &g->bat, g->sb);
+    return 1;
+}
+
+static int64_t mm_off(const mm_geom *g, const int64_t *st, int64_t b, int64_t mat)
+{
+    int64_t off = 0;
+    for (int k = g->bat.ndim - 1; k >= 0; k--) {
+        off += (b % g->bat.d[k]) * st[k];
+        b /= g->bat.d[k];
+    }
+    return off * mat;
+}
+
+static nm_status matmul_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
+{
+    const nm_value *A = NM_IN(net, nd, 0), *B = NM_IN(net, nd, 1);
+    mm_geom g;
+    if (!mm_geom_of(&A->shape, &B->shape, &g))
+        return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (MatMul): operand shapes do not agree", nd->name);
+    nm_value *Y = NM_OUT(net, nd);
+    Y->shape = g.bat;
+    if (A->shape.ndim > 1) Y->shape.d[Y->shape.ndim++] = g.M;
+    if (B->shape.ndim > 1) Y->shape.d[Y->shape.ndim++] = g.N;
+    if (Y->shape.ndim > NM_MAX_DIMS)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (MatMul): result rank exceeds %d", nd->name, NM_MAX_DIMS);
+    Y->batched = A->varying && A->batched && A->shape.ndim >= 2 && !B->varying && B->shape.ndim <= 2;
+    return NM_OK;
+}
+
+/* y (=|+=) A·B for each batch index. */
+static void mm_product(const float *A, const nm_shape *as, const float *B, const nm_shape *bs, float beta, float *y)
+{
+    mm_geom g;
+    mm_geom_of(as, bs, &g);
+    int64_t nb = nm_shape_numel(&g.bat);
+    for (int64_t b = 0; b < nb; b++)
+        nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, g.M, g.N, g.K, 1.0f, A + mm_off(&g, g.sa, b, g.M * g.K), g.K,
+                    B + mm_off(&g, g.sb, b, g.K * g.N), g.N, beta, y + b * g.M * g.N, g.N);
+}
+
+static nm_status matmul_forward(const nm_node *nd, nm_pass *p)
+{
+    (void)nd;
+    mm_product(p->x[0], &p->xs[0], p->x[1], &p->xs[1], 0.0f, p->y);
+    return NM_OK;
+}
+
+static nm_status matmul_jvp(const nm_node *nd, nm_pass *p)
+{
+    (void)nd;
+    float beta = 0.0f;
+    if (p->dx[0]) {
+        mm_product(p->dx[0], &p->dxs[0], p->x[1], &p->xs[1], 0.0f, p->dy);
+        beta = 1.0f;
+    }
+    if (p->dx[1]) mm_product(p->x[0], &p->xs[0], p->dx[1], &p->dxs[1], beta, p->dy);
+    else if (beta == 0.0f) memset(p->dy, 0, (size_t)nm_shape_numel(&p->dys) * sizeof(float));
+    return NM_OK;
+}
+
+static nm_status matmul_vjp(const nm_node *nd, nm_pass *p)
+{
+    (void)nd;
+    const nm_shape *as = p->dx[0] ? &p->dxs[0] : &p->xs[0];
+    mm_geom g;
+    if (p->dx[0]) { /* dA_b += dY_b Bᵀ, summed where A broadcasts */
+        mm_geom_of(as, &p->xs[1], &g);
+        int64_t nb = nm_shape_numel(&g.bat);
+        for (int64_t b = 0; b < nb; b++)
+            nm_gemm_f32(NM_NOTRANS, NM_TRANS, g.M, g.K, g.N, 1.0f, p->dy + b * g.M * g.N, g.N,
+                        p->x[1] + mm_off(&g, g.sb, b, g.K * g.N), g.N, 1.0f, p->dx[0] + mm_off(&g, g.sa, b, g.M * g.K), g.K);
+    }
+    float *dB = p->dx[1] ? p->dx[1] : p->gp[1];
+    if (dB) { /* dB_b += A_bᵀ dY_b; needs T = P */
+        mm_geom_of(&p->xs[0], &p->xs[1], &g);
+        int64_t nb = nm_shape_numel(&g.bat);
+        for (int64_t b = 0; b < nb; b++)
+            nm_gemm_f32(NM_TRANS, NM_NOTRANS, g.K, g.N, g.M, 1.0f, p->x[0] + mm_off(&g, g.sa, b, g.M * g.K), g.K,
+                        p->dy + b * g.M * g.N, g.N, 1.0f, dB + mm_off(&g, g.sb, b, g.K * g.N), g.N);
+    }
+    return NM_OK;
+}
+
+const nm_op_def nm_op_gemm = {"Gemm", 2, 3, gemm_infer, gemm_forward, gemm_jvp, gemm_vjp, 0x6};
+const nm_op_def nm_op_matmul = {"MatMul", 2, 2, matmul_infer, matmul_forward, matmul_jvp, matmul_vjp, 0x2};

@@ -1,0 +1,85 @@
+/*
+ * pad.c — Pad, constant mode: pads (begin and end per axis; negative values
+ * crop) from the attribute (opset < 11) or a constant input, and the fill
+ * value from the attribute or a constant input. The fill is a constant, so
+ * jvp pads the tangent with zeros and vjp gathers the interior back.
+ *
+ * Shapes: x (d_0, ..., d_r−1); y (d_i + begin_i + end_i).
+ */
+#include "../net.h"
+
+static nm_status pad_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
+{
+    const nm_value *X = NM_IN(net, nd, 0);
+    int r = X->shape.ndim;
+    nm_attrs *a = &nd->a;
+    const nm_value *P = NM_IN(net, nd, 1), *V = nd->nin > 2 ? NM_IN(net, nd, 2) : NULL;
+    if (P) {
+        if (P->varying || !P->idata || nm_shape_numel(&P->shape) != 2 * r)
+            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Pad): pads must be a constant integer tensor of %d entries", nd->name, 2 * r);
+        for (int i = 0; i < 2 * r; i++) a->pads[i] = P->idata[i];
+    }
+    if (V) {
+        if (V->varying || !V->cdata || nm_shape_numel(&V->shape) != 1)
+            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Pad): constant_value must be a constant float scalar", nd->name);
+        a->pad_value = V->cdata[0];
+    }
+    nm_value *Y = NM_OUT(net, nd);
+    Y->shape = X->shape;
+    for (int i = 0; i < r; i++) {
+        Y->shape.d[i] += a->pads[i] + a->pads[r + i];
+        if (Y->shape.d[i] < 0)
+            return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Pad): axis %d would have negative size", nd->name, i);
+    }
+    Y->batched = X->batched && r >= 1 && a->pads[0] == 0 && a->pads[r] == 0;
+    return NM_OK;
+}
+
+/* For each y element: its x offset, or −1 in the padding. */
+static int64_t source(const nm_attrs *a, const nm_shape *xs, const nm_shape *ys, int64_t o)
+{
+    int r = ys->ndim;
+    int64_t off = 0, stride = 1;
+    for (int k = r - 1; k >= 0; k--) {
+        int64_t i = o % ys->d[k] - a->pads[k];
+        o /= ys->d[k];
+        if (i < 0 || i >= xs->d[k]) return -1;
+        off += i * stride;
+        stride *= xs->d[k];
+    }
+    return off;
+}
+
+/* adjoint = 0: y = pad(x, fill); 1: x += cropᵀ(y). */
+static void pad_apply(const nm_attrs *a, const nm_shape *xs, const nm_shape *ys, float *x, float *y, float fill, int adjoint)
+{
+    int64_t n = nm_shape_numel(ys);
+    for (int64_t o = 0; o < n; o++) {
+        int64_t s = source(a, xs, ys, o);
+        if (adjoint) {
+            if (s >= 0) x[s] += y[o];
+        } else {
+            y[o] = s >= 0 ? x[s] : fill;
+        }
+    }
+}
+
+static nm_status pad_forward(const nm_node *nd, nm_pass *p)
+{
+    pad_apply(&nd->a, &p->xs[0], &p->ys, p->x[0], p->y, nd->a.pad_value, 0);
+    return NM_OK;
+}
+
+static nm_status pad_jvp(const nm_node *nd, nm_pass *p)
+{
+    pad_apply(&nd->a, &p->dxs[0], &p->dys, p->dx[0], p->dy, 0.0f, 0);
+    return NM_OK;
+}
+
+static nm_status pad_vjp(const nm_node *nd, nm_pass *p)
+{
+    if (p->dx[0]) pad_apply(&nd->a, &p->dxs[0], &p->dys, p->dx[0], p->dy, 0.0f, 1);
+    return NM_OK;
+}
+
+const nm_op_def nm_op_pad = {"Pad", 1, 3, pad_infer, pad_forward, pad_jvp, pad_vjp, 0};

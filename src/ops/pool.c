@@ -1,0 +1,246 @@
+/*
+ * pool.c — MaxPool (kernel, strides, pads, dilations, ceil_mode), AveragePool
+ * (count_include_pad, ceil_mode) and GlobalAveragePool. MaxPool's jvp and
+ * vjp route each output through the argmax of its window in the primal
+ * (frozen, DESIGN §1.6; the first maximum in scan order wins ties);
+ * average pools are linear, so their jvp is the forward pass of the tangent.
+ *
+ * Shapes: x (N, C, H, W); y (N, C, OH, OW). GlobalAveragePool: x (N, C, ...)
+ * → y (N, C, 1, ...).
+ */
+#include "../net.h"
+
+#include <float.h>
+#include <string.h>
+
+typedef struct {
+    int64_t NC, H, W, OH, OW;
+} pool_dims;
+
+static pool_dims pdims(const nm_shape *xs, const nm_shape *ys)
+{
+    return (pool_dims){xs->d[0] * xs->d[1], xs->d[2], xs->d[3], ys->d[2], ys->d[3]};
+}
+
+/* Index of the window's maximum in the plane x (H, W), or -1 when the window
+ * lies wholly in the padding. */
+static int64_t window_argmax(const nm_attrs *a, const pool_dims *d, const float *x, int64_t oh, int64_t ow)
+{
+    int64_t best = -1;
+    float bv = -FLT_MAX;
+    for (int64_t i = 0; i < a->kernel[0]; i++) {
+        int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
+        if (h < 0 || h >= d->H) continue;
+        for (int64_t j = 0; j < a->kernel[1]; j++) {
+            int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
+            if (w < 0 || w >= d->W) continue;
+            float v = x[h * d->W + w];
+            if (best < 0 || v > bv) {
+                bv = v;
+                best = h * d->W + w;
+            }
+        }
+    }
+    return best;
+}
+
+static nm_status pool_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
+{
+    const nm_value *X = NM_IN(net, nd, 0);
+    if (X->shape.ndim != 4)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): only 2-D pooling is supported (input of rank %d)",
+                       nd->name, nm_op_name(nd->op), X->shape.ndim);
+    if (nd->a.kernel[0] < 1 || nd->a.kernel[1] < 1)
+        return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): kernel_shape must give two positive sizes", nd->name, nm_op_name(nd->op));
+    int64_t OH, OW;
+    nm_status st = nm_window_resolve(ctx, nd, &nd->a, X->shape.d[2], X->shape.d[3], &OH, &OW);
+    if (st != NM_OK) return st;
+    nm_value *Y = NM_OUT(net, nd);
+    Y->shape = (nm_shape){4, {X->shape.d[0], X->shape.d[1], OH, OW}};
+    Y->batched = X->batched;
+    return NM_OK;
+}
+
+/* ---- MaxPool ---- */
+
+static nm_status maxpool_forward(const nm_node *nd, nm_pass *p)
+{
+    pool_dims d = pdims(&p->xs[0], &p->ys);
+    #pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < d.NC; nc++) {
+        const float *x = p->x[0] + nc * d.H * d.W;
+        for (int64_t oh = 0; oh < d.OH; oh++)
+            for (int64_t ow = 0; ow < d.OW; ow++) {
+                int64_t k = window_argmax(&nd->a, &d, x, oh, ow);
+                p->y[(nc * d.OH + oh) * d.OW + ow] = k >= 0 ? x[k] : 0.0f;
+            }
+    }
+    return NM_OK;
+}
+
+/* Tangent plane tc (of T·C) reads primal plane (t % P)·C + c. */
+static int64_t primal_plane(const nm_pass *p, int64_t tc)
+{
+    int64_t C = p->xs[0].d[1], P = p->xs[0].d[0];
+    return ((tc / C) % P) * C + tc % C;
+}
+
+static nm_status maxpool_jvp(const nm_node *nd, nm_pass *p)
+{
+    pool_dims d = pdims(&p->xs[0], &p->ys);
+    int64_t TC = p->dxs[0].d[0] * p->dxs[0].d[1];
+    #pragma omp parallel for schedule(static)
+    for (int64_t tc = 0; tc < TC; tc++) {
+        const float *x = p->x[0] + primal_plane(p, tc) * d.H * d.W;
+        const float *dx = p->dx[0] + tc * d.H * d.W;
+        for (int64_t oh = 0; oh < d.OH; oh++)
+            for (int64_t ow = 0; ow < d.OW; ow++) {
+                int64_t k = window_argmax(&nd->a, &d, x, oh, ow);
+                p->dy[(tc * d.OH + oh) * d.OW + ow] = k >= 0 ? dx[k] : 0.0f;
+            }
+    }
+    return NM_OK;
+}
+
+static nm_status maxpool_vjp(const nm_node *nd, nm_pass *p)
+{
+    if (!p->dx[0]) return NM_OK;
+    pool_dims d = pdims(&p->xs[0], &p->ys);
+    int64_t TC = p->dys.d[0] * p->dys.d[1];
+    #pragma omp parallel for schedule(static)
+    for (int64_t tc = 0; tc < TC; tc++) {
+        const float *x = p->x[0] + primal_plane(p, tc) * d.H * d.W;
+        float *dx = p->dx[0] + tc * d.H * d.W;
+        for (int64_t oh = 0; oh < d.OH; oh++)
+            for (int64_t ow = 0; ow < d.OW; ow++) {
+                int64_t k = window_argmax(&nd->a, &d, x, oh, ow);
+                if (k >= 0) dx[k] += p->dy[(tc * d.OH + oh) * d.OW + ow];
+            }
+    }
+    return NM_OK;
+}
+
+/* ---- AveragePool: a fixed linear map, so one routine serves all passes ---- */
+
+/* Number of window positions the average divides by. */
+static int64_t avg_divisor(const nm_attrs *a, const pool_dims *d, int64_t oh, int64_t ow)
+{
+    int64_t lo_h = a->count_include_pad ? -a->pad[0] : 0, hi_h = a->count_include_pad ? d->H + a->pad[2] : d->H;
+    int64_t lo_w = a->count_include_pad ? -a->pad[1] : 0, hi_w = a->count_include_pad ? d->W + a->pad[3] : d->W;
+    int64_t n = 0;
+    for (int64_t i = 0; i < a->kernel[0]; i++) {
+        int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
+        if (h < lo_h || h >= hi_h) continue;
+        for (int64_t j = 0; j < a->kernel[1]; j++) {
+            int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
+            if (w >= lo_w && w < hi_w) n++;
+        }
+    }
+    return n;
+}
+
+/* adjoint = 0: y = avg(x); adjoint = 1: x += avgᵀ(y). NC planes. */
+static void avgpool_apply(const nm_attrs *a, const pool_dims *d, int64_t NC, float *x, float *y, int adjoint)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < NC; nc++) {
+        float *xp = x + nc * d->H * d->W;
+        for (int64_t oh = 0; oh < d->OH; oh++)
+            for (int64_t ow = 0; ow < d->OW; ow++) {
+                int64_t div = avg_divisor(a, d, oh, ow);
+                float *yo = y + (nc * d->OH + oh) * d->OW + ow;
+                float s = 0, g = div ? *yo / (float)div : 0.0f;
+                for (int64_t i = 0; i < a->kernel[0]; i++) {
+                    int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
+                    if (h < 0 || h >= d->H) continue;
+                    for (int64_t j = 0; j < a->kernel[1]; j++) {
+                        int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
+                        if (w < 0 || w >= d->W) continue;
+                        if (adjoint) xp[h * d->W + w] += g;
+                        else s += xp[h * d->W + w];
+                    }
+                }
+                if (!adjoint) *yo = div ? s / (float)div : 0.0f;
+            }
+    }
+}
+
+static nm_status avgpool_forward(const nm_node *nd, nm_pass *p)
+{
+    pool_dims d = pdims(&p->xs[0], &p->ys);
+    avgpool_apply(&nd->a, &d, d.NC, p->x[0], p->y, 0);
+    return NM_OK;
+}
+
+static nm_status avgpool_jvp(const nm_node *nd, nm_pass *p)
+{
+    pool_dims d = pdims(&p->dxs[0], &p->dys);
+    avgpool_apply(&nd->a, &d, d.NC, p->dx[0], p->dy, 0);
+    return NM_OK;
+}
+
+static nm_status avgpool_vjp(const nm_node *nd, nm_pass *p)
+{
+    if (!p->dx[0]) return NM_OK;
+    pool_dims d = pdims(&p->dxs[0], &p->dys);
+    avgpool_apply(&nd->a, &d, d.NC, p->dx[0], p->dy, 1);
+    return NM_OK;
+}
+
+/* ---- GlobalAveragePool: mean over every axis after the channels ---- */
+
+static nm_status gap_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
+{
+    const nm_value *X = NM_IN(net, nd, 0);
+    if (X->shape.ndim < 3)
+        return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (GlobalAveragePool): input of rank %d (need N, C and spatial axes)",
+                       nd->name, X->shape.ndim);
+    nm_value *Y = NM_OUT(net, nd);
+    Y->shape = X->shape;
+    for (int i = 2; i < X->shape.ndim; i++) Y->shape.d[i] = 1;
+    Y->batched = X->batched;
+    return NM_OK;
+}
+
+/* adjoint = 0: y = mean(x) per plane; 1: x += y / S per plane. */
+static void gap_apply(const nm_shape *xs, float *x, float *y, int adjoint)
+{
+    int64_t NC = xs->d[0] * xs->d[1], S = nm_shape_tail(xs, 2);
+    #pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < NC; nc++) {
+        float *xp = x + nc * S;
+        if (adjoint) {
+            float g = y[nc] / (float)S;
+            for (int64_t i = 0; i < S; i++) xp[i] += g;
+        } else {
+            double s = 0;
+            for (int64_t i = 0; i < S; i++) s += xp[i];
+            y[nc] = (float)(s / (double)S);
+        }
+    }
+}
+
+static nm_status gap_forward(const nm_node *nd, nm_pass *p)
+{
+    (void)nd;
+    gap_apply(&p->xs[0], p->x[0], p->y, 0);
+    return NM_OK;
+}
+
+static nm_status gap_jvp(const nm_node *nd, nm_pass *p)
+{
+    (void)nd;
+    gap_apply(&p->dxs[0], p->dx[0], p->dy, 0);
+    return NM_OK;
+}
+
+static nm_status gap_vjp(const nm_node *nd, nm_pass *p)
+{
+    (void)nd;
+    if (p->dx[0]) gap_apply(&p->dxs[0], p->dx[0], p->dy, 1);
+    return NM_OK;
+}
+
+const nm_op_def nm_op_maxpool = {"MaxPool", 1, 1, pool_infer, maxpool_forward, maxpool_jvp, maxpool_vjp, 0};
+const nm_op_def nm_op_averagepool = {"AveragePool", 1, 1, pool_infer, avgpool_forward, avgpool_jvp, avgpool_vjp, 0};
+const nm_op_def nm_op_globalaveragepool = {"GlobalAveragePool", 1, 1, gap_infer, gap_forward, gap_jvp, gap_vjp, 0};
