@@ -110,6 +110,35 @@ void nm_broadcast_strides(const nm_shape *in, const nm_shape *out, int64_t *stri
     }
 }
 
+/* Visits every element of shape o with the matching offset under strides
+ * st: y[i] = (acc ? y[i] : 0) + src[off] (gather), or dst[off] += y[i]
+ * (scatter, reduce = 1). */
+void nm_strided(const nm_shape *o, const int64_t *st, float *y, float *other, int reduce, int acc)
+{
+    int r = o->ndim;
+    int64_t n = nm_shape_numel(o);
+    if (n == 0) return;
+    int64_t inner = r ? o->d[r - 1] : 1, sin = r ? st[r - 1] : 0;
+    int64_t idx[NM_MAX_DIMS] = {0}, off = 0;
+    for (int64_t base = 0; base < n; base += inner) {
+        float *yr = y + base;
+        if (reduce) {
+            for (int64_t j = 0; j < inner; j++) other[off + j * sin] += yr[j];
+        } else if (acc) {
+            for (int64_t j = 0; j < inner; j++) yr[j] += other[off + j * sin];
+        } else {
+            for (int64_t j = 0; j < inner; j++) yr[j] = other[off + j * sin];
+        }
+        for (int k = r - 2; k >= 0; k--) { /* odometer over the outer axes */
+            idx[k]++;
+            off += st[k];
+            if (idx[k] < o->d[k]) break;
+            off -= st[k] * o->d[k];
+            idx[k] = 0;
+        }
+    }
+}
+
 int nm_const_spares_batch(const nm_value *c, int r)
 {
     return c->shape.ndim < r || c->shape.d[0] == 1;
@@ -156,6 +185,7 @@ nm_attrs nm_attrs_default(nm_op op)
     a.beta = 1.0f;
     a.epsilon = 1e-5f;
     a.axis = 1;
+    a.legacy_axis = -1;
     if (op == NM_OP_LEAKYRELU) a.alpha = 0.01f;
     if (op == NM_OP_LRN) {
         a.alpha = 1e-4f;
@@ -275,7 +305,7 @@ int nm_net_add_input(nm_ctx *ctx, nm_net *net, const char *name, const nm_shape 
     if (net->input >= 0) return nm_fail(ctx, NM_ERR_UNSUPPORTED, "'%s': a net has exactly one input", name);
     nm_status st = check_shape(ctx, name, shape);
     if (st != NM_OK) return st;
-    if (shape->ndim < 1) return nm_fail(ctx, NM_ERR_SHAPE, "input '%s' must have a first (batch) axis", name);
+    if (shape->ndim < 1) return nm_fail(ctx, NM_ERR_UNSUPPORTED, "input '%s' is a scalar (the input needs a first, batch axis)", name);
     int v = add_value(ctx, net, name, shape);
     if (v < 0) return v;
     net->v[v].varying = net->v[v].batched = 1;

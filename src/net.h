@@ -69,6 +69,8 @@ typedef struct {
     float pad_value;              /* Pad */
     int64_t pads[2 * NM_MAX_DIMS];/* Pad: begins then ends, per axis */
     int allowzero;                /* Reshape */
+    int prelu_channel;            /* PRelu before opset 7: a 1-D slope runs along axis 1 */
+    int64_t legacy_axis;          /* Add before opset 7: broadcast aligned at this axis, or −1 */
 } nm_attrs;
 
 typedef struct {
@@ -201,6 +203,10 @@ nm_status nm_window_resolve(nm_ctx *ctx, const nm_node *nd, nm_attrs *a, int64_t
 /* The output value of nd, and input i's value (NULL when absent). */
 #define NM_OUT(net, nd) (&(net)->v[(nd)->out])
 #define NM_IN(net, nd, i) ((nd)->in[i] >= 0 ? &(net)->v[(nd)->in[i]] : NULL)
+/* Visits every element i of shape o with the offset off(i) that strides st
+ * give (nm_broadcast_strides): y[i] = src[off] (acc = 0), y[i] += src[off]
+ * (acc = 1), or, with reduce = 1, src[off] += y[i] (the adjoint). */
+void nm_strided(const nm_shape *o, const int64_t *st, float *y, float *src, int reduce, int acc);
 /* A constant input that broadcasts against a batched value of rank r
  * without touching the batch axis (rank < r, or first dimension 1). */
 int nm_const_spares_batch(const nm_value *c, int r);

@@ -149,6 +149,9 @@ static int node_attrs(arena *ar, const nm_net *net, const nm_node *nd, Onnx__Att
     case NM_OP_BATCHNORM:
         at[n++] = attr_float(ar, "epsilon", a->epsilon);
         break;
+    case NM_OP_PRELU:
+        if (a->prelu_channel) return -1; /* the opset-6 channel slope has no opset-13 spelling */
+        break;
     case NM_OP_RESHAPE:
         if (a->allowzero) return -1; /* allowzero arrived in opset 14 */
         break;

@@ -5,7 +5,10 @@
  * mapped to an op of the table with its attributes checked by name, so an
  * unsupported op, attribute or type is an error naming the node, the op and
  * the attribute. Shapes are inferred and constants folded as nodes are
- * added (src/net.c). Opsets 7–17 of the default domain.
+ * added (src/net.c). Opsets 7–17 of the default domain, and the legacy
+ * attributes of the same ops before opset 7 (consumed_inputs, broadcast,
+ * is_test, Pad's paddings, Reshape's shape attribute) where they mean the
+ * same computation.
  */
 #include "../net.h"
 #include "onnx.pb-c.h"
@@ -13,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NM_OPSET_MIN 7
+#define NM_OPSET_MIN 1
 #define NM_OPSET_MAX 17
 
 typedef Onnx__AttributeProto attr_t;
@@ -176,6 +179,7 @@ static nm_status parse_attrs(nm_ctx *ctx, const Onnx__NodeProto *n, nm_op op, in
         const attr_t *at = n->attribute[k];
         nm_status st = NM_OK;
         int ok = 1;
+        if (is(at, "consumed_inputs")) continue; /* opset < 6: an in-place hint */
         switch (op) {
         case NM_OP_CONV:
             if (window_attr(ctx, n, at, a, &st)) break;
@@ -197,6 +201,7 @@ static nm_status parse_attrs(nm_ctx *ctx, const Onnx__NodeProto *n, nm_op op, in
             else if (is(at, "beta")) a->beta = at->f;
             else if (is(at, "transA")) a->trans_a = at->i != 0;
             else if (is(at, "transB")) a->trans_b = at->i != 0;
+            else if (is(at, "broadcast")) {} /* opset < 7: C broadcasts, as it always does now */
             else ok = 0;
             break;
         case NM_OP_LEAKYRELU:
@@ -221,11 +226,12 @@ static nm_status parse_attrs(nm_ctx *ctx, const Onnx__NodeProto *n, nm_op op, in
             else if (is(at, "momentum")) {} /* used only in training */
             else if (is(at, "spatial")) { if (at->i != 1) st = bad_attr(ctx, n, at, "must be 1"); }
             else if (is(at, "training_mode")) { if (at->i) st = bad_attr(ctx, n, at, "= 1 (training mode) is not supported"); }
+            else if (is(at, "is_test")) { if (!at->i) st = bad_attr(ctx, n, at, "= 0 (training mode) is not supported"); }
             else ok = 0;
             break;
         case NM_OP_PAD:
             if (is(at, "mode")) { if (!is_string(at, "constant")) st = bad_attr(ctx, n, at, "supports only \"constant\""); }
-            else if (is(at, "pads")) {
+            else if (is(at, "pads") || is(at, "paddings")) {
                 if (at->n_ints > 2 * NM_MAX_DIMS) st = bad_attr(ctx, n, at, "has too many values");
                 else memcpy(a->pads, at->ints, at->n_ints * sizeof(int64_t));
             } else if (is(at, "value")) a->pad_value = at->f;
@@ -233,6 +239,12 @@ static nm_status parse_attrs(nm_ctx *ctx, const Onnx__NodeProto *n, nm_op op, in
             break;
         case NM_OP_RESHAPE:
             if (is(at, "allowzero")) a->allowzero = at->i != 0;
+            else if (is(at, "shape")) {} /* opset < 5: made an input by add_nodes */
+            else ok = 0;
+            break;
+        case NM_OP_ADD:
+            if (is(at, "broadcast")) {}
+            else if (is(at, "axis")) a->legacy_axis = at->i;
             else ok = 0;
             break;
         case NM_OP_DROPOUT:
@@ -289,6 +301,24 @@ static int find_op(const char *type)
 
 /* ---------------------------------------------------------------- graph */
 
+/* Reshape before opset 5 carries its target in a 'shape' attribute; it
+ * becomes a constant input named "<node>.shape". */
+static int legacy_shape_input(nm_ctx *ctx, nm_net *net, const Onnx__NodeProto *n)
+{
+    for (size_t k = 0; k < n->n_attribute; k++) {
+        const attr_t *at = n->attribute[k];
+        if (!is(at, "shape")) continue;
+        int64_t *v = nm_alloc(ctx, at->n_ints ? at->n_ints : 1, sizeof(int64_t));
+        if (!v) return NM_ERR_NOMEM;
+        memcpy(v, at->ints, at->n_ints * sizeof(int64_t));
+        char name[300];
+        snprintf(name, sizeof name, "%s.shape", n->name);
+        nm_shape s = {1, {(int64_t)at->n_ints}};
+        return nm_net_add_const(ctx, net, name, &s, NULL, v);
+    }
+    return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (Reshape): no target shape", n->name);
+}
+
 static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, int64_t opset)
 {
     for (size_t k = 0; k < g->n_node; k++) {
@@ -299,8 +329,11 @@ static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, 
             n->name = autoname;
         }
         nm_status st = NM_OK;
+        int op = find_op(n->op_type);
         if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0)
             st = nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s': op %s of domain '%s' is not supported", n->name, n->op_type, n->domain);
+        else if (op < 0 && strcmp(n->op_type, "Constant") != 0)
+            st = nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s': op %s is not supported", n->name, n->op_type);
         else if (n->n_output < 1 || !*n->output[0])
             st = nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s) has no output", n->name, n->op_type);
         for (size_t o = 1; st == NM_OK && o < n->n_output; o++)
@@ -311,12 +344,11 @@ static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, 
             int v = constant_node(ctx, net, n);
             st = v < 0 ? (nm_status)v : NM_OK;
         } else if (st == NM_OK) {
-            int op = find_op(n->op_type);
             int in[NM_NODE_MAX_IN];
             nm_attrs a;
-            if (op < 0) st = nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s': op %s is not supported", n->name, n->op_type);
-            else if (n->n_input > NM_NODE_MAX_IN)
+            if (n->n_input > NM_NODE_MAX_IN)
                 st = nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): %zu inputs", n->name, n->op_type, n->n_input);
+            int nin = (int)n->n_input;
             for (size_t i = 0; st == NM_OK && i < n->n_input; i++) {
                 in[i] = *n->input[i] ? nm_net_find_value(net, n->input[i]) : -1;
                 if (*n->input[i] && in[i] < 0)
@@ -324,8 +356,13 @@ static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, 
                                  n->name, n->op_type, n->input[i]);
             }
             if (st == NM_OK) st = parse_attrs(ctx, n, (nm_op)op, opset, &a);
+            if (st == NM_OK && op == NM_OP_RESHAPE && nin == 1) { /* opset < 5: the shape is an attribute */
+                int v = legacy_shape_input(ctx, net, n);
+                if (v < 0) st = (nm_status)v;
+                else in[nin++] = v;
+            }
             if (st == NM_OK) {
-                int v = nm_net_add_node(ctx, net, (nm_op)op, n->name, n->output[0], (int)n->n_input, in, &a);
+                int v = nm_net_add_node(ctx, net, (nm_op)op, n->name, n->output[0], nin, in, &a);
                 st = v < 0 ? (nm_status)v : NM_OK;
             }
         }

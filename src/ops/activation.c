@@ -23,7 +23,12 @@ static neg_slope slope_of(const nm_node *nd, const nm_pass *p)
     neg_slope s = {nd->op, nd->a.alpha, NULL, {0}, &p->xs[0]};
     if (nd->op == NM_OP_PRELU) {
         s.slope = p->x[1];
-        nm_broadcast_strides(&p->xs[1], &p->xs[0], s.strides);
+        nm_shape ss = p->xs[1];
+        if (nd->a.prelu_channel) { /* (C) read as (C, 1, ..., 1) */
+            ss.ndim = p->xs[0].ndim - 1;
+            for (int i = 1; i < ss.ndim; i++) ss.d[i] = 1;
+        }
+        nm_broadcast_strides(&ss, &p->xs[0], s.strides);
     }
     return s;
 }
@@ -60,6 +65,10 @@ static nm_status act_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
         if (S->varying)
             return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (PRelu): the slope must be a constant", nd->name);
         nm_shape b;
+        /* before opset 7 a 1-D slope of C entries runs along the channels */
+        nd->a.prelu_channel = net->opset < 7 && S->shape.ndim == 1 && X->shape.ndim >= 2 &&
+                              S->shape.d[0] == X->shape.d[1] && S->shape.d[0] > 1;
+        if (nd->a.prelu_channel) return NM_OK;
         nm_status st = nm_broadcast_shape(ctx, nd, &X->shape, &S->shape, &b);
         if (st != NM_OK) return st;
         if (!nm_shape_equal(&b, &X->shape))

@@ -10,39 +10,13 @@
 
 #include <string.h>
 
-/* Visits every element of shape o with the matching offset under strides
- * st: y[i] = (acc ? y[i] : 0) + src[off] (gather), or dst[off] += y[i]
- * (scatter, reduce = 1). */
-static void strided(const nm_shape *o, const int64_t *st, float *y, float *other, int reduce, int acc)
-{
-    int r = o->ndim;
-    int64_t n = nm_shape_numel(o);
-    if (n == 0) return;
-    int64_t inner = r ? o->d[r - 1] : 1, sin = r ? st[r - 1] : 0;
-    int64_t idx[NM_MAX_DIMS] = {0}, off = 0;
-    for (int64_t base = 0; base < n; base += inner) {
-        float *yr = y + base;
-        if (reduce) {
-            for (int64_t j = 0; j < inner; j++) other[off + j * sin] += yr[j];
-        } else if (acc) {
-            for (int64_t j = 0; j < inner; j++) yr[j] += other[off + j * sin];
-        } else {
-            for (int64_t j = 0; j < inner; j++) yr[j] = other[off + j * sin];
-        }
-        for (int k = r - 2; k >= 0; k--) { /* odometer over the outer axes */
-            idx[k]++;
-            off += st[k];
-            if (idx[k] < o->d[k]) break;
-            off -= st[k] * o->d[k];
-            idx[k] = 0;
-        }
-    }
-}
-
 static nm_status add_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
 {
     const nm_value *A = NM_IN(net, nd, 0), *B = NM_IN(net, nd, 1);
     nm_value *Y = NM_OUT(net, nd);
+    if (nd->a.legacy_axis >= 0 && nd->a.legacy_axis + B->shape.ndim != A->shape.ndim)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Add): legacy broadcast at axis %lld is not right-aligned",
+                       nd->name, (long long)nd->a.legacy_axis);
     nm_status st = nm_broadcast_shape(ctx, nd, &A->shape, &B->shape, &Y->shape);
     if (st != NM_OK) return st;
     int r = Y->shape.ndim, batched = 1;
@@ -61,8 +35,8 @@ static nm_status add_forward(const nm_node *nd, nm_pass *p)
     int64_t sa[NM_MAX_DIMS], sb[NM_MAX_DIMS];
     nm_broadcast_strides(&p->xs[0], &p->ys, sa);
     nm_broadcast_strides(&p->xs[1], &p->ys, sb);
-    strided(&p->ys, sa, p->y, p->x[0], 0, 0);
-    strided(&p->ys, sb, p->y, p->x[1], 0, 1);
+    nm_strided(&p->ys, sa, p->y, p->x[0], 0, 0);
+    nm_strided(&p->ys, sb, p->y, p->x[1], 0, 1);
     return NM_OK;
 }
 
@@ -74,7 +48,7 @@ static nm_status add_jvp(const nm_node *nd, nm_pass *p)
     for (int i = 0; i < 2; i++)
         if (p->dx[i]) {
             nm_broadcast_strides(&p->dxs[i], &p->dys, s);
-            strided(&p->dys, s, p->dy, p->dx[i], 0, 1);
+            nm_strided(&p->dys, s, p->dy, p->dx[i], 0, 1);
         }
     return NM_OK;
 }
@@ -86,11 +60,11 @@ static nm_status add_vjp(const nm_node *nd, nm_pass *p)
     for (int i = 0; i < 2; i++) {
         if (p->dx[i]) {
             nm_broadcast_strides(&p->dxs[i], &p->dys, s);
-            strided(&p->dys, s, p->dy, p->dx[i], 1, 0);
+            nm_strided(&p->dys, s, p->dy, p->dx[i], 1, 0);
         }
         if (p->gp[i]) {
             nm_broadcast_strides(&p->xs[i], &p->dys, s);
-            strided(&p->dys, s, p->dy, p->gp[i], 1, 0);
+            nm_strided(&p->dys, s, p->dy, p->gp[i], 1, 0);
         }
     }
     return NM_OK;

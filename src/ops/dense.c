@@ -29,15 +29,14 @@ static nm_status gemm_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     nm_value *Y = NM_OUT(net, nd);
     Y->shape = (nm_shape){2, {M, N}};
     if (C) {
-        if (C->varying)
-            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Gemm): input C must be a constant", nd->name);
         nm_shape b;
         nm_status st = nm_broadcast_shape(ctx, nd, &Y->shape, &C->shape, &b);
         if (st != NM_OK) return st;
         if (!nm_shape_equal(&b, &Y->shape))
             return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Gemm): C does not broadcast to (%lld, %lld)", nd->name, (long long)M, (long long)N);
     }
-    Y->batched = A->varying && A->batched && !a->trans_a && !B->varying && (!C || nm_const_spares_batch(C, 2));
+    int c_ok = !C || (C->varying ? C->batched && C->shape.ndim == 2 && C->shape.d[0] == M : nm_const_spares_batch(C, 2));
+    Y->batched = A->varying && A->batched && !a->trans_a && !B->varying && c_ok;
     return NM_OK;
 }
 
@@ -53,11 +52,11 @@ static void gemm_product(const nm_attrs *a, const float *A, const nm_shape *as, 
 static nm_status gemm_forward(const nm_node *nd, nm_pass *p)
 {
     float beta = 0.0f;
-    if (p->x[2]) {
-        int64_t st[NM_MAX_DIMS], M = p->ys.d[0], N = p->ys.d[1];
+    if (p->x[2]) { /* y = β C, broadcast */
+        int64_t st[NM_MAX_DIMS], n = nm_shape_numel(&p->ys);
         nm_broadcast_strides(&p->xs[2], &p->ys, st);
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++) p->y[i * N + j] = nd->a.beta * p->x[2][i * st[0] + j * st[1]];
+        nm_strided(&p->ys, st, p->y, p->x[2], 0, 0);
+        for (int64_t i = 0; i < n; i++) p->y[i] *= nd->a.beta;
         beta = 1.0f;
     }
     gemm_product(&nd->a, p->x[0], &p->xs[0], p->x[1], &p->xs[1], beta, p->y);
@@ -73,6 +72,14 @@ static nm_status gemm_jvp(const nm_node *nd, nm_pass *p)
     }
     if (p->dx[1]) gemm_product(&nd->a, p->x[0], &p->xs[0], p->dx[1], &p->dxs[1], beta, p->dy);
     else if (beta == 0.0f) memset(p->dy, 0, (size_t)nm_shape_numel(&p->dys) * sizeof(float));
+    if (p->dx[2]) { /* + β dC, broadcast */
+        int64_t st[NM_MAX_DIMS], n = nm_shape_numel(&p->dys);
+        float *tmp = nm_pass_scratch(p, (size_t)n);
+        if (!tmp) return NM_ERR_NOMEM;
+        nm_broadcast_strides(&p->dxs[2], &p->dys, st);
+        nm_strided(&p->dys, st, tmp, p->dx[2], 0, 0);
+        for (int64_t i = 0; i < n; i++) p->dy[i] += nd->a.beta * tmp[i];
+    }
     return NM_OK;
 }
 
@@ -102,11 +109,14 @@ static nm_status gemm_vjp(const nm_node *nd, nm_pass *p)
             nm_gemm_f32(NM_TRANS, a->trans_a ? NM_TRANS : NM_NOTRANS, N, K, Mt, a->alpha, dy, N, p->x[0], as->d[1],
                         1.0f, dB, K);
     }
-    if (p->gp[2]) {
-        int64_t st[NM_MAX_DIMS];
-        nm_broadcast_strides(&p->xs[2], &p->dys, st);
-        for (int64_t i = 0; i < Mt; i++)
-            for (int64_t j = 0; j < N; j++) p->gp[2][i * st[0] + j * st[1]] += a->beta * dy[i * N + j];
+    float *dC = p->dx[2] ? p->dx[2] : p->gp[2];
+    if (dC) { /* dC += β dY summed over C's broadcast axes */
+        int64_t st[NM_MAX_DIMS], n = nm_shape_numel(&p->dys);
+        float *tmp = nm_pass_scratch(p, (size_t)n);
+        if (!tmp) return NM_ERR_NOMEM;
+        for (int64_t i = 0; i < n; i++) tmp[i] = a->beta * dy[i];
+        nm_broadcast_strides(p->dx[2] ? &p->dxs[2] : &p->xs[2], &p->dys, st);
+        nm_strided(&p->dys, st, tmp, dC, 1, 0);
     }
     return NM_OK;
 }

@@ -41,7 +41,7 @@ static nm_status flatten_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     }
     nm_value *Y = NM_OUT(net, nd);
     Y->shape = (nm_shape){2, {lead, rest}};
-    Y->batched = X->batched && axis >= 1;
+    Y->batched = X->batched && axis >= 1 && lead == X->shape.d[0]; /* the first axis is still the batch alone */
     return NM_OK;
 }
 
