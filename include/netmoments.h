@@ -272,10 +272,13 @@ typedef struct nm_net nm_net;
  * message naming the node, op and attribute; a malformed file with
  * NM_ERR_FORMAT. Free with nm_net_free. */
 nm_status nm_net_load_onnx(nm_ctx *ctx, const char *path, nm_net **out);
+/* The same from a serialized model in memory (borrowed; not kept). */
+nm_status nm_net_load_onnx_memory(nm_ctx *ctx, const void *data, size_t len, nm_net **out);
 
 /* Writes the net as an ONNX model (opset 13, IR 7): constants become
  * initializers, resolved attributes are written explicitly, the batch axis
- * is symbolic ("N") when every node is batched, metadata_props are kept. */
+ * is symbolic ("N") when every node is batched and the loaded batch size is
+ * 1, metadata_props are kept. */
 nm_status nm_net_save_onnx(nm_ctx *ctx, const nm_net *net, const char *path);
 
 void nm_net_free(nm_ctx *ctx, nm_net *net);

@@ -90,6 +90,8 @@ nm_status nm_onnx_tensor_to_array(nm_ctx *ctx, const struct Onnx__TensorProto *t
 
 /* Parses an ONNX model file; free with nm_onnx_model_free. */
 nm_status nm_onnx_model_read(nm_ctx *ctx, const char *path, struct Onnx__ModelProto **out);
+/* The same from bytes in memory. */
+nm_status nm_onnx_model_parse(nm_ctx *ctx, const uint8_t *buf, size_t len, struct Onnx__ModelProto **out);
 void nm_onnx_model_free(nm_ctx *ctx, struct Onnx__ModelProto *m);
 
 #endif

@@ -4,7 +4,7 @@
  * or int64, raw_data); attributes are written as resolved (explicit pads,
  * never auto_pad); Pad's pads and fill become int64/float initializers as
  * opset 13 wants; the batch axis of the input and output is symbolic ("N")
- * when the net is batchable; metadata_props are kept. Every protobuf
+ * when the net is batchable and was loaded at batch 1; metadata_props are kept. Every protobuf
  * structure is built in an arena and released after packing.
  */
 #include "../net.h"
@@ -303,7 +303,8 @@ static nm_status build(nm_ctx *ctx, arena *ar, const nm_net *net, Onnx__ModelPro
     g->node = nodes;
     g->n_initializer = ninit;
     g->initializer = inits;
-    int sym = nm_net_batchable(net);
+    /* a symbolic batch reads back as 1, so it is written only where that is the loaded size */
+    int sym = nm_net_batchable(net) && net->load_batch == 1;
     Onnx__ValueInfoProto **gin = aalloc(ar, sizeof *gin), **gout = aalloc(ar, sizeof *gout);
     if (!gin || !gout || !(gin[0] = value_info(ar, &net->v[net->input], sym)) ||
         !(gout[0] = value_info(ar, &net->v[net->output], sym)))

@@ -13,6 +13,7 @@
 #include "../net.h"
 #include "onnx.pb-c.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,6 +94,11 @@ static int add_tensor(nm_ctx *ctx, nm_net *net, const Onnx__TensorProto *t, cons
             const double *d = a.data;
             for (int64_t i = 0; i < numel; i++) f[i] = (float)d[i];
         }
+        for (int64_t i = 0; i < numel; i++)
+            if (!isfinite(f[i])) {
+                nm_free(ctx, f);
+                return nm_fail(ctx, NM_ERR_NONFINITE, "tensor '%s': non-finite value at flat index %lld", name, (long long)i);
+            }
         return nm_net_add_const(ctx, net, name, &s, f, NULL);
     }
     int64_t *iv = NULL;
@@ -372,11 +378,32 @@ static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, 
     return NM_OK;
 }
 
+/* The strings the importer reads unguarded must be present (protobuf-c
+ * leaves absent optional strings NULL). */
+static nm_status check_strings(nm_ctx *ctx, const Onnx__GraphProto *g)
+{
+    for (size_t k = 0; k < g->n_node; k++) {
+        const Onnx__NodeProto *n = g->node[k];
+        if (!n->op_type) return nm_fail(ctx, NM_ERR_FORMAT, "node %zu has no op_type", k);
+        for (size_t a = 0; a < n->n_attribute; a++)
+            if (!n->attribute[a]->name) return nm_fail(ctx, NM_ERR_FORMAT, "node %zu (%s): an attribute has no name", k, n->op_type);
+    }
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (!g->initializer[i]->name) return nm_fail(ctx, NM_ERR_FORMAT, "initializer %zu has no name", i);
+    for (size_t i = 0; i < g->n_input; i++)
+        if (!g->input[i]->name) return nm_fail(ctx, NM_ERR_FORMAT, "graph input %zu has no name", i);
+    for (size_t i = 0; i < g->n_output; i++)
+        if (!g->output[i]->name) return nm_fail(ctx, NM_ERR_FORMAT, "graph output %zu has no name", i);
+    return NM_OK;
+}
+
 nm_status nm_net_from_model(nm_ctx *ctx, const Onnx__ModelProto *m, int nbind, const char *const *names,
                             const Onnx__TensorProto *const *tensors, nm_net **out)
 {
     *out = NULL;
     const Onnx__GraphProto *g = m->graph;
+    nm_status st = check_strings(ctx, g);
+    if (st != NM_OK) return st;
     int64_t opset = opset_of(m);
     if (opset < NM_OPSET_MIN || opset > NM_OPSET_MAX)
         return nm_fail(ctx, NM_ERR_UNSUPPORTED, "opset %lld of the default domain is not supported (need %d to %d)",
@@ -384,10 +411,9 @@ nm_status nm_net_from_model(nm_ctx *ctx, const Onnx__ModelProto *m, int nbind, c
     nm_net *net = nm_net_new(ctx);
     if (!net) return NM_ERR_NOMEM;
     net->opset = opset;
-    nm_status st = NM_OK;
     for (size_t i = 0; st == NM_OK && i < g->n_initializer; i++) {
         const Onnx__TensorProto *t = g->initializer[i];
-        int v = add_tensor(ctx, net, t, t->name ? t->name : "");
+        int v = add_tensor(ctx, net, t, t->name);
         if (v < 0) st = (nm_status)v;
     }
     for (size_t i = 0; st == NM_OK && i < g->n_input; i++) {
@@ -426,19 +452,33 @@ nm_status nm_net_from_model(nm_ctx *ctx, const Onnx__ModelProto *m, int nbind, c
     return NM_OK;
 }
 
+/* Converts a parsed model; on failure the message is prefixed with origin. */
+static nm_status load_model(nm_ctx *ctx, Onnx__ModelProto *m, const char *origin, nm_net **out)
+{
+    nm_status st = nm_net_from_model(ctx, m, 0, NULL, NULL, out);
+    nm_onnx_model_free(ctx, m);
+    if (st != NM_OK && st != NM_ERR_NOMEM) {
+        char msg[sizeof ctx->message];
+        snprintf(msg, sizeof msg, "%s", ctx->message);
+        nm_fail(ctx, st, "%s: %s", origin, msg);
+    }
+    return st;
+}
+
 nm_status nm_net_load_onnx(nm_ctx *ctx, const char *path, nm_net **out)
 {
     if (!ctx || !path || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     *out = NULL;
     Onnx__ModelProto *m;
     nm_status st = nm_onnx_model_read(ctx, path, &m);
-    if (st != NM_OK) return st;
-    st = nm_net_from_model(ctx, m, 0, NULL, NULL, out);
-    nm_onnx_model_free(ctx, m);
-    if (st != NM_OK && st != NM_ERR_NOMEM) { /* prefix the file name once */
-        char msg[sizeof ctx->message];
-        snprintf(msg, sizeof msg, "%s", ctx->message);
-        nm_fail(ctx, st, "%s: %s", path, msg);
-    }
-    return st;
+    return st == NM_OK ? load_model(ctx, m, path, out) : st;
+}
+
+nm_status nm_net_load_onnx_memory(nm_ctx *ctx, const void *data, size_t len, nm_net **out)
+{
+    if (!ctx || (!data && len) || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    *out = NULL;
+    Onnx__ModelProto *m;
+    nm_status st = nm_onnx_model_parse(ctx, data, len, &m);
+    return st == NM_OK ? load_model(ctx, m, "model", out) : st;
 }

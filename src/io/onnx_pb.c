@@ -95,8 +95,19 @@ nm_status nm_onnx_tensor_to_array(nm_ctx *ctx, const Onnx__TensorProto *t, const
     return NM_OK;
 }
 
-/* Reads a file and unpacks it as one message of the given type; `what`
- * names the type in the message. */
+/* Unpacks buf as one message of the given type; `what` names the type and
+ * `origin` the source in messages. */
+static nm_status unpack(nm_ctx *ctx, const uint8_t *buf, size_t len, const char *origin,
+                        const ProtobufCMessageDescriptor *desc, const char *what, ProtobufCMessage **out)
+{
+    ProtobufCAllocator al = {pb_alloc, pb_free, ctx};
+    *out = protobuf_c_message_unpack(desc, &al, len, buf);
+    if (*out) return NM_OK;
+    if (ctx->fail_at && ctx->alloc_count >= ctx->fail_at) return NM_ERR_NOMEM;
+    return nm_fail(ctx, NM_ERR_FORMAT, "%s: not a valid %s (protobuf parse failed)", origin, what);
+}
+
+/* Reads a file and unpacks it as one message of the given type. */
 static nm_status unpack_file(nm_ctx *ctx, const char *path, const ProtobufCMessageDescriptor *desc,
                              const char *what, ProtobufCMessage **out)
 {
@@ -105,12 +116,9 @@ static nm_status unpack_file(nm_ctx *ctx, const char *path, const ProtobufCMessa
     size_t len;
     nm_status st = nm_read_file(ctx, path, NM_MAX_MODEL_BYTES, &buf, &len);
     if (st != NM_OK) return st;
-    ProtobufCAllocator al = {pb_alloc, pb_free, ctx};
-    *out = protobuf_c_message_unpack(desc, &al, len, buf);
+    st = unpack(ctx, buf, len, path, desc, what, out);
     nm_free(ctx, buf);
-    if (*out) return NM_OK;
-    if (ctx->fail_at && ctx->alloc_count >= ctx->fail_at) return NM_ERR_NOMEM;
-    return nm_fail(ctx, NM_ERR_FORMAT, "%s: not a valid %s (protobuf parse failed)", path, what);
+    return st;
 }
 
 nm_status nm_onnx_tensor_read(nm_ctx *ctx, const char *path, nm_array *out)
@@ -125,19 +133,33 @@ nm_status nm_onnx_tensor_read(nm_ctx *ctx, const char *path, nm_array *out)
     return st;
 }
 
+static nm_status model_checked(nm_ctx *ctx, nm_status st, ProtobufCMessage *msg, const char *origin,
+                               Onnx__ModelProto **out)
+{
+    if (st != NM_OK) return st;
+    Onnx__ModelProto *m = (Onnx__ModelProto *)msg;
+    if (!m->graph) {
+        nm_onnx_model_free(ctx, m);
+        return nm_fail(ctx, NM_ERR_FORMAT, "%s: ONNX model has no graph", origin);
+    }
+    *out = m;
+    return NM_OK;
+}
+
 nm_status nm_onnx_model_read(nm_ctx *ctx, const char *path, Onnx__ModelProto **out)
 {
     *out = NULL;
     ProtobufCMessage *msg;
     nm_status st = unpack_file(ctx, path, &onnx__model_proto__descriptor, "ONNX model", &msg);
-    if (st != NM_OK) return st;
-    Onnx__ModelProto *m = (Onnx__ModelProto *)msg;
-    if (!m->graph) {
-        nm_onnx_model_free(ctx, m);
-        return nm_fail(ctx, NM_ERR_FORMAT, "%s: ONNX model has no graph", path);
-    }
-    *out = m;
-    return NM_OK;
+    return model_checked(ctx, st, msg, path, out);
+}
+
+nm_status nm_onnx_model_parse(nm_ctx *ctx, const uint8_t *buf, size_t len, Onnx__ModelProto **out)
+{
+    *out = NULL;
+    ProtobufCMessage *msg = NULL;
+    nm_status st = unpack(ctx, buf, len, "buffer", &onnx__model_proto__descriptor, "ONNX model", &msg);
+    return model_checked(ctx, st, msg, "buffer", out);
 }
 
 void nm_onnx_model_free(nm_ctx *ctx, Onnx__ModelProto *m)
