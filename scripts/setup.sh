@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # build
-  cmake pkgconf gcc make clang libclang-rt-14-dev
+  cmake pkgconf gcc make clang libclang-rt-14-dev libomp-dev
   # dense algebra
   libopenblas-dev liblapacke-dev
   # ONNX

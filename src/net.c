@@ -450,11 +450,11 @@ static nm_status check_range(nm_ctx *ctx, const nm_net *net, int first, int last
     return NM_OK;
 }
 
-/* Makes buf hold n floats. */
+/* Makes buf hold n floats; never leaves it NULL, even for n = 0. */
 static nm_status reserve(nm_ctx *ctx, float **buf, int64_t *cap, int64_t n)
 {
-    if (n <= *cap) return NM_OK;
-    float *b = nm_alloc(ctx, (size_t)n, sizeof(float));
+    if (n <= *cap && *buf) return NM_OK;
+    float *b = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(float));
     if (!b) return NM_ERR_NOMEM;
     nm_free(ctx, *buf);
     *buf = b;
