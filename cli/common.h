@@ -21,8 +21,13 @@ int cli_parse_double(const char *s, double *out);
 int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
                  const char *cov_path, nm_cov **out);
 
+/* The model every command uses unless --model says otherwise. */
+#define CLI_DEFAULT_MODEL "models/lenet-mnist.onnx"
+
 /* Subcommands. */
 int cmd_ara(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
 int cmd_ara_example(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ typedef struct {
 static const subcommand subcommands[] = {
     {"ara", cmd_ara, "moments of an Affine-ReLU-Affine network (analytic, optionally Monte Carlo)"},
     {"ara-example", cmd_ara_example, "write a random ARA network and input mean as NPY files"},
+    {"info", cmd_info, "a model's nodes, shapes, parameters and ReLU split points"},
+    {"forward", cmd_forward, "run a model on a batch of inputs (NPY in, NPY out)"},
 };
 
 static void usage(FILE *f)

@@ -283,6 +283,20 @@ nm_status nm_net_save_onnx(nm_ctx *ctx, const nm_net *net, const char *path);
 
 void nm_net_free(nm_ctx *ctx, nm_net *net);
 
+/* Built-in architectures (DESIGN §2), input (N, 1, 28, 28):
+ *   lenet        the paper's LeNet: conv 32@5×5 pad 2, maxpool 2, ReLU,
+ *                conv 64@5×5 pad 2, maxpool 2, ReLU, Linear 3136→1024,
+ *                ReLU, Linear 1024→10
+ *   lenet-small  Caffe's LeNet (20/50/500), the common benchmark model
+ *   mlp          Linear 784→1024, ReLU, Linear 1024→10 */
+typedef enum { NM_ARCH_LENET = 0, NM_ARCH_LENET_SMALL = 1, NM_ARCH_MLP = 2 } nm_arch;
+#define NM_ARCH_COUNT 3
+const char *nm_arch_str(nm_arch a);
+
+/* A freshly initialized net of the given architecture: weights He-normal
+ * from the counter-based RNG with this seed, biases zero. */
+nm_status nm_net_create(nm_ctx *ctx, nm_arch arch, uint64_t seed, nm_net **out);
+
 /* Shape of the input as loaded (first axis: the batch). */
 void nm_net_input_shape(const nm_net *net, int *ndim, int64_t shape[NM_MAX_DIMS]);
 int nm_net_node_count(const nm_net *net);

@@ -1,0 +1,210 @@
+/*
+ * cmd_net.c — `netmoments info` (a model's nodes, shapes, parameters and the
+ * ReLUs numbered as split points, DESIGN §1.6) and `netmoments forward` (run
+ * a model on a batch of inputs from an NPY file, in chunks, with progress on
+ * a terminal).
+ */
+#include "common.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char info_help[] =
+    "usage: netmoments info [--model M.onnx] [--json]\n\n"
+    "Lists a model's nodes in topological order with their output shapes and\n"
+    "parameter counts, and numbers its ReLUs 1.. (the split points --split-relu\n"
+    "of the moments commands).\n"
+    "  --model   ONNX file (default " CLI_DEFAULT_MODEL ")\n"
+    "  --json    one JSON object on stdout\n";
+
+static const char forward_help[] =
+    "usage: netmoments forward [--model M.onnx] --input x.npy --output y.npy [--logits] [--chunk B]\n\n"
+    "Runs the model on every input along the first axis of x.npy (float32 or\n"
+    "float64, in the model's input scale) and writes the outputs as float32.\n"
+    "An x without the batch axis is read as a batch of one.\n"
+    "  --model    ONNX file (default " CLI_DEFAULT_MODEL ")\n"
+    "  --logits   stop before a final Softmax/LogSoftmax (output the logits)\n"
+    "  --chunk B  inputs per pass (default 1000)\n";
+
+static void shape_text(int ndim, const int64_t *d, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < ndim && o < len; i++) o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? ", " : "", (long long)d[i]);
+    if (o < len) snprintf(buf + o, len - o, ")");
+}
+
+int cmd_info(int argc, char **argv)
+{
+    enum { O_MODEL = 1000, O_JSON, O_HELP };
+    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL}, {"json", no_argument, 0, O_JSON},
+                                         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    const char *model = CLI_DEFAULT_MODEL;
+    int json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == O_MODEL) model = optarg;
+        else if (c == O_JSON) json = 1;
+        else if (c == O_HELP || c == 'h') return fputs(info_help, stdout), 0;
+        else return cli_error("info: bad option (netmoments info --help)");
+    }
+    if (optind < argc) return cli_error("info: unexpected argument '%s'", argv[optind]);
+    nm_ctx *ctx = nm_ctx_create();
+    nm_net *net;
+    nm_status st = nm_net_load_onnx(ctx, model, &net);
+    if (st != NM_OK) {
+        int rc = cli_fail(ctx, st, "info");
+        nm_ctx_free(ctx);
+        return rc;
+    }
+    int ndim, nn = nm_net_node_count(net), logits = nm_net_logits_node(net);
+    int64_t in[NM_MAX_DIMS];
+    nm_net_input_shape(net, &ndim, in);
+    char buf[256];
+    cJSON *root = json ? cJSON_CreateObject() : NULL, *jn = NULL;
+    if (json) {
+        cJSON_AddStringToObject(root, "model", model);
+        cJSON *s = cJSON_AddArrayToObject(root, "input_shape");
+        for (int i = 0; i < ndim; i++) cJSON_AddItemToArray(s, cJSON_CreateNumber((double)in[i]));
+        cJSON_AddBoolToObject(root, "batchable", nm_net_batchable(net));
+        cJSON_AddNumberToObject(root, "parameters", (double)nm_net_param_count(net));
+        cJSON_AddNumberToObject(root, "relus", nm_net_relu_count(net));
+        cJSON_AddNumberToObject(root, "logits_node", logits);
+        jn = cJSON_AddArrayToObject(root, "nodes");
+    } else {
+        shape_text(ndim, in, buf, sizeof buf);
+        printf("model %s\ninput %s%s\n\n", model, buf,
+               nm_net_batchable(net) ? ", any batch size" : ", fixed batch size (the graph mixes samples)");
+        printf("%4s  %-24s %-20s %-22s %10s  %s\n", "node", "name", "op", "output shape", "params", "split point");
+    }
+    for (int i = 0; i < nn; i++) {
+        nm_node_info info;
+        nm_net_node_info(ctx, net, i, &info);
+        shape_text(info.ndim, info.shape, buf, sizeof buf);
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", info.name);
+            cJSON_AddStringToObject(o, "op", info.op);
+            cJSON *s = cJSON_AddArrayToObject(o, "shape");
+            for (int k = 0; k < info.ndim; k++) cJSON_AddItemToArray(s, cJSON_CreateNumber((double)info.shape[k]));
+            cJSON_AddNumberToObject(o, "params", (double)info.params);
+            if (info.relu_index) cJSON_AddNumberToObject(o, "relu", info.relu_index);
+            cJSON_AddItemToArray(jn, o);
+        } else {
+            char split[40] = "";
+            if (info.relu_index) snprintf(split, sizeof split, "ReLU %d", info.relu_index);
+            if (i == logits && logits < nn - 1) snprintf(split, sizeof split, "logits");
+            printf("%4d  %-24.24s %-20s %-22s %10lld  %s\n", i, info.name, info.op, buf, (long long)info.params, split);
+        }
+    }
+    if (json) {
+        char *txt = cJSON_PrintUnformatted(root);
+        printf("%s\n", txt);
+        free(txt);
+        cJSON_Delete(root);
+    } else {
+        printf("\n%lld parameters; %d ReLUs (split points 1..%d, the paper splits at the last)%s\n",
+               (long long)nm_net_param_count(net), nm_net_relu_count(net), nm_net_relu_count(net),
+               logits < nn - 1 ? "; moments are taken on the logits, before the final softmax" : "");
+        const char *scale = nm_net_meta(net, "netmoments.input_scale");
+        if (scale) printf("input scale: %s\n", scale);
+    }
+    nm_net_free(ctx, net);
+    nm_ctx_free(ctx);
+    return 0;
+}
+
+int cmd_forward(int argc, char **argv)
+{
+    enum { O_MODEL = 1000, O_INPUT, O_OUTPUT, O_LOGITS, O_CHUNK, O_HELP };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, O_MODEL}, {"input", required_argument, 0, O_INPUT},
+        {"output", required_argument, 0, O_OUTPUT}, {"logits", no_argument, 0, O_LOGITS},
+        {"chunk", required_argument, 0, O_CHUNK}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    const char *model = CLI_DEFAULT_MODEL, *input = NULL, *output = NULL;
+    int logits = 0, c;
+    long long chunk = 1000;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == O_MODEL) model = optarg;
+        else if (c == O_INPUT) input = optarg;
+        else if (c == O_OUTPUT) output = optarg;
+        else if (c == O_LOGITS) logits = 1;
+        else if (c == O_CHUNK) {
+            if (cli_parse_int(optarg, &chunk) || chunk < 1) return cli_error("forward: --chunk needs a positive integer");
+        } else if (c == O_HELP || c == 'h') return fputs(forward_help, stdout), 0;
+        else return cli_error("forward: bad option (netmoments forward --help)");
+    }
+    if (optind < argc) return cli_error("forward: unexpected argument '%s'", argv[optind]);
+    if (!input || !output) return cli_error("forward: --input and --output are required");
+    nm_ctx *ctx = nm_ctx_create();
+    nm_net *net = NULL;
+    nm_array x = {0}, y = {0}, out = {0};
+    int rc = 0;
+    nm_status st = nm_net_load_onnx(ctx, model, &net);
+    if (st != NM_OK) {
+        rc = cli_fail(ctx, st, "forward");
+        goto done;
+    }
+    if ((st = nm_npy_read(ctx, input, &x)) != NM_OK) {
+        rc = cli_fail(ctx, st, "forward");
+        goto done;
+    }
+    int ndim;
+    int64_t in[NM_MAX_DIMS];
+    nm_net_input_shape(net, &ndim, in);
+    if (x.ndim == ndim - 1) { /* one input without its batch axis */
+        memmove(x.shape + 1, x.shape, sizeof(int64_t) * (size_t)x.ndim);
+        x.shape[0] = 1;
+        x.ndim++;
+    }
+    int last = logits ? nm_net_logits_node(net) : nm_net_node_count(net) - 1;
+    int64_t n = x.ndim ? x.shape[0] : 0, per = n ? nm_array_numel(&x) / n : 0;
+    size_t esize = x.dtype == NM_F64 ? 8 : 4;
+    int tty = isatty(2);
+    double t0 = cli_now();
+    int64_t per_out = 0;
+    for (int64_t first = 0; first < n; first += chunk) {
+        int64_t b = n - first < chunk ? n - first : chunk;
+        nm_array part = x;
+        part.shape[0] = b;
+        part.data = (char *)x.data + (size_t)(first * per) * esize;
+        if ((st = nm_net_forward(ctx, net, 0, last, &part, &y)) != NM_OK) {
+            rc = cli_fail(ctx, st, "forward");
+            goto done;
+        }
+        if (!out.data) { /* the first chunk tells the output's shape */
+            int64_t shape[NM_MAX_DIMS];
+            memcpy(shape, y.shape, sizeof shape);
+            shape[0] = n;
+            per_out = nm_array_numel(&y) / b;
+            if ((st = nm_array_alloc(ctx, &out, NM_F32, y.ndim, shape)) != NM_OK) {
+                rc = cli_fail(ctx, st, "forward");
+                goto done;
+            }
+        }
+        memcpy((float *)out.data + first * per_out, y.data, (size_t)(b * per_out) * sizeof(float));
+        nm_array_free(ctx, &y);
+        if (tty) fprintf(stderr, "\rforward: %lld / %lld", (long long)(first + b), (long long)n);
+    }
+    if (tty) fprintf(stderr, "\n");
+    if (!out.data) {
+        rc = cli_error("forward: %s holds no inputs", input);
+        goto done;
+    }
+    if ((st = nm_npy_write(ctx, output, &out)) != NM_OK) {
+        rc = cli_fail(ctx, st, "forward");
+        goto done;
+    }
+    fprintf(stderr, "forward: %lld inputs in %.3f s -> %s\n", (long long)n, cli_now() - t0, output);
+done:
+    nm_array_free(ctx, &x);
+    nm_array_free(ctx, &y);
+    nm_array_free(ctx, &out);
+    nm_net_free(ctx, net);
+    nm_ctx_free(ctx);
+    return rc;
+}
