@@ -34,13 +34,28 @@ static conv_dims dims_of(const nm_attrs *a, const nm_shape *xs, const nm_shape *
     return d;
 }
 
+/* The output columns [*lo, *hi) whose input column ow·s − p + j·dil lies in
+ * [0, W): the rest of a column-buffer row is padding. */
+static void valid_cols(int64_t off, int64_t s, int64_t W, int64_t OW, int64_t *lo, int64_t *hi)
+{
+    /* need 0 ≤ ow·s + off < W */
+    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t b = W - 1 - off < 0 ? 0 : (W - 1 - off) / s + 1;
+    *lo = a < OW ? a : OW;
+    *hi = b < OW ? b : OW;
+    if (*hi < *lo) *hi = *lo;
+}
+
 /* col (K, OHW) ← patches of x (Cg, H, W), zeros where the window is in the padding. */
 static void im2col(const nm_attrs *a, const conv_dims *d, const float *x, float *col)
 {
+    int64_t s = a->stride[1];
     for (int64_t c = 0; c < d->Cg; c++)
         for (int64_t i = 0; i < d->KH; i++)
             for (int64_t j = 0; j < d->KW; j++) {
                 float *row = col + ((c * d->KH + i) * d->KW + j) * d->OHW;
+                int64_t off = j * a->dil[1] - a->pad[1], lo, hi;
+                valid_cols(off, s, d->W, d->OW, &lo, &hi);
                 for (int64_t oh = 0; oh < d->OH; oh++) {
                     int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
                     float *r = row + oh * d->OW;
@@ -49,10 +64,11 @@ static void im2col(const nm_attrs *a, const conv_dims *d, const float *x, float 
                         continue;
                     }
                     const float *xr = x + (c * d->H + h) * d->W;
-                    for (int64_t ow = 0; ow < d->OW; ow++) {
-                        int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
-                        r[ow] = (w >= 0 && w < d->W) ? xr[w] : 0.0f;
-                    }
+                    for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0.0f;
+                    if (s == 1) memcpy(r + lo, xr + lo + off, (size_t)(hi - lo) * sizeof(float));
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++) r[ow] = xr[ow * s + off];
+                    for (int64_t ow = hi; ow < d->OW; ow++) r[ow] = 0.0f;
                 }
             }
 }
@@ -60,19 +76,19 @@ static void im2col(const nm_attrs *a, const conv_dims *d, const float *x, float 
 /* x (Cg, H, W) += the adjoint of im2col applied to col (K, OHW). */
 static void col2im_add(const nm_attrs *a, const conv_dims *d, const float *col, float *x)
 {
+    int64_t s = a->stride[1];
     for (int64_t c = 0; c < d->Cg; c++)
         for (int64_t i = 0; i < d->KH; i++)
             for (int64_t j = 0; j < d->KW; j++) {
                 const float *row = col + ((c * d->KH + i) * d->KW + j) * d->OHW;
+                int64_t off = j * a->dil[1] - a->pad[1], lo, hi;
+                valid_cols(off, s, d->W, d->OW, &lo, &hi);
                 for (int64_t oh = 0; oh < d->OH; oh++) {
                     int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
                     if (h < 0 || h >= d->H) continue;
                     float *xr = x + (c * d->H + h) * d->W;
                     const float *r = row + oh * d->OW;
-                    for (int64_t ow = 0; ow < d->OW; ow++) {
-                        int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
-                        if (w >= 0 && w < d->W) xr[w] += r[ow];
-                    }
+                    for (int64_t ow = lo; ow < hi; ow++) xr[ow * s + off] += r[ow];
                 }
             }
 }

@@ -10,7 +10,6 @@
  */
 #include "../net.h"
 
-#include <float.h>
 #include <string.h>
 
 typedef struct {
@@ -22,22 +21,34 @@ static pool_dims pdims(const nm_shape *xs, const nm_shape *ys)
     return (pool_dims){xs->d[0] * xs->d[1], xs->d[2], xs->d[3], ys->d[2], ys->d[3]};
 }
 
+/* The kernel offsets [*lo, *hi) along one axis whose positions
+ * base + i·dil fall inside [0, n). */
+static void window_range(int64_t base, int64_t dil, int64_t k, int64_t n, int64_t *lo, int64_t *hi)
+{
+    int64_t a = base >= 0 ? 0 : (-base + dil - 1) / dil;
+    int64_t b = base + (k - 1) * dil < n ? k : (n - 1 - base) / dil + 1;
+    *lo = a;
+    *hi = b > a ? b : a;
+}
+
 /* Index of the window's maximum in the plane x (H, W), or -1 when the window
- * lies wholly in the padding. */
+ * lies wholly in the padding. Scan order is row-major over the kernel; the
+ * first maximum wins. */
 static int64_t window_argmax(const nm_attrs *a, const pool_dims *d, const float *x, int64_t oh, int64_t ow)
 {
-    int64_t best = -1;
-    float bv = -FLT_MAX;
-    for (int64_t i = 0; i < a->kernel[0]; i++) {
-        int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
-        if (h < 0 || h >= d->H) continue;
-        for (int64_t j = 0; j < a->kernel[1]; j++) {
-            int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
-            if (w < 0 || w >= d->W) continue;
-            float v = x[h * d->W + w];
-            if (best < 0 || v > bv) {
+    int64_t bh = oh * a->stride[0] - a->pad[0], bw = ow * a->stride[1] - a->pad[1], i0, i1, j0, j1;
+    window_range(bh, a->dil[0], a->kernel[0], d->H, &i0, &i1);
+    window_range(bw, a->dil[1], a->kernel[1], d->W, &j0, &j1);
+    if (i0 >= i1 || j0 >= j1) return -1;
+    int64_t best = (bh + i0 * a->dil[0]) * d->W + bw + j0 * a->dil[1];
+    float bv = x[best];
+    for (int64_t i = i0; i < i1; i++) {
+        const float *row = x + (bh + i * a->dil[0]) * d->W + bw;
+        for (int64_t j = j0; j < j1; j++) {
+            float v = row[j * a->dil[1]];
+            if (v > bv) {
                 bv = v;
-                best = h * d->W + w;
+                best = (bh + i * a->dil[0]) * d->W + bw + j * a->dil[1];
             }
         }
     }
@@ -63,16 +74,46 @@ static nm_status pool_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
 
 /* ---- MaxPool ---- */
 
+/* Every window inside the plane with unit dilation: the common LeNet and
+ * AlexNet pools, which take the fast loop below. */
+static int windows_inside(const nm_attrs *a, const pool_dims *d)
+{
+    return a->dil[0] == 1 && a->dil[1] == 1 && a->pad[0] == 0 && a->pad[1] == 0 &&
+           (d->OH - 1) * a->stride[0] + a->kernel[0] <= d->H && (d->OW - 1) * a->stride[1] + a->kernel[1] <= d->W;
+}
+
 static nm_status maxpool_forward(const nm_node *nd, nm_pass *p)
 {
+    const nm_attrs *a = &nd->a;
     pool_dims d = pdims(&p->xs[0], &p->ys);
+    int inside = windows_inside(a, &d);
     #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < d.NC; nc++) {
         const float *x = p->x[0] + nc * d.H * d.W;
+        float *y = p->y + nc * d.OH * d.OW;
+        if (inside && a->kernel[0] == 2 && a->kernel[1] == 2 && a->stride[0] == 2 && a->stride[1] == 2) {
+            for (int64_t oh = 0; oh < d.OH; oh++) { /* the LeNet pool, unrolled */
+                const float *r0 = x + 2 * oh * d.W, *r1 = r0 + d.W;
+                for (int64_t ow = 0; ow < d.OW; ow++) {
+                    float m0 = r0[2 * ow] > r0[2 * ow + 1] ? r0[2 * ow] : r0[2 * ow + 1];
+                    float m1 = r1[2 * ow] > r1[2 * ow + 1] ? r1[2 * ow] : r1[2 * ow + 1];
+                    y[oh * d.OW + ow] = m0 > m1 ? m0 : m1;
+                }
+            }
+            continue;
+        }
         for (int64_t oh = 0; oh < d.OH; oh++)
             for (int64_t ow = 0; ow < d.OW; ow++) {
-                int64_t k = window_argmax(&nd->a, &d, x, oh, ow);
-                p->y[(nc * d.OH + oh) * d.OW + ow] = k >= 0 ? x[k] : 0.0f;
+                if (inside) {
+                    const float *w = x + oh * a->stride[0] * d.W + ow * a->stride[1];
+                    float m = w[0];
+                    for (int64_t i = 0; i < a->kernel[0]; i++)
+                        for (int64_t j = 0; j < a->kernel[1]; j++) m = w[i * d.W + j] > m ? w[i * d.W + j] : m;
+                    y[oh * d.OW + ow] = m;
+                } else {
+                    int64_t k = window_argmax(a, &d, x, oh, ow);
+                    y[oh * d.OW + ow] = k >= 0 ? x[k] : 0.0f;
+                }
             }
     }
     return NM_OK;
@@ -85,19 +126,35 @@ static int64_t primal_plane(const nm_pass *p, int64_t tc)
     return ((tc / C) % P) * C + tc % C;
 }
 
+/* The argmax of every window of every primal plane (−1: all padding),
+ * computed once and shared by all the tangents of a plane. */
+static int32_t *argmax_table(const nm_node *nd, nm_pass *p, const pool_dims *d)
+{
+    int64_t per = d->OH * d->OW;
+    int32_t *idx = (int32_t *)nm_pass_scratch(p, (size_t)(d->NC * per));
+    if (!idx) return NULL;
+    #pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < d->NC; nc++) {
+        const float *x = p->x[0] + nc * d->H * d->W;
+        for (int64_t oh = 0; oh < d->OH; oh++)
+            for (int64_t ow = 0; ow < d->OW; ow++)
+                idx[nc * per + oh * d->OW + ow] = (int32_t)window_argmax(&nd->a, d, x, oh, ow);
+    }
+    return idx;
+}
+
 static nm_status maxpool_jvp(const nm_node *nd, nm_pass *p)
 {
     pool_dims d = pdims(&p->xs[0], &p->ys);
-    int64_t TC = p->dxs[0].d[0] * p->dxs[0].d[1];
+    int32_t *idx = argmax_table(nd, p, &d);
+    if (!idx) return NM_ERR_NOMEM;
+    int64_t TC = p->dxs[0].d[0] * p->dxs[0].d[1], per = d.OH * d.OW;
     #pragma omp parallel for schedule(static)
     for (int64_t tc = 0; tc < TC; tc++) {
-        const float *x = p->x[0] + primal_plane(p, tc) * d.H * d.W;
+        const int32_t *k = idx + primal_plane(p, tc) * per;
         const float *dx = p->dx[0] + tc * d.H * d.W;
-        for (int64_t oh = 0; oh < d.OH; oh++)
-            for (int64_t ow = 0; ow < d.OW; ow++) {
-                int64_t k = window_argmax(&nd->a, &d, x, oh, ow);
-                p->dy[(tc * d.OH + oh) * d.OW + ow] = k >= 0 ? dx[k] : 0.0f;
-            }
+        float *dy = p->dy + tc * per;
+        for (int64_t o = 0; o < per; o++) dy[o] = k[o] >= 0 ? dx[k[o]] : 0.0f;
     }
     return NM_OK;
 }
@@ -106,16 +163,16 @@ static nm_status maxpool_vjp(const nm_node *nd, nm_pass *p)
 {
     if (!p->dx[0]) return NM_OK;
     pool_dims d = pdims(&p->xs[0], &p->ys);
-    int64_t TC = p->dys.d[0] * p->dys.d[1];
+    int32_t *idx = argmax_table(nd, p, &d);
+    if (!idx) return NM_ERR_NOMEM;
+    int64_t TC = p->dys.d[0] * p->dys.d[1], per = d.OH * d.OW;
     #pragma omp parallel for schedule(static)
     for (int64_t tc = 0; tc < TC; tc++) {
-        const float *x = p->x[0] + primal_plane(p, tc) * d.H * d.W;
+        const int32_t *k = idx + primal_plane(p, tc) * per;
         float *dx = p->dx[0] + tc * d.H * d.W;
-        for (int64_t oh = 0; oh < d.OH; oh++)
-            for (int64_t ow = 0; ow < d.OW; ow++) {
-                int64_t k = window_argmax(&nd->a, &d, x, oh, ow);
-                if (k >= 0) dx[k] += p->dy[(tc * d.OH + oh) * d.OW + ow];
-            }
+        const float *dy = p->dy + tc * per;
+        for (int64_t o = 0; o < per; o++)
+            if (k[o] >= 0) dx[k[o]] += dy[o];
     }
     return NM_OK;
 }
