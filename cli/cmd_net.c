@@ -49,7 +49,7 @@ int cmd_info(int argc, char **argv)
         if (c == O_MODEL) model = optarg;
         else if (c == O_JSON) json = 1;
         else if (c == O_HELP || c == 'h') return fputs(info_help, stdout), 0;
-        else return cli_error("info: bad option (netmoments info --help)");
+        else return cli_error("info: unknown or incomplete option '%s' (netmoments info --help)", argv[optind - 1]);
     }
     if (optind < argc) return cli_error("info: unexpected argument '%s'", argv[optind]);
     nm_ctx *ctx = nm_ctx_create();
@@ -134,9 +134,9 @@ int cmd_forward(int argc, char **argv)
         else if (c == O_OUTPUT) output = optarg;
         else if (c == O_LOGITS) logits = 1;
         else if (c == O_CHUNK) {
-            if (cli_parse_int(optarg, &chunk) || chunk < 1) return cli_error("forward: --chunk needs a positive integer");
+            if (!cli_parse_int(optarg, &chunk) || chunk < 1) return cli_error("forward: --chunk needs a positive integer");
         } else if (c == O_HELP || c == 'h') return fputs(forward_help, stdout), 0;
-        else return cli_error("forward: bad option (netmoments forward --help)");
+        else return cli_error("forward: unknown or incomplete option '%s' (netmoments forward --help)", argv[optind - 1]);
     }
     if (optind < argc) return cli_error("forward: unexpected argument '%s'", argv[optind]);
     if (!input || !output) return cli_error("forward: --input and --output are required");

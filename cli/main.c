@@ -3,6 +3,7 @@
  */
 #include "common.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    opterr = 0; /* subcommands report bad options themselves, in one line */
     if (argc < 2) {
         usage(stderr);
         return 2;
