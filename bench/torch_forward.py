@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """bench/torch_forward.py — the PyTorch side of bench/forward: forward
 images/s at batch 1000 for the paper's LeNet (32/64/1024) and Caffe's LeNet
 (20/50/500), in NCHW and channels-last, with as many threads as bench/forward
@@ -6,7 +6,7 @@ uses (OMP_NUM_THREADS, else all cores). Best (median) of several runs, the
 same way bench/forward reports. Runs only where Debian's python3-torch is
 installed:
 
-    python3 bench/torch_forward.py [--reps R]
+    /usr/bin/python3 bench/torch_forward.py [--reps R]   (Debian's python3, where python3-torch lives)
 """
 import argparse
 import os
