@@ -106,8 +106,9 @@ int cmd_info(int argc, char **argv)
         free(txt);
         cJSON_Delete(root);
     } else {
-        printf("\n%lld parameters; %d ReLUs (split points 1..%d, the paper splits at the last)%s\n",
-               (long long)nm_net_param_count(net), nm_net_relu_count(net), nm_net_relu_count(net),
+        int nr = nm_net_relu_count(net);
+        printf("\n%lld parameters; %d ReLU%s%s%s\n", (long long)nm_net_param_count(net), nr, nr == 1 ? "" : "s",
+               nr ? " (split points for --split-relu; the paper splits at the last)" : "",
                logits < nn - 1 ? "; moments are taken on the logits, before the final softmax" : "");
         const char *scale = nm_net_meta(net, "netmoments.input_scale");
         if (scale) printf("input scale: %s\n", scale);
