@@ -224,6 +224,7 @@ int main(void)
 {
     ctx = nm_ctx_create();
     nm_net *net = make_net();
+    nm_net_set_meta(ctx, net, "netmoments.input_scale", "255 -127.5");
     const char *path = "/tmp/nm_test_onnx_bad.onnx";
     if (nm_net_save_onnx(ctx, net, path) != NM_OK || nm_read_file(ctx, path, 1 << 24, &model, &model_len) != NM_OK) {
         fprintf(stderr, "setup: %s\n", nm_ctx_message(ctx));
@@ -231,6 +232,13 @@ int main(void)
     }
     remove(path);
     nm_net_free(ctx, net);
+    if (nm_net_load_onnx_memory(ctx, model, model_len, &net) == NM_OK) { /* metadata survives the round trip */
+        const char *m = nm_net_meta(net, "netmoments.input_scale");
+        check_true("metadata_props round trip", m && strcmp(m, "255 -127.5") == 0);
+        nm_net_free(ctx, net);
+    } else {
+        check_true("the saved model loads", 0);
+    }
     file_cases();
     pass_cases();
     nm_free(ctx, model);
