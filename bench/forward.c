@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     nm_arch archs[2] = {NM_ARCH_LENET, NM_ARCH_LENET_SMALL};
     for (int a = 0; a < 2; a++) {
         nm_net *net;
-        if (nm_net_create(ctx, archs[a], 1, &net) != NM_OK) die(ctx, "create");
+        if (nm_net_create(ctx, archs[a], 1, 1.0, &net) != NM_OK) die(ctx, "create");
         int64_t shape[4] = {B, 1, 28, 28};
         nm_array x = randn(ctx, 4, shape, 60.0, 1);
         double med, best = timed(ctx, net, FWD, 0, -1, &x, B, reps, &med);
@@ -97,7 +97,7 @@ int main(int argc, char **argv)
     }
     /* jvp / vjp at one primal of the paper's LeNet */
     nm_net *net;
-    if (nm_net_create(ctx, NM_ARCH_LENET, 1, &net) != NM_OK) die(ctx, "create");
+    if (nm_net_create(ctx, NM_ARCH_LENET, 1, 1.0, &net) != NM_OK) die(ctx, "create");
     int64_t one[4] = {1, 1, 28, 28}, cols[4] = {784, 1, 28, 28};
     nm_array x = randn(ctx, 4, one, 60.0, 2), y, t = randn(ctx, 4, cols, 1.0, 3);
     int relu = nm_net_relu_node(net, nm_net_relu_count(net)), last = nm_net_node_count(net) - 1;

@@ -5,9 +5,11 @@
 #include "common.h"
 
 #include <errno.h>
+#include <omp.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -33,6 +35,11 @@ double cli_now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int cli_threads(void)
+{
+    return omp_get_max_threads();
 }
 
 int cli_parse_int(const char *s, long long *out)
@@ -80,4 +87,26 @@ int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
     free(v);
     nm_array_free(ctx, &a);
     return rc;
+}
+
+int cli_load_dataset(nm_ctx *ctx, const char *name, const char *split, nm_dataset *out)
+{
+    char img[1024], lbl[1024];
+    int train = !strcmp(split, "train");
+    if (!train && strcmp(split, "test")) return cli_error("--split: '%s' is neither train nor test", split);
+    if (!strcmp(name, "mnist")) {
+        const char *root = getenv("NETMOMENTS_DATA") ? getenv("NETMOMENTS_DATA") : "data";
+        snprintf(img, sizeof img, "%s/mnist/%s-images-idx3-ubyte.gz", root, split);
+        snprintf(lbl, sizeof lbl, "%s/mnist/%s-labels-idx1-ubyte.gz", root, split);
+    } else if (!strcmp(name, "fashion-mnist")) {
+        const char *root = "/usr/share/datasets/fashion-mnist", *pre = train ? "train" : "t10k";
+        snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", root, pre);
+        snprintf(lbl, sizeof lbl, "%s/%s-labels-idx1-ubyte.gz", root, pre);
+    } else {
+        return cli_error("--data: '%s' is neither mnist nor fashion-mnist", name);
+    }
+    nm_status st = nm_dataset_read_idx(ctx, img, lbl, out);
+    if (st == NM_ERR_IO)
+        return cli_error("%s: %s (run scripts/setup.sh, which fetches the data)", nm_status_str(st), nm_ctx_message(ctx));
+    return st == NM_OK ? 0 : cli_fail(ctx, st, name);
 }

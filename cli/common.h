@@ -13,6 +13,8 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_fail(nm_ctx *ctx, nm_status st, const char *what);
 
 double cli_now(void);
+/* OpenMP threads the library will use. */
+int cli_threads(void);
 int cli_parse_int(const char *s, long long *out);
 int cli_parse_double(const char *s, double *out);
 
@@ -21,6 +23,12 @@ int cli_parse_double(const char *s, double *out);
 int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
                  const char *cov_path, nm_cov **out);
 
+/* Loads data set `name` (mnist | fashion-mnist), split `split` (train |
+ * test): MNIST from data/mnist (fetched by scripts/setup.sh; the directory
+ * $NETMOMENTS_DATA replaces data/), Fashion-MNIST from Debian's
+ * /usr/share/datasets/fashion-mnist. Returns 0, or 1 after printing why. */
+int cli_load_dataset(nm_ctx *ctx, const char *name, const char *split, nm_dataset *out);
+
 /* The model every command uses unless --model says otherwise. */
 #define CLI_DEFAULT_MODEL "models/lenet-mnist.onnx"
 
@@ -28,6 +36,8 @@ int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
 int cmd_ara(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_ara_example(int argc, char **argv);
 
 #endif

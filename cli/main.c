@@ -18,6 +18,8 @@ static const subcommand subcommands[] = {
     {"ara-example", cmd_ara_example, "write a random ARA network and input mean as NPY files"},
     {"info", cmd_info, "a model's nodes, shapes, parameters and ReLU split points"},
     {"forward", cmd_forward, "run a model on a batch of inputs (NPY in, NPY out)"},
+    {"train", cmd_train, "train a LeNet or MLP on MNIST or Fashion-MNIST and write it as ONNX"},
+    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model"},
 };
 
 static void usage(FILE *f)

@@ -294,8 +294,10 @@ typedef enum { NM_ARCH_LENET = 0, NM_ARCH_LENET_SMALL = 1, NM_ARCH_MLP = 2 } nm_
 const char *nm_arch_str(nm_arch a);
 
 /* A freshly initialized net of the given architecture: weights He-normal
- * from the counter-based RNG with this seed, biases zero. */
-nm_status nm_net_create(nm_ctx *ctx, nm_arch arch, uint64_t seed, nm_net **out);
+ * from the counter-based RNG with this seed (the first layer's divided by
+ * input_std, the standard deviation of the inputs it will see; 1 for
+ * standardized inputs), biases zero. */
+nm_status nm_net_create(nm_ctx *ctx, nm_arch arch, uint64_t seed, double input_std, nm_net **out);
 
 /* Shape of the input as loaded (first axis: the batch). */
 void nm_net_input_shape(const nm_net *net, int *ndim, int64_t shape[NM_MAX_DIMS]);
@@ -347,6 +349,92 @@ nm_status nm_net_set_meta(nm_ctx *ctx, nm_net *net, const char *key, const char 
 nm_status nm_net_forward(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *x, nm_array *y);
 nm_status nm_net_jvp(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *t, nm_array *y);
 nm_status nm_net_vjp(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *c, nm_array *x);
+
+/* ---------------------------------------------------------------- image data sets (issue 4) */
+
+/* 8-bit images with labels, as in MNIST and Fashion-MNIST. */
+typedef struct {
+    int64_t n, rows, cols;
+    int classes;      /* 1 + the largest label */
+    uint8_t *pixels;  /* n · rows · cols, row-major */
+    uint8_t *labels;  /* n */
+} nm_dataset;
+
+/* Reads an idx3 image file and an idx1 label file (gzipped or plain).
+ * Truncated files, files longer than their header says, non-byte element
+ * types and counts that disagree fail with NM_ERR_FORMAT. */
+nm_status nm_dataset_read_idx(nm_ctx *ctx, const char *images, const char *labels, nm_dataset *out);
+void nm_dataset_free(nm_ctx *ctx, nm_dataset *ds);
+
+/* A model's input scale: the network sees x = a·p + b for a pixel
+ * p = byte / 255 ∈ [0, 1]. The paper's LeNet has a = 255, b = −127.5. */
+typedef struct {
+    double a, b;
+} nm_scale;
+
+/* The scale recorded in the model's metadata_props under
+ * "netmoments.input_scale" ("a b"), or a = 1, b = 0 when absent. */
+nm_scale nm_net_input_scale(const nm_net *net);
+nm_status nm_net_set_input_scale(nm_ctx *ctx, nm_net *net, nm_scale s);
+
+/* Images index[0..count) (or 0..count when index is NULL) as network inputs
+ * (count, 1, rows, cols) in the given scale. */
+nm_status nm_dataset_images(nm_ctx *ctx, const nm_dataset *ds, const int64_t *index, int64_t count, nm_scale scale,
+                            float *out);
+
+/* ---------------------------------------------------------------- training and evaluation */
+
+typedef enum { NM_OPT_SGD = 0, NM_OPT_ADAM = 1 } nm_optimizer;
+
+typedef struct {
+    int epoch, epochs;          /* 1-based */
+    int64_t step, steps;        /* within the epoch */
+    double loss, accuracy;      /* running means over the epoch so far */
+    double lr;
+    int epoch_done;
+} nm_train_progress;
+
+typedef struct {
+    int epochs;
+    int64_t batch;
+    double lr;
+    nm_optimizer opt;
+    double momentum;            /* SGD */
+    double beta1, beta2, eps;   /* Adam */
+    double weight_decay;        /* L2 on weights (tensors of rank ≥ 2), added to the gradient */
+    int cosine;                 /* non-zero: learning rate decays to 0 on a half cosine */
+    int augment;                /* random shifts of up to this many pixels (0: none) */
+    uint64_t seed;              /* order of the samples and the shifts */
+    nm_scale scale;             /* input scale applied to the images */
+    /* Called after every step (from the calling thread); may be NULL. */
+    void (*progress)(void *user, const nm_train_progress *p);
+    void *user;
+} nm_train_options;
+
+/* Defaults: 10 epochs, batch 64, Adam (lr 1e-3, β 0.9/0.999, ε 1e-8),
+ * momentum 0.9, weight decay 0, cosine decay, no augmentation, seed 1,
+ * scale a = 1, b = 0. */
+nm_train_options nm_train_options_default(void);
+
+/* Trains net in place on ds by softmax cross-entropy on the logits
+ * (nm_net_logits_node), with the vjp passes for the gradients of every
+ * Conv/Gemm/MatMul/Add/PRelu constant. Deterministic for a seed on a given
+ * machine and thread count. Records opt->scale as the net's input scale. */
+nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_train_options *opt);
+
+/* Accuracy of net on ds (argmax of the logits) with the net's own input
+ * scale. confusion is classes × classes (row: true label, column:
+ * predicted), owned; free with nm_eval_result_free. */
+typedef struct {
+    int64_t n;
+    int classes;
+    int64_t correct;
+    double accuracy;
+    int64_t *confusion;
+} nm_eval_result;
+
+nm_status nm_evaluate(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, nm_eval_result *out);
+void nm_eval_result_free(nm_ctx *ctx, nm_eval_result *r);
 
 #ifdef __cplusplus
 }

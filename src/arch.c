@@ -5,7 +5,9 @@
  * Caffe's smaller LeNet (conv 20@5×5 → maxpool → conv 50@5×5 → maxpool →
  * Linear 800→500 → ReLU → Linear 500→10, the usual PyTorch benchmark
  * model), and an MLP 784→1024→10. Input (N, 1, 28, 28); weights He-normal
- * (std √(2/fan_in)) from the counter-based RNG, biases zero, so a seed
+ * (std √(2/fan_in), divided by the inputs' standard deviation in the first
+ * layer, so that inputs on the paper's [−127.5, 127.5] scale start the
+ * layers at unit size) from the counter-based RNG, biases zero, so a seed
  * gives the same net on every machine.
  */
 #include "net.h"
@@ -28,6 +30,7 @@ typedef struct {
     nm_rng rng;
     uint64_t stream;
     int layer;
+    double input_std; /* the first layer's weights are divided by it */
     nm_status st;
 } builder;
 
@@ -43,7 +46,7 @@ static int param(builder *b, const char *what, nm_shape s, int64_t fan_in)
     }
     if (fan_in) {
         nm_rng_normals(&b->rng, b->stream++, 0, n, f);
-        float sd = (float)sqrt(2.0 / (double)fan_in);
+        float sd = (float)(sqrt(2.0 / (double)fan_in) / (b->layer == 1 ? b->input_std : 1.0));
         for (int64_t i = 0; i < n; i++) f[i] *= sd;
     }
     char name[64];
@@ -101,12 +104,13 @@ static int pool2(builder *b, int x)
     return unary(b, NM_OP_MAXPOOL, x, "pool", &a);
 }
 
-nm_status nm_net_create(nm_ctx *ctx, nm_arch arch, uint64_t seed, nm_net **out)
+nm_status nm_net_create(nm_ctx *ctx, nm_arch arch, uint64_t seed, double input_std, nm_net **out)
 {
     if (!ctx || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     *out = NULL;
     if (arch < 0 || arch >= NM_ARCH_COUNT) return nm_fail(ctx, NM_ERR_ARG, "unknown architecture %d", (int)arch);
-    builder b = {ctx, nm_net_new(ctx), {seed}, 0, 0, NM_OK};
+    if (!(input_std > 0) || !isfinite(input_std)) return nm_fail(ctx, NM_ERR_ARG, "input_std must be positive");
+    builder b = {ctx, nm_net_new(ctx), {seed}, 0, 0, input_std, NM_OK};
     if (!b.net) return NM_ERR_NOMEM;
     nm_shape in = {4, {1, 1, 28, 28}};
     int y = nm_net_add_input(ctx, b.net, "input", &in);

@@ -573,7 +573,7 @@ nm_status nm_net_run_jvp(nm_ctx *ctx, nm_net *net, int first, int last, int64_t 
     return NM_OK;
 }
 
-nm_status nm_net_run_vjp(nm_ctx *ctx, nm_net *net, int first, int last, int64_t t, const float *dy, int param_grads)
+nm_status nm_net_run_vjp(nm_ctx *ctx, nm_net *net, int first, int last, int64_t t, const float *dy, unsigned flags)
 {
     nm_status st = tangent_ok(ctx, net, first, last, t);
     if (st != NM_OK) return st;
@@ -587,7 +587,10 @@ nm_status nm_net_run_vjp(nm_ctx *ctx, nm_net *net, int first, int last, int64_t 
         nm_pass p = {.ctx = ctx, .net = net};
         bind_primal(net, nd, &p);
         bind_tangents(net, nd, &p);
-        if (param_grads)
+        if (flags & NM_VJP_NO_INPUT)
+            for (int i = 0; i < nd->nin; i++)
+                if (nd->in[i] == nm_net_range_input(net, first)) p.dx[i] = NULL;
+        if (flags & NM_VJP_PARAMS)
             for (int i = 0; i < nd->nin; i++)
                 if (nd->in[i] >= 0 && (nm_op_table[nd->op]->trainable >> i & 1u)) p.gp[i] = net->v[nd->in[i]].pg;
         if ((st = nm_op_table[nd->op]->vjp(nd, &p)) != NM_OK) return st;

@@ -182,11 +182,13 @@ nm_attrs nm_attrs_default(nm_op op);
  * node last. nm_net_run records the primal; jvp and vjp use the recorded
  * one. Results stay in the net: the primal in v[out].x, tangents and
  * cotangents in .g (the vjp's result in the range input's .g). With
- * param_grads, vjp also accumulates into the .pg of trainable constants. */
+ * NM_VJP_PARAMS, vjp also accumulates into the .pg of trainable constants
+ * (where allocated); NM_VJP_NO_INPUT skips the range input's cotangent. */
 nm_status nm_net_run(nm_ctx *ctx, struct nm_net *net, int first, int last, int64_t n, const float *x);
 nm_status nm_net_run_jvp(nm_ctx *ctx, struct nm_net *net, int first, int last, int64_t t, const float *dx);
+enum { NM_VJP_PARAMS = 1, NM_VJP_NO_INPUT = 2 }; /* flags of nm_net_run_vjp */
 nm_status nm_net_run_vjp(nm_ctx *ctx, struct nm_net *net, int first, int last, int64_t t, const float *dy,
-                         int param_grads);
+                         unsigned flags);
 int nm_net_range_input(const struct nm_net *net, int first);
 
 /* ONNX import (src/io/onnx_import.c): graph inputs named in names[] are

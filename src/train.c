@@ -1,0 +1,318 @@
+/*
+ * train.c — training and evaluation of a classifier net on an image data
+ * set: softmax cross-entropy on the logits (the node before a final
+ * Softmax, if any), gradients by the vjp passes with parameter gradients,
+ * SGD with momentum or Adam, L2 weight decay, an optional half-cosine
+ * learning-rate decay and random-shift augmentation. The sample order and
+ * the shifts come from the counter-based RNG keyed by the seed, so a seed
+ * gives the same net on a given machine and thread count.
+ */
+#include "net.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NM_SCALE_KEY "netmoments.input_scale"
+
+/* ---------------------------------------------------------------- input scale */
+
+nm_scale nm_net_input_scale(const nm_net *net)
+{
+    nm_scale s = {1.0, 0.0};
+    const char *v = nm_net_meta(net, NM_SCALE_KEY);
+    double a, b;
+    if (v && sscanf(v, "%lf %lf", &a, &b) == 2 && isfinite(a) && isfinite(b)) s = (nm_scale){a, b};
+    return s;
+}
+
+nm_status nm_net_set_input_scale(nm_ctx *ctx, nm_net *net, nm_scale s)
+{
+    if (!isfinite(s.a) || !isfinite(s.b)) return nm_fail(ctx, NM_ERR_NONFINITE, "input scale must be finite");
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.17g %.17g", s.a, s.b);
+    return nm_net_set_meta(ctx, net, NM_SCALE_KEY, buf);
+}
+
+/* ---------------------------------------------------------------- options */
+
+nm_train_options nm_train_options_default(void)
+{
+    nm_train_options o;
+    memset(&o, 0, sizeof o);
+    o.epochs = 10;
+    o.batch = 64;
+    o.lr = 1e-3;
+    o.opt = NM_OPT_ADAM;
+    o.momentum = 0.9;
+    o.beta1 = 0.9;
+    o.beta2 = 0.999;
+    o.eps = 1e-8;
+    o.cosine = 1;
+    o.seed = 1;
+    o.scale = (nm_scale){1.0, 0.0};
+    return o;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Uniform 32-bit word k of stream `stream` for this seed (Philox). */
+static uint32_t rand_word(uint64_t seed, uint64_t stream, uint64_t k)
+{
+    uint32_t ctr[4] = {(uint32_t)(k >> 2), (uint32_t)(k >> 34), (uint32_t)stream, (uint32_t)(stream >> 32) ^ 0x7261696eu};
+    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, out[4];
+    nm_philox4x32(ctr, key, out);
+    return out[k & 3];
+}
+
+/* A permutation of 0..n−1 for this epoch (Fisher–Yates). */
+static void shuffle(int64_t *perm, int64_t n, uint64_t seed, int epoch)
+{
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        uint64_t r = (uint64_t)rand_word(seed, (uint64_t)epoch, 2 * (uint64_t)i) << 32 | rand_word(seed, (uint64_t)epoch, 2 * (uint64_t)i + 1);
+        int64_t j = (int64_t)(r % (uint64_t)(i + 1));
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+/* Shifts each image (rows × cols) by (dy, dx) ∈ [−k, k]², filling with the
+ * scaled value of a black pixel. */
+static void shift_images(float *x, int64_t count, int64_t rows, int64_t cols, int k, float fill, uint64_t seed,
+                         int epoch, int64_t first, float *tmp)
+{
+    int64_t per = rows * cols;
+    for (int64_t s = 0; s < count; s++) {
+        uint32_t r = rand_word(seed, (uint64_t)1 << 40 | (uint64_t)epoch, (uint64_t)(first + s));
+        int dy = (int)(r % (uint32_t)(2 * k + 1)) - k, dx = (int)((r >> 16) % (uint32_t)(2 * k + 1)) - k;
+        float *img = x + s * per;
+        memcpy(tmp, img, (size_t)per * sizeof(float));
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++) {
+                int64_t si = i - dy, sj = j - dx;
+                img[i * cols + j] = si >= 0 && si < rows && sj >= 0 && sj < cols ? tmp[si * cols + sj] : fill;
+            }
+    }
+}
+
+/* Softmax cross-entropy of logits (n × c) against labels: returns the summed
+ * loss, counts the correct argmaxes, and writes dL/dlogits of the mean loss. */
+static double cross_entropy(const float *logits, int64_t n, int64_t c, const uint8_t *labels, const int64_t *idx,
+                            float *grad, int64_t *correct)
+{
+    double total = 0;
+    for (int64_t r = 0; r < n; r++) {
+        const float *z = logits + r * c;
+        int y = labels[idx[r]];
+        double m = z[0];
+        int64_t arg = 0;
+        for (int64_t k = 1; k < c; k++)
+            if (z[k] > m) m = z[k], arg = k;
+        double s = 0;
+        for (int64_t k = 0; k < c; k++) s += exp(z[k] - m);
+        total += m + log(s) - z[y];
+        *correct += arg == y;
+        for (int64_t k = 0; k < c; k++) grad[r * c + k] = (float)((exp(z[k] - m) / s - (k == y)) / (double)n);
+    }
+    return total;
+}
+
+typedef struct {
+    int v;          /* value index of the parameter */
+    int64_t n;
+    float *m, *s;   /* optimizer state: momentum / Adam first and second moments */
+    int decay;      /* weight decay applies (rank ≥ 2) */
+} param;
+
+/* The constants the trainable inputs of nodes 0..last read, each once. */
+static nm_status collect_params(nm_ctx *ctx, nm_net *net, int last, param **out, int *np)
+{
+    param *ps = nm_alloc_zero(ctx, (size_t)net->nv + 1, sizeof(param));
+    if (!ps) return NM_ERR_NOMEM;
+    int n = 0;
+    for (int k = 0; k <= last; k++) {
+        const nm_node *nd = &net->node[k];
+        for (int i = 0; i < nd->nin; i++) {
+            int v = nd->in[i];
+            if (v < 0 || !(nm_op_table[nd->op]->trainable >> i & 1u) || net->v[v].varying || !net->v[v].cdata) continue;
+            int seen = 0;
+            for (int j = 0; j < n; j++) seen |= ps[j].v == v;
+            if (seen) continue;
+            ps[n].v = v;
+            ps[n].n = nm_shape_numel(&net->v[v].shape);
+            ps[n].decay = net->v[v].shape.ndim >= 2;
+            nm_free(ctx, net->v[v].pg);
+            net->v[v].pg = nm_alloc_zero(ctx, (size_t)ps[n].n, sizeof(float));
+            ps[n].m = nm_alloc_zero(ctx, (size_t)ps[n].n, sizeof(float));
+            ps[n].s = nm_alloc_zero(ctx, (size_t)ps[n].n, sizeof(float));
+            n++;
+            if (!net->v[v].pg || !ps[n - 1].m || !ps[n - 1].s) {
+                *out = ps;
+                *np = n;
+                return NM_ERR_NOMEM;
+            }
+        }
+    }
+    *out = ps;
+    *np = n;
+    return NM_OK;
+}
+
+static void free_params(nm_ctx *ctx, nm_net *net, param *ps, int np)
+{
+    for (int j = 0; j < np; j++) {
+        nm_free(ctx, ps[j].m);
+        nm_free(ctx, ps[j].s);
+        nm_free(ctx, net->v[ps[j].v].pg);
+        net->v[ps[j].v].pg = NULL;
+    }
+    nm_free(ctx, ps);
+}
+
+static void update(const nm_train_options *o, param *p, float *w, const float *g, double lr, int64_t t)
+{
+    double wd = p->decay ? o->weight_decay : 0.0;
+    if (o->opt == NM_OPT_SGD) {
+        for (int64_t i = 0; i < p->n; i++) {
+            double gi = g[i] + wd * w[i];
+            p->m[i] = (float)(o->momentum * p->m[i] + gi);
+            w[i] -= (float)(lr * p->m[i]);
+        }
+        return;
+    }
+    double c1 = 1 - pow(o->beta1, (double)t), c2 = 1 - pow(o->beta2, (double)t);
+    for (int64_t i = 0; i < p->n; i++) {
+        double gi = g[i] + wd * w[i];
+        p->m[i] = (float)(o->beta1 * p->m[i] + (1 - o->beta1) * gi);
+        p->s[i] = (float)(o->beta2 * p->s[i] + (1 - o->beta2) * gi * gi);
+        w[i] -= (float)(lr * (p->m[i] / c1) / (sqrt(p->s[i] / c2) + o->eps));
+    }
+}
+
+/* ---------------------------------------------------------------- training */
+
+static nm_status check_data(nm_ctx *ctx, const nm_net *net, const nm_dataset *ds, int last)
+{
+    if (!ds || !ds->pixels || ds->n < 1) return nm_fail(ctx, NM_ERR_ARG, "empty data set");
+    const nm_value *in = &net->v[net->input];
+    if (in->shape.ndim != 4 || in->shape.d[1] != 1 || in->shape.d[2] != ds->rows || in->shape.d[3] != ds->cols)
+        return nm_fail(ctx, NM_ERR_SHAPE, "the model's input '%s' is not (N, 1, %lld, %lld) like the images", in->name,
+                       (long long)ds->rows, (long long)ds->cols);
+    if (!nm_net_batchable(net)) return nm_fail(ctx, NM_ERR_UNSUPPORTED, "the model runs only at one batch size");
+    const nm_value *out = &net->v[net->node[last].out];
+    if (out->shape.ndim != 2 || out->shape.d[1] < ds->classes)
+        return nm_fail(ctx, NM_ERR_SHAPE, "the logits of '%s' are not (N, %d or more)", out->name, ds->classes);
+    return NM_OK;
+}
+
+nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_train_options *opt)
+{
+    if (!ctx || !net || !opt) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    nm_train_options o = *opt;
+    if (o.epochs < 1 || o.batch < 1 || !(o.lr > 0) || o.augment < 0 || o.weight_decay < 0 ||
+        (o.opt != NM_OPT_SGD && o.opt != NM_OPT_ADAM))
+        return nm_fail(ctx, NM_ERR_ARG, "invalid training options (epochs, batch, lr, augment, weight decay, optimizer)");
+    int last = nm_net_logits_node(net);
+    nm_status st = check_data(ctx, net, ds, last);
+    if (st != NM_OK) return st;
+    int64_t B = o.batch < ds->n ? o.batch : ds->n, per = ds->rows * ds->cols, C = net->v[net->node[last].out].shape.d[1];
+    int64_t steps = (ds->n + B - 1) / B;
+    param *ps = NULL;
+    int np = 0;
+    int64_t *perm = nm_alloc(ctx, (size_t)ds->n, sizeof(int64_t));
+    float *x = nm_alloc(ctx, (size_t)(B * per), sizeof(float)), *tmp = nm_alloc(ctx, (size_t)per, sizeof(float));
+    float *grad = nm_alloc(ctx, (size_t)(B * C), sizeof(float));
+    if (!perm || !x || !tmp || !grad) st = NM_ERR_NOMEM;
+    if (st == NM_OK) st = collect_params(ctx, net, last, &ps, &np);
+    int64_t t = 0;
+    for (int e = 1; st == NM_OK && e <= o.epochs; e++) {
+        shuffle(perm, ds->n, o.seed, e);
+        double loss = 0;
+        int64_t correct = 0, seen = 0;
+        for (int64_t s = 0; st == NM_OK && s < steps; s++) {
+            int64_t first = s * B, b = ds->n - first < B ? ds->n - first : B;
+            const int64_t *idx = perm + first;
+            st = nm_dataset_images(ctx, ds, idx, b, o.scale, x);
+            if (st != NM_OK) break;
+            if (o.augment) shift_images(x, b, ds->rows, ds->cols, o.augment, (float)o.scale.b, o.seed, e, first, tmp);
+            if ((st = nm_net_run(ctx, net, 0, last, b, x)) != NM_OK) break;
+            loss += cross_entropy(net->v[net->node[last].out].x, b, C, ds->labels, idx, grad, &correct);
+            seen += b;
+            for (int j = 0; j < np; j++) memset(net->v[ps[j].v].pg, 0, (size_t)ps[j].n * sizeof(float));
+            if ((st = nm_net_run_vjp(ctx, net, 0, last, b, grad, NM_VJP_PARAMS | NM_VJP_NO_INPUT)) != NM_OK) break;
+            t++;
+            double frac = (double)(t - 1) / (double)(steps * o.epochs);
+            double lr = o.cosine ? o.lr * 0.5 * (1 + cos(3.141592653589793 * frac)) : o.lr;
+            for (int j = 0; j < np; j++) update(&o, &ps[j], net->v[ps[j].v].cdata, net->v[ps[j].v].pg, lr, t);
+            if (!isfinite(loss)) {
+                st = nm_fail(ctx, NM_ERR_NUMERIC, "the loss became non-finite at epoch %d step %lld (try a smaller --lr)", e,
+                             (long long)s + 1);
+                break;
+            }
+            if (o.progress) {
+                nm_train_progress pr = {e, o.epochs, s + 1, steps, loss / (double)seen, (double)correct / (double)seen, lr,
+                                        s + 1 == steps};
+                o.progress(o.user, &pr);
+            }
+        }
+    }
+    if (st == NM_OK) st = nm_net_set_input_scale(ctx, net, o.scale);
+    net->rec_first = net->rec_last = -1; /* the recorded primal belongs to old weights */
+    if (ps) free_params(ctx, net, ps, np);
+    nm_free(ctx, perm);
+    nm_free(ctx, x);
+    nm_free(ctx, tmp);
+    nm_free(ctx, grad);
+    return st;
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+nm_status nm_evaluate(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, nm_eval_result *out)
+{
+    if (!ctx || !net || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    memset(out, 0, sizeof *out);
+    int last = nm_net_logits_node(net);
+    nm_status st = check_data(ctx, net, ds, last);
+    if (st != NM_OK) return st;
+    int64_t B = 1000, per = ds->rows * ds->cols, C = net->v[net->node[last].out].shape.d[1];
+    int classes = (int)C;
+    float *x = nm_alloc(ctx, (size_t)(B * per), sizeof(float));
+    int64_t *conf = nm_alloc_zero(ctx, (size_t)(classes * classes), sizeof(int64_t));
+    if (!x || !conf) st = NM_ERR_NOMEM;
+    nm_scale sc = nm_net_input_scale(net);
+    int64_t correct = 0;
+    for (int64_t first = 0; st == NM_OK && first < ds->n; first += B) {
+        int64_t b = ds->n - first < B ? ds->n - first : B;
+        int64_t idx[1000];
+        for (int64_t k = 0; k < b; k++) idx[k] = first + k;
+        if ((st = nm_dataset_images(ctx, ds, idx, b, sc, x)) != NM_OK) break;
+        if ((st = nm_net_run(ctx, net, 0, last, b, x)) != NM_OK) break;
+        const float *z = net->v[net->node[last].out].x;
+        for (int64_t r = 0; r < b; r++) {
+            int64_t arg = 0;
+            for (int64_t k = 1; k < C; k++)
+                if (z[r * C + k] > z[r * C + arg]) arg = k;
+            int y = ds->labels[first + r];
+            conf[y * classes + arg]++;
+            correct += arg == y;
+        }
+    }
+    nm_free(ctx, x);
+    if (st != NM_OK) {
+        nm_free(ctx, conf);
+        return st;
+    }
+    *out = (nm_eval_result){ds->n, classes, correct, (double)correct / (double)ds->n, conf};
+    return NM_OK;
+}
+
+void nm_eval_result_free(nm_ctx *ctx, nm_eval_result *r)
+{
+    if (!r) return;
+    nm_free(ctx, r->confusion);
+    memset(r, 0, sizeof *r);
+}
