@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 static enum CBLAS_TRANSPOSE tr(nm_trans t)
 {
@@ -26,6 +27,26 @@ void nm_gemm_f32(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, floa
                  float *C, int64_t ldc)
 {
     if (m == 0 || n == 0) return;
+    int nt = omp_get_max_threads();
+    if (nt > 1 && m * n * k >= ((int64_t)1 << 21) && !omp_in_parallel() && openblas_get_num_threads() == 1) {
+        /* BLAS is serial here (nm_blas_serial_begin): split the larger side
+         * of C over the OpenMP threads instead. Each block of C is computed
+         * whole by one thread, so the result does not depend on the split. */
+        int by_rows = m >= n;
+        int64_t len = by_rows ? m : n, blk = (len + nt - 1) / nt;
+        #pragma omp parallel for schedule(static)
+        for (int t = 0; t < nt; t++) {
+            int64_t lo = t * blk, cnt = len - lo < blk ? len - lo : blk;
+            if (cnt <= 0) continue;
+            if (by_rows)
+                cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (int)cnt, (int)n, (int)k, alpha, ta == NM_TRANS ? A + lo : A + lo * lda,
+                            (int)lda, B, (int)ldb, beta, C + lo * ldc, (int)ldc);
+            else
+                cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)cnt, (int)k, alpha, A, (int)lda,
+                            tb == NM_TRANS ? B + lo * ldb : B + lo, (int)ldb, beta, C + lo, (int)ldc);
+        }
+        return;
+    }
     cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)n, (int)k, alpha, A, (int)lda, B,
                 (int)ldb, beta, C, (int)ldc);
 }

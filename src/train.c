@@ -174,21 +174,26 @@ static void free_params(nm_ctx *ctx, nm_net *net, param *ps, int np)
 
 static void update(const nm_train_options *o, param *p, float *w, const float *g, double lr, int64_t t)
 {
-    double wd = p->decay ? o->weight_decay : 0.0;
+    float wd = p->decay ? (float)o->weight_decay : 0.0f;
     if (o->opt == NM_OPT_SGD) {
+        float mu = (float)o->momentum, r = (float)lr;
+        #pragma omp parallel for schedule(static) if (p->n > 65536)
         for (int64_t i = 0; i < p->n; i++) {
-            double gi = g[i] + wd * w[i];
-            p->m[i] = (float)(o->momentum * p->m[i] + gi);
-            w[i] -= (float)(lr * p->m[i]);
+            p->m[i] = mu * p->m[i] + g[i] + wd * w[i];
+            w[i] -= r * p->m[i];
         }
         return;
     }
+    /* Adam with the bias corrections folded into the step and ε */
+    float b1 = (float)o->beta1, b2 = (float)o->beta2;
     double c1 = 1 - pow(o->beta1, (double)t), c2 = 1 - pow(o->beta2, (double)t);
+    float step = (float)(lr * sqrt(c2) / c1), eps = (float)(o->eps * sqrt(c2));
+    #pragma omp parallel for schedule(static) if (p->n > 65536)
     for (int64_t i = 0; i < p->n; i++) {
-        double gi = g[i] + wd * w[i];
-        p->m[i] = (float)(o->beta1 * p->m[i] + (1 - o->beta1) * gi);
-        p->s[i] = (float)(o->beta2 * p->s[i] + (1 - o->beta2) * gi * gi);
-        w[i] -= (float)(lr * (p->m[i] / c1) / (sqrt(p->s[i] / c2) + o->eps));
+        float gi = g[i] + wd * w[i];
+        p->m[i] = b1 * p->m[i] + (1 - b1) * gi;
+        p->s[i] = b2 * p->s[i] + (1 - b2) * gi * gi;
+        w[i] -= step * p->m[i] / (sqrtf(p->s[i]) + eps);
     }
 }
 
@@ -228,6 +233,10 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     if (!perm || !x || !tmp || !grad) st = NM_ERR_NOMEM;
     if (st == NM_OK) st = collect_params(ctx, net, last, &ps, &np);
     int64_t t = 0;
+    /* One thread pool: BLAS runs serially and large products are split over
+     * the OpenMP threads (nm_gemm_f32), so OpenBLAS's own threads do not
+     * compete with the sample-parallel kernels for the cores. */
+    int blas_threads = nm_blas_serial_begin();
     for (int e = 1; st == NM_OK && e <= o.epochs; e++) {
         shuffle(perm, ds->n, o.seed, e);
         double loss = 0;
@@ -259,6 +268,7 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
             }
         }
     }
+    nm_blas_serial_end(blas_threads);
     if (st == NM_OK) st = nm_net_set_input_scale(ctx, net, o.scale);
     net->rec_first = net->rec_last = -1; /* the recorded primal belongs to old weights */
     if (ps) free_params(ctx, net, ps, np);

@@ -46,14 +46,16 @@ static void valid_cols(int64_t off, int64_t s, int64_t W, int64_t OW, int64_t *l
     if (*hi < *lo) *hi = *lo;
 }
 
-/* col (K, OHW) ← patches of x (Cg, H, W), zeros where the window is in the padding. */
-static void im2col(const nm_attrs *a, const conv_dims *d, const float *x, float *col)
+/* col (K, OHW) ← patches of x (Cg, H, W), zeros where the window is in the
+ * padding; rows of col are ldc ≥ OHW apart, so that several samples can sit
+ * side by side in one buffer. */
+static void im2col(const nm_attrs *a, const conv_dims *d, const float *x, float *col, int64_t ldc)
 {
     int64_t s = a->stride[1];
     for (int64_t c = 0; c < d->Cg; c++)
         for (int64_t i = 0; i < d->KH; i++)
             for (int64_t j = 0; j < d->KW; j++) {
-                float *row = col + ((c * d->KH + i) * d->KW + j) * d->OHW;
+                float *row = col + ((c * d->KH + i) * d->KW + j) * ldc;
                 int64_t off = j * a->dil[1] - a->pad[1], lo, hi;
                 valid_cols(off, s, d->W, d->OW, &lo, &hi);
                 for (int64_t oh = 0; oh < d->OH; oh++) {
@@ -117,7 +119,7 @@ static nm_status conv_apply(const nm_node *nd, nm_pass *p, const float *x, int64
             }
             const float *cb = xg;
             if (!d->direct) {
-                im2col(&nd->a, d, xg, col);
+                im2col(&nd->a, d, xg, col, d->OHW);
                 cb = col;
             }
             nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, d->Mg, d->OHW, d->K, 1.0f, w + g * d->Mg * d->K, d->K,
@@ -196,20 +198,34 @@ static nm_status conv_vjp(const nm_node *nd, nm_pass *p)
         }
         if (par) nm_blas_serial_end(saved);
     }
-    /* Parameter gradients: summed over samples in a fixed order, so the
-     * result does not depend on the thread count. */
+    /* Weight gradient: dW_g += dY_g · colᵀ summed over samples, chunk by
+     * chunk: S samples' columns side by side make one GEMM of inner size
+     * S·OHW. Chunks are fixed by the sizes alone, so the result does not
+     * depend on the thread count. */
     if (p->gp[1]) {
-        for (int64_t t = 0; t < T; t++)
+        int64_t S = (4096 + d.OHW - 1) / d.OHW;
+        if (S > T) S = T;
+        int64_t ld = S * d.OHW;
+        float *buf = nm_pass_scratch(p, (size_t)((d.K + d.Mg) * ld));
+        if (!buf) return NM_ERR_NOMEM;
+        float *col = buf, *dyc = buf + d.K * ld;
+        for (int64_t t0 = 0; t0 < T; t0 += S) {
+            int64_t ns = T - t0 < S ? T - t0 : S, ldn = ns * d.OHW;
             for (int64_t g = 0; g < d.G; g++) {
-                const float *xg = p->x[0] + ((t % P) * d.C + g * d.Cg) * d.HW;
-                const float *cb = xg;
-                if (!d.direct) {
-                    im2col(&nd->a, &d, xg, scratch);
-                    cb = scratch;
+                #pragma omp parallel for schedule(static)
+                for (int64_t s = 0; s < ns; s++) {
+                    int64_t t = t0 + s;
+                    const float *xg = p->x[0] + ((t % P) * d.C + g * d.Cg) * d.HW;
+                    if (d.direct)
+                        for (int64_t k = 0; k < d.K; k++) memcpy(col + k * ldn + s * d.OHW, xg + k * d.HW, (size_t)d.OHW * sizeof(float));
+                    else
+                        im2col(&nd->a, &d, xg, col + s * d.OHW, ldn);
+                    for (int64_t m = 0; m < d.Mg; m++)
+                        memcpy(dyc + m * ldn + s * d.OHW, dy + (t * d.M + g * d.Mg + m) * d.OHW, (size_t)d.OHW * sizeof(float));
                 }
-                nm_gemm_f32(NM_NOTRANS, NM_TRANS, d.Mg, d.K, d.OHW, 1.0f, dy + (t * d.M + g * d.Mg) * d.OHW, d.OHW,
-                            cb, d.OHW, 1.0f, p->gp[1] + g * d.Mg * d.K, d.K);
+                nm_gemm_f32(NM_NOTRANS, NM_TRANS, d.Mg, d.K, ldn, 1.0f, dyc, ldn, col, ldn, 1.0f, p->gp[1] + g * d.Mg * d.K, d.K);
             }
+        }
     }
     if (p->gp[2]) {
         for (int64_t m = 0; m < d.M; m++) {

@@ -55,6 +55,14 @@ static int64_t window_argmax(const nm_attrs *a, const pool_dims *d, const float 
     return best;
 }
 
+/* Every window inside the plane with unit dilation: the common LeNet and
+ * AlexNet pools, which take the fast loop below. */
+static int windows_inside(const nm_attrs *a, const pool_dims *d)
+{
+    return a->dil[0] == 1 && a->dil[1] == 1 && a->pad[0] == 0 && a->pad[1] == 0 &&
+           (d->OH - 1) * a->stride[0] + a->kernel[0] <= d->H && (d->OW - 1) * a->stride[1] + a->kernel[1] <= d->W;
+}
+
 static nm_status pool_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
 {
     const nm_value *X = NM_IN(net, nd, 0);
@@ -73,14 +81,6 @@ static nm_status pool_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
 }
 
 /* ---- MaxPool ---- */
-
-/* Every window inside the plane with unit dilation: the common LeNet and
- * AlexNet pools, which take the fast loop below. */
-static int windows_inside(const nm_attrs *a, const pool_dims *d)
-{
-    return a->dil[0] == 1 && a->dil[1] == 1 && a->pad[0] == 0 && a->pad[1] == 0 &&
-           (d->OH - 1) * a->stride[0] + a->kernel[0] <= d->H && (d->OW - 1) * a->stride[1] + a->kernel[1] <= d->W;
-}
 
 static nm_status maxpool_forward(const nm_node *nd, nm_pass *p)
 {
@@ -133,12 +133,23 @@ static int32_t *argmax_table(const nm_node *nd, nm_pass *p, const pool_dims *d)
     int64_t per = d->OH * d->OW;
     int32_t *idx = (int32_t *)nm_pass_scratch(p, (size_t)(d->NC * per));
     if (!idx) return NULL;
+    const nm_attrs *a = &nd->a;
+    int fast = windows_inside(a, d) && a->kernel[0] == 2 && a->kernel[1] == 2 && a->stride[0] == 2 && a->stride[1] == 2;
     #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < d->NC; nc++) {
         const float *x = p->x[0] + nc * d->H * d->W;
         for (int64_t oh = 0; oh < d->OH; oh++)
-            for (int64_t ow = 0; ow < d->OW; ow++)
-                idx[nc * per + oh * d->OW + ow] = (int32_t)window_argmax(&nd->a, d, x, oh, ow);
+            for (int64_t ow = 0; ow < d->OW; ow++) {
+                if (fast) { /* the LeNet pool: same scan order, first maximum wins */
+                    int32_t k = (int32_t)(2 * oh * d->W + 2 * ow), best = k;
+                    if (x[k + 1] > x[best]) best = k + 1;
+                    if (x[k + d->W] > x[best]) best = (int32_t)(k + d->W);
+                    if (x[k + d->W + 1] > x[best]) best = (int32_t)(k + d->W + 1);
+                    idx[nc * per + oh * d->OW + ow] = best;
+                } else {
+                    idx[nc * per + oh * d->OW + ow] = (int32_t)window_argmax(a, d, x, oh, ow);
+                }
+            }
     }
     return idx;
 }
