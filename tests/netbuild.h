@@ -34,6 +34,13 @@ static inline double nrand(void)
 
 /* ---------------------------------------------------------------- building test nets */
 
+static inline float *fill_rand(int64_t n, double scale)
+{
+    float *f = malloc((size_t)(n ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) f[i] = (float)(scale * nrand());
+    return f;
+}
+
 static inline nm_shape shp(int n, const int64_t *d)
 {
     nm_shape s = {n, {0}};

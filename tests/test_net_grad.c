@@ -44,13 +44,6 @@ static nm_array arr(nm_shape s, const float *data)
     return a;
 }
 
-static float *fill_rand(int64_t n, double scale)
-{
-    float *f = malloc((size_t)(n ? n : 1) * sizeof(float));
-    for (int64_t i = 0; i < n; i++) f[i] = (float)(scale * nrand());
-    return f;
-}
-
 static double dot(const float *a, const float *b, int64_t n, double *absdot)
 {
     double s = 0, sa = 0;
