@@ -171,12 +171,11 @@ void nm_moments_free(nm_ctx *ctx, nm_moments *m)
 }
 
 /* T = B C (d×p) with C symmetric (lower triangle read), in the chosen precision. */
-static nm_status times_sym(nm_ctx *ctx, const nm_ara_data *a, const double *C, nm_precision prec,
+static nm_status times_sym(nm_ctx *ctx, int64_t p, int64_t d, const double *B, const double *C, nm_precision prec,
                            double *T)
 {
-    int64_t p = a->p, d = a->d;
     if (prec == NM_PREC_DOUBLE) {
-        nm_symm_right_f64(d, p, 1.0, C, p, a->B, p, 0.0, T, p);
+        nm_symm_right_f64(d, p, 1.0, C, p, B, p, 0.0, T, p);
         return NM_OK;
     }
     float *C32 = nm_alloc(ctx, (size_t)(p * p + 2 * d * p), sizeof(float));
@@ -184,27 +183,29 @@ static nm_status times_sym(nm_ctx *ctx, const nm_ara_data *a, const double *C, n
     float *B32 = C32 + p * p, *T32 = B32 + d * p;
     #pragma omp parallel for
     for (int64_t i = 0; i < p * p; i++) C32[i] = (float)C[i];
-    for (int64_t i = 0; i < d * p; i++) B32[i] = (float)a->B[i];
+    for (int64_t i = 0; i < d * p; i++) B32[i] = (float)B[i];
     nm_symm_right_f32(d, p, 1.0f, C32, p, B32, p, 0.0f, T32, p);
     for (int64_t i = 0; i < d * p; i++) T[i] = T32[i];
     nm_free(ctx, C32);
     return NM_OK;
 }
 
-nm_status nm_ara_moments(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
-                         const nm_cov *sigma, const nm_ara_options *opt, nm_moments *out)
+static nm_status check_options(nm_ctx *ctx, const nm_ara_options *o)
+{
+    if (o->method < 0 || o->method >= NM_METHOD_COUNT) return nm_fail(ctx, NM_ERR_ARG, "unknown method %d", (int)o->method);
+    if (o->precision != NM_PREC_DOUBLE && o->precision != NM_PREC_SINGLE)
+        return nm_fail(ctx, NM_ERR_ARG, "unknown precision %d", (int)o->precision);
+    return NM_OK;
+}
+
+nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double *m, double *S, const double *B,
+                                const double *c2, const nm_ara_options *opt, nm_moments *out)
 {
     memset(out, 0, sizeof *out);
     nm_ara_options o = opt ? *opt : nm_ara_options_default();
-    if (o.method < 0 || o.method >= NM_METHOD_COUNT)
-        return nm_fail(ctx, NM_ERR_ARG, "unknown method %d", (int)o.method);
-    if (o.precision != NM_PREC_DOUBLE && o.precision != NM_PREC_SINGLE)
-        return nm_fail(ctx, NM_ERR_ARG, "unknown precision %d", (int)o.precision);
-    nm_ara_data a;
-    nm_status st = nm_ara_load(ctx, net, mu, sigma, &a);
+    nm_status st = check_options(ctx, &o);
     if (st != NM_OK) return st;
-    int64_t p = a.p, d = a.d;
-    double *S = NULL, *T = NULL, *r = NULL;
+    double *T = NULL, *r = NULL;
     out->d = d;
     out->mean = nm_alloc(ctx, (size_t)d, sizeof(double));
     out->var = nm_alloc(ctx, (size_t)d, sizeof(double));
@@ -218,29 +219,43 @@ nm_status nm_ara_moments(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
         st = NM_ERR_NOMEM;
         goto done;
     }
-    if ((st = form_S(ctx, &a, sigma, o.precision, &S)) != NM_OK) goto done;
     /* mean (§1.2, exact for any μ, Σ; the delta method uses relu(m)) */
     #pragma omp parallel for
     for (int64_t u = 0; u < p; u++) {
         double s = S[u * p + u] > 0 ? sqrt(S[u * p + u]) : 0;
-        r[u] = o.method == NM_METHOD_DELTA ? (a.m[u] > 0 ? a.m[u] : 0) : nm_relu_mean(a.m[u], s);
+        r[u] = o.method == NM_METHOD_DELTA ? (m[u] > 0 ? m[u] : 0) : nm_relu_mean(m[u], s);
     }
-    memcpy(out->mean, a.c2, (size_t)d * sizeof(double));
-    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, 1, p, 1.0, a.B, p, r, 1, 1.0, out->mean, 1);
+    memcpy(out->mean, c2, (size_t)d * sizeof(double));
+    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, 1, p, 1.0, B, p, r, 1, 1.0, out->mean, 1);
     /* covariance of relu(z), in place over S, then B C Bᵀ */
-    if ((st = nm_relu_cov_matrix(ctx, p, a.m, S, o.method, S)) != NM_OK) goto done;
-    if ((st = times_sym(ctx, &a, S, o.precision, T)) != NM_OK) goto done;
+    if ((st = nm_relu_cov_matrix(ctx, p, m, S, o.method, S)) != NM_OK) goto done;
+    if ((st = times_sym(ctx, p, d, B, S, o.precision, T)) != NM_OK) goto done;
     for (int64_t i = 0; i < d; i++) {
         double v = 0;
-        for (int64_t u = 0; u < p; u++) v += T[i * p + u] * a.B[i * p + u];
+        for (int64_t u = 0; u < p; u++) v += T[i * p + u] * B[i * p + u];
         out->var[i] = v > 0 ? v : 0; /* a PSD quadratic form; rounding may dip below 0 */
     }
-    if (out->cov) nm_gemm_f64(NM_NOTRANS, NM_TRANS, d, d, p, 1.0, T, p, a.B, p, 0.0, out->cov, d);
+    if (out->cov) nm_gemm_f64(NM_NOTRANS, NM_TRANS, d, d, p, 1.0, T, p, B, p, 0.0, out->cov, d);
 done:
-    nm_free(ctx, S);
     nm_free(ctx, T);
     nm_free(ctx, r);
-    nm_ara_data_free(ctx, &a);
     if (st != NM_OK) nm_moments_free(ctx, out);
+    return st;
+}
+
+nm_status nm_ara_moments(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
+                         const nm_cov *sigma, const nm_ara_options *opt, nm_moments *out)
+{
+    memset(out, 0, sizeof *out);
+    nm_ara_options o = opt ? *opt : nm_ara_options_default();
+    nm_status st = check_options(ctx, &o);
+    if (st != NM_OK) return st;
+    nm_ara_data a;
+    if ((st = nm_ara_load(ctx, net, mu, sigma, &a)) != NM_OK) return st;
+    double *S = NULL;
+    if ((st = form_S(ctx, &a, sigma, o.precision, &S)) == NM_OK)
+        st = nm_ara_moments_from_S(ctx, a.p, a.d, a.m, S, a.B, a.c2, &o, out);
+    nm_free(ctx, S);
+    nm_ara_data_free(ctx, &a);
     return st;
 }

@@ -76,6 +76,15 @@ typedef struct {
 void nm_cov_view(const nm_cov *cov, nm_cov_factor_view *view);
 
 
+/* ---- streaming Monte Carlo statistics (src/montecarlo.c) ----
+ * Batches of rows × d outputs are merged in arrival order (Pébay), so the
+ * result depends on the batches, never on threads. */
+typedef struct nm_mc_accum nm_mc_accum;
+nm_status nm_mc_accum_new(nm_ctx *ctx, int64_t d, int want_cov, int64_t max_rows, nm_mc_accum **out);
+void nm_mc_accum_add(nm_mc_accum *a, const float *Y, int64_t rows);
+nm_status nm_mc_accum_result(nm_ctx *ctx, const nm_mc_accum *a, nm_mc_result *out);
+void nm_mc_accum_free(nm_ctx *ctx, nm_mc_accum *a);
+
 /* ---- ONNX protobuf (src/io/onnx_pb.c) ---- */
 struct Onnx__TensorProto;
 struct Onnx__ModelProto;
@@ -107,6 +116,12 @@ typedef struct {
 nm_status nm_ara_load(nm_ctx *ctx, const nm_ara *net, const nm_array *mu, const nm_cov *sigma,
                       nm_ara_data *out);
 void nm_ara_data_free(nm_ctx *ctx, nm_ara_data *a);
+
+/* The moments from z = A x + c1 ~ N(m, S): S (p×p, both triangles or the
+ * lower one) is overwritten by the ReLU covariance; B (d×p) and c2 (d) in
+ * double. Shared by the ARA and the network paths. */
+nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double *m, double *S, const double *B,
+                                const double *c2, const nm_ara_options *opt, nm_moments *out);
 
 /* A·L (p×k) where Σ = L Lᵀ, as double (*out64) or float (*out32): exactly
  * one of the two pointers is non-NULL. *k_out receives k. */

@@ -139,6 +139,77 @@ static void stats_of_batch(stats *b, const float *Y, int64_t rows, double *cente
     }
 }
 
+/* The streaming accumulator shared by the ARA and network samplers: batch
+ * statistics merged into the total in the order batches arrive. */
+struct nm_mc_accum {
+    stats tot, bat;
+    double *buf, *centered;
+};
+
+nm_status nm_mc_accum_new(nm_ctx *ctx, int64_t d, int want_cov, int64_t max_rows, nm_mc_accum **out)
+{
+    *out = NULL;
+    nm_mc_accum *a = nm_alloc_zero(ctx, 1, sizeof *a);
+    int64_t per = 4 * d + (want_cov ? d * d : 0);
+    if (!a || !(a->buf = nm_alloc_zero(ctx, (size_t)(2 * per + (want_cov ? max_rows * d : 0)), sizeof(double)))) {
+        nm_free(ctx, a);
+        return NM_ERR_NOMEM;
+    }
+    double *t = a->buf, *b = a->buf + per;
+    a->tot = (stats){d, 0, t, t + d, t + 2 * d, t + 3 * d, want_cov ? t + 4 * d : NULL};
+    a->bat = (stats){d, 0, b, b + d, b + 2 * d, b + 3 * d, want_cov ? b + 4 * d : NULL};
+    a->centered = want_cov ? a->buf + 2 * per : NULL;
+    *out = a;
+    return NM_OK;
+}
+
+void nm_mc_accum_add(nm_mc_accum *a, const float *Y, int64_t rows)
+{
+    if (a->tot.n == 0) {
+        stats_of_batch(&a->tot, Y, rows, a->centered);
+    } else {
+        stats_of_batch(&a->bat, Y, rows, a->centered);
+        stats_merge(&a->tot, &a->bat);
+    }
+}
+
+nm_status nm_mc_accum_result(nm_ctx *ctx, const nm_mc_accum *a, nm_mc_result *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t d = a->tot.d, n = a->tot.n;
+    out->d = d;
+    out->samples = n;
+    out->mean = nm_alloc(ctx, (size_t)d, sizeof(double));
+    out->var = nm_alloc(ctx, (size_t)d, sizeof(double));
+    out->mean_se = nm_alloc(ctx, (size_t)d, sizeof(double));
+    out->var_se = nm_alloc(ctx, (size_t)d, sizeof(double));
+    if (a->tot.C) out->cov = nm_alloc(ctx, (size_t)(d * d), sizeof(double));
+    if (!out->mean || !out->var || !out->mean_se || !out->var_se || (a->tot.C && !out->cov)) {
+        nm_mc_result_free(ctx, out);
+        return NM_ERR_NOMEM;
+    }
+    double N = (double)n;
+    for (int64_t i = 0; i < d; i++) {
+        double var = a->tot.M2[i] / (N - 1), m2 = a->tot.M2[i] / N, m4 = a->tot.M4[i] / N;
+        out->mean[i] = a->tot.mean[i];
+        out->var[i] = var;
+        out->mean_se[i] = sqrt(var / N);
+        /* Var(s²) = (μ4 − σ⁴ (N − 3)/(N − 1)) / N */
+        double vv = (m4 - m2 * m2 * (N - 3) / (N - 1)) / N;
+        out->var_se[i] = sqrt(vv > 0 ? vv : 0);
+    }
+    if (a->tot.C)
+        for (int64_t i = 0; i < d * d; i++) out->cov[i] = a->tot.C[i] / (N - 1);
+    return NM_OK;
+}
+
+void nm_mc_accum_free(nm_ctx *ctx, nm_mc_accum *a)
+{
+    if (!a) return;
+    nm_free(ctx, a->buf);
+    nm_free(ctx, a);
+}
+
 void nm_mc_result_free(nm_ctx *ctx, nm_mc_result *r)
 {
     if (!r) return;
@@ -162,7 +233,7 @@ nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
     if (st != NM_OK) return st;
     int64_t p = a.p, d = a.d, k = 0, nb = NM_MC_BATCH;
     float *AL = NULL, *buf = NULL;
-    double *sbuf = NULL;
+    nm_mc_accum *acc = NULL;
     if ((st = nm_ara_form_AL(ctx, &a, sigma, NULL, &AL, &k)) != NM_OK) goto done;
     /* buffers: ε (nb×k), Z (nb×p), Y (nb×d), m (p), B (d×p), c2 (d) in float */
     size_t nf = (size_t)(nb * k + nb * p + nb * d + p + d * p + d);
@@ -174,16 +245,7 @@ nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
     for (int64_t i = 0; i < p; i++) m32[i] = (float)a.m[i];
     for (int64_t i = 0; i < d * p; i++) B32[i] = (float)a.B[i];
     for (int64_t i = 0; i < d; i++) c232[i] = (float)a.c2[i];
-    /* stats for the total and one batch, plus a centred batch for the co-moments */
-    int64_t per = 4 * d + (want_cov ? d * d : 0);
-    if (!(sbuf = nm_alloc_zero(ctx, (size_t)(2 * per + (want_cov ? nb * d : 0)), sizeof(double)))) {
-        st = NM_ERR_NOMEM;
-        goto done;
-    }
-    stats tot = {d, 0, sbuf, sbuf + d, sbuf + 2 * d, sbuf + 3 * d, want_cov ? sbuf + 4 * d : NULL};
-    double *bb = sbuf + per;
-    stats bat = {d, 0, bb, bb + d, bb + 2 * d, bb + 3 * d, want_cov ? bb + 4 * d : NULL};
-    double *centered = want_cov ? sbuf + 2 * per : NULL;
+    if ((st = nm_mc_accum_new(ctx, d, want_cov, nb, &acc)) != NM_OK) goto done;
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1); /* restored below */
     for (int64_t first = 0; first < n_samples; first += nb) {
@@ -205,41 +267,14 @@ nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
             for (int64_t r = 0; r < nr; r++) memcpy(y + r * d, c232, (size_t)d * sizeof(float));
             nm_gemm_f32(NM_NOTRANS, NM_TRANS, nr, d, p, 1.0f, z, p, B32, p, 1.0f, y, d);
         }
-        if (tot.n == 0) {
-            stats_of_batch(&tot, Y, rows, centered);
-        } else {
-            stats_of_batch(&bat, Y, rows, centered);
-            stats_merge(&tot, &bat);
-        }
+        nm_mc_accum_add(acc, Y, rows);
     }
     openblas_set_num_threads(blas_threads);
-    out->d = d;
-    out->samples = n_samples;
-    out->mean = nm_alloc(ctx, (size_t)d, sizeof(double));
-    out->var = nm_alloc(ctx, (size_t)d, sizeof(double));
-    out->mean_se = nm_alloc(ctx, (size_t)d, sizeof(double));
-    out->var_se = nm_alloc(ctx, (size_t)d, sizeof(double));
-    if (want_cov) out->cov = nm_alloc(ctx, (size_t)(d * d), sizeof(double));
-    if (!out->mean || !out->var || !out->mean_se || !out->var_se || (want_cov && !out->cov)) {
-        st = NM_ERR_NOMEM;
-        goto done;
-    }
-    double N = (double)n_samples;
-    for (int64_t i = 0; i < d; i++) {
-        double var = tot.M2[i] / (N - 1), m2 = tot.M2[i] / N, m4 = tot.M4[i] / N;
-        out->mean[i] = tot.mean[i];
-        out->var[i] = var;
-        out->mean_se[i] = sqrt(var / N);
-        /* Var(s²) = (μ4 − σ⁴ (N − 3)/(N − 1)) / N */
-        double vv = (m4 - m2 * m2 * (N - 3) / (N - 1)) / N;
-        out->var_se[i] = sqrt(vv > 0 ? vv : 0);
-    }
-    if (want_cov)
-        for (int64_t i = 0; i < d * d; i++) out->cov[i] = tot.C[i] / (N - 1);
+    st = nm_mc_accum_result(ctx, acc, out);
 done:
     nm_free(ctx, AL);
     nm_free(ctx, buf);
-    nm_free(ctx, sbuf);
+    nm_mc_accum_free(ctx, acc);
     nm_ara_data_free(ctx, &a);
     if (st != NM_OK) nm_mc_result_free(ctx, out);
     return st;
