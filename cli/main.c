@@ -14,6 +14,7 @@ typedef struct {
 } subcommand;
 
 static const subcommand subcommands[] = {
+    {"moments", cmd_moments, "the main job: mean and variance of a model's logits under Gaussian input noise"},
     {"ara", cmd_ara, "moments of an Affine-ReLU-Affine network (analytic, optionally Monte Carlo)"},
     {"ara-example", cmd_ara_example, "write a random ARA network and input mean as NPY files"},
     {"info", cmd_info, "a model's nodes, shapes, parameters and ReLU split points"},

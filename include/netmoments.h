@@ -157,6 +157,12 @@ nm_status nm_cov_isotropic(nm_ctx *ctx, int64_t n, double sigma2, nm_cov **out);
 nm_status nm_cov_diagonal(nm_ctx *ctx, int64_t n, const double *v, nm_cov **out);
 nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out);
 nm_status nm_cov_factor(nm_ctx *ctx, int64_t n, int64_t k, const double *L, nm_cov **out);
+/* Windowed noise: σ² I on the pixels of the rectangle rows r..r+h−1,
+ * columns c..c+w−1 of a (C, H, W) input, all channels, and none elsewhere
+ * (the 7×7 windows of the paper's Fig 3). A factor covariance with
+ * k = C·h·w columns, so its cost grows with the window, not the image. */
+nm_status nm_cov_window(nm_ctx *ctx, int64_t C, int64_t H, int64_t W, int64_t r, int64_t c, int64_t h, int64_t w,
+                        double sigma2, nm_cov **out);
 void nm_cov_free(nm_ctx *ctx, nm_cov *cov);
 
 nm_cov_kind nm_cov_get_kind(const nm_cov *cov);
@@ -435,6 +441,44 @@ typedef struct {
 
 nm_status nm_evaluate(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, nm_eval_result *out);
 void nm_eval_result_free(nm_ctx *ctx, nm_eval_result *r);
+
+/* ---------------------------------------------------------------- network moments (DESIGN §1.6–1.8) */
+
+typedef struct {
+    int split_relu;          /* split at the l-th ReLU (1-based); 0: the last (the paper's choice) */
+    const nm_array *x0;      /* where the bottom part is linearized (input shape); NULL: the mean μ */
+    const nm_array *y0;      /* where the top part is linearized (the split ReLU's output shape);
+                                NULL: relu_l(R_bot(x0)) */
+    size_t mem_budget;       /* bytes A may take as a matrix (default 2 GiB); above it A is applied
+                                as an operator through jvp, chunk by chunk */
+    nm_method method;        /* paper, exact (default) or delta; delta linearizes the whole net at μ */
+    nm_precision precision;  /* of S = AΣAᵀ and B C Bᵀ */
+    int want_cov;            /* also the d×d covariance of the logits */
+} nm_net_moments_options;
+
+nm_net_moments_options nm_net_moments_options_default(void);
+
+/* The two-stage linearization g(x) = B relu(A x + c1) + c2 of §1.6 at the
+ * split ReLU, for the logits (nm_net_logits_node). A and B are formed by
+ * jvp columns or vjp rows, whichever takes fewer passes. Outputs are newly
+ * allocated: A (p×n) float32, c1 (p), B (d×p), c2 (d) float64. Fails with
+ * NM_ERR_NOMEM naming the budget when A exceeds opt->mem_budget. */
+nm_status nm_net_linearize(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_net_moments_options *opt,
+                           nm_array *A, nm_array *c1, nm_array *B, nm_array *c2);
+
+/* Mean and variance (and optionally covariance) of the logits for
+ * x ~ N(mu, sigma): mu in the input's shape (batch 1, or without the batch
+ * axis), sigma over its n elements (nm_cov_window for windowed noise). */
+nm_status nm_net_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                         const nm_net_moments_options *opt, nm_moments *out);
+
+/* Monte Carlo of the logits of the real network: x = mu + L ε in batches of
+ * 500 through forward passes; ε from the counter-based RNG by sample index,
+ * statistics merged in batch order, so a seed gives identical results for
+ * any thread count. progress (may be NULL) is called after every batch. */
+nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, int64_t n_samples,
+                            const nm_rng *rng, int want_cov, void (*progress)(void *user, int64_t done, int64_t total),
+                            void *user, nm_mc_result *out);
 
 #ifdef __cplusplus
 }

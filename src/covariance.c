@@ -74,6 +74,27 @@ nm_status nm_cov_factor(nm_ctx *ctx, int64_t n, int64_t k, const double *L, nm_c
     return st;
 }
 
+nm_status nm_cov_window(nm_ctx *ctx, int64_t C, int64_t H, int64_t W, int64_t r, int64_t c, int64_t h, int64_t w,
+                        double sigma2, nm_cov **out)
+{
+    *out = NULL;
+    if (!isfinite(sigma2)) return nm_fail(ctx, NM_ERR_NONFINITE, "sigma2 is not finite");
+    if (sigma2 < 0) return nm_fail(ctx, NM_ERR_ARG, "sigma2 = %g is negative", sigma2);
+    if (C < 1 || H < 1 || W < 1 || h < 1 || w < 1 || r < 0 || c < 0 || r + h > H || c + w > W)
+        return nm_fail(ctx, NM_ERR_ARG, "window rows %lld..%lld, columns %lld..%lld is not inside a %lld x %lld image",
+                       (long long)r, (long long)(r + h - 1), (long long)c, (long long)(c + w - 1), (long long)H, (long long)W);
+    int64_t n = C * H * W, k = C * h * w;
+    nm_status st = cov_new(ctx, NM_COV_FACTOR, n, k, out);
+    if (st != NM_OK) return st;
+    double *L = (*out)->buf, s = sqrt(sigma2);
+    memset(L, 0, (size_t)(n * k) * sizeof(double));
+    int64_t j = 0; /* column j of L is σ times the unit vector of the j-th pixel in the window */
+    for (int64_t ch = 0; ch < C; ch++)
+        for (int64_t y = r; y < r + h; y++)
+            for (int64_t x = c; x < c + w; x++) L[((ch * H + y) * W + x) * k + j++] = s;
+    return NM_OK;
+}
+
 /* Full Σ: check symmetry and PSD by a symmetric eigendecomposition
  * Σ = V Λ Vᵀ, then keep L = V Λ₊^{1/2} restricted to positive eigenvalues. */
 nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out)
