@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# CLI contract of `netmoments moments` on the shipped LeNet and held-out
+# digits: --help; the JSON keys of the issue for one method and for all,
+# with exact within 5 standard errors of the CLI's own Monte Carlo of the
+# real network at small noise; the table; --save-lin writing A (1024 x 784),
+# c1, B, c2; a window; and bad input (split out of range, wrong input shape,
+# negative sigma^2, both or neither of --input/--image) answered by a
+# non-zero exit with one line on stderr.
+set -u
+nm="$1"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail=0; pass=0
+ok()  { pass=$((pass+1)); }
+bad() { echo "FAIL $*"; fail=$((fail+1)); }
+
+"$nm" moments --help | grep -q -- '--split-relu' && ok || bad "moments --help"
+out=$("$nm" moments --image 3 --sigma2 1e-4 --mc 20000 --seed 4 --json) && ok || bad "moments --json"
+for key in mean var time_analytic_s mc_mean mc_var mc_samples seed time_mc_s; do
+  echo "$out" | grep -q "\"$key\":" && ok || bad "json key $key"
+done
+# exact vs its own Monte Carlo: means and variances within 5 standard errors.
+# At noise this small both sides carry float32 rounding of the forward pass,
+# about 1e-5 of the largest logit, which the mean's tolerance adds to its SE.
+echo "$out" | awk -v RS=',"' '
+  /^mean"/      { gsub(/.*\[|\].*/, ""); n = split($0, m, ",") }
+  /^var"/       { gsub(/.*\[|\].*/, ""); split($0, v, ",") }
+  /^mc_mean"/   { gsub(/.*\[|\].*/, ""); split($0, mm, ",") }
+  /^mc_var"/    { gsub(/.*\[|\].*/, ""); split($0, mv, ",") }
+  /^mc_mean_se"/ { gsub(/.*\[|\].*/, ""); split($0, ms, ",") }
+  /^mc_var_se"/ { gsub(/.*\[|\].*/, ""); split($0, vs, ",") }
+  END { bad = 0; big = 0
+        for (i = 1; i <= n; i++) { a = m[i] < 0 ? -m[i] : m[i]; if (a > big) big = a }
+        for (i = 1; i <= n; i++) {
+          z = (m[i] - mm[i]) / (ms[i] + 1e-5 * big); if (z > 5 || z < -5) bad = 1
+          z = (v[i] - mv[i]) / vs[i]; if (z > 5 || z < -5) bad = 1 }
+        exit bad || n != 10 }' && ok || bad "exact vs MC within 5 SE: $out"
+all=$("$nm" moments --image 0 --sigma2 1 --method all --json) && ok || bad "--method all"
+for key in paper exact delta time_s; do echo "$all" | grep -q "\"$key\":" && ok || bad "all: key $key"; done
+"$nm" moments --image 0 --sigma2 1 | grep -q 'analytic (exact' && ok || bad "table"
+"$nm" moments --image 0 --sigma2 1 --window 10,10,7,7 >/dev/null && ok || bad "--window"
+"$nm" moments --image 0 --sigma2 1 --save-lin "$dir/lin" >/dev/null && ok || bad "--save-lin"
+for f in A c1 B c2; do [ -s "$dir/lin/$f.npy" ] && ok || bad "--save-lin wrote $f.npy"; done
+head -c 128 "$dir/lin/A.npy" | grep -q "'shape': (1024, 784)" && ok || bad "A is 1024 x 784"
+
+expect_error() {
+  local what="$1"; shift
+  local err
+  err=$("$nm" "$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -ne 0 ] && [ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -q '^netmoments: '; then ok
+  else bad "$what: rc=$rc stderr='$err'"; fi
+}
+expect_error "split out of range" moments --image 0 --sigma2 1 --split-relu 4
+expect_error "negative sigma2" moments --image 0 --sigma2 -1
+expect_error "no input" moments --sigma2 1
+expect_error "two inputs" moments --image 0 --input "$dir/lin/c1.npy" --sigma2 1
+expect_error "wrong input shape" moments --input "$dir/lin/c1.npy" --sigma2 1
+expect_error "image out of range" moments --image 5000 --sigma2 1
+expect_error "window outside" moments --image 0 --sigma2 1 --window 25,25,7,7
+expect_error "two covariances" moments --image 0 --sigma2 1 --var "$dir/lin/c1.npy"
+
+echo "cli_moments: $pass passed, $fail failed"
+[ $fail -eq 0 ]
