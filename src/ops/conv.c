@@ -164,10 +164,92 @@ static nm_status conv_forward(const nm_node *nd, nm_pass *p)
     return conv_apply(nd, p, p->x[0], p->xs[0].d[0], p->x[1], p->x[2], p->y, &d);
 }
 
+/* ---- jvp: tangents are often local (a unit pixel spreads over a few
+ * windows per layer, DESIGN §1.6's columns of A), so each tangent's
+ * convolution is computed only over the output box its support reaches. */
+
+/* Bounding box [h0, h1) × [w0, w1) of the nonzeros of x (C, H, W); 0 when x is zero. */
+static int support_box(const float *x, const conv_dims *d, int64_t box[4])
+{
+    int64_t h0 = d->H, h1 = 0, w0 = d->W, w1 = 0;
+    for (int64_t c = 0; c < d->C; c++)
+        for (int64_t h = 0; h < d->H; h++) {
+            const float *r = x + (c * d->H + h) * d->W;
+            for (int64_t w = 0; w < d->W; w++)
+                if (r[w] != 0.0f) {
+                    if (h < h0) h0 = h;
+                    if (h + 1 > h1) h1 = h + 1;
+                    if (w < w0) w0 = w;
+                    if (w + 1 > w1) w1 = w + 1;
+                }
+        }
+    box[0] = h0, box[1] = h1, box[2] = w0, box[3] = w1;
+    return h1 > h0;
+}
+
+/* Outputs [o0, o1) along one axis whose windows touch inputs [i0, i1). */
+static void out_range(int64_t i0, int64_t i1, int64_t s, int64_t pad, int64_t dil, int64_t k, int64_t n_out, int64_t *o0, int64_t *o1)
+{
+    int64_t lo = i0 + pad - (k - 1) * dil; /* o·s ≥ lo */
+    int64_t a = lo <= 0 ? 0 : (lo + s - 1) / s, b = (i1 - 1 + pad) / s + 1;
+    *o0 = a < n_out ? a : n_out;
+    *o1 = b < n_out ? b : n_out;
+    if (*o1 < *o0) *o1 = *o0;
+}
+
+/* col (K, bh·bw) ← patches of x (Cg, H, W) for the outputs in the box. */
+static void im2col_box(const nm_attrs *a, const conv_dims *d, const float *x, const int64_t ob[4], float *col)
+{
+    int64_t bh = ob[1] - ob[0], bw = ob[3] - ob[2];
+    for (int64_t c = 0; c < d->Cg; c++)
+        for (int64_t i = 0; i < d->KH; i++)
+            for (int64_t j = 0; j < d->KW; j++) {
+                float *row = col + ((c * d->KH + i) * d->KW + j) * bh * bw;
+                for (int64_t oh = ob[0]; oh < ob[1]; oh++) {
+                    int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
+                    float *r = row + (oh - ob[0]) * bw;
+                    for (int64_t ow = ob[2]; ow < ob[3]; ow++) {
+                        int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
+                        r[ow - ob[2]] = h >= 0 && h < d->H && w >= 0 && w < d->W ? x[(c * d->H + h) * d->W + w] : 0.0f;
+                    }
+                }
+            }
+}
+
 static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
 {
-    conv_dims d = dims_of(&nd->a, &p->dxs[0], &p->xs[1], &p->dys);
-    return conv_apply(nd, p, p->dx[0], p->dxs[0].d[0], p->x[1], NULL, p->dy, &d);
+    const nm_attrs *a = &nd->a;
+    conv_dims d = dims_of(a, &p->dxs[0], &p->xs[1], &p->dys);
+    int64_t T = p->dxs[0].d[0];
+    if (d.direct || T < nm_threads()) return conv_apply(nd, p, p->dx[0], T, p->x[1], NULL, p->dy, &d);
+    int nt = nm_threads();
+    size_t per = (size_t)((d.K + d.Mg) * d.OHW);
+    float *scratch = nm_pass_scratch(p, (size_t)nt * per);
+    if (!scratch) return NM_ERR_NOMEM;
+    int saved = nm_blas_serial_begin();
+    #pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t t = 0; t < T; t++) {
+        float *col = scratch + (size_t)omp_get_thread_num() * per, *prod = col + d.K * d.OHW;
+        float *y = p->dy + t * d.M * d.OHW;
+        const float *x = p->dx[0] + t * d.C * d.HW;
+        int64_t ib[4], ob[4];
+        memset(y, 0, (size_t)(d.M * d.OHW) * sizeof(float));
+        if (!support_box(x, &d, ib)) continue; /* a zero tangent stays zero */
+        out_range(ib[0], ib[1], a->stride[0], a->pad[0], a->dil[0], d.KH, d.OH, &ob[0], &ob[1]);
+        out_range(ib[2], ib[3], a->stride[1], a->pad[1], a->dil[1], d.KW, d.OW, &ob[2], &ob[3]);
+        int64_t bh = ob[1] - ob[0], bw = ob[3] - ob[2], bsz = bh * bw;
+        if (bsz == 0) continue;
+        for (int64_t g = 0; g < d.G; g++) {
+            im2col_box(a, &d, x + g * d.Cg * d.HW, ob, col);
+            nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, d.Mg, bsz, d.K, 1.0f, p->x[1] + g * d.Mg * d.K, d.K, col, bsz, 0.0f, prod, bsz);
+            for (int64_t m = 0; m < d.Mg; m++)
+                for (int64_t oh = ob[0]; oh < ob[1]; oh++)
+                    memcpy(y + ((g * d.Mg + m) * d.OH + oh) * d.OW + ob[2], prod + m * bsz + (oh - ob[0]) * bw,
+                           (size_t)bw * sizeof(float));
+        }
+    }
+    nm_blas_serial_end(saved);
+    return NM_OK;
 }
 
 static nm_status conv_vjp(const nm_node *nd, nm_pass *p)
