@@ -239,6 +239,14 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
         out_range(ib[2], ib[3], a->stride[1], a->pad[1], a->dil[1], d.KW, d.OW, &ob[2], &ob[3]);
         int64_t bh = ob[1] - ob[0], bw = ob[3] - ob[2], bsz = bh * bw;
         if (bsz == 0) continue;
+        if (2 * bsz > d.OHW) { /* a spread-out tangent: the whole output, as in forward */
+            for (int64_t g = 0; g < d.G; g++) {
+                im2col(a, &d, x + g * d.Cg * d.HW, col, d.OHW);
+                nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, d.Mg, d.OHW, d.K, 1.0f, p->x[1] + g * d.Mg * d.K, d.K, col, d.OHW, 0.0f,
+                            y + g * d.Mg * d.OHW, d.OHW);
+            }
+            continue;
+        }
         for (int64_t g = 0; g < d.G; g++) {
             im2col_box(a, &d, x + g * d.Cg * d.HW, ob, col);
             nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, d.Mg, bsz, d.K, 1.0f, p->x[1] + g * d.Mg * d.K, d.K, col, bsz, 0.0f, prod, bsz);
