@@ -175,3 +175,23 @@ nm_status nm_array_to_f64(nm_ctx *ctx, const nm_array *a, double **out)
     *out = d;
     return NM_OK;
 }
+
+nm_status nm_array_to_f32(nm_ctx *ctx, const nm_array *a, const char *what, float **out)
+{
+    *out = NULL;
+    if (!a || !a->data || (a->dtype != NM_F32 && a->dtype != NM_F64))
+        return nm_fail(ctx, NM_ERR_ARG, "%s: empty array or unknown dtype", what);
+    int64_t n = nm_array_numel(a);
+    float *f = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(float));
+    if (!f) return NM_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) {
+        double v = a->dtype == NM_F64 ? ((const double *)a->data)[i] : ((const float *)a->data)[i];
+        if (!isfinite(v)) {
+            free(f);
+            return nm_fail(ctx, NM_ERR_NONFINITE, "%s holds a non-finite value at flat index %lld", what, (long long)i);
+        }
+        f[i] = (float)v;
+    }
+    *out = f;
+    return NM_OK;
+}

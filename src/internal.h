@@ -26,6 +26,10 @@ nm_status nm_fail(nm_ctx *ctx, nm_status status, const char *fmt, ...)
 void *nm_alloc(nm_ctx *ctx, size_t count, size_t size);      /* uninitialised */
 void *nm_alloc_zero(nm_ctx *ctx, size_t count, size_t size); /* zeroed */
 
+/* A float copy of a (F32 or F64); NM_ERR_NONFINITE names `what` and the
+ * index of the first NaN/Inf. Free with nm_free. */
+nm_status nm_array_to_f32(nm_ctx *ctx, const nm_array *a, const char *what, float **out);
+
 /* true iff every entry is finite. */
 bool nm_all_finite_f64(const double *x, int64_t n);
 

@@ -51,23 +51,10 @@ static void lin_free(nm_ctx *ctx, lin *L)
 static nm_status to_float(nm_ctx *ctx, const nm_array *a, int64_t n, const char *what, float **out)
 {
     *out = NULL;
-    if (!a || !a->data || (a->dtype != NM_F32 && a->dtype != NM_F64))
-        return nm_fail(ctx, NM_ERR_ARG, "%s: empty array or unknown dtype", what);
-    if (nm_array_numel(a) != n)
+    if (a && a->data && nm_array_numel(a) != n)
         return nm_fail(ctx, NM_ERR_SHAPE, "%s has %lld elements, the model expects %lld", what, (long long)nm_array_numel(a),
                        (long long)n);
-    float *f = nm_alloc(ctx, (size_t)n, sizeof(float));
-    if (!f) return NM_ERR_NOMEM;
-    for (int64_t i = 0; i < n; i++) {
-        double v = a->dtype == NM_F64 ? ((const double *)a->data)[i] : ((const float *)a->data)[i];
-        if (!isfinite(v)) {
-            nm_free(ctx, f);
-            return nm_fail(ctx, NM_ERR_NONFINITE, "%s holds a non-finite value at flat index %lld", what, (long long)i);
-        }
-        f[i] = (float)v;
-    }
-    *out = f;
-    return NM_OK;
+    return nm_array_to_f32(ctx, a, what, out);
 }
 
 /* Rows (by vjp) or columns (by jvp) of the Jacobian of nodes first..last at

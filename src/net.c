@@ -736,19 +736,9 @@ static nm_status array_in(nm_ctx *ctx, const nm_value *v, const nm_shape *want, 
         return nm_fail(ctx, NM_ERR_SHAPE, "%s: shape %s does not match '%s' %s (the first axis is the batch)", what,
                        nm_shape_str(&got, s1, sizeof s1), v->name, nm_shape_str(want, s2, sizeof s2));
     }
-    int64_t n = nm_array_numel(a);
-    float *f = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(float));
-    if (!f) return NM_ERR_NOMEM;
-    for (int64_t i = 0; i < n; i++) {
-        double d = a->dtype == NM_F64 ? ((const double *)a->data)[i] : ((const float *)a->data)[i];
-        if (!isfinite(d)) {
-            nm_free(ctx, f);
-            return nm_fail(ctx, NM_ERR_NONFINITE, "%s: non-finite value at flat index %lld", what, (long long)i);
-        }
-        f[i] = (float)d;
-    }
+    nm_status st = nm_array_to_f32(ctx, a, what, buf);
+    if (st != NM_OK) return st;
     *batch = a->shape[0];
-    *buf = f;
     return NM_OK;
 }
 

@@ -4,12 +4,7 @@
 # sample standard error), and bad input answered by a non-zero exit with one
 # line on stderr.
 set -u
-nm="$1"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail=0; pass=0
-ok()  { pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
+source "$(dirname "$0")/cli_lib.sh" "$@"
 
 "$nm" --help >/dev/null && ok || bad "--help"
 "$nm" ara --help | grep -q -- '--sigma2' && ok || bad "ara --help"
@@ -34,12 +29,6 @@ echo "$out" | awk -v RS=',"' '
           r = mv[i] / v[i]; if (r > 1.05 || r < 0.95) bad = 1 }
         exit bad }' && ok || bad "CLI exact vs MC"
 
-expect_error() {
-  local what="$1"; shift
-  local err
-  err=$("$nm" "$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -ne 0 ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] && [ -n "$err" ]; then ok; else bad "$what (rc $rc: $err)"; fi
-}
 expect_error "no covariance" ara "${args[@]}"
 expect_error "two covariances" ara "${args[@]}" --sigma2 1 --var "$dir/mu.npy"
 expect_error "negative sigma2" ara "${args[@]}" --sigma2 -1
@@ -51,5 +40,4 @@ expect_error "unknown subcommand" frobnicate
 head -c 100 "$dir/A.npy" > "$dir/trunc.npy"
 expect_error "truncated npy" ara --A "$dir/trunc.npy" --c1 "$dir/c1.npy" --B "$dir/B.npy" --c2 "$dir/c2.npy" --mu "$dir/mu.npy" --sigma2 1
 
-echo "cli_ara: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish cli_ara

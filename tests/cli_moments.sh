@@ -7,12 +7,7 @@
 # negative sigma^2, both or neither of --input/--image) answered by a
 # non-zero exit with one line on stderr.
 set -u
-nm="$1"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail=0; pass=0
-ok()  { pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
+source "$(dirname "$0")/cli_lib.sh" "$@"
 
 "$nm" moments --help | grep -q -- '--split-relu' && ok || bad "moments --help"
 out=$("$nm" moments --image 3 --sigma2 1e-4 --mc 20000 --seed 4 --json) && ok || bad "moments --json"
@@ -43,13 +38,6 @@ for key in paper exact delta time_s; do echo "$all" | grep -q "\"$key\":" && ok 
 for f in A c1 B c2; do [ -s "$dir/lin/$f.npy" ] && ok || bad "--save-lin wrote $f.npy"; done
 head -c 128 "$dir/lin/A.npy" | grep -q "'shape': (1024, 784)" && ok || bad "A is 1024 x 784"
 
-expect_error() {
-  local what="$1"; shift
-  local err
-  err=$("$nm" "$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -ne 0 ] && [ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -q '^netmoments: '; then ok
-  else bad "$what: rc=$rc stderr='$err'"; fi
-}
 expect_error "split out of range" moments --image 0 --sigma2 1 --split-relu 4
 expect_error "negative sigma2" moments --image 0 --sigma2 -1
 expect_error "no input" moments --sigma2 1
@@ -59,5 +47,4 @@ expect_error "image out of range" moments --image 5000 --sigma2 1
 expect_error "window outside" moments --image 0 --sigma2 1 --window 25,25,7,7
 expect_error "two covariances" moments --image 0 --sigma2 1 --var "$dir/lin/c1.npy"
 
-echo "cli_moments: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish cli_moments

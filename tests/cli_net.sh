@@ -6,14 +6,9 @@
 # with one line on stderr. (The numbers themselves are checked against the
 # conformance outputs by test_conformance.)
 set -u
-nm="$1"
+source "$(dirname "$0")/cli_lib.sh" "$@"
 data=/usr/share/libonnx-testdata/data/pytorch-converted
 conv="$data/test_Conv2d/model.onnx"   # input (2, 3, 7, 5) -> (2, 4, 5, 4)
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail=0; pass=0
-ok()  { pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
 
 # npy PATH SHAPE COUNT WORD: a float32 NPY of COUNT copies of the 4-byte WORD (octal escapes)
 npy() {
@@ -44,13 +39,6 @@ npy "$dir/x5.npy" "(5, 3, 7, 5)" 525 "$one"
 "$nm" forward --model "$conv" --input "$dir/x5.npy" --output "$dir/y5c.npy" --chunk 2 2>/dev/null && ok || bad "forward --chunk 2"
 cmp -s "$dir/y5.npy" "$dir/y5c.npy" && ok || bad "chunked run equals one pass"
 
-expect_error() {
-  local what="$1"; shift
-  local err
-  err=$("$nm" "$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -ne 0 ] && [ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -q '^netmoments: '; then ok
-  else bad "$what: rc=$rc stderr='$err'"; fi
-}
 printf 'not a model' > "$dir/bad.onnx"
 npy "$dir/xw.npy" "(2, 3, 7, 4)" 168 "$one"
 npy "$dir/xn.npy" "(2, 3, 7, 5)" 210 "$nan"
@@ -63,5 +51,4 @@ expect_error "bad --chunk" forward --model "$conv" --input "$dir/x.npy" --output
 expect_error "unknown option" info --frobnicate
 expect_error "unwritable output" forward --model "$conv" --input "$dir/x.npy" --output "$dir/no/such/dir/y.npy"
 
-echo "cli_net: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish cli_net

@@ -5,12 +5,7 @@
 # accuracy, a confusion matrix summing to the 1,996 held-out digits), and
 # bad input answered by a non-zero exit with one line on stderr.
 set -u
-nm="$1"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail=0; pass=0
-ok()  { pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
+source "$(dirname "$0")/cli_lib.sh" "$@"
 
 "$nm" train --help | grep -q -- '--augment' && ok || bad "train --help"
 "$nm" eval --help | grep -q -- '--split' && ok || bad "eval --help"
@@ -23,13 +18,6 @@ js=$("$nm" eval --model "$dir/m.onnx" --json) && ok || bad "eval --json"
 for key in accuracy per_class_accuracy confusion n; do echo "$js" | grep -q "\"$key\":" && ok || bad "json key $key"; done
 echo "$js" | tr -d '[]' | sed 's/.*"confusion"://; s/}//' | tr ',' '\n' | awk '{ s += $1 } END { exit !(s == 1996) }' && ok || bad "confusion sums to 1996"
 
-expect_error() {
-  local what="$1"; shift
-  local err
-  err=$("$nm" "$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -ne 0 ] && [ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -q '^netmoments: '; then ok
-  else bad "$what: rc=$rc stderr='$err'"; fi
-}
 expect_error "no --out" train --arch mlp
 expect_error "bad --arch" train --arch resnet --out "$dir/x.onnx"
 expect_error "bad --data" train --data cifar --out "$dir/x.onnx"
@@ -39,5 +27,4 @@ expect_error "bad --split" eval --model "$dir/m.onnx" --split validation
 expect_error "missing model" eval --model "$dir/none.onnx"
 NETMOMENTS_DATA="$dir/empty" expect_error "missing data" eval --model "$dir/m.onnx"
 
-echo "cli_train: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish cli_train
