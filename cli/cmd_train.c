@@ -108,7 +108,8 @@ int cmd_train(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case O_ARCH:
-            if (!parse_arch(optarg, &arch)) return cli_error("--arch: '%s' is not lenet, lenet-small or mlp", optarg);
+            if (!parse_arch(optarg, &arch) || arch == NM_ARCH_ALEXNET)
+                return cli_error("--arch: '%s' is not lenet, lenet-small or mlp", optarg);
             break;
         case O_DATA: data = optarg; break;
         case O_EPOCHS:

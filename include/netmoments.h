@@ -294,9 +294,11 @@ void nm_net_free(nm_ctx *ctx, nm_net *net);
  *                conv 64@5×5 pad 2, maxpool 2, ReLU, Linear 3136→1024,
  *                ReLU, Linear 1024→10
  *   lenet-small  Caffe's LeNet (20/50/500), the common benchmark model
- *   mlp          Linear 784→1024, ReLU, Linear 1024→10 */
-typedef enum { NM_ARCH_LENET = 0, NM_ARCH_LENET_SMALL = 1, NM_ARCH_MLP = 2 } nm_arch;
-#define NM_ARCH_COUNT 3
+ *   mlp          Linear 784→1024, ReLU, Linear 1024→10
+ *   alexnet      torchvision's AlexNet layout on (N, 3, 224, 224): 5 conv,
+ *                3 Linear, 7 ReLU (for AlexNet-size experiments) */
+typedef enum { NM_ARCH_LENET = 0, NM_ARCH_LENET_SMALL = 1, NM_ARCH_MLP = 2, NM_ARCH_ALEXNET = 3 } nm_arch;
+#define NM_ARCH_COUNT 4
 const char *nm_arch_str(nm_arch a);
 
 /* A freshly initialized net of the given architecture: weights He-normal

@@ -14,6 +14,7 @@ i=0
 for m in /usr/share/libonnx-testdata/data/{node,pytorch-converted,pytorch-operator,simple}/*/model.onnx; do
   cp "$m" "$corpus/seed$i.onnx"; i=$((i + 1))
 done
+for m in tests/fuzz_regressions/*; do cp "$m" "$corpus/regression-$(basename "$m")"; i=$((i + 1)); done
 echo "fuzz: $i seed models, ${secs} s"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
   build-fuzz/fuzz_onnx -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=4096 \

@@ -353,7 +353,8 @@ int nm_net_add_node(nm_ctx *ctx, nm_net *net, nm_op op, const char *name, const 
     int varying = 0;
     for (int i = 0; i < nin; i++) {
         if (in[i] >= net->nv) return nm_fail(ctx, NM_ERR_ARG, "node '%s': input value %d does not exist", name, in[i]);
-        if (in[i] < 0 && i == 0) return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): the first input is missing", name, def->name);
+        if (in[i] < 0 && i < def->min_in)
+            return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): required input %d is missing", name, def->name, i);
         if (in[i] >= 0) varying |= net->v[in[i]].varying;
     }
     int out = add_value(ctx, net, out_name, NULL);

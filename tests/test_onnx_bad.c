@@ -13,6 +13,8 @@
 #include "check.h"
 #include "onnx.pb-c.h"
 
+#include <dirent.h>
+
 static uint8_t *model;
 static size_t model_len;
 
@@ -194,6 +196,32 @@ static void file_cases(void)
     printf("  %zu truncations, 300 random and 300 corrupted buffers, %d allocation points\n", model_len, points);
 }
 
+/* Inputs the fuzzer once crashed on (tests/fuzz_regressions): each must
+ * give a status and a message now. */
+static void fuzz_regressions(void)
+{
+    DIR *d = opendir("tests/fuzz_regressions");
+    if (!check_true("tests/fuzz_regressions is readable (run from the source tree)", d != NULL)) return;
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[600];
+        snprintf(path, sizeof path, "tests/fuzz_regressions/%s", e->d_name);
+        uint8_t *b;
+        size_t len;
+        if (nm_read_file(ctx, path, 1 << 24, &b, &len) != NM_OK) continue;
+        nm_net *net = NULL;
+        nm_status st = nm_net_load_onnx_memory(ctx, b, len, &net);
+        check_true(path, st != NM_OK && *nm_ctx_message(ctx));
+        nm_net_free(ctx, net);
+        nm_free(ctx, b);
+        n++;
+    }
+    closedir(d);
+    printf("  %d fuzzer regression inputs refused with a message\n", n);
+}
+
 static void pass_cases(void)
 {
     nm_net *net = make_net();
@@ -245,6 +273,7 @@ int main(void)
         check_true("the saved model loads", 0);
     }
     file_cases();
+    fuzz_regressions();
     pass_cases();
     nm_free(ctx, model);
     nm_ctx_free(ctx);
