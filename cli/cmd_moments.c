@@ -34,7 +34,8 @@ static const char help[] =
     "  --seed S       Monte Carlo seed (default 1)\n"
     "  --mem GIB      memory for A as a matrix (default 2); above it A is applied through jvp\n"
     "  --json         one JSON object on stdout\n"
-    "  --save-lin DIR write A.npy (p x n), c1.npy, B.npy, c2.npy of the linearization\n";
+    "  --save-lin DIR write A.npy (p x n), c1.npy, B.npy, c2.npy of the linearization\n"
+    "  --covariance   also the d x d covariance of the logits (analytic, and MC with --mc): key cov / mc_cov\n";
 
 static void mc_progress(void *user, int64_t done, int64_t total)
 {
@@ -68,7 +69,7 @@ static int parse_window(const char *s, long long w[4])
 int cmd_moments(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_INPUT, O_IMAGE, O_DATA, O_SPLIT, O_SIGMA2, O_VAR, O_COV, O_WINDOW, O_RELU, O_METHOD, O_MC, O_SEED,
-           O_PREC, O_MEM, O_JSON, O_SAVE, O_HELP };
+           O_PREC, O_MEM, O_JSON, O_SAVE, O_COVOUT, O_HELP };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"input", required_argument, 0, O_INPUT},
         {"image", required_argument, 0, O_IMAGE},     {"data", required_argument, 0, O_DATA},
@@ -79,6 +80,7 @@ int cmd_moments(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},       {"precision", required_argument, 0, O_PREC},
         {"mem", required_argument, 0, O_MEM},         {"json", no_argument, 0, O_JSON},
         {"save-lin", required_argument, 0, O_SAVE},   {"help", no_argument, 0, O_HELP},
+        {"covariance", no_argument, 0, O_COVOUT},
         {0, 0, 0, 0}};
     const char *model = CLI_DEFAULT_MODEL, *input = NULL, *data = "mnist", *split = "test", *var_path = NULL, *cov_path = NULL,
                *save = NULL;
@@ -132,6 +134,7 @@ int cmd_moments(int argc, char **argv)
             break;
         case O_JSON: json = 1; break;
         case O_SAVE: save = optarg; break;
+        case O_COVOUT: o.want_cov = 1; break;
         case O_HELP:
         case 'h': fputs(help, stdout); return 0;
         default: return cli_error("moments: unknown or incomplete option '%s' (netmoments moments --help)", argv[optind - 1]);
@@ -223,7 +226,7 @@ int cmd_moments(int argc, char **argv)
     if (mc) {
         nm_rng rng = {(uint64_t)seed};
         double t0 = cli_now();
-        st = nm_net_montecarlo(ctx, net, &mu, cov, mc, &rng, 0, isatty(2) && !json ? mc_progress : NULL, NULL, &mcr);
+        st = nm_net_montecarlo(ctx, net, &mu, cov, mc, &rng, o.want_cov, isatty(2) && !json ? mc_progress : NULL, NULL, &mcr);
         t_mc = cli_now() - t0;
         if (st != NM_OK) {
             rc = cli_fail(ctx, st, "moments: Monte Carlo");
@@ -255,6 +258,7 @@ int cmd_moments(int argc, char **argv)
                 cJSON *k = cJSON_CreateObject();
                 cJSON_AddItemToObject(k, "mean", json_vec(res[m].mean, d));
                 cJSON_AddItemToObject(k, "var", json_vec(res[m].var, d));
+                if (res[m].cov) cJSON_AddItemToObject(k, "cov", json_vec(res[m].cov, d * d));
                 cJSON_AddNumberToObject(k, "time_s", times[m]);
                 cJSON_AddItemToObject(j, nm_method_str((nm_method)m), k);
             }
@@ -262,6 +266,7 @@ int cmd_moments(int argc, char **argv)
             cJSON_AddStringToObject(j, "method", nm_method_str(o.method));
             cJSON_AddItemToObject(j, "mean", json_vec(res[o.method].mean, d));
             cJSON_AddItemToObject(j, "var", json_vec(res[o.method].var, d));
+            if (res[o.method].cov) cJSON_AddItemToObject(j, "cov", json_vec(res[o.method].cov, d * d));
             cJSON_AddNumberToObject(j, "time_analytic_s", times[o.method]);
         }
         if (mc) {
@@ -269,6 +274,7 @@ int cmd_moments(int argc, char **argv)
             cJSON_AddItemToObject(j, "mc_var", json_vec(mcr.var, d));
             cJSON_AddItemToObject(j, "mc_mean_se", json_vec(mcr.mean_se, d));
             cJSON_AddItemToObject(j, "mc_var_se", json_vec(mcr.var_se, d));
+            if (mcr.cov) cJSON_AddItemToObject(j, "mc_cov", json_vec(mcr.cov, d * d));
             cJSON_AddNumberToObject(j, "mc_samples", (double)mc);
             cJSON_AddNumberToObject(j, "seed", (double)seed);
             cJSON_AddNumberToObject(j, "time_mc_s", t_mc);
@@ -293,6 +299,13 @@ int cmd_moments(int argc, char **argv)
                            mcr.mean[i] / res[m].mean[i], res[m].var[i], mcr.var[i], mcr.var[i] / res[m].var[i]);
                 else
                     printf("%5lld %14.6g %14.6g\n", (long long)i, res[m].mean[i], res[m].var[i]);
+            }
+            if (res[m].cov) {
+                printf("covariance of the logits (row-major, %lld x %lld):\n", (long long)d, (long long)d);
+                for (int64_t i = 0; i < d; i++) {
+                    for (int64_t k2 = 0; k2 < d; k2++) printf(" %11.4g", res[m].cov[i * d + k2]);
+                    printf("\n");
+                }
             }
             printf("analytic (%s, linearization included): %.4f s\n", nm_method_str((nm_method)m), times[m]);
         }

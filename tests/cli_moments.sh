@@ -37,6 +37,10 @@ for key in paper exact delta time_s; do echo "$all" | grep -q "\"$key\":" && ok 
 "$nm" moments --image 0 --sigma2 1 --save-lin "$dir/lin" >/dev/null && ok || bad "--save-lin"
 for f in A c1 B c2; do [ -s "$dir/lin/$f.npy" ] && ok || bad "--save-lin wrote $f.npy"; done
 head -c 128 "$dir/lin/A.npy" | grep -q "'shape': (1024, 784)" && ok || bad "A is 1024 x 784"
+cv=$("$nm" moments --image 1 --sigma2 1 --covariance --mc 2000 --json) && echo "$cv" | grep -q '"cov":' && echo "$cv" | grep -q '"mc_cov":' && ok || bad "--covariance"
+# the covariance's diagonal is the variance
+echo "$cv" | awk -v RS=',"' '/^var"/ { gsub(/.*\[|\].*/, ""); split($0, v, ",") } /^cov"/ { gsub(/.*\[|\].*/, ""); split($0, c, ",") }
+  END { for (i = 1; i <= 10; i++) { r = c[(i - 1) * 11 + 1] / v[i]; if (r < 0.999999 || r > 1.000001) exit 1 } }' && ok || bad "diag(cov) = var"
 
 expect_error "split out of range" moments --image 0 --sigma2 1 --split-relu 4
 expect_error "negative sigma2" moments --image 0 --sigma2 -1
