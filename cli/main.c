@@ -17,6 +17,7 @@ static const subcommand subcommands[] = {
     {"moments", cmd_moments, "the main job: mean and variance of a model's logits under Gaussian input noise"},
     {"ara", cmd_ara, "moments of an Affine-ReLU-Affine network (analytic, optionally Monte Carlo)"},
     {"ara-example", cmd_ara_example, "write a random ARA network and input mean as NPY files"},
+    {"tightness", cmd_tightness, "the paper's tightness experiments: Fig 2 (synthetic nets) and Table 1 (LeNet)"},
     {"info", cmd_info, "a model's nodes, shapes, parameters and ReLU split points"},
     {"forward", cmd_forward, "run a model on a batch of inputs (NPY in, NPY out)"},
     {"train", cmd_train, "train a LeNet or MLP on MNIST or Fashion-MNIST and write it as ONNX"},

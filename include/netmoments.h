@@ -482,6 +482,73 @@ nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const 
                             const nm_rng *rng, int want_cov, void (*progress)(void *user, int64_t done, int64_t total),
                             void *user, nm_mc_result *out);
 
+/* ---------------------------------------------------------------- tightness experiments (DESIGN §1.8, §2) */
+
+/* The synthetic nets of the paper's Fig 2 (widths and kernels are ours:
+ * src/experiments/tightness.c documents them). */
+typedef enum {
+    NM_SYN_FC_A = 0, NM_SYN_FC_B, NM_SYN_FC_C, NM_SYN_CONV_A, NM_SYN_CONV_B, NM_SYN_CONV_C
+} nm_synthetic;
+#define NM_SYN_COUNT 6
+const char *nm_synthetic_str(nm_synthetic s);
+nm_status nm_synthetic_create(nm_ctx *ctx, nm_synthetic which, uint64_t seed, nm_net **out);
+
+/* A random covariance Σ = L Lᵀ (L n×n with i.i.d. normal entries from
+ * stream `stream`), scaled so that its largest variance is max_var. */
+nm_status nm_cov_random(nm_ctx *ctx, int64_t n, double max_var, const nm_rng *rng, uint64_t stream, nm_cov **out);
+
+typedef struct {
+    int64_t runs;       /* independent runs (paper: 200) */
+    int64_t mc;         /* Monte Carlo samples per run (paper: 75,000) */
+    double max_var;     /* regime: 1e-4 (low), 1 (medium), 200 (high) */
+    uint64_t seed;
+    void (*progress)(void *user, int64_t done, int64_t total); /* may be NULL; called under a lock */
+    void *user;
+} nm_tightness_options;
+
+/* Per run r and output i (row-major runs × d): the exact mean, the MC mean,
+ * the variances of methods paper and exact, and the MC variance; for a run
+ * around an image, its index in the data set. */
+typedef struct {
+    int64_t runs, d;
+    double *analytic_mean, *mc_mean, *var_paper, *var_exact, *mc_var;
+    int64_t *mean_index;
+    double *buf;
+} nm_tightness;
+
+/* Runs the experiment: each run draws Σ (nm_cov_random, stream = run) and,
+ * when images is not NULL, a random image of it as the mean (else 0); the
+ * net is split at its last ReLU and linearized at the mean. make_net builds
+ * one copy of the net per thread. Results do not depend on the thread
+ * count. Free with nm_tightness_free. */
+nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx *ctx, nm_net **out), void *user,
+                           const nm_dataset *images, nm_scale scale, const nm_tightness_options *opt, nm_tightness *out);
+void nm_tightness_free(nm_ctx *ctx, nm_tightness *t);
+
+/* Slope of the least-squares line y = a + b x through n points x[i·stride], y[i·stride]. */
+double nm_ls_slope(const double *x, const double *y, int64_t n, int64_t stride);
+
+/* ---------------------------------------------------------------- figures (cairo) */
+
+/* One scatter series: points (x[i·stride], y[i·stride]); marker 0 circle, 1 cross. */
+typedef struct {
+    const char *label;
+    const double *x, *y;
+    int64_t n, stride;
+    int marker;
+} nm_plot_series;
+
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    int nseries; /* ≤ 4 */
+    nm_plot_series series[4];
+} nm_plot_panel;
+
+/* Side-by-side scatter panels with each series' least-squares line and its
+ * slope in the legend, and the diagonal y = x dashed; written as PNG and/or
+ * SVG (either path may be NULL). */
+nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels);
+
 #ifdef __cplusplus
 }
 #endif

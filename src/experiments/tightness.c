@@ -1,0 +1,284 @@
+/*
+ * tightness.c — the paper's tightness experiments (DESIGN §1.8, §2: Fig 2
+ * and Table 1). A run draws a random input covariance (and, for a trained
+ * net, a random held-out image as the mean), computes the analytic mean and
+ * the variances of methods paper and exact, and a Monte Carlo of the real
+ * network. Runs are independent: they are spread over OpenMP threads, each
+ * with its own copy of the net, and every random number is a function of
+ * (seed, run) only, so results do not depend on the thread count.
+ *
+ * Synthetic nets (weights and biases i.i.d. N(0, 1/fan_in) and N(0, 0.25),
+ * linearized at x₀ = 0 with input mean 0):
+ *   FC-A/B/C    R¹⁰⁰ → 64 (→ 64 (→ 64)) → 1: 2/3/4 Linear layers, ReLU between
+ *   Conv-A/B/C  1×20×20 → 2/3/4 conv layers of 4 channels, 3×3, stride 1,
+ *               pad 1 (the first with stride 2: 4×10×10), ReLU between,
+ *               then Linear to a scalar
+ * FC-A and Conv-A are exactly (Affine, ReLU, Affine).
+ */
+#include "../net.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const syn_names[NM_SYN_COUNT] = {"fc-a", "fc-b", "fc-c", "conv-a", "conv-b", "conv-c"};
+_Static_assert(sizeof syn_names / sizeof syn_names[0] == NM_SYN_COUNT, "one name per synthetic net");
+
+const char *nm_synthetic_str(nm_synthetic s)
+{
+    return s >= 0 && s < NM_SYN_COUNT ? syn_names[s] : "?";
+}
+
+/* ---------------------------------------------------------------- synthetic nets */
+
+typedef struct {
+    nm_ctx *ctx;
+    nm_net *net;
+    nm_rng rng;
+    uint64_t stream;
+    int layer;
+    nm_status st;
+} syn_builder;
+
+static int syn_const(syn_builder *b, nm_shape s, double sd)
+{
+    if (b->st != NM_OK) return -1;
+    int64_t n = nm_shape_numel(&s);
+    float *f = nm_alloc(b->ctx, (size_t)n, sizeof(float));
+    if (!f) {
+        b->st = NM_ERR_NOMEM;
+        return -1;
+    }
+    nm_rng_normals(&b->rng, b->stream++, 0, n, f);
+    for (int64_t i = 0; i < n; i++) f[i] *= (float)sd;
+    char name[32];
+    snprintf(name, sizeof name, "w%llu", (unsigned long long)b->stream);
+    int v = nm_net_add_const(b->ctx, b->net, name, &s, f, NULL);
+    if (v < 0) b->st = (nm_status)v;
+    return v;
+}
+
+static int syn_node(syn_builder *b, nm_op op, int nin, const int *in, const nm_attrs *a)
+{
+    if (b->st != NM_OK) return -1;
+    char name[32], out[32];
+    snprintf(name, sizeof name, "n%d", b->layer);
+    snprintf(out, sizeof out, "v%d", b->layer++);
+    nm_attrs d = nm_attrs_default(op);
+    int v = nm_net_add_node(b->ctx, b->net, op, name, out, nin, in, a ? a : &d);
+    if (v < 0) b->st = (nm_status)v;
+    return v;
+}
+
+static int syn_linear(syn_builder *b, int x, int64_t in, int64_t out)
+{
+    nm_attrs a = nm_attrs_default(NM_OP_GEMM);
+    a.trans_b = 1;
+    int w = syn_const(b, (nm_shape){2, {out, in}}, 1.0 / sqrt((double)in));
+    int c = syn_const(b, (nm_shape){1, {out}}, 0.5);
+    return syn_node(b, NM_OP_GEMM, 3, (int[]){x, w, c}, &a);
+}
+
+static int syn_conv(syn_builder *b, int x, int64_t cin, int64_t stride)
+{
+    nm_attrs a = nm_attrs_default(NM_OP_CONV);
+    a.pad[0] = a.pad[1] = a.pad[2] = a.pad[3] = 1;
+    a.stride[0] = a.stride[1] = stride;
+    int w = syn_const(b, (nm_shape){4, {4, cin, 3, 3}}, 1.0 / sqrt((double)(cin * 9)));
+    int c = syn_const(b, (nm_shape){1, {4}}, 0.5);
+    return syn_node(b, NM_OP_CONV, 3, (int[]){x, w, c}, &a);
+}
+
+nm_status nm_synthetic_create(nm_ctx *ctx, nm_synthetic which, uint64_t seed, nm_net **out)
+{
+    if (!ctx || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    *out = NULL;
+    if (which < 0 || which >= NM_SYN_COUNT) return nm_fail(ctx, NM_ERR_ARG, "unknown synthetic net %d", (int)which);
+    syn_builder b = {ctx, nm_net_new(ctx), {seed * 16 + (uint64_t)which}, 0, 0, NM_OK};
+    if (!b.net) return NM_ERR_NOMEM;
+    int fc = which <= NM_SYN_FC_C, layers = 2 + (int)(which - (fc ? NM_SYN_FC_A : NM_SYN_CONV_A));
+    nm_shape in = fc ? (nm_shape){2, {1, 100}} : (nm_shape){4, {1, 1, 20, 20}};
+    int y = nm_net_add_input(ctx, b.net, "x", &in);
+    if (y < 0) b.st = (nm_status)y;
+    if (fc) {
+        int64_t w = 100;
+        for (int l = 0; l < layers - 1; l++) {
+            y = syn_node(&b, NM_OP_RELU, 1, (int[]){syn_linear(&b, y, w, 64)}, NULL);
+            w = 64;
+        }
+        y = syn_linear(&b, y, w, 1);
+    } else {
+        for (int l = 0; l < layers; l++) {
+            y = syn_conv(&b, y, l ? 4 : 1, l ? 1 : 2);
+            if (l < layers - 1) y = syn_node(&b, NM_OP_RELU, 1, (int[]){y}, NULL);
+        }
+        y = syn_node(&b, NM_OP_FLATTEN, 1, (int[]){y}, NULL);
+        y = syn_linear(&b, y, 400, 1);
+    }
+    if (b.st == NM_OK) b.st = nm_net_set_output(ctx, b.net, y);
+    if (b.st != NM_OK) {
+        nm_net_free(ctx, b.net);
+        return b.st;
+    }
+    *out = b.net;
+    return NM_OK;
+}
+
+/* ---------------------------------------------------------------- random covariances */
+
+nm_status nm_cov_random(nm_ctx *ctx, int64_t n, double max_var, const nm_rng *rng, uint64_t stream, nm_cov **out)
+{
+    *out = NULL;
+    if (n < 1 || !(max_var > 0) || !isfinite(max_var)) return nm_fail(ctx, NM_ERR_ARG, "random covariance needs n ≥ 1 and max_var > 0");
+    float *g = nm_alloc(ctx, (size_t)(n * n), sizeof(float));
+    double *L = nm_alloc(ctx, (size_t)(n * n), sizeof(double));
+    if (!g || !L) {
+        nm_free(ctx, g);
+        nm_free(ctx, L);
+        return NM_ERR_NOMEM;
+    }
+    nm_rng_normals(rng, stream, 0, n * n, g);
+    double dmax = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = 0;
+        for (int64_t j = 0; j < n; j++) d += (double)g[i * n + j] * g[i * n + j];
+        dmax = fmax(dmax, d);
+    }
+    double s = sqrt(max_var / dmax); /* Σ = L Lᵀ with its largest variance max_var */
+    for (int64_t i = 0; i < n * n; i++) L[i] = s * g[i];
+    nm_free(ctx, g);
+    nm_status st = nm_cov_factor(ctx, n, n, L, out);
+    nm_free(ctx, L);
+    return st;
+}
+
+/* ---------------------------------------------------------------- runs */
+
+void nm_tightness_free(nm_ctx *ctx, nm_tightness *t)
+{
+    if (!t) return;
+    nm_free(ctx, t->buf);
+    nm_free(ctx, t->mean_index);
+    memset(t, 0, sizeof *t);
+}
+
+nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx *ctx, nm_net **out), void *user,
+                           const nm_dataset *images, nm_scale scale, const nm_tightness_options *opt, nm_tightness *out)
+{
+    if (!ctx || !make_net || !opt || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    memset(out, 0, sizeof *out);
+    if (opt->runs < 1 || opt->mc < 2 || !(opt->max_var > 0))
+        return nm_fail(ctx, NM_ERR_ARG, "tightness needs runs ≥ 1, mc ≥ 2 and max_var > 0");
+    nm_net *probe;
+    nm_status st = make_net(user, ctx, &probe);
+    if (st != NM_OK) return st;
+    int last = nm_net_logits_node(probe);
+    nm_shape in = probe->v[probe->input].shape, o = probe->v[probe->node[last].out].shape;
+    in.d[0] = o.d[0] = 1;
+    int64_t n = nm_shape_numel(&in), d = nm_shape_numel(&o), R = opt->runs;
+    nm_net_free(ctx, probe);
+    if (images && images->rows * images->cols != n)
+        return nm_fail(ctx, NM_ERR_SHAPE, "the images have %lld pixels, the model's input %lld", (long long)(images->rows * images->cols),
+                       (long long)n);
+    out->runs = R;
+    out->d = d;
+    out->buf = nm_alloc_zero(ctx, (size_t)(5 * R * d), sizeof(double));
+    out->mean_index = nm_alloc_zero(ctx, (size_t)R, sizeof(int64_t));
+    if (!out->buf || !out->mean_index) {
+        nm_tightness_free(ctx, out);
+        return NM_ERR_NOMEM;
+    }
+    out->analytic_mean = out->buf;
+    out->mc_mean = out->buf + R * d;
+    out->var_paper = out->buf + 2 * R * d;
+    out->var_exact = out->buf + 3 * R * d;
+    out->mc_var = out->buf + 4 * R * d;
+    nm_rng rng = {opt->seed};
+    int nt = omp_get_max_threads();
+    nm_status fail = NM_OK;
+    char fail_msg[sizeof ctx->message] = "";
+    int64_t done = 0;
+    int blas = nm_blas_serial_begin(); /* each run's products stay on its own thread */
+    #pragma omp parallel num_threads(nt)
+    {
+        nm_ctx *tc = nm_ctx_create(); /* contexts and nets are per thread */
+        nm_net *net = NULL;
+        float *mu = tc ? nm_alloc_zero(tc, (size_t)n, sizeof(float)) : NULL;
+        nm_status ts = !tc || !mu ? NM_ERR_NOMEM : make_net(user, tc, &net);
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t r = 0; r < R; r++) {
+            if (ts != NM_OK) continue;
+            nm_cov *cov = NULL;
+            nm_moments mp = {0}, me = {0};
+            nm_mc_result mc = {0};
+            if (images) { /* a random held-out image as the mean */
+                uint32_t ctr[4] = {(uint32_t)r, 0, 0, 0x696d6167u}, key[2] = {(uint32_t)opt->seed, (uint32_t)(opt->seed >> 32)}, w[4];
+                nm_philox4x32(ctr, key, w);
+                int64_t k = (int64_t)(w[0] % (uint32_t)images->n);
+                out->mean_index[r] = k;
+                ts = nm_dataset_images(tc, images, &k, 1, scale, mu);
+            }
+            nm_array mua = {NM_F32, in.ndim, {0}, mu};
+            memcpy(mua.shape, in.d, sizeof(int64_t) * (size_t)in.ndim);
+            nm_net_moments_options mo = nm_net_moments_options_default();
+            if (ts == NM_OK) ts = nm_cov_random(tc, n, opt->max_var, &rng, (uint64_t)r, &cov);
+            if (ts == NM_OK) {
+                mo.method = NM_METHOD_PAPER;
+                ts = nm_net_moments(tc, net, &mua, cov, &mo, &mp);
+            }
+            if (ts == NM_OK) {
+                mo.method = NM_METHOD_EXACT;
+                ts = nm_net_moments(tc, net, &mua, cov, &mo, &me);
+            }
+            nm_rng mrng = {opt->seed * 1000003u + (uint64_t)r + 1};
+            if (ts == NM_OK) ts = nm_net_montecarlo(tc, net, &mua, cov, opt->mc, &mrng, 0, NULL, NULL, &mc);
+            if (ts == NM_OK)
+                for (int64_t i = 0; i < d; i++) {
+                    out->analytic_mean[r * d + i] = me.mean[i];
+                    out->var_paper[r * d + i] = mp.var[i];
+                    out->var_exact[r * d + i] = me.var[i];
+                    out->mc_mean[r * d + i] = mc.mean[i];
+                    out->mc_var[r * d + i] = mc.var[i];
+                }
+            nm_moments_free(tc, &mp), nm_moments_free(tc, &me), nm_mc_result_free(tc, &mc), nm_cov_free(tc, cov);
+            #pragma omp critical(nm_tightness_progress)
+            {
+                done++;
+                if (opt->progress && ts == NM_OK) opt->progress(opt->user, done, R);
+            }
+        }
+        #pragma omp critical(nm_tightness_fail)
+        if (ts != NM_OK && fail == NM_OK) {
+            fail = ts;
+            snprintf(fail_msg, sizeof fail_msg, "%s", tc ? nm_ctx_message(tc) : "out of memory");
+        }
+        if (tc) {
+            nm_free(tc, mu);
+            nm_net_free(tc, net);
+        }
+        nm_ctx_free(tc);
+    }
+    nm_blas_serial_end(blas);
+    if (fail != NM_OK) {
+        nm_tightness_free(ctx, out);
+        return nm_fail(ctx, fail, "%s", fail_msg);
+    }
+    return NM_OK;
+}
+
+/* ---------------------------------------------------------------- summaries */
+
+double nm_ls_slope(const double *x, const double *y, int64_t n, int64_t stride)
+{
+    double mx = 0, my = 0;
+    for (int64_t i = 0; i < n; i++) mx += x[i * stride], my += y[i * stride];
+    mx /= (double)n, my /= (double)n;
+    double sxy = 0, sxx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double dx = x[i * stride] - mx;
+        sxy += dx * (y[i * stride] - my);
+        sxx += dx * dx;
+    }
+    return sxx > 0 ? sxy / sxx : NAN;
+}

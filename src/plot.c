@@ -1,0 +1,160 @@
+/*
+ * plot.c — figures with cairo, written as PNG and SVG from one drawing
+ * routine: side-by-side scatter panels of analytic (x) against Monte Carlo
+ * (y), each series with its own marker, its least-squares line and the
+ * slope in the legend, and the dashed diagonal y = x for reference
+ * (the paper's Fig 2 layout).
+ */
+#include "internal.h"
+
+#include <cairo-svg.h>
+#include <cairo.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PANEL_W 480.0
+#define PANEL_H 440.0
+#define MARGIN_L 70.0
+#define MARGIN_B 55.0
+#define MARGIN_T 40.0
+#define MARGIN_R 20.0
+
+static const double colors[4][3] = {{0.12, 0.47, 0.71}, {0.84, 0.15, 0.16}, {0.17, 0.63, 0.17}, {0.58, 0.40, 0.74}};
+
+static void marker(cairo_t *cr, double x, double y, int kind)
+{
+    if (kind == 1) { /* cross */
+        cairo_move_to(cr, x - 3, y - 3), cairo_line_to(cr, x + 3, y + 3);
+        cairo_move_to(cr, x - 3, y + 3), cairo_line_to(cr, x + 3, y - 3);
+        cairo_stroke(cr);
+    } else { /* circle */
+        cairo_new_sub_path(cr);
+        cairo_arc(cr, x, y, 2.6, 0, 2 * M_PI);
+        cairo_stroke(cr);
+    }
+}
+
+static void text(cairo_t *cr, double x, double y, const char *s, double align, double size)
+{
+    cairo_set_font_size(cr, size);
+    cairo_text_extents_t e;
+    cairo_text_extents(cr, s, &e);
+    cairo_move_to(cr, x - align * e.width, y);
+    cairo_show_text(cr, s);
+}
+
+static void draw_panel(cairo_t *cr, double ox, const nm_plot_panel *p)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (int s = 0; s < p->nseries; s++)
+        for (int64_t i = 0; i < p->series[s].n; i++) {
+            double x = p->series[s].x[i * p->series[s].stride], y = p->series[s].y[i * p->series[s].stride];
+            if (isfinite(x) && isfinite(y)) lo = fmin(lo, fmin(x, y)), hi = fmax(hi, fmax(x, y));
+        }
+    if (!(hi > lo)) hi = lo + 1, lo -= 1;
+    double pad = 0.04 * (hi - lo);
+    lo -= pad, hi += pad;
+    double x0 = ox + MARGIN_L, x1 = ox + PANEL_W - MARGIN_R, y0 = PANEL_H - MARGIN_B, y1 = MARGIN_T;
+#define PX(v) (x0 + ((v) - lo) / (hi - lo) * (x1 - x0))
+#define PY(v) (y0 - ((v) - lo) / (hi - lo) * (y0 - y1))
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, x0, y1, x1 - x0, y0 - y1);
+    cairo_stroke(cr);
+    char buf[64];
+    for (int t = 0; t <= 4; t++) { /* ticks */
+        double v = lo + (hi - lo) * t / 4;
+        snprintf(buf, sizeof buf, "%.3g", v);
+        cairo_move_to(cr, PX(v), y0), cairo_line_to(cr, PX(v), y0 + 5);
+        cairo_move_to(cr, x0, PY(v)), cairo_line_to(cr, x0 - 5, PY(v));
+        cairo_stroke(cr);
+        text(cr, PX(v), y0 + 18, buf, 0.5, 11);
+        text(cr, x0 - 8, PY(v) + 4, buf, 1.0, 11);
+    }
+    text(cr, (x0 + x1) / 2, PANEL_H - 12, p->xlabel, 0.5, 13);
+    cairo_save(cr);
+    cairo_move_to(cr, ox + 16, (y0 + y1) / 2);
+    cairo_rotate(cr, -M_PI / 2);
+    cairo_set_font_size(cr, 13);
+    cairo_text_extents_t e;
+    cairo_text_extents(cr, p->ylabel, &e);
+    cairo_rel_move_to(cr, -e.width / 2, 0);
+    cairo_show_text(cr, p->ylabel);
+    cairo_restore(cr);
+    text(cr, (x0 + x1) / 2, 24, p->title, 0.5, 14);
+    /* y = x */
+    cairo_set_source_rgb(cr, 0.5, 0.5, 0.5);
+    double dash[2] = {4, 4};
+    cairo_set_dash(cr, dash, 2, 0);
+    cairo_move_to(cr, PX(lo), PY(lo)), cairo_line_to(cr, PX(hi), PY(hi));
+    cairo_stroke(cr);
+    cairo_set_dash(cr, NULL, 0, 0);
+    cairo_rectangle(cr, x0, y1, x1 - x0, y0 - y1);
+    cairo_clip(cr);
+    for (int s = 0; s < p->nseries; s++) {
+        const nm_plot_series *se = &p->series[s];
+        cairo_set_source_rgb(cr, colors[s % 4][0], colors[s % 4][1], colors[s % 4][2]);
+        for (int64_t i = 0; i < se->n; i++) marker(cr, PX(se->x[i * se->stride]), PY(se->y[i * se->stride]), se->marker);
+        /* least-squares line y = a + b x */
+        double mx = 0, my = 0;
+        for (int64_t i = 0; i < se->n; i++) mx += se->x[i * se->stride], my += se->y[i * se->stride];
+        mx /= (double)se->n, my /= (double)se->n;
+        double b = nm_ls_slope(se->x, se->y, se->n, se->stride), a = my - b * mx;
+        if (isfinite(b)) {
+            cairo_set_line_width(cr, 1.6);
+            cairo_move_to(cr, PX(lo), PY(a + b * lo)), cairo_line_to(cr, PX(hi), PY(a + b * hi));
+            cairo_stroke(cr);
+            cairo_set_line_width(cr, 1);
+        }
+    }
+    cairo_reset_clip(cr);
+    for (int s = 0; s < p->nseries; s++) { /* legend */
+        const nm_plot_series *se = &p->series[s];
+        double ly = y1 + 18 + 18 * s;
+        cairo_set_source_rgb(cr, colors[s % 4][0], colors[s % 4][1], colors[s % 4][2]);
+        marker(cr, x0 + 14, ly - 4, se->marker);
+        snprintf(buf, sizeof buf, "%s: slope %.4f", se->label, nm_ls_slope(se->x, se->y, se->n, se->stride));
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        text(cr, x0 + 24, ly, buf, 0, 12);
+    }
+#undef PX
+#undef PY
+}
+
+static void draw(cairo_t *cr, int npanels, const nm_plot_panel *panels)
+{
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    for (int i = 0; i < npanels; i++) draw_panel(cr, i * PANEL_W, &panels[i]);
+}
+
+nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels)
+{
+    if (!ctx || npanels < 1 || npanels > 4 || !panels) return nm_fail(ctx, NM_ERR_ARG, "1 to 4 panels");
+    for (int i = 0; i < npanels; i++)
+        for (int s = 0; s < panels[i].nseries; s++)
+            if (panels[i].series[s].n < 2) return nm_fail(ctx, NM_ERR_ARG, "a series needs at least 2 points");
+    double w = PANEL_W * npanels, h = PANEL_H;
+    if (png) {
+        cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)w, (int)h);
+        cairo_t *cr = cairo_create(sf);
+        draw(cr, npanels, panels);
+        cairo_destroy(cr);
+        cairo_status_t cs = cairo_surface_write_to_png(sf, png);
+        cairo_surface_destroy(sf);
+        if (cs != CAIRO_STATUS_SUCCESS) return nm_fail(ctx, NM_ERR_IO, "%s: %s", png, cairo_status_to_string(cs));
+    }
+    if (svg) {
+        cairo_surface_t *sf = cairo_svg_surface_create(svg, w, h);
+        cairo_t *cr = cairo_create(sf);
+        draw(cr, npanels, panels);
+        cairo_destroy(cr);
+        cairo_surface_finish(sf);
+        cairo_status_t cs = cairo_surface_status(sf);
+        cairo_surface_destroy(sf);
+        if (cs != CAIRO_STATUS_SUCCESS) return nm_fail(ctx, NM_ERR_IO, "%s: %s", svg, cairo_status_to_string(cs));
+    }
+    return NM_OK;
+}
