@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# CLI contract of `netmoments tightness`: the synthetic experiment writes the
+# CSV with the issue's columns (one row per run and output), slopes.md and
+# each figure as PNG and SVG; the LeNet experiment writes Table 1 with a row
+# per logit; bad options exit non-zero with one line on stderr.
+set -u
+source "$(dirname "$0")/cli_lib.sh" "$@"
+
+"$nm" tightness --help | grep -q 'synthetic' && ok || bad "tightness --help"
+"$nm" tightness synthetic --nets fc-a,conv-a --regimes medium --runs 5 --mc 2000 --out "$dir/s" >/dev/null && ok || bad "synthetic runs"
+[ "$(head -1 "$dir/s/tightness-synthetic.csv")" = "net,regime,run,output,analytic_mean,mc_mean,analytic_var_paper,analytic_var_exact,mc_var" ] && ok || bad "CSV header"
+[ "$(wc -l < "$dir/s/tightness-synthetic.csv")" = 11 ] && ok || bad "CSV: 2 nets x 5 runs"
+for f in fc-a conv-a; do
+  head -c 8 "$dir/s/fig2-$f-medium.png" | grep -q PNG && ok || bad "fig2-$f-medium.png"
+  grep -q '<svg' "$dir/s/fig2-$f-medium.svg" && ok || bad "fig2-$f-medium.svg"
+done
+grep -q '| conv-a | medium |' "$dir/s/slopes.md" && ok || bad "slopes.md"
+"$nm" tightness lenet --runs 3 --mc 1000 --out "$dir/l" >/dev/null && ok || bad "lenet runs"
+[ "$(grep -c '^| [0-9] |' "$dir/l/table1.md")" = 10 ] && ok || bad "Table 1 has 10 logits"
+expect_error "no --out" tightness synthetic --runs 5
+expect_error "bad --nets" tightness synthetic --nets fc-z --out "$dir/x"
+expect_error "bad --regime" tightness lenet --regime extreme --out "$dir/x"
+expect_error "no experiment" tightness
+
+finish cli_tightness

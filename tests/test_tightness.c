@@ -1,0 +1,77 @@
+/*
+ * test_tightness.c — the experiment machinery of issue 6: the least-squares
+ * slope against exact lines and a hand-computed fit; random covariances
+ * whose largest variance is the regime's (read back from the factor); FC-A,
+ * exactly (Affine, ReLU, Affine), where method exact must match the Monte
+ * Carlo of every run (variance ratios near 1 across runs, slope within
+ * [0.9, 1.1] at this small size); and runs identical on 1 thread and on all.
+ */
+#include "netbuild.h"
+#include "check.h"
+
+#include <omp.h>
+
+static nm_status make_fca(void *user, nm_ctx *c, nm_net **out)
+{
+    (void)user;
+    return nm_synthetic_create(c, NM_SYN_FC_A, 5, out);
+}
+
+int main(void)
+{
+    ctx = nm_ctx_create();
+    double x[50], y[50];
+    for (int i = 0; i < 50; i++) x[i] = i * 0.37 - 3, y[i] = 2.5 * x[i] - 1;
+    check_close("slope of an exact line", nm_ls_slope(x, y, 50, 1), 2.5, 1e-12, 0);
+    double xs[4] = {0, 1, 2, 3}, ys[4] = {1, 3, 2, 5}; /* by hand: sxy = 5.5, sxx = 5 */
+    check_close("slope by hand", nm_ls_slope(xs, ys, 4, 1), 1.1, 1e-12, 0);
+
+    nm_rng rng = {3};
+    for (int g = 0; g < 3; g++) {
+        double v = (double[]){1e-4, 1, 200}[g];
+        nm_cov *c;
+        if (!check_true("random covariance", nm_cov_random(ctx, 30, v, &rng, (uint64_t)g, &c) == NM_OK)) continue;
+        /* read Σ's diagonal back through a windowless path: moments of the identity are the input's */
+        int x0;
+        nm_net *id = start(SHAPE(1, 30), &x0);
+        finish(id, NODE(id, NM_OP_RELU, NULL, NODE(id, NM_OP_IDENTITY, NULL, x0)));
+        float mu[30];
+        for (int i = 0; i < 30; i++) mu[i] = 1e6f; /* far above the kink: relu is the identity */
+        nm_array ma = {NM_F32, 2, {1, 30}, mu};
+        nm_net_moments_options o = nm_net_moments_options_default();
+        nm_moments m;
+        if (check_true("moments of the identity", nm_net_moments(ctx, id, &ma, c, &o, &m) == NM_OK)) {
+            double mx = 0;
+            for (int i = 0; i < 30; i++) mx = fmax(mx, m.var[i]);
+            check_close("largest variance is the regime's", mx, v, 1e-6 * v, 0);
+            nm_moments_free(ctx, &m);
+        }
+        nm_net_free(ctx, id);
+        nm_cov_free(ctx, c);
+    }
+
+    nm_tightness_options o = {12, 20000, 1.0, 9, NULL, NULL};
+    nm_tightness a, b;
+    if (check_true("FC-A runs", nm_tightness_run(ctx, make_fca, NULL, NULL, (nm_scale){1, 0}, &o, &a) == NM_OK)) {
+        double lo = 1e9, hi = 0;
+        for (int64_t r = 0; r < a.runs; r++) {
+            double q = a.mc_var[r] / a.var_exact[r];
+            lo = fmin(lo, q), hi = fmax(hi, q);
+        }
+        double se = nm_ls_slope(a.var_exact, a.mc_var, a.runs, 1), sm = nm_ls_slope(a.analytic_mean, a.mc_mean, a.runs, 1);
+        printf("  FC-A, 12 runs x 20,000 samples: MC/exact variance %.4f..%.4f, variance slope %.4f, mean slope %.4f\n", lo, hi, se, sm);
+        check_true("FC-A: every run's MC/exact variance within 5% (SE ~1% at 20,000 samples)", lo > 0.95 && hi < 1.05);
+        check_true("FC-A: exact variance slope within [0.9, 1.1]", se > 0.9 && se < 1.1);
+        int nt = omp_get_max_threads();
+        omp_set_num_threads(1);
+        nm_status st = nm_tightness_run(ctx, make_fca, NULL, NULL, (nm_scale){1, 0}, &o, &b);
+        omp_set_num_threads(nt);
+        if (check_true("FC-A on one thread", st == NM_OK)) {
+            check_true("identical on 1 thread and on all", !memcmp(a.buf, b.buf, (size_t)(5 * a.runs * a.d) * sizeof(double)));
+            nm_tightness_free(ctx, &b);
+        }
+        nm_tightness_free(ctx, &a);
+    }
+    nm_ctx_free(ctx);
+    return check_finish("test_tightness");
+}
