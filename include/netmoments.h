@@ -504,6 +504,8 @@ typedef struct {
     uint64_t seed;
     void (*progress)(void *user, int64_t done, int64_t total); /* may be NULL; called under a lock */
     void *user;
+    const int64_t *image_index; /* optional: run r is around image image_index[r] (else a random one) */
+    const float *x0;            /* optional: run r linearizes the bottom part at x0 + r·n (else at its mean) */
 } nm_tightness_options;
 
 /* Per run r and output i (row-major runs × d): the exact mean, the MC mean,
@@ -524,6 +526,13 @@ typedef struct {
 nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx *ctx, nm_net **out), void *user,
                            const nm_dataset *images, nm_scale scale, const nm_tightness_options *opt, nm_tightness *out);
 void nm_tightness_free(nm_ctx *ctx, nm_tightness *t);
+
+/* k-means of n points (n×dim, row-major) into k clusters: k-means++
+ * seeding from the counter-based RNG, then Lloyd iterations until no point
+ * moves (at most max_iter). Fills assign (n) and centers (k×dim). The same
+ * seed gives the same clusters for any thread count. */
+nm_status nm_kmeans(nm_ctx *ctx, const float *X, int64_t n, int64_t dim, int64_t k, uint64_t seed, int max_iter,
+                    int64_t *assign, float *centers);
 
 /* Slope of the least-squares line y = a + b x through n points x[i·stride], y[i·stride]. */
 double nm_ls_slope(const double *x, const double *y, int64_t n, int64_t stride);

@@ -50,7 +50,7 @@ int main(void)
         nm_cov_free(ctx, c);
     }
 
-    nm_tightness_options o = {12, 20000, 1.0, 9, NULL, NULL};
+    nm_tightness_options o = {.runs = 12, .mc = 20000, .max_var = 1.0, .seed = 9};
     nm_tightness a, b;
     if (check_true("FC-A runs", nm_tightness_run(ctx, make_fca, NULL, NULL, (nm_scale){1, 0}, &o, &a) == NM_OK)) {
         double lo = 1e9, hi = 0;

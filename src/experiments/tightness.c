@@ -212,16 +212,21 @@ nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx
             nm_cov *cov = NULL;
             nm_moments mp = {0}, me = {0};
             nm_mc_result mc = {0};
-            if (images) { /* a random held-out image as the mean */
+            if (images) { /* a given or a random held-out image as the mean */
                 uint32_t ctr[4] = {(uint32_t)r, 0, 0, 0x696d6167u}, key[2] = {(uint32_t)opt->seed, (uint32_t)(opt->seed >> 32)}, w[4];
                 nm_philox4x32(ctr, key, w);
-                int64_t k = (int64_t)(w[0] % (uint32_t)images->n);
+                int64_t k = opt->image_index ? opt->image_index[r] : (int64_t)(w[0] % (uint32_t)images->n);
                 out->mean_index[r] = k;
                 ts = nm_dataset_images(tc, images, &k, 1, scale, mu);
             }
             nm_array mua = {NM_F32, in.ndim, {0}, mu};
             memcpy(mua.shape, in.d, sizeof(int64_t) * (size_t)in.ndim);
             nm_net_moments_options mo = nm_net_moments_options_default();
+            nm_array x0a = mua;
+            if (opt->x0) { /* a linearization point other than the mean (Table 3) */
+                x0a.data = (void *)(opt->x0 + r * n);
+                mo.x0 = &x0a;
+            }
             if (ts == NM_OK) ts = nm_cov_random(tc, n, opt->max_var, &rng, (uint64_t)r, &cov);
             if (ts == NM_OK) {
                 mo.method = NM_METHOD_PAPER;
