@@ -50,6 +50,31 @@ int main(void)
         nm_cov_free(ctx, c);
     }
 
+    /* k-means: three well-separated blobs are found exactly, and the seed fixes the result */
+    {
+        enum { NP = 90, DIM = 5 };
+        float X[NP * DIM], C[3 * DIM], C2[3 * DIM];
+        int64_t as[NP], as2[NP];
+        for (int i = 0; i < NP; i++)
+            for (int t = 0; t < DIM; t++) X[i * DIM + t] = (float)(100.0 * (i % 3) + nrand());
+        check_true("k-means runs", nm_kmeans(ctx, X, NP, DIM, 3, 4, 100, as, C) == NM_OK);
+        int ok = 1;
+        for (int i = 0; i < NP; i++) ok &= as[i] == as[i % 3]; /* same blob, same cluster */
+        ok &= as[0] != as[1] && as[1] != as[2] && as[0] != as[2];
+        check_true("k-means recovers three separated blobs", ok);
+        for (int j = 0; j < 3; j++) { /* each centre is its blob's mean */
+            int b = -1;
+            for (int i = 0; i < 3; i++)
+                if (as[i] == j) b = i;
+            double m = 0;
+            for (int i = b; i < NP; i += 3) m += X[i * DIM];
+            check_close("k-means centre = blob mean", C[j * DIM], m / (NP / 3), 1e-4, 0);
+        }
+        nm_kmeans(ctx, X, NP, DIM, 3, 4, 100, as2, C2);
+        check_true("k-means: same seed, same result", !memcmp(as, as2, sizeof as) && !memcmp(C, C2, sizeof C));
+        check_true("k-means: k > n refused", nm_kmeans(ctx, X, NP, DIM, NP + 1, 4, 100, as, C) == NM_ERR_ARG);
+    }
+
     nm_tightness_options o = {.runs = 12, .mc = 20000, .max_var = 1.0, .seed = 9};
     nm_tightness a, b;
     if (check_true("FC-A runs", nm_tightness_run(ctx, make_fca, NULL, NULL, (nm_scale){1, 0}, &o, &a) == NM_OK)) {
