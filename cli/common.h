@@ -41,6 +41,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_moments(int argc, char **argv);
 int cmd_tightness(int argc, char **argv);
 int cmd_linpoints(int argc, char **argv);
+int cmd_reproduce(int argc, char **argv);
 int cmd_ara_example(int argc, char **argv);
 
 #endif
