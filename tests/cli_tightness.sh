@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# CLI contract of `netmoments tightness`: the synthetic experiment writes the
+# CLI contract of `netmoments tightness` and `linpoints`: the synthetic experiment writes the
 # CSV with the issue's columns (one row per run and output), slopes.md and
 # each figure as PNG and SVG; the LeNet experiment writes Table 1 with a row
-# per logit; bad options exit non-zero with one line on stderr.
+# per logit; linpoints writes Table 3 for each k and point; bad options exit
+# non-zero with one line on stderr.
 set -u
 source "$(dirname "$0")/cli_lib.sh" "$@"
 
@@ -17,6 +18,12 @@ done
 grep -q '| conv-a | medium |' "$dir/s/slopes.md" && ok || bad "slopes.md"
 "$nm" tightness lenet --runs 3 --mc 1000 --out "$dir/l" >/dev/null && ok || bad "lenet runs"
 [ "$(grep -c '^| [0-9] |' "$dir/l/table1.md")" = 10 ] && ok || bad "Table 1 has 10 logits"
+"$nm" linpoints --k 2,5 --baseline --images 3 --mc 500 --out "$dir/p" >/dev/null 2>&1 && ok || bad "linpoints runs"
+[ "$(grep -c '^| [0-9] |' "$dir/p/table3.md")" = 10 ] && ok || bad "Table 3 has 10 logits"
+[ "$(wc -l < "$dir/p/table3.csv")" = 41 ] && ok || bad "table3.csv: 2 k x 2 points x 10 logits"
+expect_error "bad --k" linpoints --k 0 --out "$dir/p"
+expect_error "k above the digits" linpoints --k 5000 --out "$dir/p"
+expect_error "reproduce without --out" reproduce --quick
 expect_error "no --out" tightness synthetic --runs 5
 expect_error "bad --nets" tightness synthetic --nets fc-z --out "$dir/x"
 expect_error "bad --regime" tightness lenet --regime extreme --out "$dir/x"
