@@ -101,6 +101,16 @@ static int parse_list(const char *s, const char *what, int count, const char *(*
     return 0;
 }
 
+/* The held-out digits and the model, for the LeNet experiments; 0 or 1 after printing. */
+static int load_digits_and_model(nm_ctx *ctx, const char *model, const char *what, nm_dataset *ds, nm_net **net)
+{
+    *net = NULL;
+    int rc = cli_load_dataset(ctx, "mnist", "test", ds);
+    nm_status st;
+    if (!rc && (st = nm_net_load_onnx(ctx, model, net)) != NM_OK) rc = cli_fail(ctx, st, what);
+    return rc;
+}
+
 static const char *syn_name(int i) { return nm_synthetic_str((nm_synthetic)i); }
 static const char *reg_name(int i) { return regime_names[i]; }
 
@@ -219,11 +229,10 @@ static int lenet(int argc, char **argv)
     if (!out) return cli_error("tightness lenet: --out DIR is required");
     if (make_dir(out)) return 1;
     nm_ctx *ctx = nm_ctx_create();
-    nm_dataset ds;
-    nm_net *net = NULL;
-    int rc = cli_load_dataset(ctx, "mnist", "test", &ds);
+    nm_dataset ds = {0};
+    nm_net *net;
     nm_status st = NM_OK;
-    if (!rc && (st = nm_net_load_onnx(ctx, model, &net)) != NM_OK) rc = cli_fail(ctx, st, "tightness lenet");
+    int rc = load_digits_and_model(ctx, model, "tightness lenet", &ds, &net);
     nm_tightness t = {0};
     double t0 = cli_now();
     if (!rc) {
@@ -337,11 +346,10 @@ int cmd_linpoints(int argc, char **argv)
     if (!out) return cli_error("linpoints: --out DIR is required");
     if (make_dir(out)) return 1;
     nm_ctx *ctx = nm_ctx_create();
-    nm_dataset ds;
-    nm_net *net = NULL;
-    int rc = cli_load_dataset(ctx, "mnist", "test", &ds);
+    nm_dataset ds = {0};
+    nm_net *net;
     nm_status st = NM_OK;
-    if (!rc && (st = nm_net_load_onnx(ctx, model, &net)) != NM_OK) rc = cli_fail(ctx, st, "linpoints");
+    int rc = load_digits_and_model(ctx, model, "linpoints", &ds, &net);
     /* the k values */
     int64_t ks[16];
     int nk = 0;
