@@ -23,7 +23,7 @@ static const char help[] =
     "largest variance (low 1e-4, medium 1, high 200) and compares the analytic moments (methods paper and exact,\n"
     "split at the last ReLU) with N Monte Carlo samples of the real network. Runs are spread over threads; results\n"
     "do not depend on the thread count.\n"
-    "  synthetic  Fig 2: input mean 0, linearized at 0. Writes DIR/tightness-synthetic.csv, DIR/slopes.md and the\n"
+    "  synthetic  Fig 2: input mean 0, split at the first ReLU (the paper's l = 2), linearized at 0. Writes DIR/tightness-synthetic.csv, DIR/slopes.md and the\n"
     "             figures DIR/fig2-<net>-<regime>.png/.svg (analytic x vs MC y, least-squares slopes)\n"
     "  lenet      Table 1: the mean of each run is a random held-out digit. Writes DIR/table1.csv, DIR/table1.md\n"
     "  --runs R   runs per net and regime (default 200)     --mc N   samples per run (default 75000)\n"
@@ -160,7 +160,9 @@ static int synthetic(int argc, char **argv)
             snprintf(label, sizeof label, "%s %s", nm_synthetic_str((nm_synthetic)k), regime_names[g]);
             prog pg = {label, isatty(2)};
             syn_user u = {(nm_synthetic)k, (uint64_t)seed};
-            nm_tightness_options o = {.runs = runs, .mc = mc, .max_var = regime_var[g], .seed = (uint64_t)seed, .progress = progress, .user = &pg};
+            /* the paper's §4.1: split after the first layer (its l = 2), linearized at x = 0 */
+            nm_tightness_options o = {.runs = runs, .mc = mc, .max_var = regime_var[g], .seed = (uint64_t)seed, .progress = progress,
+                                      .user = &pg, .split_relu = 1};
             nm_tightness t;
             double t0 = cli_now();
             nm_status st = nm_tightness_run(ctx, make_synthetic, &u, NULL, (nm_scale){1, 0}, &o, &t);

@@ -506,6 +506,7 @@ typedef struct {
     void *user;
     const int64_t *image_index; /* optional: run r is around image image_index[r] (else a random one) */
     const float *x0;            /* optional: run r linearizes the bottom part at x0 + r·n (else at its mean) */
+    int split_relu;             /* the ReLU the net is split at (1-based); 0: the last */
 } nm_tightness_options;
 
 /* Per run r and output i (row-major runs × d): the exact mean, the MC mean,
@@ -520,7 +521,7 @@ typedef struct {
 
 /* Runs the experiment: each run draws Σ (nm_cov_random, stream = run) and,
  * when images is not NULL, a random image of it as the mean (else 0); the
- * net is split at its last ReLU and linearized at the mean. make_net builds
+ * net is split at opt->split_relu and linearized at the mean. make_net builds
  * one copy of the net per thread. Results do not depend on the thread
  * count. Free with nm_tightness_free. */
 nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx *ctx, nm_net **out), void *user,

@@ -7,8 +7,9 @@
  * with its own copy of the net, and every random number is a function of
  * (seed, run) only, so results do not depend on the thread count.
  *
- * Synthetic nets (weights and biases i.i.d. N(0, 1/fan_in) and N(0, 0.25),
- * linearized at x₀ = 0 with input mean 0):
+ * Synthetic nets (weights and biases i.i.d. N(0, 1/fan_in) and N(0, 0.25);
+ * input mean 0; the paper's §4.1 splits them at the first ReLU, l = 2 in
+ * its layer count, linearizing at x₀ = 0 and y₀ = relu(R_bot(0))):
  *   FC-A/B/C    R¹⁰⁰ → 64 (→ 64 (→ 64)) → 1: 2/3/4 Linear layers, ReLU between
  *   Conv-A/B/C  1×20×20 → 2/3/4 conv layers of 4 channels, 3×3, stride 1,
  *               pad 1 (the first with stride 2: 4×10×10), ReLU between,
@@ -222,6 +223,7 @@ nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx
             nm_array mua = {NM_F32, in.ndim, {0}, mu};
             memcpy(mua.shape, in.d, sizeof(int64_t) * (size_t)in.ndim);
             nm_net_moments_options mo = nm_net_moments_options_default();
+            mo.split_relu = opt->split_relu;
             nm_array x0a = mua;
             if (opt->x0) { /* a linearization point other than the mean (Table 3) */
                 x0a.data = (void *)(opt->x0 + r * n);
