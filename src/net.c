@@ -353,6 +353,11 @@ int nm_net_add_node(nm_ctx *ctx, nm_net *net, nm_op op, const char *name, const 
     int varying = 0;
     for (int i = 0; i < nin; i++) {
         if (in[i] >= net->nv) return nm_fail(ctx, NM_ERR_ARG, "node '%s': input value %d does not exist", name, in[i]);
+        /* integer tensors are read only as shapes, pads and Dropout's mode; every other constant must be float */
+        int int_ok = (op == NM_OP_RESHAPE && i == 1) || (op == NM_OP_PAD && i == 1) || (op == NM_OP_DROPOUT && i == 2);
+        if (in[i] >= 0 && !net->v[in[i]].varying && !net->v[in[i]].cdata && !int_ok)
+            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): input %d ('%s') is an integer tensor where a float one is needed",
+                           name, def->name, i, net->v[in[i]].name);
         if (in[i] < 0 && i < def->min_in)
             return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): required input %d is missing", name, def->name, i);
         if (in[i] >= 0) varying |= net->v[in[i]].varying;
