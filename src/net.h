@@ -191,6 +191,29 @@ nm_status nm_net_run_vjp(nm_ctx *ctx, struct nm_net *net, int first, int last, i
                          unsigned flags);
 int nm_net_range_input(const struct nm_net *net, int first);
 
+/* Building nets layer by layer (src/builder.c), for the built-in
+ * architectures and the synthetic nets. After the first failure every call
+ * returns −1 and st keeps the status. Random constants take streams
+ * 0, 1, ... of rng in creation order; sd = 0 makes a zero constant (no stream). */
+typedef struct {
+    nm_ctx *ctx;
+    struct nm_net *net;
+    nm_rng rng;
+    uint64_t stream;
+    int layer; /* counts Conv and Linear layers; names layer<l>.weight, conv<l>, fc<l>, relu<l>, ... */
+    nm_status st;
+} nm_builder;
+
+nm_status nm_build_start(nm_ctx *ctx, uint64_t seed, const char *input, const nm_shape *shape, nm_builder *b, int *x);
+int nm_build_param(nm_builder *b, const char *what, nm_shape s, double sd);
+int nm_build_conv(nm_builder *b, int x, int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t pad, double w_sd,
+                  double b_sd);
+int nm_build_linear(nm_builder *b, int x, int64_t in_f, int64_t out_f, double w_sd, double b_sd);
+int nm_build_unary(nm_builder *b, nm_op op, int x, const char *kind, const nm_attrs *a);
+int nm_build_pool(nm_builder *b, int x, int64_t k, int64_t stride);
+/* Sets y as the output and hands the net over (or frees it on failure). */
+nm_status nm_build_finish(nm_builder *b, int y, struct nm_net **out);
+
 /* ONNX import (src/io/onnx_import.c): graph inputs named in names[] are
  * bound to the given tensors as constants (the conformance tests feed
  * their extra inputs this way); the one left unbound is the net input. */

@@ -33,97 +33,34 @@ const char *nm_synthetic_str(nm_synthetic s)
 
 /* ---------------------------------------------------------------- synthetic nets */
 
-typedef struct {
-    nm_ctx *ctx;
-    nm_net *net;
-    nm_rng rng;
-    uint64_t stream;
-    int layer;
-    nm_status st;
-} syn_builder;
-
-static int syn_const(syn_builder *b, nm_shape s, double sd)
-{
-    if (b->st != NM_OK) return -1;
-    int64_t n = nm_shape_numel(&s);
-    float *f = nm_alloc(b->ctx, (size_t)n, sizeof(float));
-    if (!f) {
-        b->st = NM_ERR_NOMEM;
-        return -1;
-    }
-    nm_rng_normals(&b->rng, b->stream++, 0, n, f);
-    for (int64_t i = 0; i < n; i++) f[i] *= (float)sd;
-    char name[32];
-    snprintf(name, sizeof name, "w%llu", (unsigned long long)b->stream);
-    int v = nm_net_add_const(b->ctx, b->net, name, &s, f, NULL);
-    if (v < 0) b->st = (nm_status)v;
-    return v;
-}
-
-static int syn_node(syn_builder *b, nm_op op, int nin, const int *in, const nm_attrs *a)
-{
-    if (b->st != NM_OK) return -1;
-    char name[32], out[32];
-    snprintf(name, sizeof name, "n%d", b->layer);
-    snprintf(out, sizeof out, "v%d", b->layer++);
-    nm_attrs d = nm_attrs_default(op);
-    int v = nm_net_add_node(b->ctx, b->net, op, name, out, nin, in, a ? a : &d);
-    if (v < 0) b->st = (nm_status)v;
-    return v;
-}
-
-static int syn_linear(syn_builder *b, int x, int64_t in, int64_t out)
-{
-    nm_attrs a = nm_attrs_default(NM_OP_GEMM);
-    a.trans_b = 1;
-    int w = syn_const(b, (nm_shape){2, {out, in}}, 1.0 / sqrt((double)in));
-    int c = syn_const(b, (nm_shape){1, {out}}, 0.5);
-    return syn_node(b, NM_OP_GEMM, 3, (int[]){x, w, c}, &a);
-}
-
-static int syn_conv(syn_builder *b, int x, int64_t cin, int64_t stride)
-{
-    nm_attrs a = nm_attrs_default(NM_OP_CONV);
-    a.pad[0] = a.pad[1] = a.pad[2] = a.pad[3] = 1;
-    a.stride[0] = a.stride[1] = stride;
-    int w = syn_const(b, (nm_shape){4, {4, cin, 3, 3}}, 1.0 / sqrt((double)(cin * 9)));
-    int c = syn_const(b, (nm_shape){1, {4}}, 0.5);
-    return syn_node(b, NM_OP_CONV, 3, (int[]){x, w, c}, &a);
-}
-
 nm_status nm_synthetic_create(nm_ctx *ctx, nm_synthetic which, uint64_t seed, nm_net **out)
 {
     if (!ctx || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     *out = NULL;
     if (which < 0 || which >= NM_SYN_COUNT) return nm_fail(ctx, NM_ERR_ARG, "unknown synthetic net %d", (int)which);
-    syn_builder b = {ctx, nm_net_new(ctx), {seed * 16 + (uint64_t)which}, 0, 0, NM_OK};
-    if (!b.net) return NM_ERR_NOMEM;
     int fc = which <= NM_SYN_FC_C, layers = 2 + (int)(which - (fc ? NM_SYN_FC_A : NM_SYN_CONV_A));
     nm_shape in = fc ? (nm_shape){2, {1, 100}} : (nm_shape){4, {1, 1, 20, 20}};
-    int y = nm_net_add_input(ctx, b.net, "x", &in);
-    if (y < 0) b.st = (nm_status)y;
+    nm_builder b;
+    int y;
+    nm_status st = nm_build_start(ctx, seed * 16 + (uint64_t)which, "x", &in, &b, &y);
+    if (st != NM_OK) return st;
     if (fc) {
         int64_t w = 100;
         for (int l = 0; l < layers - 1; l++) {
-            y = syn_node(&b, NM_OP_RELU, 1, (int[]){syn_linear(&b, y, w, 64)}, NULL);
+            y = nm_build_unary(&b, NM_OP_RELU, nm_build_linear(&b, y, w, 64, 1.0 / sqrt((double)w), 0.5), "relu", NULL);
             w = 64;
         }
-        y = syn_linear(&b, y, w, 1);
+        y = nm_build_linear(&b, y, w, 1, 1.0 / sqrt((double)w), 0.5);
     } else {
         for (int l = 0; l < layers; l++) {
-            y = syn_conv(&b, y, l ? 4 : 1, l ? 1 : 2);
-            if (l < layers - 1) y = syn_node(&b, NM_OP_RELU, 1, (int[]){y}, NULL);
+            int64_t cin = l ? 4 : 1;
+            y = nm_build_conv(&b, y, cin, 4, 3, l ? 1 : 2, 1, 1.0 / sqrt((double)(cin * 9)), 0.5);
+            if (l < layers - 1) y = nm_build_unary(&b, NM_OP_RELU, y, "relu", NULL);
         }
-        y = syn_node(&b, NM_OP_FLATTEN, 1, (int[]){y}, NULL);
-        y = syn_linear(&b, y, 400, 1);
+        y = nm_build_unary(&b, NM_OP_FLATTEN, y, "flatten", NULL);
+        y = nm_build_linear(&b, y, 400, 1, 1.0 / sqrt(400.0), 0.5);
     }
-    if (b.st == NM_OK) b.st = nm_net_set_output(ctx, b.net, y);
-    if (b.st != NM_OK) {
-        nm_net_free(ctx, b.net);
-        return b.st;
-    }
-    *out = b.net;
-    return NM_OK;
+    return nm_build_finish(&b, y, out);
 }
 
 /* ---------------------------------------------------------------- random covariances */
