@@ -474,6 +474,11 @@ nm_status nm_net_linearize(nm_ctx *ctx, nm_net *net, const nm_array *mu, const n
 nm_status nm_net_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
                          const nm_net_moments_options *opt, nm_moments *out);
 
+/* The same for several methods at once (out[i] for methods[i]), sharing one
+ * linearization; with delta among them, all are linearized at μ. */
+nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                                 const nm_net_moments_options *opt, int count, const nm_method *methods, nm_moments *out);
+
 /* Monte Carlo of the logits of the real network: x = mu + L ε in batches of
  * 500 through forward passes; ε from the counter-based RNG by sample index,
  * statistics merged in batch order, so a seed gives identical results for

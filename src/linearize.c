@@ -86,6 +86,17 @@ static nm_status jacobian(nm_ctx *ctx, nm_net *net, int first, int last, int64_t
     return st;
 }
 
+/* Many tangents (or samples) at one primal need every node up to `last` to
+ * keep samples apart along the first axis. */
+static nm_status require_batchable(nm_ctx *ctx, const nm_net *net, int last, const char *what)
+{
+    for (int i = 0; i <= last; i++)
+        if (!net->v[net->node[i].out].batched)
+            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' mixes samples along the first axis; %s a batchable net",
+                           net->node[i].name, what);
+    return NM_OK;
+}
+
 /* The part of the linearization that does not depend on forming A. */
 static nm_status lin_prepare(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_net_moments_options *o, lin *L)
 {
@@ -101,10 +112,8 @@ static nm_status lin_prepare(nm_ctx *ctx, nm_net *net, const nm_array *mu, const
     if (net->node[L->k].in[0] != nm_net_range_input(net, L->k))
         return nm_fail(ctx, NM_ERR_UNSUPPORTED, "ReLU node '%s' does not read the output of the node before it",
                        net->node[L->k].name);
-    for (int i = 0; i <= L->last; i++)
-        if (!net->v[net->node[i].out].batched)
-            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' mixes samples along the first axis; moments need a batchable net",
-                           net->node[i].name);
+    nm_status st = require_batchable(ctx, net, L->last, "moments need");
+    if (st != NM_OK) return st;
     L->in_shape = net->v[net->input].shape;
     L->in_shape.d[0] = 1;
     L->n = nm_shape_numel(&L->in_shape);
@@ -114,7 +123,7 @@ static nm_status lin_prepare(nm_ctx *ctx, nm_net *net, const nm_array *mu, const
     nm_shape out = net->v[net->node[L->last].out].shape;
     out.d[0] = 1;
     L->d = nm_shape_numel(&out);
-    nm_status st = to_float(ctx, o->x0 ? o->x0 : mu, L->n, o->x0 ? "x0" : "the input mean", &L->x0);
+    st = to_float(ctx, o->x0 ? o->x0 : mu, L->n, o->x0 ? "x0" : "the input mean", &L->x0);
     if (st != NM_OK) return st;
     /* R_bot(x₀) */
     if (!(L->r0 = nm_alloc(ctx, (size_t)L->p, sizeof(float)))) return NM_ERR_NOMEM;
@@ -259,13 +268,14 @@ static nm_status operator_m_S(nm_ctx *ctx, nm_net *net, const lin *L, const floa
     return NM_OK;
 }
 
-nm_status nm_net_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
-                         const nm_net_moments_options *opt, nm_moments *out)
+nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                                 const nm_net_moments_options *opt, int count, const nm_method *methods, nm_moments *out)
 {
-    if (!ctx || !net || !mu || !sigma || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
-    memset(out, 0, sizeof *out);
+    if (!ctx || !net || !mu || !sigma || !out || !methods || count < 1) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    for (int i = 0; i < count; i++) memset(&out[i], 0, sizeof out[i]);
     nm_net_moments_options o = opt ? *opt : nm_net_moments_options_default();
-    if (o.method == NM_METHOD_DELTA) o.x0 = o.y0 = NULL; /* §1.7: the whole net linearized at μ */
+    for (int i = 0; i < count; i++)
+        if (methods[i] == NM_METHOD_DELTA) o.x0 = o.y0 = NULL; /* §1.7: the whole net linearized at μ */
     lin L;
     nm_status st = lin_prepare(ctx, net, mu, &o, &L);
     if (st == NM_OK && nm_cov_dim(sigma) != L.n)
@@ -273,7 +283,6 @@ nm_status nm_net_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_
                      (long long)L.n);
     float *muf = NULL;
     if (st == NM_OK) st = to_float(ctx, mu, L.n, "the input mean", &muf);
-    nm_ara_options ao = {o.method, o.precision, o.want_cov};
     int fits = (double)L.p * (double)L.n * sizeof(double) <= (double)o.mem_budget;
     if (st == NM_OK && (fits || L.k == 0)) { /* A as a matrix: the ARA kernels do the rest */
         float *a;
@@ -282,21 +291,39 @@ nm_status nm_net_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_
             nm_array A = {NM_F32, 2, {L.p, L.n}, a}, C1 = {NM_F64, 1, {L.p}, c1}, B = {NM_F64, 2, {L.d, L.p}, L.B},
                      C2 = {NM_F64, 1, {L.d}, L.c2}, MU = {NM_F32, 1, {L.n}, muf};
             nm_ara ara = {&A, &C1, &B, &C2};
-            st = nm_ara_moments(ctx, &ara, &MU, sigma, &ao, out);
+            for (int i = 0; st == NM_OK && i < count; i++) {
+                nm_ara_options ao = {methods[i], o.precision, o.want_cov};
+                st = nm_ara_moments(ctx, &ara, &MU, sigma, &ao, &out[i]);
+            }
             nm_free(ctx, a);
             nm_free(ctx, c1);
         }
-    } else if (st == NM_OK) { /* A as an operator */
-        double *m, *S;
+    } else if (st == NM_OK) { /* A as an operator: m and S once, S copied for all but the last method */
+        double *m, *S, *Si = NULL;
         if ((st = operator_m_S(ctx, net, &L, muf, sigma, &m, &S)) == NM_OK) {
-            st = nm_ara_moments_from_S(ctx, L.p, L.d, m, S, L.B, L.c2, &ao, out);
+            if (count > 1 && !(Si = nm_alloc(ctx, (size_t)(L.p * L.p), sizeof(double)))) st = NM_ERR_NOMEM;
+            for (int i = 0; st == NM_OK && i < count; i++) {
+                nm_ara_options ao = {methods[i], o.precision, o.want_cov};
+                if (i + 1 < count) memcpy(Si, S, (size_t)(L.p * L.p) * sizeof(double)); /* from_S overwrites S */
+                st = nm_ara_moments_from_S(ctx, L.p, L.d, m, i + 1 < count ? Si : S, L.B, L.c2, &ao, &out[i]);
+            }
+            nm_free(ctx, Si);
             nm_free(ctx, m);
             nm_free(ctx, S);
         }
     }
+    if (st != NM_OK)
+        for (int i = 0; i < count; i++) nm_moments_free(ctx, &out[i]);
     nm_free(ctx, muf);
     lin_free(ctx, &L);
     return st;
+}
+
+nm_status nm_net_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                         const nm_net_moments_options *opt, nm_moments *out)
+{
+    nm_method m = opt ? opt->method : NM_METHOD_EXACT;
+    return nm_net_moments_methods(ctx, net, mu, sigma, opt, 1, &m, out);
 }
 
 /* ---------------------------------------------------------------- Monte Carlo of the real network */
@@ -317,16 +344,14 @@ nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const 
     if (nm_cov_dim(sigma) != n)
         return nm_fail(ctx, NM_ERR_SHAPE, "the covariance is over %lld inputs but the model has %lld", (long long)nm_cov_dim(sigma),
                        (long long)n);
-    for (int i = 0; i <= last; i++)
-        if (!net->v[net->node[i].out].batched)
-            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' mixes samples along the first axis; sampling needs a batchable net",
-                           net->node[i].name);
+    nm_status st = require_batchable(ctx, net, last, "sampling needs");
+    if (st != NM_OK) return st;
     nm_cov_factor_view v;
     nm_cov_view(sigma, &v);
     int64_t k = v.k, d = 0;
     float *muf = NULL, *E = NULL, *X = NULL, *Lf = NULL;
     nm_mc_accum *acc = NULL;
-    nm_status st = to_float(ctx, mu, n, "the input mean", &muf);
+    st = to_float(ctx, mu, n, "the input mean", &muf);
     if (st == NM_OK && (!(E = nm_alloc(ctx, (size_t)(NB * k), sizeof(float))) || !(X = nm_alloc(ctx, (size_t)(NB * n), sizeof(float)))))
         st = NM_ERR_NOMEM;
     if (st == NM_OK && v.L) {

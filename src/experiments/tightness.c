@@ -167,14 +167,9 @@ nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx
                 mo.x0 = &x0a;
             }
             if (ts == NM_OK) ts = nm_cov_random(tc, n, opt->max_var, &rng, (uint64_t)r, &cov);
-            if (ts == NM_OK) {
-                mo.method = NM_METHOD_PAPER;
-                ts = nm_net_moments(tc, net, &mua, cov, &mo, &mp);
-            }
-            if (ts == NM_OK) {
-                mo.method = NM_METHOD_EXACT;
-                ts = nm_net_moments(tc, net, &mua, cov, &mo, &me);
-            }
+            nm_moments both[2] = {{0}}; /* paper and exact, from one linearization */
+            if (ts == NM_OK) ts = nm_net_moments_methods(tc, net, &mua, cov, &mo, 2, (nm_method[]){NM_METHOD_PAPER, NM_METHOD_EXACT}, both);
+            mp = both[0], me = both[1];
             nm_rng mrng = {opt->seed * 1000003u + (uint64_t)r + 1};
             if (ts == NM_OK) ts = nm_net_montecarlo(tc, net, &mua, cov, opt->mc, &mrng, 0, NULL, NULL, &mc);
             if (ts == NM_OK)
