@@ -111,37 +111,72 @@ static int load_digits_and_model(nm_ctx *ctx, const char *model, const char *wha
     return rc;
 }
 
+/* Option codes of the three experiments, and the options they share. */
+enum { O_MODEL = 1000, O_NETS, O_REGIMES, O_REGIME, O_RUNS, O_IMAGES, O_MC, O_SEED, O_OUT, O_K, O_BASE, O_HELP };
+
+typedef struct {
+    const char *model, *out;
+    int regime;
+    long long runs; /* --runs, or --images for linpoints */
+    long long mc, seed;
+} exp_opts;
+
+/* Handles a shared option: 1 when c was one, −1 after printing why its value is bad, 0 otherwise. */
+static int common_option(int c, const char *arg, long long min_runs, exp_opts *e)
+{
+    switch (c) {
+    case O_MODEL: e->model = arg; return 1;
+    case O_OUT: e->out = arg; return 1;
+    case O_REGIME:
+        if ((e->regime = regime_of(arg)) < 0) return cli_error("--regime: '%s' is not low, medium or high", arg), -1;
+        return 1;
+    case O_RUNS:
+    case O_IMAGES:
+        if (!cli_parse_int(arg, &e->runs) || e->runs < min_runs)
+            return cli_error("--%s: '%s' is not an integer >= %lld", c == O_RUNS ? "runs" : "images", arg, min_runs), -1;
+        return 1;
+    case O_MC:
+        if (!cli_parse_int(arg, &e->mc) || e->mc < 2) return cli_error("--mc: '%s' is not an integer >= 2", arg), -1;
+        return 1;
+    case O_SEED:
+        if (!cli_parse_int(arg, &e->seed) || e->seed < 0) return cli_error("--seed: '%s' is not a non-negative integer", arg), -1;
+        return 1;
+    default: return 0;
+    }
+}
+
+/* --out is required and becomes a directory; 0 or 1 after printing. */
+static int need_out(const exp_opts *e, const char *cmd)
+{
+    if (!e->out) return cli_error("%s: --out DIR is required", cmd);
+    return make_dir(e->out);
+}
+
 static const char *syn_name(int i) { return nm_synthetic_str((nm_synthetic)i); }
 static const char *reg_name(int i) { return regime_names[i]; }
 
 static int synthetic(int argc, char **argv)
 {
-    enum { O_NETS = 1000, O_REGIMES, O_RUNS, O_MC, O_SEED, O_OUT, O_HELP };
     static const struct option opts[] = {{"nets", required_argument, 0, O_NETS}, {"regimes", required_argument, 0, O_REGIMES},
                                          {"runs", required_argument, 0, O_RUNS}, {"mc", required_argument, 0, O_MC},
                                          {"seed", required_argument, 0, O_SEED}, {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},       {0, 0, 0, 0}};
-    int nets[NM_SYN_COUNT] = {1, 1, 1, 1, 1, 1}, regs[3] = {1, 1, 1}, c;
-    long long runs = 200, mc = 75000, seed = 1;
-    const char *out = NULL;
+    int nets[NM_SYN_COUNT] = {1, 1, 1, 1, 1, 1}, regs[3] = {1, 1, 1}, c, got;
+    exp_opts e = {NULL, NULL, 1, 200, 75000, 1};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == O_NETS) {
+        if ((got = common_option(c, optarg, 3, &e))) {
+            if (got < 0) return 1;
+        } else if (c == O_NETS) {
             if (parse_list(optarg, "nets", NM_SYN_COUNT, syn_name, nets)) return 1;
         } else if (c == O_REGIMES) {
             if (parse_list(optarg, "regimes", 3, reg_name, regs)) return 1;
-        } else if (c == O_RUNS) {
-            if (!cli_parse_int(optarg, &runs) || runs < 3) return cli_error("--runs: '%s' is not an integer >= 3", optarg);
-        } else if (c == O_MC) {
-            if (!cli_parse_int(optarg, &mc) || mc < 2) return cli_error("--mc: '%s' is not an integer >= 2", optarg);
-        } else if (c == O_SEED) {
-            if (!cli_parse_int(optarg, &seed) || seed < 0) return cli_error("--seed: '%s' is not a non-negative integer", optarg);
-        } else if (c == O_OUT) out = optarg;
-        else if (c == O_HELP || c == 'h') return fputs(help, stdout), 0;
+        } else if (c == O_HELP || c == 'h') return fputs(help, stdout), 0;
         else return cli_error("tightness synthetic: unknown or incomplete option '%s'", argv[optind - 1]);
     }
-    if (!out) return cli_error("tightness synthetic: --out DIR is required");
-    if (make_dir(out)) return 1;
+    if (need_out(&e, "tightness synthetic")) return 1;
+    long long runs = e.runs, mc = e.mc, seed = e.seed;
+    const char *out = e.out;
     FILE *csv = open_out(out, "tightness-synthetic.csv"), *md = csv ? open_out(out, "slopes.md") : NULL;
     if (!csv || !md) {
         if (csv) fclose(csv);
@@ -205,31 +240,23 @@ static int synthetic(int argc, char **argv)
 
 static int lenet(int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_REGIME, O_RUNS, O_MC, O_SEED, O_OUT, O_HELP };
     static const struct option opts[] = {{"model", required_argument, 0, O_MODEL}, {"regime", required_argument, 0, O_REGIME},
                                          {"runs", required_argument, 0, O_RUNS},   {"mc", required_argument, 0, O_MC},
                                          {"seed", required_argument, 0, O_SEED},   {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},         {0, 0, 0, 0}};
-    const char *model = CLI_DEFAULT_MODEL, *out = NULL;
-    int regime = 1, c;
-    long long runs = 200, mc = 75000, seed = 1;
+    exp_opts e = {CLI_DEFAULT_MODEL, NULL, 1, 200, 75000, 1};
+    int c, got;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == O_MODEL) model = optarg;
-        else if (c == O_REGIME) {
-            if ((regime = regime_of(optarg)) < 0) return cli_error("--regime: '%s' is not low, medium or high", optarg);
-        } else if (c == O_RUNS) {
-            if (!cli_parse_int(optarg, &runs) || runs < 2) return cli_error("--runs: '%s' is not an integer >= 2", optarg);
-        } else if (c == O_MC) {
-            if (!cli_parse_int(optarg, &mc) || mc < 2) return cli_error("--mc: '%s' is not an integer >= 2", optarg);
-        } else if (c == O_SEED) {
-            if (!cli_parse_int(optarg, &seed) || seed < 0) return cli_error("--seed: '%s' is not a non-negative integer", optarg);
-        } else if (c == O_OUT) out = optarg;
-        else if (c == O_HELP || c == 'h') return fputs(help, stdout), 0;
+        if ((got = common_option(c, optarg, 2, &e))) {
+            if (got < 0) return 1;
+        } else if (c == O_HELP || c == 'h') return fputs(help, stdout), 0;
         else return cli_error("tightness lenet: unknown or incomplete option '%s'", argv[optind - 1]);
     }
-    if (!out) return cli_error("tightness lenet: --out DIR is required");
-    if (make_dir(out)) return 1;
+    if (need_out(&e, "tightness lenet")) return 1;
+    const char *model = e.model, *out = e.out;
+    int regime = e.regime;
+    long long runs = e.runs, mc = e.mc, seed = e.seed;
     nm_ctx *ctx = nm_ctx_create();
     nm_dataset ds = {0};
     nm_net *net;
@@ -319,34 +346,27 @@ static void ratio_means(const nm_tightness *t, double *e, double *vp, double *ve
 
 int cmd_linpoints(int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_K, O_BASE, O_IMAGES, O_REGIME, O_MC, O_SEED, O_OUT, O_HELP };
     static const struct option opts[] = {{"model", required_argument, 0, O_MODEL}, {"k", required_argument, 0, O_K},
                                          {"baseline", no_argument, 0, O_BASE},      {"images", required_argument, 0, O_IMAGES},
                                          {"regime", required_argument, 0, O_REGIME}, {"mc", required_argument, 0, O_MC},
                                          {"seed", required_argument, 0, O_SEED},    {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},          {0, 0, 0, 0}};
-    const char *model = CLI_DEFAULT_MODEL, *out = NULL, *klist = "5%,10%,100%";
-    int baseline = 0, regime = 1, c;
-    long long images = 200, mc = 20000, seed = 1;
+    exp_opts e = {CLI_DEFAULT_MODEL, NULL, 1, 200, 20000, 1};
+    const char *klist = "5%,10%,100%";
+    int baseline = 0, c, got;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == O_MODEL) model = optarg;
-        else if (c == O_K) klist = optarg;
+        if ((got = common_option(c, optarg, 2, &e))) {
+            if (got < 0) return 1;
+        } else if (c == O_K) klist = optarg;
         else if (c == O_BASE) baseline = 1;
-        else if (c == O_IMAGES) {
-            if (!cli_parse_int(optarg, &images) || images < 2) return cli_error("--images: '%s' is not an integer >= 2", optarg);
-        } else if (c == O_REGIME) {
-            if ((regime = regime_of(optarg)) < 0) return cli_error("--regime: '%s' is not low, medium or high", optarg);
-        } else if (c == O_MC) {
-            if (!cli_parse_int(optarg, &mc) || mc < 2) return cli_error("--mc: '%s' is not an integer >= 2", optarg);
-        } else if (c == O_SEED) {
-            if (!cli_parse_int(optarg, &seed) || seed < 0) return cli_error("--seed: '%s' is not a non-negative integer", optarg);
-        } else if (c == O_OUT) out = optarg;
         else if (c == O_HELP || c == 'h') return fputs(linpoints_help, stdout), 0;
         else return cli_error("linpoints: unknown or incomplete option '%s' (netmoments linpoints --help)", argv[optind - 1]);
     }
-    if (!out) return cli_error("linpoints: --out DIR is required");
-    if (make_dir(out)) return 1;
+    if (need_out(&e, "linpoints")) return 1;
+    const char *model = e.model, *out = e.out;
+    int regime = e.regime;
+    long long images = e.runs, mc = e.mc, seed = e.seed;
     nm_ctx *ctx = nm_ctx_create();
     nm_dataset ds = {0};
     nm_net *net;
