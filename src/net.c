@@ -224,7 +224,6 @@ nm_net *nm_net_new(nm_ctx *ctx)
     if (!net) return NULL;
     net->input = net->output = -1;
     net->rec_first = net->rec_last = -1;
-    net->load_batch = 1;
     return net;
 }
 
@@ -310,7 +309,6 @@ int nm_net_add_input(nm_ctx *ctx, nm_net *net, const char *name, const nm_shape 
     if (v < 0) return v;
     net->v[v].varying = net->v[v].batched = 1;
     net->input = v;
-    net->load_batch = shape->d[0];
     return v;
 }
 
@@ -510,7 +508,14 @@ nm_status nm_net_run(nm_ctx *ctx, nm_net *net, int first, int last, int64_t n, c
     }
     net->rec_first = first;
     net->rec_last = last;
-    net->rec_batch = n;
+    return NM_OK;
+}
+
+/* A forward call whose range covers first..last has recorded the primal. */
+static nm_status need_primal(nm_ctx *ctx, const nm_net *net, int first, int last)
+{
+    if (net->rec_first < 0 || first < net->rec_first || last > net->rec_last)
+        return nm_fail(ctx, NM_ERR_ARG, "nodes %d..%d have no recorded primal: run forward over them first", first, last);
     return NM_OK;
 }
 
@@ -521,8 +526,7 @@ static nm_status tangent_ok(nm_ctx *ctx, nm_net *net, int first, int last, int64
     int all_batched;
     nm_status st = check_range(ctx, net, first, last, &all_batched);
     if (st != NM_OK) return st;
-    if (net->rec_first < 0 || first < net->rec_first || last > net->rec_last)
-        return nm_fail(ctx, NM_ERR_ARG, "nodes %d..%d have no recorded primal: run forward over them first", first, last);
+    if ((st = need_primal(ctx, net, first, last)) != NM_OK) return st;
     const nm_value *in = &net->v[nm_net_range_input(net, first)];
     int64_t P = in->xs.d[0];
     if (t == P) return NM_OK;
@@ -766,8 +770,7 @@ static nm_status run_pass(nm_ctx *ctx, nm_net *net, pass_kind kind, int first, i
     nm_value *in = &net->v[nm_net_range_input(net, first)], *o = &net->v[net->node[last].out];
     nm_value *src = kind == PASS_VJP ? o : in;
     nm_shape want = kind == PASS_FORWARD ? src->shape : src->xs;
-    if (kind != PASS_FORWARD && (net->rec_first < 0 || first < net->rec_first || last > net->rec_last))
-        return nm_fail(ctx, NM_ERR_ARG, "nodes %d..%d have no recorded primal: run forward over them first", first, last);
+    if (kind != PASS_FORWARD && (st = need_primal(ctx, net, first, last)) != NM_OK) return st;
     int64_t n = 0;
     float *buf;
     const char *what = kind == PASS_FORWARD ? "input" : kind == PASS_JVP ? "tangents" : "cotangents";

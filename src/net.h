@@ -102,13 +102,11 @@ struct nm_net {
     int nn, nn_cap;
     nm_node *node;
     int input, output;            /* value indices */
-    int64_t load_batch;           /* first-axis size the shapes were inferred at */
     int nmeta;
     char **meta_key, **meta_val;  /* ONNX metadata_props */
     int64_t opset;
     /* the primal recorded by the last forward call */
     int rec_first, rec_last;
-    int64_t rec_batch;
     float *scratch; size_t scratch_cap;
 };
 

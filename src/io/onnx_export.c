@@ -304,7 +304,7 @@ static nm_status build(nm_ctx *ctx, arena *ar, const nm_net *net, Onnx__ModelPro
     g->n_initializer = ninit;
     g->initializer = inits;
     /* a symbolic batch reads back as 1, so it is written only where that is the loaded size */
-    int sym = nm_net_batchable(net) && net->load_batch == 1;
+    int sym = nm_net_batchable(net) && net->v[net->input].shape.d[0] == 1;
     Onnx__ValueInfoProto **gin = aalloc(ar, sizeof *gin), **gout = aalloc(ar, sizeof *gout);
     if (!gin || !gout || !(gin[0] = value_info(ar, &net->v[net->input], sym)) ||
         !(gout[0] = value_info(ar, &net->v[net->output], sym)))
