@@ -540,8 +540,17 @@ void nm_tightness_free(nm_ctx *ctx, nm_tightness *t);
 nm_status nm_kmeans(nm_ctx *ctx, const float *X, int64_t n, int64_t dim, int64_t k, uint64_t seed, int max_iter,
                     int64_t *assign, float *centers);
 
-/* Slope of the least-squares line y = a + b x through n points x[i·stride], y[i·stride]. */
-double nm_ls_slope(const double *x, const double *y, int64_t n, int64_t stride);
+/* Least-squares lines through n points (x[i·stride], y[i·stride]) (DESIGN
+ * §1.8): the line through the origin, y = slope·x, slope = Σxy / Σx², and
+ * the free line y = intercept + free_slope·x. Tightness is read from the
+ * first: it is 1 exactly when y matches x on average, whatever their spread,
+ * while the free line ignores a constant offset and is ill-conditioned when
+ * x hardly varies (a net's mean under tiny noise). NaN where undefined
+ * (Σx² = 0; for the free line, all x equal). */
+typedef struct {
+    double slope, free_slope, intercept;
+} nm_ls_line;
+nm_ls_line nm_ls_fit(const double *x, const double *y, int64_t n, int64_t stride);
 
 /* ---------------------------------------------------------------- figures (cairo) */
 
@@ -559,8 +568,8 @@ typedef struct {
     nm_plot_series series[4];
 } nm_plot_panel;
 
-/* Side-by-side scatter panels with each series' least-squares line and its
- * slope in the legend, and the diagonal y = x dashed; written as PNG and/or
+/* Side-by-side scatter panels with each series' least-squares line through
+ * the origin, its slope and the free line's in the legend (nm_ls_fit), and the diagonal y = x dashed; written as PNG and/or
  * SVG (either path may be NULL). */
 nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels);
 

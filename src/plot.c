@@ -1,9 +1,9 @@
 /*
  * plot.c — figures with cairo, written as PNG and SVG from one drawing
  * routine: side-by-side scatter panels of analytic (x) against Monte Carlo
- * (y), each series with its own marker, its least-squares line and the
- * slope in the legend, and the dashed diagonal y = x for reference
- * (the paper's Fig 2 layout).
+ * (y), each series with its own marker, its least-squares line through
+ * the origin and, in the legend, that slope and the free line's (nm_ls_fit),
+ * and the dashed diagonal y = x for reference (the paper's Fig 2 layout).
  */
 #include "internal.h"
 
@@ -15,10 +15,10 @@
 
 #define PANEL_W 480.0
 #define PANEL_H 440.0
-#define MARGIN_L 70.0
+#define MARGIN_L 88.0
 #define MARGIN_B 55.0
 #define MARGIN_T 40.0
-#define MARGIN_R 20.0
+#define MARGIN_R 34.0
 
 static const double colors[4][3] = {{0.12, 0.47, 0.71}, {0.84, 0.15, 0.16}, {0.17, 0.63, 0.17}, {0.58, 0.40, 0.74}};
 
@@ -63,9 +63,16 @@ static void draw_panel(cairo_t *cr, double ox, const nm_plot_panel *p)
     cairo_rectangle(cr, x0, y1, x1 - x0, y0 - y1);
     cairo_stroke(cr);
     char buf[64];
-    for (int t = 0; t <= 4; t++) { /* ticks */
-        double v = lo + (hi - lo) * t / 4;
-        snprintf(buf, sizeof buf, "%.3g", v);
+    /* ticks at round values (1, 2 or 5 × 10^k apart), written with as many
+     * digits as their spacing needs: under 1e-4 noise a mean spans 1e-4 */
+    double raw = (hi - lo) / 4, p10 = pow(10, floor(log10(raw))), f = raw / p10;
+    double step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * p10, mag = fmax(fabs(lo), fabs(hi));
+    int sci = mag < 1e-3 || mag >= 1e6, dec = (int)fmax(0, -floor(log10(step) + 1e-9));
+    int sig = (int)fmax(0, floor(log10(mag)) - floor(log10(step) + 1e-9));
+    for (double v = ceil(lo / step) * step; v <= hi; v += step) {
+        if (fabs(v) < 1e-9 * step) v = 0;
+        if (sci) snprintf(buf, sizeof buf, "%.*e", sig, v);
+        else snprintf(buf, sizeof buf, "%.*f", dec, v);
         cairo_move_to(cr, PX(v), y0), cairo_line_to(cr, PX(v), y0 + 5);
         cairo_move_to(cr, x0, PY(v)), cairo_line_to(cr, x0 - 5, PY(v));
         cairo_stroke(cr);
@@ -74,7 +81,7 @@ static void draw_panel(cairo_t *cr, double ox, const nm_plot_panel *p)
     }
     text(cr, (x0 + x1) / 2, PANEL_H - 12, p->xlabel, 0.5, 13);
     cairo_save(cr);
-    cairo_move_to(cr, ox + 16, (y0 + y1) / 2);
+    cairo_move_to(cr, ox + 14, (y0 + y1) / 2);
     cairo_rotate(cr, -M_PI / 2);
     cairo_set_font_size(cr, 13);
     cairo_text_extents_t e;
@@ -96,14 +103,11 @@ static void draw_panel(cairo_t *cr, double ox, const nm_plot_panel *p)
         const nm_plot_series *se = &p->series[s];
         cairo_set_source_rgb(cr, colors[s % 4][0], colors[s % 4][1], colors[s % 4][2]);
         for (int64_t i = 0; i < se->n; i++) marker(cr, PX(se->x[i * se->stride]), PY(se->y[i * se->stride]), se->marker);
-        /* least-squares line y = a + b x */
-        double mx = 0, my = 0;
-        for (int64_t i = 0; i < se->n; i++) mx += se->x[i * se->stride], my += se->y[i * se->stride];
-        mx /= (double)se->n, my /= (double)se->n;
-        double b = nm_ls_slope(se->x, se->y, se->n, se->stride), a = my - b * mx;
+        /* the least-squares line through the origin, y = b x, whose slope is the tightness (DESIGN §1.8) */
+        double b = nm_ls_fit(se->x, se->y, se->n, se->stride).slope;
         if (isfinite(b)) {
             cairo_set_line_width(cr, 1.6);
-            cairo_move_to(cr, PX(lo), PY(a + b * lo)), cairo_line_to(cr, PX(hi), PY(a + b * hi));
+            cairo_move_to(cr, PX(lo), PY(b * lo)), cairo_line_to(cr, PX(hi), PY(b * hi));
             cairo_stroke(cr);
             cairo_set_line_width(cr, 1);
         }
@@ -114,7 +118,8 @@ static void draw_panel(cairo_t *cr, double ox, const nm_plot_panel *p)
         double ly = y1 + 18 + 18 * s;
         cairo_set_source_rgb(cr, colors[s % 4][0], colors[s % 4][1], colors[s % 4][2]);
         marker(cr, x0 + 14, ly - 4, se->marker);
-        snprintf(buf, sizeof buf, "%s: slope %.4f", se->label, nm_ls_slope(se->x, se->y, se->n, se->stride));
+        nm_ls_line l = nm_ls_fit(se->x, se->y, se->n, se->stride);
+        snprintf(buf, sizeof buf, "%s: slope %.4f (free line %.3g)", se->label, l.slope, l.free_slope);
         cairo_set_source_rgb(cr, 0, 0, 0);
         text(cr, x0 + 24, ly, buf, 0, 12);
     }

@@ -208,16 +208,22 @@ nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx
 
 /* ---------------------------------------------------------------- summaries */
 
-double nm_ls_slope(const double *x, const double *y, int64_t n, int64_t stride)
+nm_ls_line nm_ls_fit(const double *x, const double *y, int64_t n, int64_t stride)
 {
-    double mx = 0, my = 0;
-    for (int64_t i = 0; i < n; i++) mx += x[i * stride], my += y[i * stride];
+    double mx = 0, my = 0, sxy0 = 0, sxx0 = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double xi = x[i * stride], yi = y[i * stride];
+        mx += xi, my += yi;
+        sxy0 += xi * yi, sxx0 += xi * xi;
+    }
     mx /= (double)n, my /= (double)n;
-    double sxy = 0, sxx = 0;
+    double sxy = 0, sxx = 0; /* centred sums, two-pass: the means may dwarf the spread */
     for (int64_t i = 0; i < n; i++) {
         double dx = x[i * stride] - mx;
         sxy += dx * (y[i * stride] - my);
         sxx += dx * dx;
     }
-    return sxx > 0 ? sxy / sxx : NAN;
+    nm_ls_line l = {sxx0 > 0 ? sxy0 / sxx0 : NAN, sxx > 0 ? sxy / sxx : NAN, NAN};
+    l.intercept = my - l.free_slope * mx;
+    return l;
 }
