@@ -414,8 +414,9 @@ int cmd_linpoints(int argc, char **argv)
     if (!rc && (st = nm_dataset_images(ctx, &ds, NULL, N, nm_net_input_scale(net), X)) != NM_OK) rc = cli_fail(ctx, st, "linpoints");
     if (!rc) { /* the evaluated digits: a seeded partial shuffle */
         int64_t *perm = malloc(sizeof(int64_t) * (size_t)N);
-        for (int64_t i = 0; i < N; i++) perm[i] = i;
-        for (int64_t i = 0; i < images; i++) {
+        if (!perm) rc = cli_error("out of memory");
+        for (int64_t i = 0; !rc && i < N; i++) perm[i] = i;
+        for (int64_t i = 0; !rc && i < images; i++) {
             uint32_t ctr[4] = {(uint32_t)i, 0, 0, 0x6c696e70u}, key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, w[4];
             nm_philox4x32(ctr, key, w);
             int64_t j = i + (int64_t)(w[0] % (uint32_t)(N - i)), t = perm[i];
@@ -425,7 +426,9 @@ int cmd_linpoints(int argc, char **argv)
         free(perm);
     }
     if (!rc && (!(csv = open_out(out, "table3.csv")) || !(md = open_out(out, "table3.md")))) rc = 1;
-    double (*res)[3][10] = calloc((size_t)(2 * nk), sizeof *res);
+    double *res = NULL; /* per (k, point): E[Eratio], E[varratio] paper, exact, each of d logits */
+    int64_t d = 0;
+#define RES(q, b, k) (res + ((2 * (q) + (b)) * 3 + (k)) * d)
     const char *lbl[2] = {"centre", "baseline"};
     for (int q = 0; !rc && q < nk; q++) {
         double t0 = cli_now();
@@ -458,7 +461,8 @@ int cmd_linpoints(int argc, char **argv)
                 rc = cli_fail(ctx, st, "linpoints");
                 break;
             }
-            ratio_means(&t, res[2 * q + b][0], res[2 * q + b][1], res[2 * q + b][2]);
+            if (!res && !(res = calloc((size_t)(2 * nk * 3 * (d = t.d)), sizeof(double)))) rc = cli_error("out of memory");
+            if (res) ratio_means(&t, RES(q, b, 0), RES(q, b, 1), RES(q, b, 2));
             nm_tightness_free(ctx, &t);
             fprintf(stderr, "linpoints: %s done in %.1f s\n", label, cli_now() - t0);
         }
@@ -467,9 +471,9 @@ int cmd_linpoints(int argc, char **argv)
         fprintf(csv, "k,point,logit,E_Eratio,E_varratio_paper,E_varratio_exact\n");
         for (int q = 0; q < nk; q++)
             for (int b = 0; b <= baseline; b++)
-                for (int i = 0; i < 10; i++)
-                    fprintf(csv, "%lld,%s,%d,%.6f,%.6f,%.6f\n", (long long)ks[q], lbl[b], i, res[2 * q + b][0][i], res[2 * q + b][1][i],
-                            res[2 * q + b][2][i]);
+                for (int64_t i = 0; i < d; i++)
+                    fprintf(csv, "%lld,%s,%lld,%.6f,%.6f,%.6f\n", (long long)ks[q], lbl[b], (long long)i, RES(q, b, 0)[i], RES(q, b, 1)[i],
+                            RES(q, b, 2)[i]);
         fprintf(md, "Table 3 (%lld held-out digits, %s noise, %lld Monte Carlo samples each; linearized at the nearest k-means "
                     "centre%s; ratio = Monte Carlo / analytic)\n\n| logit |", images, regime_names[regime], mc,
                 baseline ? " or, for the baseline, at the cluster's farthest member" : "");
@@ -479,17 +483,18 @@ int cmd_linpoints(int argc, char **argv)
         fprintf(md, "\n|---|");
         for (int q = 0; q < nk * (baseline + 1); q++) fprintf(md, "---|---|---|");
         fprintf(md, "\n");
-        for (int i = 0; i < 10; i++) {
-            fprintf(md, "| %d |", i);
+        for (int64_t i = 0; i < d; i++) {
+            fprintf(md, "| %lld |", (long long)i);
             for (int q = 0; q < nk; q++)
                 for (int b = 0; b <= baseline; b++)
-                    fprintf(md, " %.4f | %.4f | %.4f |", res[2 * q + b][0][i], res[2 * q + b][1][i], res[2 * q + b][2][i]);
+                    fprintf(md, " %.4f | %.4f | %.4f |", RES(q, b, 0)[i], RES(q, b, 1)[i], RES(q, b, 2)[i]);
             fprintf(md, "\n");
         }
         printf("wrote %s/table3.csv and %s/table3.md\n", out, out);
     }
     if (csv) fclose(csv);
     if (md) fclose(md);
+#undef RES
     free(res), free(X), free(C), free(x0), free(assign), free(idx);
     nm_net_free(ctx, net);
     nm_dataset_free(ctx, &ds);
