@@ -328,6 +328,7 @@ static const char linpoints_help[] =
     "space, and each evaluated digit is linearized once at its cluster's centre (with --baseline also at the\n"
     "cluster's farthest member) instead of at itself; per logit, E[Eratio] and E[varratio] (methods paper and\n"
     "exact) over the digits, against a Monte Carlo around each digit under a random covariance of the regime.\n"
+    "With a cluster per digit (k = 100%) the farthest member is the digit itself, and no baseline is run.\n"
     "  --k LIST     cluster counts, as counts or percentages of the 1,996 digits (default 5%,10%,100%:\n"
     "               the paper's 250/500/5000 of 5,000)\n"
     "  --images N   digits evaluated, drawn at random by the seed (default 200)\n"
@@ -429,6 +430,8 @@ int cmd_linpoints(int argc, char **argv)
     double *res = NULL; /* per (k, point): E[Eratio], E[varratio] paper, exact, each of d logits */
     int64_t d = 0;
 #define RES(q, b, k) (res + ((2 * (q) + (b)) * 3 + (k)) * d)
+    /* with a cluster per digit the farthest member is the digit itself: no separate baseline */
+#define POINTS(q) (baseline && ks[q] < N ? 2 : 1)
     const char *lbl[2] = {"centre", "baseline"};
     for (int q = 0; !rc && q < nk; q++) {
         double t0 = cli_now();
@@ -436,7 +439,7 @@ int cmd_linpoints(int argc, char **argv)
             rc = cli_fail(ctx, st, "k-means");
             break;
         }
-        for (int b = 0; b <= baseline && !rc; b++) {
+        for (int b = 0; b < POINTS(q) && !rc; b++) {
             for (int64_t r = 0; r < images; r++) { /* the linearization point of digit idx[r] */
                 int64_t cl = assign[idx[r]];
                 const float *p = C + cl * n;
@@ -470,7 +473,7 @@ int cmd_linpoints(int argc, char **argv)
     if (!rc) {
         fprintf(csv, "k,point,logit,E_Eratio,E_varratio_paper,E_varratio_exact\n");
         for (int q = 0; q < nk; q++)
-            for (int b = 0; b <= baseline; b++)
+            for (int b = 0; b < POINTS(q); b++)
                 for (int64_t i = 0; i < d; i++)
                     fprintf(csv, "%lld,%s,%lld,%.6f,%.6f,%.6f\n", (long long)ks[q], lbl[b], (long long)i, RES(q, b, 0)[i], RES(q, b, 1)[i],
                             RES(q, b, 2)[i]);
@@ -478,15 +481,16 @@ int cmd_linpoints(int argc, char **argv)
                     "centre%s; ratio = Monte Carlo / analytic)\n\n| logit |", images, regime_names[regime], mc,
                 baseline ? " or, for the baseline, at the cluster's farthest member" : "");
         for (int q = 0; q < nk; q++)
-            for (int b = 0; b <= baseline; b++)
+            for (int b = 0; b < POINTS(q); b++)
                 fprintf(md, " k=%lld%s E[Eratio] | E[varratio] paper | E[varratio] exact |", (long long)ks[q], b ? " baseline" : "");
         fprintf(md, "\n|---|");
-        for (int q = 0; q < nk * (baseline + 1); q++) fprintf(md, "---|---|---|");
+        for (int q = 0; q < nk; q++)
+            for (int b = 0; b < POINTS(q); b++) fprintf(md, "---|---|---|");
         fprintf(md, "\n");
         for (int64_t i = 0; i < d; i++) {
             fprintf(md, "| %lld |", (long long)i);
             for (int q = 0; q < nk; q++)
-                for (int b = 0; b <= baseline; b++)
+                for (int b = 0; b < POINTS(q); b++)
                     fprintf(md, " %.4f | %.4f | %.4f |", RES(q, b, 0)[i], RES(q, b, 1)[i], RES(q, b, 2)[i]);
             fprintf(md, "\n");
         }
@@ -495,6 +499,7 @@ int cmd_linpoints(int argc, char **argv)
     if (csv) fclose(csv);
     if (md) fclose(md);
 #undef RES
+#undef POINTS
     free(res), free(X), free(C), free(x0), free(assign), free(idx);
     nm_net_free(ctx, net);
     nm_dataset_free(ctx, &ds);
