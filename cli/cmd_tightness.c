@@ -113,6 +113,14 @@ static int load_digits_and_model(nm_ctx *ctx, const char *model, const char *wha
     return rc;
 }
 
+/* Mean over the runs of a per-run share, in percent. */
+static double mean_pct(const double *v, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += v[i];
+    return 100 * s / (double)n;
+}
+
 /* Option codes of the three experiments, and the options they share. */
 enum { O_MODEL = 1000, O_NETS, O_REGIMES, O_REGIME, O_RUNS, O_IMAGES, O_MC, O_SEED, O_OUT, O_K, O_BASE, O_HELP };
 
@@ -185,10 +193,10 @@ static int synthetic(int argc, char **argv)
         return 1;
     }
     fprintf(csv, "net,regime,run,output,analytic_mean,mc_mean,analytic_var_paper,analytic_var_exact,mc_var\n");
-    fprintf(md, "| net | regime | mean slope | variance slope, paper | variance slope, exact | free-line slopes: mean, paper, exact |\n"
-                "|---|---|---|---|---|---|\n");
-    printf("%-7s %-7s %11s %16s %16s   %-28s %7s\n", "net", "regime", "mean slope", "var slope paper", "var slope exact",
-           "free line: mean paper exact", "time s");
+    fprintf(md, "| net | regime | mean slope | variance slope, paper | variance slope, exact | free-line slopes: mean, paper, exact "
+                "| ReLU states changed above the split |\n|---|---|---|---|---|---|---|\n");
+    printf("%-7s %-7s %11s %16s %16s   %-28s %9s %7s\n", "net", "regime", "mean slope", "var slope paper", "var slope exact",
+           "free line: mean paper exact", "ReLUs chg", "time s");
     nm_ctx *ctx = nm_ctx_create();
     int rc = 0;
     for (int k = 0; k < NM_SYN_COUNT && !rc; k++) {
@@ -218,11 +226,12 @@ static int synthetic(int argc, char **argv)
             int64_t n = t.runs * t.d;
             nm_ls_line lm = nm_ls_fit(t.analytic_mean, t.mc_mean, n, 1), lp = nm_ls_fit(t.var_paper, t.mc_var, n, 1),
                        le = nm_ls_fit(t.var_exact, t.mc_var, n, 1);
-            printf("%-7s %-7s %11.4f %16.4f %16.4f   %8.3g %9.3g %9.3g %7.1f\n", nm_synthetic_str((nm_synthetic)k), regime_names[g],
-                   lm.slope, lp.slope, le.slope, lm.free_slope, lp.free_slope, le.free_slope, cli_now() - t0);
+            double chg = mean_pct(t.relu_top, t.runs);
+            printf("%-7s %-7s %11.4f %16.4f %16.4f   %8.3g %9.3g %9.3g %8.1f%% %7.1f\n", nm_synthetic_str((nm_synthetic)k), regime_names[g],
+                   lm.slope, lp.slope, le.slope, lm.free_slope, lp.free_slope, le.free_slope, chg, cli_now() - t0);
             fflush(stdout);
-            fprintf(md, "| %s | %s | %.4f | %.4f | %.4f | %.3g, %.3g, %.3g |\n", nm_synthetic_str((nm_synthetic)k), regime_names[g],
-                    lm.slope, lp.slope, le.slope, lm.free_slope, lp.free_slope, le.free_slope);
+            fprintf(md, "| %s | %s | %.4f | %.4f | %.4f | %.3g, %.3g, %.3g | %.1f %% |\n", nm_synthetic_str((nm_synthetic)k), regime_names[g],
+                    lm.slope, lp.slope, le.slope, lm.free_slope, lp.free_slope, le.free_slope, chg);
             char png[4096], svg[4096], title[128];
             snprintf(png, sizeof png, "%s/fig2-%s-%s.png", out, nm_synthetic_str((nm_synthetic)k), regime_names[g]);
             snprintf(svg, sizeof svg, "%s/fig2-%s-%s.svg", out, nm_synthetic_str((nm_synthetic)k), regime_names[g]);
@@ -301,8 +310,10 @@ static int lenet(int argc, char **argv)
             fprintf(csv, "%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f\n", (long long)i, m[0], sd[0], m[1], sd[1], m[2], sd[2]);
             fprintf(md, "| %lld | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n", (long long)i, m[0], sd[0], m[1], sd[1], m[2], sd[2]);
         }
-        fprintf(md, "\nSpread of E[varratio] across logits (max / min): paper %.3f, exact %.3f. Time %.1f s.\n", hi[0] / lo[0],
-                hi[1] / lo[1], cli_now() - t0);
+        fprintf(md, "\nSpread of E[varratio] across logits (max / min): paper %.3f, exact %.3f. ReLU states the noise changes "
+                    "(mean over runs, first %d samples of each): %.2f %% below the split, %.2f %% above it. Time %.1f s.\n",
+                hi[0] / lo[0], hi[1] / lo[1], NM_TIGHTNESS_RELU_SAMPLES, mean_pct(t.relu_bottom, t.runs), mean_pct(t.relu_top, t.runs),
+                cli_now() - t0);
         fclose(csv);
         fclose(md);
         char path[4096];
@@ -428,6 +439,7 @@ int cmd_linpoints(int argc, char **argv)
     }
     if (!rc && (!(csv = open_out(out, "table3.csv")) || !(md = open_out(out, "table3.md")))) rc = 1;
     double *res = NULL; /* per (k, point): E[Eratio], E[varratio] paper, exact, each of d logits */
+    double chg[32] = {0};   /* per (k, point): ReLU states below the split that the noise changes, % */
     int64_t d = 0;
 #define RES(q, b, k) (res + ((2 * (q) + (b)) * 3 + (k)) * d)
     /* with a cluster per digit the farthest member is the digit itself: no separate baseline */
@@ -466,6 +478,7 @@ int cmd_linpoints(int argc, char **argv)
             }
             if (!res && !(res = calloc((size_t)(2 * nk * 3 * (d = t.d)), sizeof(double)))) rc = cli_error("out of memory");
             if (res) ratio_means(&t, RES(q, b, 0), RES(q, b, 1), RES(q, b, 2));
+            chg[2 * q + b] = mean_pct(t.relu_bottom, t.runs);
             nm_tightness_free(ctx, &t);
             fprintf(stderr, "linpoints: %s done in %.1f s\n", label, cli_now() - t0);
         }
@@ -494,6 +507,12 @@ int cmd_linpoints(int argc, char **argv)
                     fprintf(md, " %.4f | %.4f | %.4f |", RES(q, b, 0)[i], RES(q, b, 1)[i], RES(q, b, 2)[i]);
             fprintf(md, "\n");
         }
+        fprintf(md, "\nReLU states below the split that the noise changes, against their states at the linearization point "
+                    "(mean over the digits, first %d samples of each):", NM_TIGHTNESS_RELU_SAMPLES);
+        for (int q = 0; q < nk; q++)
+            for (int b = 0; b < POINTS(q); b++)
+                fprintf(md, "%s k = %lld%s %.2f %%", q || b ? "," : "", (long long)ks[q], b ? " baseline" : "", chg[2 * q + b]);
+        fprintf(md, ".\n");
         printf("wrote %s/table3.csv and %s/table3.md\n", out, out);
     }
     if (csv) fclose(csv);

@@ -487,6 +487,18 @@ nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const 
                             const nm_rng *rng, int want_cov, void (*progress)(void *user, int64_t done, int64_t total),
                             void *user, nm_mc_result *out);
 
+/* How far the noise carries the net out of the region its two-stage
+ * linearization freezes (§1.6): over n_samples draws of N(mu, sigma) (the
+ * first draws of nm_net_montecarlo with the same rng), the share of
+ * (sample, unit) pairs whose ReLU state (output > 0) differs from the state
+ * at the linearization point of opt (split_relu, x0, y0, as nm_net_moments
+ * takes them). *bottom counts the ReLUs below the split (states at x₀),
+ * *top those above it (states at y₀); the split ReLU itself, whose moments
+ * are exact, neither. 0 where a part has no ReLU. Max-pool argmax changes
+ * are not counted. */
+nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
+                              int64_t n_samples, const nm_rng *rng, double *bottom, double *top);
+
 /* ---------------------------------------------------------------- tightness experiments (DESIGN §1.8, §2) */
 
 /* The synthetic nets of the paper's Fig 2 (widths and kernels are ours:
@@ -516,10 +528,14 @@ typedef struct {
 
 /* Per run r and output i (row-major runs × d): the exact mean, the MC mean,
  * the variances of methods paper and exact, and the MC variance; for a run
- * around an image, its index in the data set. */
+ * around an image, its index in the data set; per run, the shares of ReLU
+ * states below and above the split that the noise changes
+ * (nm_net_relu_changes over the MC's first NM_TIGHTNESS_RELU_SAMPLES draws). */
+#define NM_TIGHTNESS_RELU_SAMPLES 2000
 typedef struct {
     int64_t runs, d;
     double *analytic_mean, *mc_mean, *var_paper, *var_exact, *mc_var;
+    double *relu_bottom, *relu_top;
     int64_t *mean_index;
     double *buf;
 } nm_tightness;

@@ -97,8 +97,9 @@ static nm_status require_batchable(nm_ctx *ctx, const nm_net *net, int last, con
     return NM_OK;
 }
 
-/* The part of the linearization that does not depend on forming A. */
-static nm_status lin_prepare(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_net_moments_options *o, lin *L)
+/* The split and its sizes, x₀ and R_bot(x₀): what every use of the
+ * linearization point shares. */
+static nm_status lin_point(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_net_moments_options *o, lin *L)
 {
     memset(L, 0, sizeof *L);
     int nr = nm_net_relu_count(net);
@@ -133,14 +134,25 @@ static nm_status lin_prepare(nm_ctx *ctx, nm_net *net, const nm_array *mu, const
         if ((st = nm_net_run(ctx, net, 0, L->k - 1, 1, L->x0)) != NM_OK) return st;
         memcpy(L->r0, net->v[net->node[L->k - 1].out].x, (size_t)L->p * sizeof(float));
     }
-    /* y₀ and the top part: B (d×p) and c2 */
+    return NM_OK;
+}
+
+/* y₀, where the top part is linearized: the given one, or relu(R_bot(x₀)). */
+static nm_status top_point(nm_ctx *ctx, const lin *L, const nm_net_moments_options *o, float **y0)
+{
+    if (o->y0) return to_float(ctx, o->y0, L->p, "y0", y0);
+    if (!(*y0 = nm_alloc(ctx, (size_t)L->p, sizeof(float)))) return NM_ERR_NOMEM;
+    for (int64_t i = 0; i < L->p; i++) (*y0)[i] = L->r0[i] > 0 ? L->r0[i] : 0.0f;
+    return NM_OK;
+}
+
+/* The part of the linearization that does not depend on forming A. */
+static nm_status lin_prepare(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_net_moments_options *o, lin *L)
+{
     float *y0;
-    if (o->y0) {
-        if ((st = to_float(ctx, o->y0, L->p, "y0", &y0)) != NM_OK) return st;
-    } else {
-        if (!(y0 = nm_alloc(ctx, (size_t)L->p, sizeof(float)))) return NM_ERR_NOMEM;
-        for (int64_t i = 0; i < L->p; i++) y0[i] = L->r0[i] > 0 ? L->r0[i] : 0.0f;
-    }
+    nm_status st = lin_point(ctx, net, mu, o, L);
+    if (st != NM_OK || (st = top_point(ctx, L, o, &y0)) != NM_OK) return st;
+    /* the top part: B (d×p) and c2 */
     L->B = nm_alloc_zero(ctx, (size_t)(L->d * L->p), sizeof(double));
     L->c2 = nm_alloc(ctx, (size_t)L->d, sizeof(double));
     float *Bf = nm_alloc(ctx, (size_t)(L->d * L->p), sizeof(float));
@@ -330,6 +342,60 @@ nm_status nm_net_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_
 
 #define NM_NET_MC_BATCH 500
 
+/* Draws of x = μ + L ε for the Monte Carlo, in batches of NM_NET_MC_BATCH;
+ * ε from the counter-based RNG by sample index. */
+typedef struct {
+    nm_cov_factor_view v;
+    int64_t n, k;
+    float *mu, *E, *X, *L; /* n, NB×k, NB×n, n×k (NULL for a diagonal Σ) */
+} sampler;
+
+static void sampler_free(nm_ctx *ctx, sampler *s)
+{
+    nm_free(ctx, s->mu), nm_free(ctx, s->E), nm_free(ctx, s->X), nm_free(ctx, s->L);
+    memset(s, 0, sizeof *s);
+}
+
+static nm_status sampler_init(nm_ctx *ctx, const nm_net *net, const nm_array *mu, const nm_cov *sigma, sampler *s)
+{
+    memset(s, 0, sizeof *s);
+    nm_shape in = net->v[net->input].shape;
+    in.d[0] = 1;
+    int64_t n = nm_shape_numel(&in), NB = NM_NET_MC_BATCH;
+    if (nm_cov_dim(sigma) != n)
+        return nm_fail(ctx, NM_ERR_SHAPE, "the covariance is over %lld inputs but the model has %lld", (long long)nm_cov_dim(sigma),
+                       (long long)n);
+    nm_cov_view(sigma, &s->v);
+    s->n = n, s->k = s->v.k;
+    nm_status st = to_float(ctx, mu, n, "the input mean", &s->mu);
+    if (st == NM_OK && (!(s->E = nm_alloc(ctx, (size_t)(NB * s->k), sizeof(float))) || !(s->X = nm_alloc(ctx, (size_t)(NB * n), sizeof(float)))))
+        st = NM_ERR_NOMEM;
+    if (st == NM_OK && s->v.L) {
+        if (!(s->L = nm_alloc(ctx, (size_t)(n * s->k), sizeof(float)))) st = NM_ERR_NOMEM;
+        else
+            for (int64_t i = 0; i < n * s->k; i++) s->L[i] = (float)s->v.L[i];
+    }
+    if (st != NM_OK) sampler_free(ctx, s);
+    return st;
+}
+
+/* Samples first .. first+rows−1 into s->X (rows × n). */
+static void sampler_draw(sampler *s, const nm_rng *rng, int64_t first, int64_t rows)
+{
+    int64_t n = s->n, k = s->k;
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        nm_rng_normals(rng, (uint64_t)(first + r), 0, k, s->E + r * k);
+        float *x = s->X + r * n;
+        if (s->L) {
+            memcpy(x, s->mu, (size_t)n * sizeof(float));
+        } else {
+            for (int64_t j = 0; j < n; j++) x[j] = s->mu[j] + (float)(s->v.diag ? s->v.diag[j] : s->v.sigma) * s->E[r * k + j];
+        }
+    }
+    if (s->L) nm_gemm_f32(NM_NOTRANS, NM_TRANS, rows, n, k, 1.0f, s->E, k, s->L, k, 1.0f, s->X, n); /* X = μ + ε Lᵀ */
+}
+
 nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, int64_t n_samples,
                             const nm_rng *rng, int want_cov, void (*progress)(void *user, int64_t done, int64_t total),
                             void *user, nm_mc_result *out)
@@ -338,41 +404,16 @@ nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const 
     memset(out, 0, sizeof *out);
     if (n_samples < 2) return nm_fail(ctx, NM_ERR_ARG, "Monte Carlo needs at least 2 samples, got %lld", (long long)n_samples);
     int last = nm_net_logits_node(net);
-    nm_shape in = net->v[net->input].shape;
-    in.d[0] = 1;
-    int64_t n = nm_shape_numel(&in), NB = NM_NET_MC_BATCH;
-    if (nm_cov_dim(sigma) != n)
-        return nm_fail(ctx, NM_ERR_SHAPE, "the covariance is over %lld inputs but the model has %lld", (long long)nm_cov_dim(sigma),
-                       (long long)n);
+    int64_t NB = NM_NET_MC_BATCH, d = 0;
     nm_status st = require_batchable(ctx, net, last, "sampling needs");
+    sampler sm;
+    if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, &sm);
     if (st != NM_OK) return st;
-    nm_cov_factor_view v;
-    nm_cov_view(sigma, &v);
-    int64_t k = v.k, d = 0;
-    float *muf = NULL, *E = NULL, *X = NULL, *Lf = NULL;
     nm_mc_accum *acc = NULL;
-    st = to_float(ctx, mu, n, "the input mean", &muf);
-    if (st == NM_OK && (!(E = nm_alloc(ctx, (size_t)(NB * k), sizeof(float))) || !(X = nm_alloc(ctx, (size_t)(NB * n), sizeof(float)))))
-        st = NM_ERR_NOMEM;
-    if (st == NM_OK && v.L) {
-        if (!(Lf = nm_alloc(ctx, (size_t)(n * k), sizeof(float)))) st = NM_ERR_NOMEM;
-        else
-            for (int64_t i = 0; i < n * k; i++) Lf[i] = (float)v.L[i];
-    }
     for (int64_t first = 0; st == NM_OK && first < n_samples; first += NB) {
         int64_t rows = n_samples - first < NB ? n_samples - first : NB;
-        #pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            nm_rng_normals(rng, (uint64_t)(first + r), 0, k, E + r * k);
-            float *x = X + r * n;
-            if (Lf) {
-                memcpy(x, muf, (size_t)n * sizeof(float));
-            } else {
-                for (int64_t j = 0; j < n; j++) x[j] = muf[j] + (float)(v.diag ? v.diag[j] : v.sigma) * E[r * k + j];
-            }
-        }
-        if (Lf) nm_gemm_f32(NM_NOTRANS, NM_TRANS, rows, n, k, 1.0f, E, k, Lf, k, 1.0f, X, n); /* X = μ + ε Lᵀ */
-        if ((st = nm_net_run(ctx, net, 0, last, rows, X)) != NM_OK) break;
+        sampler_draw(&sm, rng, first, rows);
+        if ((st = nm_net_run(ctx, net, 0, last, rows, sm.X)) != NM_OK) break;
         const nm_value *o = &net->v[net->node[last].out];
         if (!acc) {
             d = nm_shape_numel(&o->xs) / rows;
@@ -383,9 +424,70 @@ nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const 
     }
     if (st == NM_OK) st = nm_mc_accum_result(ctx, acc, out);
     nm_mc_accum_free(ctx, acc);
-    nm_free(ctx, muf);
-    nm_free(ctx, E);
-    nm_free(ctx, X);
-    nm_free(ctx, Lf);
+    sampler_free(ctx, &sm);
+    return st;
+}
+
+nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
+                              int64_t n_samples, const nm_rng *rng, double *bottom, double *top)
+{
+    if (!ctx || !net || !mu || !sigma || !opt || !rng || !bottom || !top) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    *bottom = *top = 0;
+    if (n_samples < 1) return nm_fail(ctx, NM_ERR_ARG, "counting ReLU changes needs at least 1 sample");
+    lin L;
+    sampler sm = {0};
+    float *y0 = NULL;
+    unsigned char *ref = NULL;
+    nm_status st = lin_point(ctx, net, mu, opt, &L);
+    if (st == NM_OK) st = top_point(ctx, &L, opt, &y0);
+    if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, &sm);
+    /* the states at the linearization points: bottom ReLUs at x₀, top ones at y₀ */
+    int nr = nm_net_relu_count(net);
+    int64_t units = 0;
+    for (int l = 1; l <= nr; l++) {
+        int j = nm_net_relu_node(net, l);
+        if (j != L.k && j <= L.last) units += nm_shape_numel(&net->v[net->node[j].out].shape) / net->v[net->node[j].out].shape.d[0];
+    }
+    if (st == NM_OK && !(ref = nm_alloc(ctx, (size_t)(units ? units : 1), 1))) st = NM_ERR_NOMEM;
+    for (int part = 0; st == NM_OK && part < 2; part++) {
+        int first = part ? L.k + 1 : 0, last = part ? L.last : L.k - 1;
+        if (first > last || (st = nm_net_run(ctx, net, first, last, 1, part ? y0 : L.x0)) != NM_OK) continue;
+        int64_t u = 0;
+        for (int l = 1; l <= nr; l++) {
+            int j = nm_net_relu_node(net, l);
+            if (j == L.k || j > L.last) continue;
+            const nm_value *v = &net->v[net->node[j].out];
+            int64_t m = nm_shape_numel(&v->shape) / v->shape.d[0];
+            if (j >= first && j <= last)
+                for (int64_t i = 0; i < m; i++) ref[u + i] = v->x[i] > 0;
+            u += m;
+        }
+    }
+    /* the same states under the noise, sample by sample */
+    int64_t changed[2] = {0, 0}, total[2] = {0, 0}, NB = NM_NET_MC_BATCH;
+    for (int64_t first = 0; st == NM_OK && first < n_samples; first += NB) {
+        int64_t rows = n_samples - first < NB ? n_samples - first : NB;
+        sampler_draw(&sm, rng, first, rows);
+        if ((st = nm_net_run(ctx, net, 0, L.last, rows, sm.X)) != NM_OK) break;
+        int64_t u = 0;
+        for (int l = 1; l <= nr; l++) {
+            int j = nm_net_relu_node(net, l);
+            if (j == L.k || j > L.last) continue;
+            const nm_value *v = &net->v[net->node[j].out];
+            int64_t m = nm_shape_numel(&v->xs) / rows, c = 0, part = j > L.k;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t i = 0; i < m; i++) c += (v->x[r * m + i] > 0) != ref[u + i];
+            changed[part] += c, total[part] += rows * m;
+            u += m;
+        }
+    }
+    if (st == NM_OK) {
+        *bottom = total[0] ? (double)changed[0] / (double)total[0] : 0;
+        *top = total[1] ? (double)changed[1] / (double)total[1] : 0;
+    }
+    nm_free(ctx, ref);
+    nm_free(ctx, y0);
+    sampler_free(ctx, &sm);
+    lin_free(ctx, &L);
     return st;
 }

@@ -356,6 +356,66 @@ static void monte_carlo_and_paths(void)
     nm_net_free(ctx, net);
 }
 
+/* ---------------------------------------------------------------- ReLU states changed by the noise */
+
+/* A constant of the given values (the net takes ownership of a copy). */
+static int vconst(nm_net *net, nm_shape s, const float *v)
+{
+    int64_t n = nm_shape_numel(&s);
+    float *f = malloc((size_t)n * sizeof(float));
+    memcpy(f, v, (size_t)n * sizeof(float));
+    char name[32];
+    snprintf(name, sizeof name, "c%d", cnum++);
+    return nm_net_add_const(ctx, net, name, &s, f, NULL);
+}
+
+static int gemm(nm_net *net, int x, int64_t in, int64_t out, const float *W, const float *b)
+{
+    nm_attrs a = nm_attrs_default(NM_OP_GEMM);
+    a.trans_b = 1;
+    return NODE(net, NM_OP_GEMM, &a, x, vconst(net, SHAPE(out, in), W), vconst(net, SHAPE(out), b));
+}
+
+/* x ~ N(0, σ²) through relu(x + c), relu(−x + c) (bottom), their sum (the
+ * split ReLU: y = max(2c, c + |x|)), then relu(y − a_i) (top): at x₀ = 0 the
+ * bottom units are on and the top ones off (a_i > 2c). A bottom unit turns
+ * off with probability Φ(−c/σ); top unit i turns on when |x| > a_i − c,
+ * with probability 2Φ(−(a_i − c)/σ). */
+static void relu_changes(void)
+{
+    const double c = 0.5, a[2] = {1.2, 2.0}, sigma = 1.0;
+    const int64_t N = 200000;
+    int x;
+    nm_net *net = start(SHAPE(1, 1), &x);
+    int y = NODE(net, NM_OP_RELU, NULL, gemm(net, x, 1, 2, (float[]){1, -1}, (float[]){(float)c, (float)c}));
+    y = NODE(net, NM_OP_RELU, NULL, gemm(net, y, 2, 1, (float[]){1, 1}, (float[]){0}));
+    y = NODE(net, NM_OP_RELU, NULL, gemm(net, y, 1, 2, (float[]){1, 1}, (float[]){(float)-a[0], (float)-a[1]}));
+    finish(net, gemm(net, y, 2, 1, (float[]){1, 1}, (float[]){0}));
+    float mu[1] = {0};
+    nm_array ma = {NM_F32, 2, {1, 1}, mu};
+    nm_cov *cov;
+    nm_cov_isotropic(ctx, 1, sigma * sigma, &cov);
+    nm_net_moments_options o = nm_net_moments_options_default();
+    o.split_relu = 2;
+    nm_rng rng = {17};
+    double bottom, top;
+    if (check_true("ReLU changes", nm_net_relu_changes(ctx, net, &ma, cov, &o, N, &rng, &bottom, &top) == NM_OK)) {
+        double pb = 0.5 * erfc(c / sigma / sqrt(2.0)), pt = 0;
+        for (int i = 0; i < 2; i++) pt += 0.5 * erfc((a[i] - c) / sigma / sqrt(2.0)); /* mean of 2Φ(−(a_i − c)/σ) */
+        /* a share of correlated indicators: its variance is at most the largest indicator's p(1 − p)/N */
+        double seb = sqrt(pb * (1 - pb) / N), set = sqrt(0.5 * (1 - 0.5) / N);
+        printf("  ReLU changes: bottom %.5f (closed form %.5f), top %.5f (%.5f), %lld samples\n", bottom, pb, top, pt, (long long)N);
+        check_close("bottom ReLUs changed = Φ(−c/σ)", bottom, pb, Z_MAX * seb, 0);
+        check_close("top ReLUs changed = mean of 2Φ(−(a_i − c)/σ)", top, pt, Z_MAX * set, 0);
+    }
+    o.split_relu = 1; /* no ReLU below the first: bottom is 0 */
+    if (check_true("ReLU changes at split 1", nm_net_relu_changes(ctx, net, &ma, cov, &o, 1000, &rng, &bottom, &top) == NM_OK))
+        check_true("no ReLU below the first split: bottom share 0", bottom == 0);
+    check_true("ReLU changes: 0 samples refused", nm_net_relu_changes(ctx, net, &ma, cov, &o, 0, &rng, &bottom, &top) == NM_ERR_ARG);
+    nm_cov_free(ctx, cov);
+    nm_net_free(ctx, net);
+}
+
 int main(void)
 {
     ctx = nm_ctx_create();
@@ -363,6 +423,7 @@ int main(void)
     conv_fd();
     ara_equivalence();
     monte_carlo_and_paths();
+    relu_changes();
     nm_ctx_free(ctx);
     return check_finish("test_moments");
 }

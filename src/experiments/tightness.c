@@ -121,7 +121,7 @@ nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx
                        (long long)n);
     out->runs = R;
     out->d = d;
-    out->buf = nm_alloc_zero(ctx, (size_t)(5 * R * d), sizeof(double));
+    out->buf = nm_alloc_zero(ctx, (size_t)(5 * R * d + 2 * R), sizeof(double));
     out->mean_index = nm_alloc_zero(ctx, (size_t)R, sizeof(int64_t));
     if (!out->buf || !out->mean_index) {
         nm_tightness_free(ctx, out);
@@ -132,6 +132,8 @@ nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx
     out->var_paper = out->buf + 2 * R * d;
     out->var_exact = out->buf + 3 * R * d;
     out->mc_var = out->buf + 4 * R * d;
+    out->relu_bottom = out->buf + 5 * R * d;
+    out->relu_top = out->relu_bottom + R;
     nm_rng rng = {opt->seed};
     int nt = omp_get_max_threads();
     nm_status fail = NM_OK;
@@ -172,6 +174,9 @@ nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx
             mp = both[0], me = both[1];
             nm_rng mrng = {opt->seed * 1000003u + (uint64_t)r + 1};
             if (ts == NM_OK) ts = nm_net_montecarlo(tc, net, &mua, cov, opt->mc, &mrng, 0, NULL, NULL, &mc);
+            if (ts == NM_OK)
+                ts = nm_net_relu_changes(tc, net, &mua, cov, &mo, opt->mc < NM_TIGHTNESS_RELU_SAMPLES ? opt->mc : NM_TIGHTNESS_RELU_SAMPLES,
+                                         &mrng, &out->relu_bottom[r], &out->relu_top[r]);
             if (ts == NM_OK)
                 for (int64_t i = 0; i < d; i++) {
                     out->analytic_mean[r * d + i] = me.mean[i];
