@@ -16,11 +16,15 @@ for f in fc-a conv-a; do
   grep -q '<svg' "$dir/s/fig2-$f-medium.svg" && ok || bad "fig2-$f-medium.svg"
 done
 grep -q '| conv-a | medium |' "$dir/s/slopes.md" && ok || bad "slopes.md"
+# FC-A and Conv-A have no ReLU above their one ReLU: nothing there can change state
+[ "$(grep -c -- '-a | medium |.*| 0.0 % |$' "$dir/s/slopes.md")" = 2 ] && ok || bad "slopes.md: no ReLU above the split of FC-A, Conv-A"
 "$nm" tightness lenet --runs 3 --mc 1000 --out "$dir/l" >/dev/null && ok || bad "lenet runs"
 [ "$(grep -c '^| [0-9] |' "$dir/l/table1.md")" = 10 ] && ok || bad "Table 1 has 10 logits"
 "$nm" linpoints --k 2,5 --baseline --images 3 --mc 500 --out "$dir/p" >/dev/null 2>&1 && ok || bad "linpoints runs"
 [ "$(grep -c '^| [0-9] |' "$dir/p/table3.md")" = 10 ] && ok || bad "Table 3 has 10 logits"
 [ "$(wc -l < "$dir/p/table3.csv")" = 41 ] && ok || bad "table3.csv: 2 k x 2 points x 10 logits"
+"$nm" linpoints --k 2,100% --baseline --images 2 --mc 200 --out "$dir/q" >/dev/null 2>&1 && ok || bad "linpoints at k = 100%"
+[ "$(cut -d, -f1,2 "$dir/q/table3.csv" | sort -u | grep -c baseline)" = 1 ] && ok || bad "no baseline at k = every digit"
 expect_error "bad --k" linpoints --k 0 --out "$dir/p"
 expect_error "k above the digits" linpoints --k 5000 --out "$dir/p"
 expect_error "reproduce without --out" reproduce --quick
