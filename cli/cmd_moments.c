@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define RELU_SAMPLES 2000 /* draws for the ReLU-change share: a fraction of a percent of precision */
+
 static const char help[] =
     "usage: netmoments moments [--model M.onnx] (--input x.npy | --image K [--data mnist|fashion-mnist] [--split test|train])\n"
     "                          (--sigma2 S [--window r,c,h,w] | --var v.npy | --cov C.npy)\n"
@@ -155,7 +157,7 @@ int cmd_moments(int argc, char **argv)
     nm_moments res[NM_METHOD_COUNT] = {{0}};
     double times[NM_METHOD_COUNT] = {0};
     nm_mc_result mcr = {0};
-    double t_mc = 0;
+    double t_mc = 0, chg[2] = {0, 0}; /* ReLU states changed below and above the split */
     int rc = 0;
     nm_status st = nm_net_load_onnx(ctx, model, &net);
     if (st != NM_OK) {
@@ -228,6 +230,8 @@ int cmd_moments(int argc, char **argv)
         double t0 = cli_now();
         st = nm_net_montecarlo(ctx, net, &mu, cov, mc, &rng, o.want_cov, isatty(2) && !json ? mc_progress : NULL, NULL, &mcr);
         t_mc = cli_now() - t0;
+        /* how far the noise leaves the linear region the split freezes, on the MC's first draws */
+        if (st == NM_OK) st = nm_net_relu_changes(ctx, net, &mu, cov, &o, mc < RELU_SAMPLES ? mc : RELU_SAMPLES, &rng, &chg[0], &chg[1]);
         if (st != NM_OK) {
             rc = cli_fail(ctx, st, "moments: Monte Carlo");
             goto done;
@@ -278,6 +282,8 @@ int cmd_moments(int argc, char **argv)
             cJSON_AddNumberToObject(j, "mc_samples", (double)mc);
             cJSON_AddNumberToObject(j, "seed", (double)seed);
             cJSON_AddNumberToObject(j, "time_mc_s", t_mc);
+            cJSON_AddNumberToObject(j, "relu_changed_below", chg[0]);
+            cJSON_AddNumberToObject(j, "relu_changed_above", chg[1]);
         }
         char *txt = cJSON_PrintUnformatted(j);
         printf("%s\n", txt);
@@ -313,6 +319,8 @@ int cmd_moments(int argc, char **argv)
             int m = all ? NM_METHOD_EXACT : o.method;
             printf("\nMonte Carlo: %lld samples, seed %lld, %.3f s: %.0fx the %s time (ratios are MC / analytic)\n", mc, seed, t_mc,
                    t_mc / times[m], nm_method_str((nm_method)m));
+            printf("ReLU states the noise changes against the linearization point (first %lld samples): %.2f %% below the split, "
+                   "%.2f %% above it\n", mc < RELU_SAMPLES ? mc : (long long)RELU_SAMPLES, 100 * chg[0], 100 * chg[1]);
         }
     }
 done:

@@ -11,7 +11,7 @@ source "$(dirname "$0")/cli_lib.sh" "$@"
 
 "$nm" moments --help | grep -q -- '--split-relu' && ok || bad "moments --help"
 out=$("$nm" moments --image 3 --sigma2 1e-4 --mc 20000 --seed 4 --json) && ok || bad "moments --json"
-for key in mean var time_analytic_s mc_mean mc_var mc_samples seed time_mc_s; do
+for key in mean var time_analytic_s mc_mean mc_var mc_samples seed time_mc_s relu_changed_below relu_changed_above; do
   echo "$out" | grep -q "\"$key\":" && ok || bad "json key $key"
 done
 # exact vs its own Monte Carlo: means and variances within 5 standard errors.
@@ -30,6 +30,8 @@ echo "$out" | awk -v RS=',"' '
           z = (m[i] - mm[i]) / (ms[i] + 1e-5 * big); if (z > 5 || z < -5) bad = 1
           z = (v[i] - mv[i]) / vs[i]; if (z > 5 || z < -5) bad = 1 }
         exit bad || n != 10 }' && ok || bad "exact vs MC within 5 SE: $out"
+# split at the last ReLU, only a Linear layer lies above it: no ReLU there can change state
+echo "$out" | grep -q '"relu_changed_above":0[,}]' && ok || bad "no ReLU above the last split"
 all=$("$nm" moments --image 0 --sigma2 1 --method all --json) && ok || bad "--method all"
 for key in paper exact delta time_s; do echo "$all" | grep -q "\"$key\":" && ok || bad "all: key $key"; done
 "$nm" moments --image 0 --sigma2 1 | grep -q 'analytic (exact' && ok || bad "table"
