@@ -17,17 +17,19 @@
 
 static const char help[] =
     "usage: netmoments tightness synthetic [--nets fc-a,fc-b,fc-c,conv-a,conv-b,conv-c] [--regimes low,medium,high]\n"
-    "                                      [--runs R] [--mc N] [--seed S] --out DIR\n"
+    "                                      [--runs R] [--mc N] [--seed S] [--bias-sd B] --out DIR\n"
     "       netmoments tightness lenet [--model M.onnx] [--regime low|medium|high] [--runs R] [--mc N] [--seed S] --out DIR\n\n"
     "The paper's tightness experiments (DESIGN 1.8). Each run draws a random input covariance with the regime's\n"
-    "largest variance (low 1e-4, medium 1, high 200) and compares the analytic moments (methods paper and exact,\n"
-    "split at the last ReLU) with N Monte Carlo samples of the real network. Runs are spread over threads; results\n"
-    "do not depend on the thread count.\n"
+    "largest variance (low 1e-4, medium 1, high 200) and compares the analytic moments (methods paper and exact)\n"
+    "with N Monte Carlo samples of the real network. Runs are spread over threads; results do not depend on the\n"
+    "thread count. Each run also counts the ReLU states the noise changes against the linearization point.\n"
     "  synthetic  Fig 2: input mean 0, split at the first ReLU (the paper's l = 2), linearized at 0. Writes\n"
     "             DIR/tightness-synthetic.csv, DIR/slopes.md and the figures DIR/fig2-<net>-<regime>.png/.svg\n"
     "             (analytic x vs MC y). The slope is the least-squares line's through the origin (1 = tight);\n"
-    "             the free line's slope is given beside it\n"
-    "  lenet      Table 1: the mean of each run is a random held-out digit. Writes DIR/table1.csv, DIR/table1.md\n"
+    "             the free line's slope is given beside it. --bias-sd B: the nets' biases are N(0, B^2)\n"
+    "             (default 0.5; the weights are N(0, 1/fan_in) and the same for every B > 0)\n"
+    "  lenet      Table 1: the mean of each run is a random held-out digit, split at the last ReLU (the paper's\n"
+    "             l = 3) and linearized at the digit. Writes DIR/table1.csv, DIR/table1.md\n"
     "  --runs R   runs per net and regime (default 200)     --mc N   samples per run (default 75000)\n"
     "  --seed S   default 1\n";
 
@@ -56,12 +58,13 @@ static void progress(void *user, int64_t done, int64_t total)
 typedef struct {
     nm_synthetic which;
     uint64_t seed;
+    double bias_sd;
 } syn_user;
 
 static nm_status make_synthetic(void *user, nm_ctx *ctx, nm_net **out)
 {
     syn_user *u = user;
-    return nm_synthetic_create(ctx, u->which, u->seed, out);
+    return nm_synthetic_create(ctx, u->which, u->seed, u->bias_sd, out);
 }
 
 static nm_status make_from_file(void *user, nm_ctx *ctx, nm_net **out)
@@ -122,7 +125,7 @@ static double mean_pct(const double *v, int64_t n)
 }
 
 /* Option codes of the three experiments, and the options they share. */
-enum { O_MODEL = 1000, O_NETS, O_REGIMES, O_REGIME, O_RUNS, O_IMAGES, O_MC, O_SEED, O_OUT, O_K, O_BASE, O_HELP };
+enum { O_MODEL = 1000, O_BIAS, O_NETS, O_REGIMES, O_REGIME, O_RUNS, O_IMAGES, O_MC, O_SEED, O_OUT, O_K, O_BASE, O_HELP };
 
 typedef struct {
     const char *model, *out;
@@ -170,8 +173,10 @@ static int synthetic(int argc, char **argv)
     static const struct option opts[] = {{"nets", required_argument, 0, O_NETS}, {"regimes", required_argument, 0, O_REGIMES},
                                          {"runs", required_argument, 0, O_RUNS}, {"mc", required_argument, 0, O_MC},
                                          {"seed", required_argument, 0, O_SEED}, {"out", required_argument, 0, O_OUT},
-                                         {"help", no_argument, 0, O_HELP},       {0, 0, 0, 0}};
+                                         {"bias-sd", required_argument, 0, O_BIAS}, {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
     int nets[NM_SYN_COUNT] = {1, 1, 1, 1, 1, 1}, regs[3] = {1, 1, 1}, c, got;
+    double bias_sd = NM_SYN_BIAS_SD;
     exp_opts e = {NULL, NULL, 1, 200, 75000, 1};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -181,6 +186,9 @@ static int synthetic(int argc, char **argv)
             if (parse_list(optarg, "nets", NM_SYN_COUNT, syn_name, nets)) return 1;
         } else if (c == O_REGIMES) {
             if (parse_list(optarg, "regimes", 3, reg_name, regs)) return 1;
+        } else if (c == O_BIAS) {
+            if (!cli_parse_double(optarg, &bias_sd) || !(bias_sd >= 0) || !isfinite(bias_sd))
+                return cli_error("--bias-sd: '%s' is not a finite number >= 0", optarg);
         } else if (c == O_HELP || c == 'h') return fputs(help, stdout), 0;
         else return cli_error("tightness synthetic: unknown or incomplete option '%s'", argv[optind - 1]);
     }
@@ -206,7 +214,7 @@ static int synthetic(int argc, char **argv)
             char label[64];
             snprintf(label, sizeof label, "%s %s", nm_synthetic_str((nm_synthetic)k), regime_names[g]);
             prog pg = {label, isatty(2)};
-            syn_user u = {(nm_synthetic)k, (uint64_t)seed};
+            syn_user u = {(nm_synthetic)k, (uint64_t)seed, bias_sd};
             /* the paper's §4.1: split after the first layer (its l = 2), linearized at x = 0 */
             nm_tightness_options o = {.runs = runs, .mc = mc, .max_var = regime_var[g], .seed = (uint64_t)seed, .progress = progress,
                                       .user = &pg, .split_relu = 1};

@@ -502,13 +502,17 @@ nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, cons
 /* ---------------------------------------------------------------- tightness experiments (DESIGN §1.8, §2) */
 
 /* The synthetic nets of the paper's Fig 2 (widths and kernels are ours:
- * src/experiments/tightness.c documents them). */
+ * src/experiments/tightness.c documents them). Weights are N(0, 1/fan_in),
+ * biases N(0, bias_sd²) (default NM_SYN_BIAS_SD); bias_sd must be ≥ 0.
+ * With input mean 0 the biases alone keep the units away from their kinks,
+ * so bias_sd against the noise decides how many ReLUs the noise flips. */
+#define NM_SYN_BIAS_SD 0.5
 typedef enum {
     NM_SYN_FC_A = 0, NM_SYN_FC_B, NM_SYN_FC_C, NM_SYN_CONV_A, NM_SYN_CONV_B, NM_SYN_CONV_C
 } nm_synthetic;
 #define NM_SYN_COUNT 6
 const char *nm_synthetic_str(nm_synthetic s);
-nm_status nm_synthetic_create(nm_ctx *ctx, nm_synthetic which, uint64_t seed, nm_net **out);
+nm_status nm_synthetic_create(nm_ctx *ctx, nm_synthetic which, uint64_t seed, double bias_sd, nm_net **out);
 
 /* A random covariance Σ = L Lᵀ (L n×n with i.i.d. normal entries from
  * stream `stream`), scaled so that its largest variance is max_var. */

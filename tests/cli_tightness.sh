@@ -30,6 +30,7 @@ expect_error "k above the digits" linpoints --k 5000 --out "$dir/p"
 expect_error "reproduce without --out" reproduce --quick
 expect_error "no --out" tightness synthetic --runs 5
 expect_error "bad --nets" tightness synthetic --nets fc-z --out "$dir/x"
+expect_error "negative --bias-sd" tightness synthetic --bias-sd -1 --out "$dir/x"
 expect_error "bad --regime" tightness lenet --regime extreme --out "$dir/x"
 expect_error "no experiment" tightness
 

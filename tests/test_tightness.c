@@ -15,7 +15,7 @@
 static nm_status make_fca(void *user, nm_ctx *c, nm_net **out)
 {
     (void)user;
-    return nm_synthetic_create(c, NM_SYN_FC_A, 5, out);
+    return nm_synthetic_create(c, NM_SYN_FC_A, 5, NM_SYN_BIAS_SD, out);
 }
 
 int main(void)

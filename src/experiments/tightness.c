@@ -7,9 +7,10 @@
  * with its own copy of the net, and every random number is a function of
  * (seed, run) only, so results do not depend on the thread count.
  *
- * Synthetic nets (weights and biases i.i.d. N(0, 1/fan_in) and N(0, 0.25);
- * input mean 0; the paper's §4.1 splits them at the first ReLU, l = 2 in
- * its layer count, linearizing at x₀ = 0 and y₀ = relu(R_bot(0))):
+ * Synthetic nets (weights and biases i.i.d. N(0, 1/fan_in) and N(0, σ_b²),
+ * σ_b = 0.5 unless chosen, the weights the same for every σ_b > 0; input
+ * mean 0; the paper's §4.1 splits them at the first ReLU, l = 2 in its
+ * layer count, linearizing at x₀ = 0 and y₀ = relu(R_bot(0))):
  *   FC-A/B/C    R¹⁰⁰ → 64 (→ 64 (→ 64)) → 1: 2/3/4 Linear layers, ReLU between
  *   Conv-A/B/C  1×20×20 → 2/3/4 conv layers of 4 channels, 3×3, stride 1,
  *               pad 1 (the first with stride 2: 4×10×10), ReLU between,
@@ -33,11 +34,12 @@ const char *nm_synthetic_str(nm_synthetic s)
 
 /* ---------------------------------------------------------------- synthetic nets */
 
-nm_status nm_synthetic_create(nm_ctx *ctx, nm_synthetic which, uint64_t seed, nm_net **out)
+nm_status nm_synthetic_create(nm_ctx *ctx, nm_synthetic which, uint64_t seed, double bias_sd, nm_net **out)
 {
     if (!ctx || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     *out = NULL;
     if (which < 0 || which >= NM_SYN_COUNT) return nm_fail(ctx, NM_ERR_ARG, "unknown synthetic net %d", (int)which);
+    if (!(bias_sd >= 0) || !isfinite(bias_sd)) return nm_fail(ctx, NM_ERR_ARG, "the biases' standard deviation must be finite and >= 0");
     int fc = which <= NM_SYN_FC_C, layers = 2 + (int)(which - (fc ? NM_SYN_FC_A : NM_SYN_CONV_A));
     nm_shape in = fc ? (nm_shape){2, {1, 100}} : (nm_shape){4, {1, 1, 20, 20}};
     nm_builder b;
@@ -47,18 +49,18 @@ nm_status nm_synthetic_create(nm_ctx *ctx, nm_synthetic which, uint64_t seed, nm
     if (fc) {
         int64_t w = 100;
         for (int l = 0; l < layers - 1; l++) {
-            y = nm_build_unary(&b, NM_OP_RELU, nm_build_linear(&b, y, w, 64, 1.0 / sqrt((double)w), 0.5), "relu", NULL);
+            y = nm_build_unary(&b, NM_OP_RELU, nm_build_linear(&b, y, w, 64, 1.0 / sqrt((double)w), bias_sd), "relu", NULL);
             w = 64;
         }
-        y = nm_build_linear(&b, y, w, 1, 1.0 / sqrt((double)w), 0.5);
+        y = nm_build_linear(&b, y, w, 1, 1.0 / sqrt((double)w), bias_sd);
     } else {
         for (int l = 0; l < layers; l++) {
             int64_t cin = l ? 4 : 1;
-            y = nm_build_conv(&b, y, cin, 4, 3, l ? 1 : 2, 1, 1.0 / sqrt((double)(cin * 9)), 0.5);
+            y = nm_build_conv(&b, y, cin, 4, 3, l ? 1 : 2, 1, 1.0 / sqrt((double)(cin * 9)), bias_sd);
             if (l < layers - 1) y = nm_build_unary(&b, NM_OP_RELU, y, "relu", NULL);
         }
         y = nm_build_unary(&b, NM_OP_FLATTEN, y, "flatten", NULL);
-        y = nm_build_linear(&b, y, 400, 1, 1.0 / sqrt(400.0), 0.5);
+        y = nm_build_linear(&b, y, 400, 1, 1.0 / sqrt(400.0), bias_sd);
     }
     return nm_build_finish(&b, y, out);
 }
