@@ -438,29 +438,29 @@ nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, cons
     sampler sm = {0};
     float *y0 = NULL;
     unsigned char *ref = NULL;
+    int *relu = NULL, nr = 0; /* the counted ReLU nodes: all up to the logits but the split */
     nm_status st = lin_point(ctx, net, mu, opt, &L);
     if (st == NM_OK) st = top_point(ctx, &L, opt, &y0);
     if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, &sm);
-    /* the states at the linearization points: bottom ReLUs at x₀, top ones at y₀ */
-    int nr = nm_net_relu_count(net);
+    if (st == NM_OK && !(relu = nm_alloc(ctx, (size_t)nm_net_relu_count(net), sizeof(int)))) st = NM_ERR_NOMEM;
     int64_t units = 0;
-    for (int l = 1; l <= nr; l++) {
+    for (int l = 1; st == NM_OK && l <= nm_net_relu_count(net); l++) {
         int j = nm_net_relu_node(net, l);
-        if (j != L.k && j <= L.last) units += nm_shape_numel(&net->v[net->node[j].out].shape) / net->v[net->node[j].out].shape.d[0];
+        if (j == L.k || j > L.last) continue;
+        relu[nr++] = j;
+        units += nm_shape_numel(&net->v[net->node[j].out].shape) / net->v[net->node[j].out].shape.d[0];
     }
     if (st == NM_OK && !(ref = nm_alloc(ctx, (size_t)(units ? units : 1), 1))) st = NM_ERR_NOMEM;
+    /* the states at the linearization points: bottom ReLUs at x₀, top ones at y₀ */
     for (int part = 0; st == NM_OK && part < 2; part++) {
         int first = part ? L.k + 1 : 0, last = part ? L.last : L.k - 1;
         if (first > last || (st = nm_net_run(ctx, net, first, last, 1, part ? y0 : L.x0)) != NM_OK) continue;
-        int64_t u = 0;
-        for (int l = 1; l <= nr; l++) {
-            int j = nm_net_relu_node(net, l);
-            if (j == L.k || j > L.last) continue;
-            const nm_value *v = &net->v[net->node[j].out];
-            int64_t m = nm_shape_numel(&v->shape) / v->shape.d[0];
-            if (j >= first && j <= last)
-                for (int64_t i = 0; i < m; i++) ref[u + i] = v->x[i] > 0;
-            u += m;
+        for (int64_t i = 0, u = 0; i < nr; i++) {
+            const nm_value *v = &net->v[net->node[relu[i]].out];
+            int64_t m = nm_shape_numel(&v->xs);
+            if (relu[i] >= first && relu[i] <= last) /* batch 1 */
+                for (int64_t t = 0; t < m; t++) ref[u + t] = v->x[t] > 0;
+            u += nm_shape_numel(&v->shape) / v->shape.d[0];
         }
     }
     /* the same states under the noise, sample by sample */
@@ -469,14 +469,11 @@ nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, cons
         int64_t rows = n_samples - first < NB ? n_samples - first : NB;
         sampler_draw(&sm, rng, first, rows);
         if ((st = nm_net_run(ctx, net, 0, L.last, rows, sm.X)) != NM_OK) break;
-        int64_t u = 0;
-        for (int l = 1; l <= nr; l++) {
-            int j = nm_net_relu_node(net, l);
-            if (j == L.k || j > L.last) continue;
-            const nm_value *v = &net->v[net->node[j].out];
-            int64_t m = nm_shape_numel(&v->xs) / rows, c = 0, part = j > L.k;
+        for (int64_t i = 0, u = 0; i < nr; i++) {
+            const nm_value *v = &net->v[net->node[relu[i]].out];
+            int64_t m = nm_shape_numel(&v->xs) / rows, c = 0, part = relu[i] > L.k;
             for (int64_t r = 0; r < rows; r++)
-                for (int64_t i = 0; i < m; i++) c += (v->x[r * m + i] > 0) != ref[u + i];
+                for (int64_t t = 0; t < m; t++) c += (v->x[r * m + t] > 0) != ref[u + t];
             changed[part] += c, total[part] += rows * m;
             u += m;
         }
@@ -485,6 +482,7 @@ nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, cons
         *bottom = total[0] ? (double)changed[0] / (double)total[0] : 0;
         *top = total[1] ? (double)changed[1] / (double)total[1] : 0;
     }
+    nm_free(ctx, relu);
     nm_free(ctx, ref);
     nm_free(ctx, y0);
     sampler_free(ctx, &sm);
