@@ -198,7 +198,7 @@ int cmd_ara_example(int argc, char **argv)
         }
     }
     if (!out) return cli_error("ara-example: --out DIR is required");
-    mkdir(out, 0777);
+    if (cli_make_dir(out, "--out")) return 1;
     int64_t n = dims[0], p = dims[1], d = dims[2];
     struct { const char *name; int ndim; int64_t shape[2]; double scale; } spec[5] = {
         {"A", 2, {p, n}, 1 / sqrt((double)n)}, {"c1", 1, {p, 0}, 0.5}, {"B", 2, {d, p}, 1 / sqrt((double)p)},

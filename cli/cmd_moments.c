@@ -239,7 +239,7 @@ int cmd_moments(int argc, char **argv)
     }
     if (save) {
         nm_array A, c1, B, c2;
-        mkdir(save, 0777);
+        if ((rc = cli_make_dir(save, "--save-lin"))) goto done;
         if ((st = nm_net_linearize(ctx, net, &mu, &o, &A, &c1, &B, &c2)) != NM_OK) {
             rc = cli_fail(ctx, st, "--save-lin");
             goto done;

@@ -63,10 +63,7 @@ int cmd_reproduce(int argc, char **argv)
         else return cli_error("reproduce: unknown or incomplete option '%s' (netmoments reproduce --help)", argv[i]);
     }
     if (!out) return cli_error("reproduce: --out DIR is required");
-    if (mkdir(out, 0777) != 0) {
-        struct stat st;
-        if (stat(out, &st) != 0 || !S_ISDIR(st.st_mode)) return cli_error("--out: cannot create directory %s", out);
-    }
+    if (cli_make_dir(out, "--out")) return 1;
     const char *runs_s = quick ? "30" : "200", *runs_l = quick ? "20" : "200", *mc = quick ? "5000" : "75000";
     const char *images = quick ? "30" : "200", *mc3 = quick ? "2000" : "20000";
     double t0 = cli_now();

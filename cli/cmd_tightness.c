@@ -72,15 +72,6 @@ static nm_status make_from_file(void *user, nm_ctx *ctx, nm_net **out)
     return nm_net_load_onnx(ctx, (const char *)user, out);
 }
 
-static int make_dir(const char *dir)
-{
-    if (mkdir(dir, 0777) != 0) {
-        struct stat st;
-        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return cli_error("--out: cannot create directory %s", dir);
-    }
-    return 0;
-}
-
 static FILE *open_out(const char *dir, const char *name)
 {
     char path[4096];
@@ -162,7 +153,7 @@ static int common_option(int c, const char *arg, long long min_runs, exp_opts *e
 static int need_out(const exp_opts *e, const char *cmd)
 {
     if (!e->out) return cli_error("%s: --out DIR is required", cmd);
-    return make_dir(e->out);
+    return cli_make_dir(e->out, "--out");
 }
 
 static const char *syn_name(int i) { return nm_synthetic_str((nm_synthetic)i); }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int cli_error(const char *fmt, ...)
@@ -109,4 +110,21 @@ int cli_load_dataset(nm_ctx *ctx, const char *name, const char *split, nm_datase
     if (st == NM_ERR_IO)
         return cli_error("%s: %s (run scripts/setup.sh, which fetches the data)", nm_status_str(st), nm_ctx_message(ctx));
     return st == NM_OK ? 0 : cli_fail(ctx, st, name);
+}
+
+int cli_make_dir(const char *dir, const char *opt)
+{
+    char path[4096];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return cli_error("%s: path too long", opt);
+    for (char *p = path + 1; ; p++) { /* each parent, then the whole */
+        int end = !*p;
+        if (*p == '/' || end) {
+            *p = 0;
+            if (mkdir(path, 0777) != 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
+                return cli_error("%s: cannot create directory %s", opt, path);
+            if (end) return 0;
+            *p = '/';
+        }
+    }
 }

@@ -29,6 +29,10 @@ int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
  * /usr/share/datasets/fashion-mnist. Returns 0, or 1 after printing why. */
 int cli_load_dataset(nm_ctx *ctx, const char *name, const char *split, nm_dataset *out);
 
+/* Creates directory dir and any missing parents (mkdir -p). Returns 0, or
+ * 1 after printing "<opt>: cannot create directory <dir>". */
+int cli_make_dir(const char *dir, const char *opt);
+
 /* The model every command uses unless --model says otherwise. */
 #define CLI_DEFAULT_MODEL "models/lenet-mnist.onnx"
 

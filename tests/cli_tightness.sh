@@ -30,6 +30,8 @@ expect_error "k above the digits" linpoints --k 5000 --out "$dir/p"
 expect_error "reproduce without --out" reproduce --quick
 expect_error "no --out" tightness synthetic --runs 5
 expect_error "bad --nets" tightness synthetic --nets fc-z --out "$dir/x"
+"$nm" tightness synthetic --nets fc-a --regimes low --runs 3 --mc 100 --out "$dir/n/e/s/t" >/dev/null && [ -s "$dir/n/e/s/t/slopes.md" ] && ok || bad "--out creates parent directories"
+expect_error "--out under a file" tightness synthetic --nets fc-a --runs 3 --mc 100 --out /dev/null/x
 expect_error "negative --bias-sd" tightness synthetic --bias-sd -1 --out "$dir/x"
 expect_error "bad --regime" tightness lenet --regime extreme --out "$dir/x"
 expect_error "no experiment" tightness
