@@ -16,8 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RELU_SAMPLES 2000 /* draws for the ReLU-change share: a fraction of a percent of precision */
-
 static const char help[] =
     "usage: netmoments moments [--model M.onnx] (--input x.npy | --image K [--data mnist|fashion-mnist] [--split test|train])\n"
     "                          (--sigma2 S [--window r,c,h,w] | --var v.npy | --cov C.npy)\n"
@@ -157,7 +155,8 @@ int cmd_moments(int argc, char **argv)
     nm_moments res[NM_METHOD_COUNT] = {{0}};
     double times[NM_METHOD_COUNT] = {0};
     nm_mc_result mcr = {0};
-    double t_mc = 0, chg[2] = {0, 0}; /* ReLU states changed below and above the split */
+    double t_mc = 0, chg[2] = {0, 0}; /* ReLU states changed below and above the split, over chg_n draws */
+    long long chg_n = mc < NM_RELU_CHANGE_SAMPLES ? mc : NM_RELU_CHANGE_SAMPLES;
     int rc = 0;
     nm_status st = nm_net_load_onnx(ctx, model, &net);
     if (st != NM_OK) {
@@ -231,7 +230,7 @@ int cmd_moments(int argc, char **argv)
         st = nm_net_montecarlo(ctx, net, &mu, cov, mc, &rng, o.want_cov, isatty(2) && !json ? mc_progress : NULL, NULL, &mcr);
         t_mc = cli_now() - t0;
         /* how far the noise leaves the linear region the split freezes, on the MC's first draws */
-        if (st == NM_OK) st = nm_net_relu_changes(ctx, net, &mu, cov, &o, mc < RELU_SAMPLES ? mc : RELU_SAMPLES, &rng, &chg[0], &chg[1]);
+        if (st == NM_OK) st = nm_net_relu_changes(ctx, net, &mu, cov, &o, chg_n, &rng, &chg[0], &chg[1]);
         if (st != NM_OK) {
             rc = cli_fail(ctx, st, "moments: Monte Carlo");
             goto done;
@@ -320,7 +319,7 @@ int cmd_moments(int argc, char **argv)
             printf("\nMonte Carlo: %lld samples, seed %lld, %.3f s: %.0fx the %s time (ratios are MC / analytic)\n", mc, seed, t_mc,
                    t_mc / times[m], nm_method_str((nm_method)m));
             printf("ReLU states the noise changes against the linearization point (first %lld samples): %.2f %% below the split, "
-                   "%.2f %% above it\n", mc < RELU_SAMPLES ? mc : (long long)RELU_SAMPLES, 100 * chg[0], 100 * chg[1]);
+                   "%.2f %% above it\n", chg_n, 100 * chg[0], 100 * chg[1]);
         }
     }
 done:

@@ -311,7 +311,7 @@ static int lenet(int argc, char **argv)
         }
         fprintf(md, "\nSpread of E[varratio] across logits (max / min): paper %.3f, exact %.3f. ReLU states the noise changes "
                     "(mean over runs, first %d samples of each): %.2f %% below the split, %.2f %% above it. Time %.1f s.\n",
-                hi[0] / lo[0], hi[1] / lo[1], NM_TIGHTNESS_RELU_SAMPLES, mean_pct(t.relu_bottom, t.runs), mean_pct(t.relu_top, t.runs),
+                hi[0] / lo[0], hi[1] / lo[1], NM_RELU_CHANGE_SAMPLES, mean_pct(t.relu_bottom, t.runs), mean_pct(t.relu_top, t.runs),
                 cli_now() - t0);
         fclose(csv);
         fclose(md);
@@ -507,7 +507,7 @@ int cmd_linpoints(int argc, char **argv)
             fprintf(md, "\n");
         }
         fprintf(md, "\nReLU states below the split that the noise changes, against their states at the linearization point "
-                    "(mean over the digits, first %d samples of each):", NM_TIGHTNESS_RELU_SAMPLES);
+                    "(mean over the digits, first %d samples of each):", NM_RELU_CHANGE_SAMPLES);
         for (int q = 0; q < nk; q++)
             for (int b = 0; b < POINTS(q); b++)
                 fprintf(md, "%s k = %lld%s %.2f %%", q || b ? "," : "", (long long)ks[q], b ? " baseline" : "", chg[2 * q + b]);

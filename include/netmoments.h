@@ -496,6 +496,7 @@ nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const 
  * *top those above it (states at y₀); the split ReLU itself, whose moments
  * are exact, neither. 0 where a part has no ReLU. Max-pool argmax changes
  * are not counted. */
+#define NM_RELU_CHANGE_SAMPLES 2000 /* the draws the experiments and the CLI count over */
 nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
                               int64_t n_samples, const nm_rng *rng, double *bottom, double *top);
 
@@ -534,8 +535,7 @@ typedef struct {
  * the variances of methods paper and exact, and the MC variance; for a run
  * around an image, its index in the data set; per run, the shares of ReLU
  * states below and above the split that the noise changes
- * (nm_net_relu_changes over the MC's first NM_TIGHTNESS_RELU_SAMPLES draws). */
-#define NM_TIGHTNESS_RELU_SAMPLES 2000
+ * (nm_net_relu_changes over the MC's first NM_RELU_CHANGE_SAMPLES draws). */
 typedef struct {
     int64_t runs, d;
     double *analytic_mean, *mc_mean, *var_paper, *var_exact, *mc_var;

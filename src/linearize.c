@@ -451,10 +451,11 @@ nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, cons
         units += nm_shape_numel(&net->v[net->node[j].out].shape) / net->v[net->node[j].out].shape.d[0];
     }
     if (st == NM_OK && !(ref = nm_alloc(ctx, (size_t)(units ? units : 1), 1))) st = NM_ERR_NOMEM;
-    /* the states at the linearization points: bottom ReLUs at x₀, top ones at y₀ */
+    /* the states at the linearization points: bottom ReLUs at x₀ (lin_point's
+     * pass R_bot(x₀) left them in the net), then top ones at y₀ */
     for (int part = 0; st == NM_OK && part < 2; part++) {
         int first = part ? L.k + 1 : 0, last = part ? L.last : L.k - 1;
-        if (first > last || (st = nm_net_run(ctx, net, first, last, 1, part ? y0 : L.x0)) != NM_OK) continue;
+        if (first > last || (part && (st = nm_net_run(ctx, net, first, last, 1, y0)) != NM_OK)) continue;
         for (int64_t i = 0, u = 0; i < nr; i++) {
             const nm_value *v = &net->v[net->node[relu[i]].out];
             int64_t m = nm_shape_numel(&v->xs);

@@ -99,12 +99,14 @@ static void draw_panel(cairo_t *cr, double ox, const nm_plot_panel *p)
     cairo_set_dash(cr, NULL, 0, 0);
     cairo_rectangle(cr, x0, y1, x1 - x0, y0 - y1);
     cairo_clip(cr);
+    nm_ls_line fit[4];
     for (int s = 0; s < p->nseries; s++) {
         const nm_plot_series *se = &p->series[s];
+        fit[s] = nm_ls_fit(se->x, se->y, se->n, se->stride);
         cairo_set_source_rgb(cr, colors[s % 4][0], colors[s % 4][1], colors[s % 4][2]);
         for (int64_t i = 0; i < se->n; i++) marker(cr, PX(se->x[i * se->stride]), PY(se->y[i * se->stride]), se->marker);
         /* the least-squares line through the origin, y = b x, whose slope is the tightness (DESIGN §1.8) */
-        double b = nm_ls_fit(se->x, se->y, se->n, se->stride).slope;
+        double b = fit[s].slope;
         if (isfinite(b)) {
             cairo_set_line_width(cr, 1.6);
             cairo_move_to(cr, PX(lo), PY(b * lo)), cairo_line_to(cr, PX(hi), PY(b * hi));
@@ -118,8 +120,7 @@ static void draw_panel(cairo_t *cr, double ox, const nm_plot_panel *p)
         double ly = y1 + 18 + 18 * s;
         cairo_set_source_rgb(cr, colors[s % 4][0], colors[s % 4][1], colors[s % 4][2]);
         marker(cr, x0 + 14, ly - 4, se->marker);
-        nm_ls_line l = nm_ls_fit(se->x, se->y, se->n, se->stride);
-        snprintf(buf, sizeof buf, "%s: slope %.4f (free line %.3g)", se->label, l.slope, l.free_slope);
+        snprintf(buf, sizeof buf, "%s: slope %.4f (free line %.3g)", se->label, fit[s].slope, fit[s].free_slope);
         cairo_set_source_rgb(cr, 0, 0, 0);
         text(cr, x0 + 24, ly, buf, 0, 12);
     }
@@ -138,9 +139,11 @@ static void draw(cairo_t *cr, int npanels, const nm_plot_panel *panels)
 nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels)
 {
     if (!ctx || npanels < 1 || npanels > 4 || !panels) return nm_fail(ctx, NM_ERR_ARG, "1 to 4 panels");
-    for (int i = 0; i < npanels; i++)
+    for (int i = 0; i < npanels; i++) {
+        if (panels[i].nseries < 0 || panels[i].nseries > 4) return nm_fail(ctx, NM_ERR_ARG, "0 to 4 series a panel");
         for (int s = 0; s < panels[i].nseries; s++)
             if (panels[i].series[s].n < 2) return nm_fail(ctx, NM_ERR_ARG, "a series needs at least 2 points");
+    }
     double w = PANEL_W * npanels, h = PANEL_H;
     if (png) {
         cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)w, (int)h);

@@ -50,14 +50,29 @@ static inline nm_shape shp(int n, const int64_t *d)
 #define SHAPE(...) shp((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
 
 static int cnum;
+/* A float constant that takes ownership of f (numel(s) values). */
+static inline int fconst(nm_net *net, nm_shape s, float *f)
+{
+    char name[32];
+    snprintf(name, sizeof name, "c%d", cnum++);
+    return nm_net_add_const(ctx, net, name, &s, f, NULL);
+}
+
 static inline int rconst(nm_net *net, nm_shape s, double scale, double offset)
 {
     int64_t n = nm_shape_numel(&s);
     float *f = malloc((size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++) f[i] = (float)(offset + scale * nrand());
-    char name[32];
-    snprintf(name, sizeof name, "c%d", cnum++);
-    return nm_net_add_const(ctx, net, name, &s, f, NULL);
+    return fconst(net, s, f);
+}
+
+/* A constant of the given values (copied). */
+static inline int vconst(nm_net *net, nm_shape s, const float *v)
+{
+    int64_t n = nm_shape_numel(&s);
+    float *f = malloc((size_t)n * sizeof(float));
+    memcpy(f, v, (size_t)n * sizeof(float));
+    return fconst(net, s, f);
 }
 
 static inline int iconst(nm_net *net, int n, const int64_t *v)
@@ -117,11 +132,18 @@ static inline int pool(nm_net *net, int x, int64_t k, int64_t s)
     return NODE(net, NM_OP_MAXPOOL, &a, x);
 }
 
-static inline int linear(nm_net *net, int x, int64_t in, int64_t out)
+/* y = x Wᵀ + b (a Linear layer) with constants w (out×in) and b (out). */
+static inline int gemm_node(nm_net *net, int x, int w, int b)
 {
     nm_attrs a = nm_attrs_default(NM_OP_GEMM);
     a.trans_b = 1;
-    return NODE(net, NM_OP_GEMM, &a, x, rconst(net, SHAPE(out, in), 1.0 / sqrt((double)in), 0), rconst(net, SHAPE(out), 0.1, 0));
+    return NODE(net, NM_OP_GEMM, &a, x, w, b);
+}
+
+static inline int linear(nm_net *net, int x, int64_t in, int64_t out)
+{
+    int w = rconst(net, SHAPE(out, in), 1.0 / sqrt((double)in), 0); /* weights drawn before biases */
+    return gemm_node(net, x, w, rconst(net, SHAPE(out), 0.1, 0));
 }
 
 static inline nm_net *lenet(void)

@@ -37,12 +37,10 @@ static double maxabs(const double *x, int64_t n)
 
 static int linear_layer(nm_net *net, int x, int64_t in, int64_t out, const float **W, const float **b)
 {
-    nm_attrs a = nm_attrs_default(NM_OP_GEMM);
-    a.trans_b = 1;
     int w = rconst(net, SHAPE(out, in), 1.0 / sqrt((double)in), 0), bb = rconst(net, SHAPE(out), 0.5, 0);
     *W = net->v[w].cdata;
     *b = net->v[bb].cdata;
-    return NODE(net, NM_OP_GEMM, &a, x, w, bb);
+    return gemm_node(net, x, w, bb);
 }
 
 /* y = W x + b, then relu when r (double). */
@@ -358,22 +356,11 @@ static void monte_carlo_and_paths(void)
 
 /* ---------------------------------------------------------------- ReLU states changed by the noise */
 
-/* A constant of the given values (the net takes ownership of a copy). */
-static int vconst(nm_net *net, nm_shape s, const float *v)
-{
-    int64_t n = nm_shape_numel(&s);
-    float *f = malloc((size_t)n * sizeof(float));
-    memcpy(f, v, (size_t)n * sizeof(float));
-    char name[32];
-    snprintf(name, sizeof name, "c%d", cnum++);
-    return nm_net_add_const(ctx, net, name, &s, f, NULL);
-}
-
+/* A Linear layer of the given weights (out×in) and biases. */
 static int gemm(nm_net *net, int x, int64_t in, int64_t out, const float *W, const float *b)
 {
-    nm_attrs a = nm_attrs_default(NM_OP_GEMM);
-    a.trans_b = 1;
-    return NODE(net, NM_OP_GEMM, &a, x, vconst(net, SHAPE(out, in), W), vconst(net, SHAPE(out), b));
+    int w = vconst(net, SHAPE(out, in), W);
+    return gemm_node(net, x, w, vconst(net, SHAPE(out), b));
 }
 
 /* x ~ N(0, σ²) through relu(x + c), relu(−x + c) (bottom), their sum (the

@@ -177,7 +177,7 @@ nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx
             nm_rng mrng = {opt->seed * 1000003u + (uint64_t)r + 1};
             if (ts == NM_OK) ts = nm_net_montecarlo(tc, net, &mua, cov, opt->mc, &mrng, 0, NULL, NULL, &mc);
             if (ts == NM_OK)
-                ts = nm_net_relu_changes(tc, net, &mua, cov, &mo, opt->mc < NM_TIGHTNESS_RELU_SAMPLES ? opt->mc : NM_TIGHTNESS_RELU_SAMPLES,
+                ts = nm_net_relu_changes(tc, net, &mua, cov, &mo, opt->mc < NM_RELU_CHANGE_SAMPLES ? opt->mc : NM_RELU_CHANGE_SAMPLES,
                                          &mrng, &out->relu_bottom[r], &out->relu_top[r]);
             if (ts == NM_OK)
                 for (int64_t i = 0; i < d; i++) {
