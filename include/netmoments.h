@@ -289,6 +289,14 @@ nm_status nm_net_save_onnx(nm_ctx *ctx, const nm_net *net, const char *path);
 
 void nm_net_free(nm_ctx *ctx, nm_net *net);
 
+/* A deep copy of src (graph, constants, metadata; not its run-time
+ * buffers or recorded primal), e.g. one per thread of a loaded net. */
+nm_status nm_net_copy(nm_ctx *ctx, const nm_net *src, nm_net **out);
+
+/* The ONNX op types the loader supports: the i-th (0-based), or NULL
+ * past the last. */
+const char *nm_op_supported(int i);
+
 /* Built-in architectures (DESIGN §2), input (N, 1, 28, 28):
  *   lenet        the paper's LeNet: conv 32@5×5 pad 2, maxpool 2, ReLU,
  *                conv 64@5×5 pad 2, maxpool 2, ReLU, Linear 3136→1024,

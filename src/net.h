@@ -13,6 +13,8 @@
 
 #include "internal.h"
 
+#include <stddef.h>
+
 #define NM_NODE_MAX_IN 5
 
 typedef struct {
@@ -27,51 +29,83 @@ int nm_shape_equal(const nm_shape *a, const nm_shape *b);
 /* "(1, 32, 28, 28)" into buf */
 const char *nm_shape_str(const nm_shape *s, char *buf, size_t len);
 
+/* The op enum, one line per op in ops/list.h (NM_OP_CONV, ...). */
 typedef enum {
-    NM_OP_CONV,
-    NM_OP_GEMM,
-    NM_OP_MATMUL,
-    NM_OP_ADD,
-    NM_OP_RELU,
-    NM_OP_LEAKYRELU,
-    NM_OP_PRELU,
-    NM_OP_MAXPOOL,
-    NM_OP_AVERAGEPOOL,
-    NM_OP_GLOBALAVERAGEPOOL,
-    NM_OP_PAD,
-    NM_OP_FLATTEN,
-    NM_OP_RESHAPE,
-    NM_OP_BATCHNORM,
-    NM_OP_DROPOUT,
-    NM_OP_LRN,
-    NM_OP_IDENTITY,
-    NM_OP_SOFTMAX,
-    NM_OP_LOGSOFTMAX,
+#define NM_OP(ENUM, def) NM_OP_##ENUM,
+#include "ops/list.h"
+#undef NM_OP
     NM_OP_COUNT
 } nm_op;
 
 enum { NM_AUTOPAD_NOTSET = 0, NM_AUTOPAD_VALID, NM_AUTOPAD_SAME_UPPER, NM_AUTOPAD_SAME_LOWER };
 
 /* Every attribute any op has, already resolved (auto_pad → explicit pads,
- * defaults filled in). Which fields an op reads is stated in its file. */
+ * defaults filled in). Which fields an op reads is its attribute list's
+ * business (nm_op_def.attrs). Integers are int64_t throughout, so that an
+ * attribute list needs only three field types. */
 typedef struct {
     int64_t kernel[2], stride[2], dil[2];
     int64_t pad[4];               /* begin H, begin W, end H, end W */
-    int auto_pad;                 /* as read; 0 once resolved into pad */
+    int64_t auto_pad;             /* as read; 0 once resolved into pad */
     int64_t group;
-    int ceil_mode, count_include_pad;
-    int trans_a, trans_b;
+    int64_t ceil_mode, count_include_pad;
+    int64_t trans_a, trans_b;
     float alpha, beta, bias;      /* Gemm α β; LeakyRelu α; LRN α β bias */
     int64_t size;                 /* LRN */
     int64_t axis;                 /* Flatten, Softmax (non-negative once resolved) */
-    int softmax_2d;               /* Softmax before opset 13: coerced to 2-D at axis */
+    int64_t softmax_2d;           /* Softmax before opset 13: coerced to 2-D at axis */
     float epsilon;                /* BatchNormalization */
     float pad_value;              /* Pad */
     int64_t pads[2 * NM_MAX_DIMS];/* Pad: begins then ends, per axis */
-    int allowzero;                /* Reshape */
-    int prelu_channel;            /* PRelu before opset 7: a 1-D slope runs along axis 1 */
+    int64_t allowzero;            /* Reshape */
+    int64_t prelu_channel;        /* PRelu before opset 7: a 1-D slope runs along axis 1 */
     int64_t legacy_axis;          /* Add before opset 7: broadcast aligned at this axis, or −1 */
 } nm_attrs;
+
+/* How one ONNX attribute of an op maps onto nm_attrs: the importer and the
+ * exporter read these lists and know no op by name. */
+typedef enum {
+    NM_ATTR_INT,      /* an integer into an int64_t field */
+    NM_ATTR_BOOL,     /* an integer, stored as 0 or 1 */
+    NM_ATTR_FLOAT,    /* a float into a float field */
+    NM_ATTR_INTS,     /* .count integers into int64_t[.count] (.count < 0: at most −.count) */
+    NM_ATTR_AUTO_PAD, /* NOTSET / VALID / SAME_UPPER / SAME_LOWER into an int64_t field */
+    NM_ATTR_CHECK,    /* checked, not stored: an integer whose truth must be that of .def, or the string .str */
+    NM_ATTR_IGNORE,   /* accepted and ignored (training-only settings, legacy hints) */
+    NM_ATTR_INPUT,    /* legacy: the integers become constant input number .count when the node lacks it */
+} nm_attr_kind;
+
+typedef struct {
+    const char *name;
+    nm_attr_kind kind;
+    size_t offset;       /* offsetof(nm_attrs, field) for the kinds that store */
+    int count;
+    double def;          /* the default (each element for INTS); CHECK: the accepted truth value */
+    const char *str;     /* CHECK: the accepted string */
+    const char *why;     /* CHECK: why another value is refused; INTS: appended to a count mismatch */
+    int write;           /* written by the exporter (opset 13), in list order */
+} nm_attr_def;
+
+#define NM_ATTR_FIELD(f) offsetof(nm_attrs, f)
+/* The attributes Conv, MaxPool and AveragePool share, in the order they are written. */
+#define NM_WINDOW_ONLY_2D ": only 2-D windows are supported"
+#define NM_WINDOW_ATTRS                                                                                                  \
+    {.name = "kernel_shape", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(kernel), .count = 2, .why = NM_WINDOW_ONLY_2D, \
+     .write = 1},                                                                                                        \
+    {.name = "strides", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(stride), .count = 2, .def = 1,                      \
+     .why = NM_WINDOW_ONLY_2D, .write = 1},                                                                              \
+    {.name = "pads", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(pad), .count = 4, .why = NM_WINDOW_ONLY_2D, .write = 1}, \
+    {.name = "auto_pad", .kind = NM_ATTR_AUTO_PAD, .offset = NM_ATTR_FIELD(auto_pad)}
+
+/* A constant input the exporter adds to a node (opset 13 wants as inputs
+ * what older opsets had as attributes, e.g. Pad's pads): named
+ * "<node>.<suffix>", float data f or integer data i. */
+typedef struct {
+    const char *suffix;
+    nm_shape shape;
+    const float *f;
+    const int64_t *i;
+} nm_export_input;
 
 typedef struct {
     char *name;
@@ -137,27 +171,43 @@ typedef struct {
  * message on p->ctx) when it cannot be grown. */
 float *nm_pass_scratch(nm_pass *p, size_t nfloats);
 
-/* One op: its ONNX name, shape inference (validates the inputs, resolves
- * attributes, sets the output's shape and batched flag), and the three
- * passes. ONNX Constant nodes become constant values at import, not nodes. */
+/* One op, registered by one line of ops/list.h and defined in its own file
+ * under src/ops: its ONNX name and arity, which inputs may be integer
+ * constants and which constants the vjp trains, its attributes, shape
+ * inference (validates the inputs, resolves attributes, sets the output's
+ * shape and batched flag), and the three passes. ONNX Constant nodes become
+ * constant values at import, not nodes. */
+struct nm_net;
 typedef struct {
     const char *name;
-    int min_in, max_in;
+    int min_inputs, max_inputs;
+    unsigned char int_input[NM_NODE_MAX_IN]; /* input i may be an integer constant (shapes, pads, modes) */
+    unsigned char trainable[NM_NODE_MAX_IN]; /* vjp fills gp[i] for a constant input i */
+    const nm_attr_def *attrs;                /* terminated by a NULL name; NULL: no attributes */
+    /* optional: defaults that depend on the model's opset (import only) */
+    void (*opset_defaults)(nm_attrs *a, int64_t opset);
+    /* optional: why the node cannot be written at opset 13, or NULL */
+    const char *(*export_refusal)(const struct nm_net *net, const nm_node *nd);
+    int export_inputs; /* how many of the node's own inputs are written (0: all) */
+    /* optional: constant inputs the exporter appends; returns how many (≤ 2) */
+    int (*export_extra)(const struct nm_net *net, const nm_node *nd, nm_export_input extra[2]);
     nm_status (*infer)(nm_ctx *ctx, struct nm_net *net, nm_node *nd);
     nm_status (*forward)(const nm_node *nd, nm_pass *p);
     nm_status (*jvp)(const nm_node *nd, nm_pass *p);
     nm_status (*vjp)(const nm_node *nd, nm_pass *p);
-    unsigned trainable;  /* bit i: vjp fills gp[i] for a constant input i */
 } nm_op_def;
 
 extern const nm_op_def *const nm_op_table[NM_OP_COUNT];
 const char *nm_op_name(nm_op op);
+/* The op named type (ONNX op_type), or −1. */
+int nm_op_find(const char *type);
+/* Base defaults (unit strides, dilations and group) with the op's own attribute defaults over them. */
+nm_attrs nm_attrs_default(nm_op op);
 
 /* Per-op definitions, one file per op kind under src/ops. */
-extern const nm_op_def nm_op_conv, nm_op_gemm, nm_op_matmul, nm_op_add, nm_op_relu,
-    nm_op_leakyrelu, nm_op_prelu, nm_op_maxpool, nm_op_averagepool, nm_op_globalaveragepool,
-    nm_op_pad, nm_op_flatten, nm_op_reshape, nm_op_batchnorm, nm_op_dropout, nm_op_lrn,
-    nm_op_identity, nm_op_softmax, nm_op_logsoftmax;
+#define NM_OP(ENUM, def) extern const nm_op_def def;
+#include "ops/list.h"
+#undef NM_OP
 
 /* ---- building a net (src/net.c); used by the ONNX importer and by code
  * that makes nets (training, tests). Each returns a value index ≥ 0, or a
@@ -173,7 +223,6 @@ int nm_net_add_node(nm_ctx *ctx, struct nm_net *net, nm_op op, const char *name,
                     const char *out_name, int nin, const int *in, const nm_attrs *a);
 nm_status nm_net_set_output(nm_ctx *ctx, struct nm_net *net, int value);
 int nm_net_find_value(const struct nm_net *net, const char *name);
-nm_attrs nm_attrs_default(nm_op op);
 
 /* Run-time passes over nodes first..last (inclusive). The range reads the
  * output of node first−1 (the net input when first = 0) and writes that of

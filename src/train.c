@@ -137,7 +137,7 @@ static nm_status collect_params(nm_ctx *ctx, nm_net *net, int last, param **out,
         const nm_node *nd = &net->node[k];
         for (int i = 0; i < nd->nin; i++) {
             int v = nd->in[i];
-            if (v < 0 || !(nm_op_table[nd->op]->trainable >> i & 1u) || net->v[v].varying || !net->v[v].cdata) continue;
+            if (v < 0 || !nm_op_table[nd->op]->trainable[i] || net->v[v].varying || !net->v[v].cdata) continue;
             int seen = 0;
             for (int j = 0; j < n; j++) seen |= ps[j].v == v;
             if (seen) continue;

@@ -46,7 +46,7 @@ static void check_param_grads(const char *name, nm_net *net)
         const nm_node *nd = &net->node[k];
         for (int i = 0; i < nd->nin; i++) {
             int v = nd->in[i];
-            if (v < 0 || !(nm_op_table[nd->op]->trainable >> i & 1u) || net->v[v].varying) continue;
+            if (v < 0 || !nm_op_table[nd->op]->trainable[i] || net->v[v].varying) continue;
             float *w = net->v[v].cdata, *g = net->v[v].pg;
             int64_t m = nm_shape_numel(&net->v[v].shape);
             double gmax = 1e-6;

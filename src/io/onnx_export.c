@@ -2,8 +2,9 @@
  * onnx_export.c — nm_net → ONNX model file (opset 13, IR 7), so trained
  * nets can be written and read back. Constants become initializers (float32
  * or int64, raw_data); attributes are written as resolved (explicit pads,
- * never auto_pad); Pad's pads and fill become int64/float initializers as
- * opset 13 wants; the batch axis of the input and output is symbolic ("N")
+ * never auto_pad) by each op's attribute list (net.h), and the constant
+ * inputs opset 13 wants in place of older attributes (Pad's pads and fill)
+ * come from the op's export hook; the batch axis of the input and output is symbolic ("N")
  * when the net is batchable and was loaded at batch 1; metadata_props are kept. Every protobuf
  * structure is built in an arena and released after packing.
  */
@@ -103,63 +104,21 @@ static Onnx__AttributeProto *attr_float(arena *ar, const char *name, float v)
     return a;
 }
 
-/* Fills attrs[] for node nd; returns how many, or −1 when it cannot be
- * written at opset 13. */
-static int node_attrs(arena *ar, const nm_net *net, const nm_node *nd, Onnx__AttributeProto **at)
+/* Fills at[] with the attributes of nd that its op's list marks as
+ * written, in list order; returns how many (0 on an arena failure, which
+ * the caller reports). */
+static int node_attrs(arena *ar, const nm_node *nd, Onnx__AttributeProto **at)
 {
-    const nm_attrs *a = &nd->a;
     int n = 0;
-    switch (nd->op) {
-    case NM_OP_CONV:
-    case NM_OP_MAXPOOL:
-    case NM_OP_AVERAGEPOOL:
-        at[n++] = attr_ints(ar, "kernel_shape", 2, a->kernel);
-        at[n++] = attr_ints(ar, "strides", 2, a->stride);
-        at[n++] = attr_ints(ar, "pads", 4, a->pad);
-        if (nd->op != NM_OP_AVERAGEPOOL) at[n++] = attr_ints(ar, "dilations", 2, a->dil);
-        if (nd->op == NM_OP_CONV) at[n++] = attr_int(ar, "group", a->group);
-        else at[n++] = attr_int(ar, "ceil_mode", a->ceil_mode);
-        if (nd->op == NM_OP_AVERAGEPOOL) at[n++] = attr_int(ar, "count_include_pad", a->count_include_pad);
-        break;
-    case NM_OP_GEMM:
-        at[n++] = attr_float(ar, "alpha", a->alpha);
-        at[n++] = attr_float(ar, "beta", a->beta);
-        at[n++] = attr_int(ar, "transA", a->trans_a);
-        at[n++] = attr_int(ar, "transB", a->trans_b);
-        break;
-    case NM_OP_LEAKYRELU:
-        at[n++] = attr_float(ar, "alpha", a->alpha);
-        break;
-    case NM_OP_LRN:
-        at[n++] = attr_float(ar, "alpha", a->alpha);
-        at[n++] = attr_float(ar, "beta", a->beta);
-        at[n++] = attr_float(ar, "bias", a->bias);
-        at[n++] = attr_int(ar, "size", a->size);
-        break;
-    case NM_OP_FLATTEN:
-        at[n++] = attr_int(ar, "axis", a->axis);
-        break;
-    case NM_OP_SOFTMAX:
-    case NM_OP_LOGSOFTMAX: {
-        int r = net->v[nd->in[0]].shape.ndim;
-        if (a->softmax_2d && a->axis != r - 1) return -1; /* opset-13 Softmax normalizes one axis only */
-        at[n++] = attr_int(ar, "axis", a->axis);
-        break;
-    }
-    case NM_OP_BATCHNORM:
-        at[n++] = attr_float(ar, "epsilon", a->epsilon);
-        break;
-    case NM_OP_PRELU:
-        if (a->prelu_channel) return -1; /* the opset-6 channel slope has no opset-13 spelling */
-        break;
-    case NM_OP_RESHAPE:
-        if (a->allowzero) return -1; /* allowzero arrived in opset 14 */
-        break;
-    default:
-        break;
+    for (const nm_attr_def *d = nm_op_table[nd->op]->attrs; d && d->name; d++) {
+        if (!d->write) continue;
+        const char *f = (const char *)&nd->a + d->offset;
+        if (d->kind == NM_ATTR_FLOAT) at[n++] = attr_float(ar, d->name, *(const float *)f);
+        else if (d->kind == NM_ATTR_INTS) at[n++] = attr_ints(ar, d->name, (size_t)d->count, (const int64_t *)f);
+        else at[n++] = attr_int(ar, d->name, *(const int64_t *)f);
     }
     for (int i = 0; i < n; i++)
-        if (!at[i]) return 0; /* arena failure; reported by the caller */
+        if (!at[i]) return 0;
     return n;
 }
 
@@ -255,15 +214,19 @@ static nm_status build(nm_ctx *ctx, arena *ar, const nm_net *net, Onnx__ModelPro
         Onnx__NodeProto *n = aalloc(ar, sizeof *n);
         char **ins = aalloc(ar, (NM_NODE_MAX_IN + 2) * sizeof(char *));
         char **outs = aalloc(ar, sizeof(char *));
-        Onnx__AttributeProto **at = aalloc(ar, 8 * sizeof *at);
+        int nattr = 1;
+        for (const nm_attr_def *d = nm_op_table[nd->op]->attrs; d && d->name; d++) nattr++;
+        Onnx__AttributeProto **at = aalloc(ar, (size_t)nattr * sizeof *at);
         if (!n || !ins || !outs || !at) return NM_ERR_NOMEM;
         onnx__node_proto__init(n);
         n->name = astr(ar, nd->name);
         n->op_type = astr(ar, nm_op_name(nd->op));
-        int nin = nd->nin;
-        /* Inference Dropout ignores its ratio and mode; Pad's pads and fill
-         * are written below from the resolved attributes. */
-        if (nd->op == NM_OP_DROPOUT || nd->op == NM_OP_PAD) nin = 1;
+        const nm_op_def *def = nm_op_table[nd->op];
+        const char *why = def->export_refusal ? def->export_refusal(net, nd) : NULL;
+        if (why)
+            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s) cannot be written at opset %d: %s", nd->name,
+                           nm_op_name(nd->op), NM_EXPORT_OPSET, why);
+        int nin = def->export_inputs ? def->export_inputs : nd->nin;
         for (int i = 0; i < nin; i++) {
             int v = nd->in[i];
             ins[i] = astr(ar, v >= 0 ? net->v[v].name : "");
@@ -273,29 +236,20 @@ static nm_status build(nm_ctx *ctx, arena *ar, const nm_net *net, Onnx__ModelPro
                 written[v] = 1;
             }
         }
-        if (nd->op == NM_OP_PAD) { /* opset 13: pads and the fill value are inputs */
-            int r = net->v[nd->in[0]].shape.ndim;
-            char nm1[300], nm2[300];
-            snprintf(nm1, sizeof nm1, "%s.pads", nd->name);
-            snprintf(nm2, sizeof nm2, "%s.value", nd->name);
-            nm_shape ps = {1, {2 * r}}, vs = {0, {0}};
-            inits[ninit++] = tensor_new(ar, nm1, &ps, NULL, nd->a.pads);
-            inits[ninit++] = tensor_new(ar, nm2, &vs, &nd->a.pad_value, NULL);
-            if (!inits[ninit - 1] || !inits[ninit - 2]) return NM_ERR_NOMEM;
-            nin = 3;
-            ins[1] = astr(ar, nm1);
-            ins[2] = astr(ar, nm2);
+        nm_export_input extra[2];
+        int nx = def->export_extra ? def->export_extra(net, nd, extra) : 0;
+        for (int i = 0; i < nx; i++) { /* constants that opset 13 takes as inputs */
+            char name[300];
+            snprintf(name, sizeof name, "%s.%s", nd->name, extra[i].suffix);
+            if (!(inits[ninit++] = tensor_new(ar, name, &extra[i].shape, extra[i].f, extra[i].i))) return NM_ERR_NOMEM;
+            ins[nin++] = astr(ar, name);
         }
         n->n_input = (size_t)nin;
         n->input = ins;
         outs[0] = astr(ar, net->v[nd->out].name);
         n->n_output = 1;
         n->output = outs;
-        int na = node_attrs(ar, net, nd, at);
-        if (na < 0)
-            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s) cannot be written at opset %d", nd->name,
-                           nm_op_name(nd->op), NM_EXPORT_OPSET);
-        n->n_attribute = (size_t)na;
+        n->n_attribute = (size_t)node_attrs(ar, nd, at);
         n->attribute = at;
         nodes[k] = n;
     }

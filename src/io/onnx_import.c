@@ -137,17 +137,6 @@ static nm_status bad_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *a
     return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): attribute '%s' %s", n->name, n->op_type, at->name, why);
 }
 
-static nm_status get_ints(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, size_t want, int64_t *dst)
-{
-    if (at->n_ints != want) {
-        char why[96];
-        snprintf(why, sizeof why, "has %zu values (expected %zu: only 2-D windows are supported)", at->n_ints, want);
-        return bad_attr(ctx, n, at, why);
-    }
-    memcpy(dst, at->ints, want * sizeof(int64_t));
-    return NM_OK;
-}
-
 static int is(const attr_t *at, const char *name)
 {
     return strcmp(at->name, name) == 0;
@@ -158,111 +147,57 @@ static int is_string(const attr_t *at, const char *s)
     return at->has_s && at->s.len == strlen(s) && memcmp(at->s.data, s, at->s.len) == 0;
 }
 
-/* One attribute of a windowed op (Conv, MaxPool, AveragePool); 1 if handled. */
-static int window_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, nm_attrs *a, nm_status *st)
+/* One attribute read by its entry d of the op's attribute list. */
+static nm_status read_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, const nm_attr_def *d, nm_attrs *a)
 {
-    if (is(at, "kernel_shape")) *st = get_ints(ctx, n, at, 2, a->kernel);
-    else if (is(at, "strides")) *st = get_ints(ctx, n, at, 2, a->stride);
-    else if (is(at, "pads")) *st = get_ints(ctx, n, at, 4, a->pad);
-    else if (is(at, "auto_pad")) {
-        if (is_string(at, "NOTSET")) a->auto_pad = NM_AUTOPAD_NOTSET;
-        else if (is_string(at, "VALID")) a->auto_pad = NM_AUTOPAD_VALID;
-        else if (is_string(at, "SAME_UPPER")) a->auto_pad = NM_AUTOPAD_SAME_UPPER;
-        else if (is_string(at, "SAME_LOWER")) a->auto_pad = NM_AUTOPAD_SAME_LOWER;
-        else *st = bad_attr(ctx, n, at, "has an unknown value");
-    } else return 0;
-    return 1;
+    static const char *const auto_pads[] = {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"}; /* in NM_AUTOPAD_ order */
+    char *f = (char *)a + d->offset;
+    switch (d->kind) {
+    case NM_ATTR_INT: *(int64_t *)f = at->i; return NM_OK;
+    case NM_ATTR_BOOL: *(int64_t *)f = at->i != 0; return NM_OK;
+    case NM_ATTR_FLOAT: *(float *)f = at->f; return NM_OK;
+    case NM_ATTR_INTS: {
+        size_t max = (size_t)(d->count < 0 ? -d->count : d->count);
+        if (d->count < 0 ? at->n_ints > max : at->n_ints != max) {
+            char why[128];
+            if (d->count < 0) snprintf(why, sizeof why, "has too many values");
+            else snprintf(why, sizeof why, "has %zu values (expected %zu%s)", at->n_ints, max, d->why ? d->why : "");
+            return bad_attr(ctx, n, at, why);
+        }
+        memcpy(f, at->ints, at->n_ints * sizeof(int64_t));
+        return NM_OK;
+    }
+    case NM_ATTR_AUTO_PAD:
+        for (int k = 0; k < 4; k++)
+            if (is_string(at, auto_pads[k])) {
+                *(int64_t *)f = k;
+                return NM_OK;
+            }
+        return bad_attr(ctx, n, at, "has an unknown value");
+    case NM_ATTR_CHECK:
+        if (d->str ? !is_string(at, d->str) : (at->i != 0) != (d->def != 0)) return bad_attr(ctx, n, at, d->why);
+        return NM_OK;
+    case NM_ATTR_IGNORE:
+    case NM_ATTR_INPUT: return NM_OK; /* NM_ATTR_INPUT: made an input by legacy_inputs */
+    }
+    return bad_attr(ctx, n, at, "is not supported");
 }
 
+/* The attributes of node n through the op's attribute list: defaults,
+ * those that depend on the opset, then each attribute the node has. */
 static nm_status parse_attrs(nm_ctx *ctx, const Onnx__NodeProto *n, nm_op op, int64_t opset, nm_attrs *a)
 {
+    const nm_op_def *def = nm_op_table[op];
     *a = nm_attrs_default(op);
-    if ((op == NM_OP_SOFTMAX || op == NM_OP_LOGSOFTMAX) && opset < 13) {
-        a->axis = 1;
-        a->softmax_2d = 1;
-    }
+    if (def->opset_defaults) def->opset_defaults(a, opset);
     for (size_t k = 0; k < n->n_attribute; k++) {
         const attr_t *at = n->attribute[k];
-        nm_status st = NM_OK;
-        int ok = 1;
-        if (is(at, "consumed_inputs")) continue; /* opset < 6: an in-place hint */
-        switch (op) {
-        case NM_OP_CONV:
-            if (window_attr(ctx, n, at, a, &st)) break;
-            if (is(at, "dilations")) st = get_ints(ctx, n, at, 2, a->dil);
-            else if (is(at, "group")) a->group = at->i;
-            else ok = 0;
-            break;
-        case NM_OP_MAXPOOL:
-        case NM_OP_AVERAGEPOOL:
-            if (window_attr(ctx, n, at, a, &st)) break;
-            if (is(at, "ceil_mode")) a->ceil_mode = (int)at->i;
-            else if (op == NM_OP_MAXPOOL && is(at, "dilations")) st = get_ints(ctx, n, at, 2, a->dil);
-            else if (op == NM_OP_MAXPOOL && is(at, "storage_order")) {} /* affects only the indices output */
-            else if (op == NM_OP_AVERAGEPOOL && is(at, "count_include_pad")) a->count_include_pad = (int)at->i;
-            else ok = 0;
-            break;
-        case NM_OP_GEMM:
-            if (is(at, "alpha")) a->alpha = at->f;
-            else if (is(at, "beta")) a->beta = at->f;
-            else if (is(at, "transA")) a->trans_a = at->i != 0;
-            else if (is(at, "transB")) a->trans_b = at->i != 0;
-            else if (is(at, "broadcast")) {} /* opset < 7: C broadcasts, as it always does now */
-            else ok = 0;
-            break;
-        case NM_OP_LEAKYRELU:
-            if (is(at, "alpha")) a->alpha = at->f;
-            else ok = 0;
-            break;
-        case NM_OP_LRN:
-            if (is(at, "alpha")) a->alpha = at->f;
-            else if (is(at, "beta")) a->beta = at->f;
-            else if (is(at, "bias")) a->bias = at->f;
-            else if (is(at, "size")) a->size = at->i;
-            else ok = 0;
-            break;
-        case NM_OP_FLATTEN:
-        case NM_OP_SOFTMAX:
-        case NM_OP_LOGSOFTMAX:
-            if (is(at, "axis")) a->axis = at->i;
-            else ok = 0;
-            break;
-        case NM_OP_BATCHNORM:
-            if (is(at, "epsilon")) a->epsilon = at->f;
-            else if (is(at, "momentum")) {} /* used only in training */
-            else if (is(at, "spatial")) { if (at->i != 1) st = bad_attr(ctx, n, at, "must be 1"); }
-            else if (is(at, "training_mode")) { if (at->i) st = bad_attr(ctx, n, at, "= 1 (training mode) is not supported"); }
-            else if (is(at, "is_test")) { if (!at->i) st = bad_attr(ctx, n, at, "= 0 (training mode) is not supported"); }
-            else ok = 0;
-            break;
-        case NM_OP_PAD:
-            if (is(at, "mode")) { if (!is_string(at, "constant")) st = bad_attr(ctx, n, at, "supports only \"constant\""); }
-            else if (is(at, "pads") || is(at, "paddings")) {
-                if (at->n_ints > 2 * NM_MAX_DIMS) st = bad_attr(ctx, n, at, "has too many values");
-                else memcpy(a->pads, at->ints, at->n_ints * sizeof(int64_t));
-            } else if (is(at, "value")) a->pad_value = at->f;
-            else ok = 0;
-            break;
-        case NM_OP_RESHAPE:
-            if (is(at, "allowzero")) a->allowzero = at->i != 0;
-            else if (is(at, "shape")) {} /* opset < 5: made an input by add_nodes */
-            else ok = 0;
-            break;
-        case NM_OP_ADD:
-            if (is(at, "broadcast")) {}
-            else if (is(at, "axis")) a->legacy_axis = at->i;
-            else ok = 0;
-            break;
-        case NM_OP_DROPOUT:
-            if (is(at, "ratio") || is(at, "seed")) {}
-            else if (is(at, "is_test")) { if (!at->i) st = bad_attr(ctx, n, at, "= 0 (training mode) is not supported"); }
-            else ok = 0;
-            break;
-        default:
-            ok = 0;
-        }
+        if (is(at, "consumed_inputs")) continue; /* opset < 6: an in-place hint, on any op */
+        const nm_attr_def *d = def->attrs;
+        while (d && d->name && strcmp(d->name, at->name) != 0) d++;
+        if (!d || !d->name) return bad_attr(ctx, n, at, "is not supported");
+        nm_status st = read_attr(ctx, n, at, d, a);
         if (st != NM_OK) return st;
-        if (!ok) return bad_attr(ctx, n, at, "is not supported");
     }
     return NM_OK;
 }
@@ -298,31 +233,30 @@ static int constant_node(nm_ctx *ctx, nm_net *net, const Onnx__NodeProto *n)
     return bad_attr(ctx, n, at, "is not supported");
 }
 
-static int find_op(const char *type)
-{
-    for (int op = 0; op < NM_OP_COUNT; op++)
-        if (strcmp(nm_op_table[op]->name, type) == 0) return op;
-    return -1;
-}
-
 /* ---------------------------------------------------------------- graph */
 
-/* Reshape before opset 5 carries its target in a 'shape' attribute; it
- * becomes a constant input named "<node>.shape". */
-static int legacy_shape_input(nm_ctx *ctx, nm_net *net, const Onnx__NodeProto *n)
+/* Legacy attributes that later opsets made inputs (Reshape's 'shape'
+ * before opset 5): where the node lacks the input, the attribute's integers
+ * become a constant "<node>.<attribute>" appended as that input. */
+static nm_status legacy_inputs(nm_ctx *ctx, nm_net *net, const Onnx__NodeProto *n, nm_op op, int *in, int *nin)
 {
-    for (size_t k = 0; k < n->n_attribute; k++) {
-        const attr_t *at = n->attribute[k];
-        if (!is(at, "shape")) continue;
-        int64_t *v = nm_alloc(ctx, at->n_ints ? at->n_ints : 1, sizeof(int64_t));
-        if (!v) return NM_ERR_NOMEM;
-        memcpy(v, at->ints, at->n_ints * sizeof(int64_t));
-        char name[300];
-        snprintf(name, sizeof name, "%s.shape", n->name);
-        nm_shape s = {1, {(int64_t)at->n_ints}};
-        return nm_net_add_const(ctx, net, name, &s, NULL, v);
+    for (const nm_attr_def *d = nm_op_table[op]->attrs; d && d->name; d++) {
+        if (d->kind != NM_ATTR_INPUT || *nin != d->count) continue;
+        for (size_t k = 0; k < n->n_attribute; k++) {
+            const attr_t *at = n->attribute[k];
+            if (!is(at, d->name)) continue;
+            int64_t *v = nm_alloc(ctx, at->n_ints ? at->n_ints : 1, sizeof(int64_t));
+            if (!v) return NM_ERR_NOMEM;
+            memcpy(v, at->ints, at->n_ints * sizeof(int64_t));
+            char name[300];
+            snprintf(name, sizeof name, "%s.%s", n->name, d->name);
+            nm_shape s = {1, {(int64_t)at->n_ints}};
+            int c = nm_net_add_const(ctx, net, name, &s, NULL, v);
+            if (c < 0) return (nm_status)c;
+            in[(*nin)++] = c;
+        }
     }
-    return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (Reshape): no target shape", n->name);
+    return NM_OK;
 }
 
 static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, int64_t opset)
@@ -335,7 +269,7 @@ static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, 
             n->name = autoname;
         }
         nm_status st = NM_OK;
-        int op = find_op(n->op_type);
+        int op = nm_op_find(n->op_type);
         if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0)
             st = nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s': op %s of domain '%s' is not supported", n->name, n->op_type, n->domain);
         else if (op < 0 && strcmp(n->op_type, "Constant") != 0)
@@ -362,11 +296,7 @@ static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, 
                                  n->name, n->op_type, n->input[i]);
             }
             if (st == NM_OK) st = parse_attrs(ctx, n, (nm_op)op, opset, &a);
-            if (st == NM_OK && op == NM_OP_RESHAPE && nin == 1) { /* opset < 5: the shape is an attribute */
-                int v = legacy_shape_input(ctx, net, n);
-                if (v < 0) st = (nm_status)v;
-                else in[nin++] = v;
-            }
+            if (st == NM_OK) st = legacy_inputs(ctx, net, n, (nm_op)op, in, &nin);
             if (st == NM_OK) {
                 int v = nm_net_add_node(ctx, net, (nm_op)op, n->name, n->output[0], nin, in, &a);
                 st = v < 0 ? (nm_status)v : NM_OK;

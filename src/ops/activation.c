@@ -127,6 +127,26 @@ static nm_status act_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
-const nm_op_def nm_op_relu = {"Relu", 1, 1, act_infer, act_forward, act_jvp, act_vjp, 0};
-const nm_op_def nm_op_leakyrelu = {"LeakyRelu", 1, 1, act_infer, act_forward, act_jvp, act_vjp, 0};
-const nm_op_def nm_op_prelu = {"PRelu", 2, 2, act_infer, act_forward, act_jvp, act_vjp, 0x2};
+static const nm_attr_def leakyrelu_attrs[] = {
+    {.name = "alpha", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(alpha), .def = 0.01, .write = 1},
+    {0}};
+
+/* the opset-6 channel slope has no opset-13 spelling */
+static const char *prelu_refusal(const nm_net *net, const nm_node *nd)
+{
+    (void)net;
+    return nd->a.prelu_channel ? "a 1-D channel slope of opset < 7" : NULL;
+}
+
+const nm_op_def nm_op_relu = {
+    .name = "Relu", .min_inputs = 1, .max_inputs = 1,
+    .infer = act_infer, .forward = act_forward, .jvp = act_jvp, .vjp = act_vjp,
+};
+const nm_op_def nm_op_leakyrelu = {
+    .name = "LeakyRelu", .min_inputs = 1, .max_inputs = 1, .attrs = leakyrelu_attrs,
+    .infer = act_infer, .forward = act_forward, .jvp = act_jvp, .vjp = act_vjp,
+};
+const nm_op_def nm_op_prelu = {
+    .name = "PRelu", .min_inputs = 2, .max_inputs = 2, .trainable = {[1] = 1}, .export_refusal = prelu_refusal,
+    .infer = act_infer, .forward = act_forward, .jvp = act_jvp, .vjp = act_vjp,
+};

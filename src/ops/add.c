@@ -70,4 +70,12 @@ static nm_status add_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
-const nm_op_def nm_op_add = {"Add", 2, 2, add_infer, add_forward, add_jvp, add_vjp, 0x3};
+static const nm_attr_def add_attrs[] = {
+    {.name = "broadcast", .kind = NM_ATTR_IGNORE}, /* opset < 7 */
+    {.name = "axis", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(legacy_axis), .def = -1},
+    {0}};
+
+const nm_op_def nm_op_add = {
+    .name = "Add", .min_inputs = 2, .max_inputs = 2, .trainable = {[0] = 1, [1] = 1}, .attrs = add_attrs,
+    .infer = add_infer, .forward = add_forward, .jvp = add_jvp, .vjp = add_vjp,
+};

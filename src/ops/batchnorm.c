@@ -63,4 +63,15 @@ static nm_status bn_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
-const nm_op_def nm_op_batchnorm = {"BatchNormalization", 5, 5, bn_infer, bn_forward, bn_jvp, bn_vjp, 0};
+static const nm_attr_def bn_attrs[] = {
+    {.name = "epsilon", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(epsilon), .def = 1e-5, .write = 1},
+    {.name = "momentum", .kind = NM_ATTR_IGNORE}, /* used only in training */
+    {.name = "spatial", .kind = NM_ATTR_CHECK, .def = 1, .why = "must be 1"},
+    {.name = "training_mode", .kind = NM_ATTR_CHECK, .def = 0, .why = "= 1 (training mode) is not supported"},
+    {.name = "is_test", .kind = NM_ATTR_CHECK, .def = 1, .why = "= 0 (training mode) is not supported"},
+    {0}};
+
+const nm_op_def nm_op_batchnorm = {
+    .name = "BatchNormalization", .min_inputs = 5, .max_inputs = 5, .attrs = bn_attrs,
+    .infer = bn_infer, .forward = bn_forward, .jvp = bn_jvp, .vjp = bn_vjp,
+};

@@ -328,4 +328,14 @@ static nm_status conv_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
-const nm_op_def nm_op_conv = {"Conv", 2, 3, conv_infer, conv_forward, conv_jvp, conv_vjp, 0x6};
+static const nm_attr_def conv_attrs[] = {
+    NM_WINDOW_ATTRS,
+    {.name = "dilations", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(dil), .count = 2, .def = 1, .why = NM_WINDOW_ONLY_2D,
+     .write = 1},
+    {.name = "group", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(group), .def = 1, .write = 1},
+    {0}};
+
+const nm_op_def nm_op_conv = {
+    .name = "Conv", .min_inputs = 2, .max_inputs = 3, .trainable = {[1] = 1, [2] = 1}, .attrs = conv_attrs,
+    .infer = conv_infer, .forward = conv_forward, .jvp = conv_jvp, .vjp = conv_vjp,
+};

@@ -246,5 +246,19 @@ static nm_status matmul_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
-const nm_op_def nm_op_gemm = {"Gemm", 2, 3, gemm_infer, gemm_forward, gemm_jvp, gemm_vjp, 0x6};
-const nm_op_def nm_op_matmul = {"MatMul", 2, 2, matmul_infer, matmul_forward, matmul_jvp, matmul_vjp, 0x2};
+static const nm_attr_def gemm_attrs[] = {
+    {.name = "alpha", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(alpha), .def = 1, .write = 1},
+    {.name = "beta", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(beta), .def = 1, .write = 1},
+    {.name = "transA", .kind = NM_ATTR_BOOL, .offset = NM_ATTR_FIELD(trans_a), .write = 1},
+    {.name = "transB", .kind = NM_ATTR_BOOL, .offset = NM_ATTR_FIELD(trans_b), .write = 1},
+    {.name = "broadcast", .kind = NM_ATTR_IGNORE}, /* opset < 7: C broadcasts, as it always does now */
+    {0}};
+
+const nm_op_def nm_op_gemm = {
+    .name = "Gemm", .min_inputs = 2, .max_inputs = 3, .trainable = {[1] = 1, [2] = 1}, .attrs = gemm_attrs,
+    .infer = gemm_infer, .forward = gemm_forward, .jvp = gemm_jvp, .vjp = gemm_vjp,
+};
+const nm_op_def nm_op_matmul = {
+    .name = "MatMul", .min_inputs = 2, .max_inputs = 2, .trainable = {[1] = 1},
+    .infer = matmul_infer, .forward = matmul_forward, .jvp = matmul_jvp, .vjp = matmul_vjp,
+};

@@ -102,4 +102,14 @@ static nm_status lrn_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
-const nm_op_def nm_op_lrn = {"LRN", 1, 1, lrn_infer, lrn_forward, lrn_jvp, lrn_vjp, 0};
+static const nm_attr_def lrn_attrs[] = {
+    {.name = "alpha", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(alpha), .def = 1e-4, .write = 1},
+    {.name = "beta", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(beta), .def = 0.75, .write = 1},
+    {.name = "bias", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(bias), .def = 1, .write = 1},
+    {.name = "size", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(size), .write = 1},
+    {0}};
+
+const nm_op_def nm_op_lrn = {
+    .name = "LRN", .min_inputs = 1, .max_inputs = 1, .attrs = lrn_attrs,
+    .infer = lrn_infer, .forward = lrn_forward, .jvp = lrn_jvp, .vjp = lrn_vjp,
+};

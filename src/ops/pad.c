@@ -82,4 +82,24 @@ static nm_status pad_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
-const nm_op_def nm_op_pad = {"Pad", 1, 3, pad_infer, pad_forward, pad_jvp, pad_vjp, 0};
+static const nm_attr_def pad_attrs[] = {
+    {.name = "mode", .kind = NM_ATTR_CHECK, .str = "constant", .why = "supports only \"constant\""},
+    {.name = "pads", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(pads), .count = -2 * NM_MAX_DIMS},
+    {.name = "paddings", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(pads), .count = -2 * NM_MAX_DIMS}, /* opset < 2 */
+    {.name = "value", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(pad_value)},
+    {0}};
+
+/* opset 13: the resolved pads and the fill value are inputs */
+static int pad_export_extra(const nm_net *net, const nm_node *nd, nm_export_input extra[2])
+{
+    int r = net->v[nd->in[0]].shape.ndim;
+    extra[0] = (nm_export_input){"pads", {1, {2 * r}}, NULL, nd->a.pads};
+    extra[1] = (nm_export_input){"value", {0, {0}}, &nd->a.pad_value, NULL};
+    return 2;
+}
+
+const nm_op_def nm_op_pad = {
+    .name = "Pad", .min_inputs = 1, .max_inputs = 3, .int_input = {[1] = 1}, .attrs = pad_attrs,
+    .export_inputs = 1, .export_extra = pad_export_extra,
+    .infer = pad_infer, .forward = pad_forward, .jvp = pad_jvp, .vjp = pad_vjp,
+};

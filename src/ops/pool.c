@@ -309,6 +309,29 @@ static nm_status gap_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
-const nm_op_def nm_op_maxpool = {"MaxPool", 1, 1, pool_infer, maxpool_forward, maxpool_jvp, maxpool_vjp, 0};
-const nm_op_def nm_op_averagepool = {"AveragePool", 1, 1, pool_infer, avgpool_forward, avgpool_jvp, avgpool_vjp, 0};
-const nm_op_def nm_op_globalaveragepool = {"GlobalAveragePool", 1, 1, gap_infer, gap_forward, gap_jvp, gap_vjp, 0};
+static const nm_attr_def maxpool_attrs[] = {
+    NM_WINDOW_ATTRS,
+    {.name = "dilations", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(dil), .count = 2, .def = 1, .why = NM_WINDOW_ONLY_2D,
+     .write = 1},
+    {.name = "ceil_mode", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(ceil_mode), .write = 1},
+    {.name = "storage_order", .kind = NM_ATTR_IGNORE}, /* affects only the indices output */
+    {0}};
+
+static const nm_attr_def avgpool_attrs[] = {
+    NM_WINDOW_ATTRS,
+    {.name = "ceil_mode", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(ceil_mode), .write = 1},
+    {.name = "count_include_pad", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(count_include_pad), .write = 1},
+    {0}};
+
+const nm_op_def nm_op_maxpool = {
+    .name = "MaxPool", .min_inputs = 1, .max_inputs = 1, .attrs = maxpool_attrs,
+    .infer = pool_infer, .forward = maxpool_forward, .jvp = maxpool_jvp, .vjp = maxpool_vjp,
+};
+const nm_op_def nm_op_averagepool = {
+    .name = "AveragePool", .min_inputs = 1, .max_inputs = 1, .attrs = avgpool_attrs,
+    .infer = pool_infer, .forward = avgpool_forward, .jvp = avgpool_jvp, .vjp = avgpool_vjp,
+};
+const nm_op_def nm_op_globalaveragepool = {
+    .name = "GlobalAveragePool", .min_inputs = 1, .max_inputs = 1,
+    .infer = gap_infer, .forward = gap_forward, .jvp = gap_jvp, .vjp = gap_vjp,
+};

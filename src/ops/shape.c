@@ -111,7 +111,43 @@ static nm_status copy_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
-const nm_op_def nm_op_identity = {"Identity", 1, 1, same_infer, copy_forward, copy_jvp, copy_vjp, 0};
-const nm_op_def nm_op_dropout = {"Dropout", 1, 3, same_infer, copy_forward, copy_jvp, copy_vjp, 0};
-const nm_op_def nm_op_flatten = {"Flatten", 1, 1, flatten_infer, copy_forward, copy_jvp, copy_vjp, 0};
-const nm_op_def nm_op_reshape = {"Reshape", 2, 2, reshape_infer, copy_forward, copy_jvp, copy_vjp, 0};
+static const nm_attr_def dropout_attrs[] = {
+    {.name = "ratio", .kind = NM_ATTR_IGNORE},
+    {.name = "seed", .kind = NM_ATTR_IGNORE},
+    {.name = "is_test", .kind = NM_ATTR_CHECK, .def = 1, .why = "= 0 (training mode) is not supported"},
+    {0}};
+
+static const nm_attr_def flatten_attrs[] = {
+    {.name = "axis", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(axis), .def = 1, .write = 1},
+    {0}};
+
+static const nm_attr_def reshape_attrs[] = {
+    {.name = "allowzero", .kind = NM_ATTR_BOOL, .offset = NM_ATTR_FIELD(allowzero)},
+    {.name = "shape", .kind = NM_ATTR_INPUT, .count = 1}, /* opset < 5: the target shape is an attribute */
+    {0}};
+
+/* allowzero arrived in opset 14 */
+static const char *reshape_refusal(const nm_net *net, const nm_node *nd)
+{
+    (void)net;
+    return nd->a.allowzero ? "allowzero = 1 (opset 14)" : NULL;
+}
+
+const nm_op_def nm_op_identity = {
+    .name = "Identity", .min_inputs = 1, .max_inputs = 1,
+    .infer = same_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
+};
+/* inference Dropout ignores its ratio and mode, so only its data input is written */
+const nm_op_def nm_op_dropout = {
+    .name = "Dropout", .min_inputs = 1, .max_inputs = 3, .int_input = {[2] = 1}, .attrs = dropout_attrs, .export_inputs = 1,
+    .infer = same_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
+};
+const nm_op_def nm_op_flatten = {
+    .name = "Flatten", .min_inputs = 1, .max_inputs = 1, .attrs = flatten_attrs,
+    .infer = flatten_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
+};
+const nm_op_def nm_op_reshape = {
+    .name = "Reshape", .min_inputs = 2, .max_inputs = 2, .int_input = {[1] = 1}, .attrs = reshape_attrs,
+    .export_refusal = reshape_refusal,
+    .infer = reshape_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
+};

@@ -107,5 +107,33 @@ static nm_status softmax_vjp(const nm_node *nd, nm_pass *p)
     return p->dx[0] ? softmax_linear(nd, p, &p->dys, p->dy, p->dx[0], 1) : NM_OK;
 }
 
-const nm_op_def nm_op_softmax = {"Softmax", 1, 1, softmax_infer, softmax_forward, softmax_jvp, softmax_vjp, 0};
-const nm_op_def nm_op_logsoftmax = {"LogSoftmax", 1, 1, softmax_infer, softmax_forward, softmax_jvp, softmax_vjp, 0};
+static const nm_attr_def softmax_attrs[] = {
+    {.name = "axis", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(axis), .def = -1, .write = 1},
+    {0}};
+
+/* before opset 13 the default axis is 1 and the input is coerced to 2-D there */
+static void softmax_opset_defaults(nm_attrs *a, int64_t opset)
+{
+    if (opset < 13) {
+        a->axis = 1;
+        a->softmax_2d = 1;
+    }
+}
+
+/* opset-13 Softmax normalizes one axis only */
+static const char *softmax_refusal(const nm_net *net, const nm_node *nd)
+{
+    int r = net->v[nd->in[0]].shape.ndim;
+    return nd->a.softmax_2d && nd->a.axis != r - 1 ? "normalizes several axes (opset < 13)" : NULL;
+}
+
+const nm_op_def nm_op_softmax = {
+    .name = "Softmax", .min_inputs = 1, .max_inputs = 1, .attrs = softmax_attrs,
+    .opset_defaults = softmax_opset_defaults, .export_refusal = softmax_refusal,
+    .infer = softmax_infer, .forward = softmax_forward, .jvp = softmax_jvp, .vjp = softmax_vjp,
+};
+const nm_op_def nm_op_logsoftmax = {
+    .name = "LogSoftmax", .min_inputs = 1, .max_inputs = 1, .attrs = softmax_attrs,
+    .opset_defaults = softmax_opset_defaults, .export_refusal = softmax_refusal,
+    .infer = softmax_infer, .forward = softmax_forward, .jvp = softmax_jvp, .vjp = softmax_vjp,
+};
