@@ -67,10 +67,7 @@ int cmd_ara(int argc, char **argv)
         case O_VAR: var_path = optarg; ncov++; break;
         case O_COV: cov_path = optarg; ncov++; break;
         case O_METHOD:
-            if (!strcmp(optarg, "paper")) opt.method = NM_METHOD_PAPER;
-            else if (!strcmp(optarg, "exact")) opt.method = NM_METHOD_EXACT;
-            else if (!strcmp(optarg, "delta")) opt.method = NM_METHOD_DELTA;
-            else return cli_error("--method: '%s' is not one of paper, exact, delta", optarg);
+            if (cli_parse_method(optarg, &opt.method, NULL)) return 1;
             break;
         case O_PREC:
             if (!strcmp(optarg, "double")) opt.precision = NM_PREC_DOUBLE;

@@ -112,11 +112,7 @@ int cmd_moments(int argc, char **argv)
             if (!cli_parse_int(optarg, &relu) || relu < 1) return cli_error("--split-relu: '%s' is not a positive integer", optarg);
             break;
         case O_METHOD:
-            if (!strcmp(optarg, "all")) all = 1;
-            else if (!strcmp(optarg, "paper")) o.method = NM_METHOD_PAPER;
-            else if (!strcmp(optarg, "exact")) o.method = NM_METHOD_EXACT;
-            else if (!strcmp(optarg, "delta")) o.method = NM_METHOD_DELTA;
-            else return cli_error("--method: '%s' is not paper, exact, delta or all", optarg);
+            if (cli_parse_method(optarg, &o.method, &all)) return 1;
             break;
         case O_MC:
             if (!cli_parse_int(optarg, &mc) || mc < 2) return cli_error("--mc: '%s' is not an integer >= 2", optarg);
@@ -152,8 +148,8 @@ int cmd_moments(int argc, char **argv)
     nm_net *net = NULL;
     nm_cov *cov = NULL;
     nm_array mu = {0};
-    nm_moments res[NM_METHOD_COUNT] = {{0}};
-    double times[NM_METHOD_COUNT] = {0};
+    nm_moments res[NM_METHOD_MAX] = {{0}};
+    double times[NM_METHOD_MAX] = {0};
     nm_mc_result mcr = {0};
     double t_mc = 0, chg[2] = {0, 0}; /* ReLU states changed below and above the split, over chg_n draws */
     long long chg_n = mc < NM_RELU_CHANGE_SAMPLES ? mc : NM_RELU_CHANGE_SAMPLES;
@@ -212,7 +208,7 @@ int cmd_moments(int argc, char **argv)
         goto done;
     }
     /* analytic: each method timed alone, linearization included */
-    for (int m = 0; m < NM_METHOD_COUNT; m++) {
+    for (int m = 0; m < nm_method_count(); m++) {
         if (!all && m != (int)o.method) continue;
         nm_net_moments_options om = o;
         om.method = (nm_method)m;
@@ -257,7 +253,7 @@ int cmd_moments(int argc, char **argv)
         cJSON_AddNumberToObject(j, "split_relu", l);
         cJSON_AddBoolToObject(j, "logits_before_softmax", on_logits);
         if (all) {
-            for (int m = 0; m < NM_METHOD_COUNT; m++) {
+            for (int m = 0; m < nm_method_count(); m++) {
                 cJSON *k = cJSON_CreateObject();
                 cJSON_AddItemToObject(k, "mean", json_vec(res[m].mean, d));
                 cJSON_AddItemToObject(k, "var", json_vec(res[m].var, d));
@@ -291,7 +287,7 @@ int cmd_moments(int argc, char **argv)
     } else {
         printf("model %s, split at ReLU %d of %d%s\n", model, l, nr,
                on_logits ? "; moments of the logits (the input of the final softmax)" : "");
-        for (int m = 0; m < NM_METHOD_COUNT; m++) {
+        for (int m = 0; m < nm_method_count(); m++) {
             if (!all && m != (int)o.method) continue;
             printf("\nmethod %s:\n", nm_method_str((nm_method)m));
             if (mc)
@@ -323,7 +319,7 @@ int cmd_moments(int argc, char **argv)
         }
     }
 done:
-    for (int m = 0; m < NM_METHOD_COUNT; m++) nm_moments_free(ctx, &res[m]);
+    for (int m = 0; m < nm_method_count(); m++) nm_moments_free(ctx, &res[m]);
     nm_mc_result_free(ctx, &mcr);
     nm_array_free(ctx, &mu);
     nm_cov_free(ctx, cov);

@@ -3,14 +3,16 @@
  * (Fig 2 on the synthetic nets, Table 1 on the shipped LeNet, Table 3 with
  * k-means linearization points) into one directory and writes its
  * README.md: our tables and figures with the paper's published numbers
- * beside them. --quick uses fewer runs and samples (minutes on 2 cores).
+ * beside them. The experiments run through the same functions as their
+ * commands (experiments.h), which also write their tables into the report. --quick uses fewer runs and samples (minutes on 2 cores).
  */
-#include "common.h"
+#include "experiments.h"
+
+#include <getopt.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char help[] =
     "usage: netmoments reproduce [--quick] [--model M.onnx] [--seed S] --out DIR\n\n"
@@ -27,71 +29,15 @@ static const double paper_t3_5000[10][2] = {{0.9998, 0.2725}, {0.9983, 0.3782}, 
                                             {0.9936, 0.2441}, {0.991, 0.3592},  {0.9844, 0.213}, {0.9906, 0.2554}, {0.9917, 0.2685}};
 static const double paper_t3_500[10] = {0.752, 1.0235, 1.6994, 1.2021, 1.2705, 0.9686, 1.1909, 2.5221, 1.1877, 1.3469};
 
-static int run(int (*cmd)(int, char **), const char *const *args)
+/* The report's sections after its heading, with the experiments run in order. */
+static int sections(FILE *f, const syn_args *syn, const exp_opts *t1, const t3_args *t3)
 {
-    char *argv[32];
-    int argc = 0;
-    for (; args[argc] && argc < 31; argc++) argv[argc] = (char *)args[argc];
-    argv[argc] = NULL;
-    return cmd(argc, argv);
-}
-
-static void copy_file(FILE *to, const char *dir, const char *name)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    int ch;
-    if (!f) {
-        fprintf(to, "(missing: %s)\n", name);
-        return;
-    }
-    while ((ch = fgetc(f)) != EOF) fputc(ch, to);
-    fclose(f);
-}
-
-int cmd_reproduce(int argc, char **argv)
-{
-    const char *out = NULL, *model = CLI_DEFAULT_MODEL, *seed = "1";
-    int quick = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = argv[++i];
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return fputs(help, stdout), 0;
-        else return cli_error("reproduce: unknown or incomplete option '%s' (netmoments reproduce --help)", argv[i]);
-    }
-    if (!out) return cli_error("reproduce: --out DIR is required");
-    if (cli_make_dir(out, "--out")) return 1;
-    const char *runs_s = quick ? "30" : "200", *runs_l = quick ? "20" : "200", *mc = quick ? "5000" : "75000";
-    const char *images = quick ? "30" : "200", *mc3 = quick ? "2000" : "20000";
-    double t0 = cli_now();
-    fprintf(stderr, "reproduce: Fig 2 (synthetic nets)\n");
-    if (run(cmd_tightness, (const char *const[]){"tightness", "synthetic", "--runs", runs_s, "--mc", mc, "--seed", seed, "--out", out,
-                                                  NULL}))
-        return 1;
-    fprintf(stderr, "reproduce: Table 1 (LeNet)\n");
-    if (run(cmd_tightness, (const char *const[]){"tightness", "lenet", "--model", model, "--runs", runs_l, "--mc", mc, "--seed", seed,
-                                                  "--out", out, NULL}))
-        return 1;
-    fprintf(stderr, "reproduce: Table 3 (k-means linearization points)\n");
-    if (run(cmd_linpoints, (const char *const[]){"linpoints", "--model", model, "--baseline", "--images", images, "--mc", mc3, "--seed",
-                                                 seed, "--out", out, NULL}))
-        return 1;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/README.md", out);
-    FILE *f = fopen(path, "w");
-    if (!f) return cli_error("cannot write %s", path);
-    fprintf(f, "# netmoments: the paper's tightness experiments, reproduced\n\n");
-    fprintf(f, "Made by `netmoments reproduce%s --seed %s --out %s` (%s size; %.0f s). Ratios are Monte Carlo / analytic; "
-               "method `paper` is the paper's zero-mean variance (§1.4), `exact` ours (§1.5).\n\n",
-            quick ? " --quick" : "", seed, out, quick ? "quick" : "full", cli_now() - t0);
     fprintf(f, "## Fig 2: synthetic nets\n\nSlopes of the least-squares line through the origin, Monte Carlo (y) against analytic (x), "
-               "over the runs (%s runs, %s samples each; input mean 0, linearized at 0). A slope of 1 is tight. The free line's "
+               "over the runs (%lld runs, %lld samples each; input mean 0, linearized at 0). A slope of 1 is tight. The free line's "
                "slope is given beside it; it ignores a constant offset, and where the analytic mean hardly varies across runs "
-               "(low noise) it measures only the Monte Carlo's noise.\n\n", runs_s, mc);
-    copy_file(f, out, "slopes.md");
+               "(low noise) it measures only the Monte Carlo's noise.\n\n", syn->e.runs, syn->e.mc);
+    fprintf(stderr, "reproduce: Fig 2 (synthetic nets)\n");
+    if (exp_synthetic(syn, f)) return 1;
     fprintf(f, "\nThe paper's slopes are shown only in its figures, whose numbers did not survive text extraction.\n\n"
                "FC-A and Conv-A are exactly (Affine, ReLU, Affine): their linearization is exact, so their mean and method "
                "exact's variance must match the Monte Carlo in every regime, and method paper's variance differs only through "
@@ -100,21 +46,71 @@ int cmd_reproduce(int argc, char **argv)
                "later ReLUs keep those states and the analytic moments hold; under medium and high noise a large share of them "
                "change state from sample to sample, and the frozen linearization misses it: that, not the moment formulas, is "
                "what separates the deeper nets' points from the diagonal.\n\n");
-    const char *nets[] = {"fc-a", "fc-b", "fc-c", "conv-a", "conv-b", "conv-c"}, *regs[] = {"low", "medium", "high"};
-    for (int i = 0; i < 6; i++)
-        for (int g = 0; g < 3; g++) fprintf(f, "![%s %s](fig2-%s-%s.png)\n", nets[i], regs[g], nets[i], regs[g]);
+    for (int i = 0; i < NM_SYN_COUNT; i++)
+        for (int g = 0; g < CLI_REGIMES; g++)
+            fprintf(f, "![%s %s](fig2-%s-%s.png)\n", nm_synthetic_str((nm_synthetic)i), cli_regime_names[g],
+                    nm_synthetic_str((nm_synthetic)i), cli_regime_names[g]);
     fprintf(f, "\n## Table 1: LeNet on MNIST\n\n");
-    copy_file(f, out, "table1.md");
+    fprintf(stderr, "reproduce: Table 1 (LeNet)\n");
+    if (exp_table1(t1, f)) return 1;
     fprintf(f, "\nThe paper's Table 1 (its LeNet, its MNIST validation images, its variance formula = our `paper`):\n\n"
                "| logit | E[Eratio] | σ(Eratio) | E[varratio] | σ(varratio) |\n|---|---|---|---|---|\n");
     for (int i = 0; i < 10; i++)
         fprintf(f, "| %d | %.3f | %.3f | %.4f | %.3f |\n", i, paper_t1[i][0], paper_t1[i][1], paper_t1[i][2], paper_t1[i][3]);
     fprintf(f, "\n## Table 3: linearization at k-means centres\n\n");
-    copy_file(f, out, "table3.md");
+    fprintf(stderr, "reproduce: Table 3 (k-means linearization points)\n");
+    if (exp_table3(t3, f)) return 1;
     fprintf(f, "\nThe paper's Table 3 (5,000 validation images; k = 5000 is every image its own centre, ours k = 1996):\n\n"
                "| logit | k=5000 E[Eratio] | k=5000 E[varratio] | k=500 E[Eratio] |\n|---|---|---|---|\n");
     for (int i = 0; i < 10; i++) fprintf(f, "| %d | %.4f | %.4f | %.4f |\n", i, paper_t3_5000[i][0], paper_t3_5000[i][1], paper_t3_500[i]);
-    fclose(f);
-    printf("wrote %s (%.0f s)\n", path, cli_now() - t0);
     return 0;
+}
+
+int cmd_reproduce(int argc, char **argv)
+{
+    enum { R_QUICK = 2000 };
+    static const struct option opts[] = {{"quick", no_argument, 0, R_QUICK}, {"out", required_argument, 0, O_OUT},
+                                         {"model", required_argument, 0, O_MODEL}, {"seed", required_argument, 0, O_SEED},
+                                         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    exp_opts e = {CLI_DEFAULT_MODEL, NULL, 1, 0, 0, 1};
+    int quick = 0, c, got;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == R_QUICK) quick = 1;
+        else if ((got = exp_option(c, optarg, 2, &e))) {
+            if (got < 0) return 1;
+        } else if (c == O_HELP || c == 'h') return fputs(help, stdout), 0;
+        else return cli_error("reproduce: unknown or incomplete option '%s' (netmoments reproduce --help)", argv[optind - 1]);
+    }
+    if (optind < argc) return cli_error("reproduce: unexpected argument '%s'", argv[optind]);
+    if (exp_need_out(&e, "reproduce")) return 1;
+    /* full size follows the paper; --quick takes minutes on 2 cores */
+    syn_args syn = {e, {1, 1, 1, 1, 1, 1}, {1, 1, 1}, NM_SYN_BIAS_SD};
+    syn.e.runs = quick ? 30 : 200, syn.e.mc = quick ? 5000 : 75000;
+    exp_opts t1 = e;
+    t1.runs = quick ? 20 : 200, t1.mc = quick ? 5000 : 75000;
+    t3_args t3 = {e, "5%,10%,100%", 1};
+    t3.e.runs = quick ? 30 : 200, t3.e.mc = quick ? 2000 : 20000;
+    double t0 = cli_now();
+    char *text = NULL;
+    size_t len = 0;
+    FILE *body = open_memstream(&text, &len);
+    if (!body) return cli_error("out of memory");
+    int rc = sections(body, &syn, &t1, &t3);
+    fclose(body);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/README.md", e.out);
+    FILE *f = rc ? NULL : fopen(path, "w");
+    if (!rc && !f) rc = cli_error("cannot write %s", path);
+    if (!rc) {
+        fprintf(f, "# netmoments: the paper's tightness experiments, reproduced\n\n");
+        fprintf(f, "Made by `netmoments reproduce%s --seed %lld --out %s` (%s size; %.0f s). Ratios are Monte Carlo / analytic; "
+                   "method `paper` is the paper's zero-mean variance (§1.4), `exact` ours (§1.5).\n\n",
+                quick ? " --quick" : "", e.seed, e.out, quick ? "quick" : "full", cli_now() - t0);
+        fwrite(text, 1, len, f);
+        if (fclose(f) != 0) rc = cli_error("cannot write %s", path);
+        else printf("wrote %s (%.0f s)\n", path, cli_now() - t0);
+    }
+    free(text);
+    return rc;
 }

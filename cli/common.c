@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int cli_error(const char *fmt, ...)
 {
@@ -127,4 +128,40 @@ int cli_make_dir(const char *dir, const char *opt)
             *p = '/';
         }
     }
+}
+
+const char *cli_method_names(const char *sep)
+{
+    static char buf[512];
+    size_t o = 0;
+    buf[0] = 0;
+    for (int m = 0; m < nm_method_count() && o < sizeof buf; m++)
+        o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", m ? sep : "", nm_method_str(m));
+    return buf;
+}
+
+int cli_parse_method(const char *arg, nm_method *m, int *all)
+{
+    if (all && !strcmp(arg, "all")) {
+        *all = 1;
+        return 0;
+    }
+    nm_method k = nm_method_from_str(arg);
+    if (k < 0) return cli_error("--method: '%s' is not one of %s%s", arg, cli_method_names(", "), all ? ", all" : "");
+    *m = k;
+    if (all) *all = 0;
+    return 0;
+}
+
+cli_progress cli_progress_make(const char *label, const char *unit)
+{
+    return (cli_progress){label, unit, isatty(2)};
+}
+
+void cli_progress_print(void *user, int64_t done, int64_t total)
+{
+    const cli_progress *p = user;
+    if (!p->tty) return;
+    fprintf(stderr, "\r%s: %lld / %lld %s", p->label, (long long)done, (long long)total, p->unit);
+    if (done == total) fprintf(stderr, "\n");
 }

@@ -29,6 +29,21 @@ int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
  * /usr/share/datasets/fashion-mnist. Returns 0, or 1 after printing why. */
 int cli_load_dataset(nm_ctx *ctx, const char *name, const char *split, nm_dataset *out);
 
+/* --method: one method by name, or "all" (*all set; only where all is
+ * not NULL). Returns 0, or 1 after printing the names it accepts. */
+int cli_parse_method(const char *arg, nm_method *m, int *all);
+/* The method names as "paper|exact|delta" (static storage). */
+const char *cli_method_names(const char *sep);
+
+/* A progress line on stderr, "\r<label>: done / total <unit>", shown only
+ * when stderr is a terminal; user is a cli_progress. */
+typedef struct {
+    const char *label, *unit;
+    int tty;
+} cli_progress;
+cli_progress cli_progress_make(const char *label, const char *unit);
+void cli_progress_print(void *user, int64_t done, int64_t total);
+
 /* Creates directory dir and any missing parents (mkdir -p). Returns 0, or
  * 1 after printing "<opt>: cannot create directory <dir>". */
 int cli_make_dir(const char *dir, const char *opt);

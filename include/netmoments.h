@@ -41,10 +41,22 @@ typedef enum {
 /* A static, human-readable name for a status ("invalid argument", ...). */
 const char *nm_status_str(nm_status s);
 
+/* Progress of long work: called with the units done so far and the total
+ * (from the calling thread, or under a lock), user as given. */
+typedef void (*nm_progress_fn)(void *user, int64_t done, int64_t total);
+
 /* ---------------------------------------------------------------- context */
 
-/* A context carries the last error message and the allocator. It is not
- * shared between threads that call the library at the same time. */
+/* A context carries the last error message and the allocator.
+ *
+ * Threads: calls on distinct contexts and distinct objects may run at the
+ * same time. A context, a net (its passes record state in it) and a result
+ * belong to one thread at a time; what a call only reads (nm_cov, input
+ * arrays, a net given as const) may be shared. Calls run OpenMP threads
+ * inside. OpenBLAS's thread count is process-wide: calls that need it
+ * serial (Monte Carlo, experiments, training, batched convolutions) set it
+ * to 1 while any of them runs and restore it when the last one ends, under
+ * a lock; a program that changes it during such a call races with them. */
 typedef struct nm_ctx nm_ctx;
 
 /* Returns NULL only when the context itself cannot be allocated. */
@@ -146,11 +158,12 @@ typedef enum {
     NM_COV_ISOTROPIC = 0, /* σ² I */
     NM_COV_DIAGONAL = 1,  /* diag(v) */
     NM_COV_FULL = 2,      /* a dense symmetric PSD matrix */
-    NM_COV_FACTOR = 3     /* L Lᵀ with L n×k */
+    NM_COV_FACTOR = 3,    /* L Lᵀ with L n×k */
+    NM_COV_WINDOW = 4     /* σ² I on a window of an image, 0 elsewhere */
 } nm_cov_kind;
 
-/* Each constructor copies what it is given. sigma2 and v must be finite and
- * ≥ 0. nm_cov_full checks symmetry (relative 1e-10) and positive
+/* Each constructor copies what it is given. sigma2 and v must be finite
+ * (NM_ERR_NONFINITE) and ≥ 0 (NM_ERR_NOT_PSD). nm_cov_full checks symmetry (relative 1e-10) and positive
  * semi-definiteness (smallest eigenvalue ≥ −1e-10 · largest) and fails with
  * NM_ERR_NOT_PSD otherwise; it factors C once (eigendecomposition). */
 nm_status nm_cov_isotropic(nm_ctx *ctx, int64_t n, double sigma2, nm_cov **out);
@@ -159,8 +172,8 @@ nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out);
 nm_status nm_cov_factor(nm_ctx *ctx, int64_t n, int64_t k, const double *L, nm_cov **out);
 /* Windowed noise: σ² I on the pixels of the rectangle rows r..r+h−1,
  * columns c..c+w−1 of a (C, H, W) input, all channels, and none elsewhere
- * (the 7×7 windows of the paper's Fig 3). A factor covariance with
- * k = C·h·w columns, so its cost grows with the window, not the image. */
+ * (the 7×7 windows of the paper's Fig 3). It holds only the window's
+ * C·h·w pixels, so its cost grows with the window, not the image. */
 nm_status nm_cov_window(nm_ctx *ctx, int64_t C, int64_t H, int64_t W, int64_t r, int64_t c, int64_t h, int64_t w,
                         double sigma2, nm_cov **out);
 void nm_cov_free(nm_ctx *ctx, nm_cov *cov);
@@ -170,13 +183,20 @@ int64_t nm_cov_dim(const nm_cov *cov);
 
 /* ---------------------------------------------------------------- Affine–ReLU–Affine moments (§1.2–1.5) */
 
-typedef enum {
-    NM_METHOD_PAPER = 0, /* §1.4: zero-mean pair formula (paper's Theorem 2) */
-    NM_METHOD_EXACT = 1, /* §1.5: exact for any μ, Σ, c1 */
-    NM_METHOD_DELTA = 2  /* §1.7: linearize at μ (mean g(μ), cov J Σ Jᵀ) */
-} nm_method;
-#define NM_METHOD_COUNT 3
+/* Moment methods. A method is an index into the library's method table,
+ * found by name with nm_method_from_str; the three fixed ones are: */
+typedef int nm_method;
+#define NM_METHOD_PAPER 0 /* §1.4: zero-mean pair formula (paper's Theorem 2) */
+#define NM_METHOD_EXACT 1 /* §1.5: exact for any μ, Σ, c1 */
+#define NM_METHOD_DELTA 2 /* §1.7: linearize at μ (mean g(μ), cov J Σ Jᵀ) */
+#define NM_METHOD_MAX 16  /* room for every method, for arrays indexed by method */
+/* How many methods there are (0 .. nm_method_count() − 1). */
+int nm_method_count(void);
+/* The method's name ("exact"; "unknown" for an invalid index) and a one-line summary for help texts. */
 const char *nm_method_str(nm_method m);
+const char *nm_method_summary(nm_method m);
+/* The method of that name, or −1. */
+nm_method nm_method_from_str(const char *name);
 
 /* Precision of the BLAS-bound products (S = AΣAᵀ and B C Bᵀ). The moment
  * kernels always run in double. */
@@ -251,10 +271,10 @@ typedef struct {
 void nm_mc_result_free(nm_ctx *ctx, nm_mc_result *r);
 
 /* Samples x = mu + L ε (Σ = L Lᵀ) through the ARA network, n_samples times,
- * in batches through BLAS (float32 passes, double statistics). Fixed chunks
- * of 64 samples (256 when p·k > 2^22) run in parallel on OpenMP threads, each through
- * single-threaded BLAS (OpenBLAS's thread count is set to 1 during the call
- * and restored after it). Results are identical for any thread count. */
+ * in batches of 500 through BLAS (float32 passes, double statistics). Fixed
+ * chunks of 64 samples (256 when p·k > 2^22) run in parallel on OpenMP
+ * threads, each through single-threaded BLAS (OpenBLAS is serial during the
+ * call; see "threads" below). Results are identical for any thread count. */
 nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
                             const nm_cov *sigma, int64_t n_samples, const nm_rng *rng,
                             int want_cov, nm_mc_result *out);
@@ -459,12 +479,15 @@ typedef struct {
     const nm_array *x0;      /* where the bottom part is linearized (input shape); NULL: the mean μ */
     const nm_array *y0;      /* where the top part is linearized (the split ReLU's output shape);
                                 NULL: relu_l(R_bot(x0)) */
-    size_t mem_budget;       /* bytes A may take as a matrix (default 2 GiB); above it A is applied
-                                as an operator through jvp, chunk by chunk */
+    size_t mem_budget;       /* bytes the matrix path may hold: A and A·L (and, for nm_net_linearize,
+                                the float copy of A) (default NM_MEM_BUDGET_DEFAULT); above it A is
+                                applied as an operator through jvp, chunk by chunk */
     nm_method method;        /* paper, exact (default) or delta; delta linearizes the whole net at μ */
     nm_precision precision;  /* of S = AΣAᵀ and B C Bᵀ */
     int want_cov;            /* also the d×d covariance of the logits */
 } nm_net_moments_options;
+
+#define NM_MEM_BUDGET_DEFAULT ((size_t)2 << 30) /* 2 GiB */
 
 nm_net_moments_options nm_net_moments_options_default(void);
 
@@ -472,7 +495,8 @@ nm_net_moments_options nm_net_moments_options_default(void);
  * split ReLU, for the logits (nm_net_logits_node). A and B are formed by
  * jvp columns or vjp rows, whichever takes fewer passes. Outputs are newly
  * allocated: A (p×n) float32, c1 (p), B (d×p), c2 (d) float64. Fails with
- * NM_ERR_NOMEM naming the budget when A exceeds opt->mem_budget. */
+ * NM_ERR_NOMEM naming the budget when A (12 bytes an entry while it is
+ * formed and copied) exceeds opt->mem_budget. */
 nm_status nm_net_linearize(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_net_moments_options *opt,
                            nm_array *A, nm_array *c1, nm_array *B, nm_array *c2);
 
@@ -492,8 +516,7 @@ nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, c
  * statistics merged in batch order, so a seed gives identical results for
  * any thread count. progress (may be NULL) is called after every batch. */
 nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, int64_t n_samples,
-                            const nm_rng *rng, int want_cov, void (*progress)(void *user, int64_t done, int64_t total),
-                            void *user, nm_mc_result *out);
+                            const nm_rng *rng, int want_cov, nm_progress_fn progress, void *user, nm_mc_result *out);
 
 /* How far the noise carries the net out of the region its two-stage
  * linearization freezes (§1.6): over n_samples draws of N(mu, sigma) (the
@@ -532,34 +555,90 @@ typedef struct {
     int64_t mc;         /* Monte Carlo samples per run (paper: 75,000) */
     double max_var;     /* regime: 1e-4 (low), 1 (medium), 200 (high) */
     uint64_t seed;
-    void (*progress)(void *user, int64_t done, int64_t total); /* may be NULL; called under a lock */
+    nm_progress_fn progress; /* may be NULL; called under a lock */
     void *user;
     const int64_t *image_index; /* optional: run r is around image image_index[r] (else a random one) */
     const float *x0;            /* optional: run r linearizes the bottom part at x0 + r·n (else at its mean) */
     int split_relu;             /* the ReLU the net is split at (1-based); 0: the last */
+    int nmethods;               /* the analytic methods compared (default paper and exact) */
+    nm_method methods[NM_METHOD_MAX];
 } nm_tightness_options;
 
-/* Per run r and output i (row-major runs × d): the exact mean, the MC mean,
- * the variances of methods paper and exact, and the MC variance; for a run
- * around an image, its index in the data set; per run, the shares of ReLU
- * states below and above the split that the noise changes
- * (nm_net_relu_changes over the MC's first NM_RELU_CHANGE_SAMPLES draws). */
+/* Defaults: 200 runs, 75,000 samples, the medium regime (max_var 1), seed
+ * 1, no progress, random images, linearized at the mean, split at the last
+ * ReLU, methods paper and exact. */
+nm_tightness_options nm_tightness_options_default(void);
+
+/* Per run r and output i (row-major runs × d): for each method compared,
+ * its mean and variance (mean[m], var[m]; NULL for methods not compared),
+ * the MC mean and variance; for a run around an image, its index in the
+ * data set; per run, the shares of ReLU states below and above the split
+ * that the noise changes (nm_net_relu_changes over the MC's first
+ * NM_RELU_CHANGE_SAMPLES draws). */
 typedef struct {
     int64_t runs, d;
-    double *analytic_mean, *mc_mean, *var_paper, *var_exact, *mc_var;
+    double *mean[NM_METHOD_MAX], *var[NM_METHOD_MAX];
+    double *mc_mean, *mc_var;
     double *relu_bottom, *relu_top;
     int64_t *mean_index;
     double *buf;
 } nm_tightness;
 
-/* Runs the experiment: each run draws Σ (nm_cov_random, stream = run) and,
- * when images is not NULL, a random image of it as the mean (else 0); the
- * net is split at opt->split_relu and linearized at the mean. make_net builds
- * one copy of the net per thread. Results do not depend on the thread
- * count. Free with nm_tightness_free. */
-nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx *ctx, nm_net **out), void *user,
-                           const nm_dataset *images, nm_scale scale, const nm_tightness_options *opt, nm_tightness *out);
+/* Runs the experiment on net (borrowed; each thread works on its own copy,
+ * nm_net_copy): each run draws Σ (nm_cov_random, stream = run) and, when
+ * images is not NULL, a random image of it as the mean (else 0); the net is
+ * split at opt->split_relu and linearized at the mean. Results do not
+ * depend on the thread count. Free with nm_tightness_free. */
+nm_status nm_tightness_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *images, nm_scale scale,
+                           const nm_tightness_options *opt, nm_tightness *out);
 void nm_tightness_free(nm_ctx *ctx, nm_tightness *t);
+
+/* Over the runs (row-major runs × d), the ratio mc / analytic of output i:
+ * its mean and (unbiased) standard deviation (Table 1, Table 3). */
+typedef struct {
+    double mean, sd;
+} nm_ratio_stats;
+nm_ratio_stats nm_ratio_over_runs(const double *mc, const double *analytic, int64_t runs, int64_t d, int64_t i);
+
+/* The paper's Table 3: the digits of a data set clustered by k-means
+ * (nm_kmeans) in the model's input space, and `images` of them, drawn at
+ * random by the seed, each linearized at its cluster's centre (and, with
+ * baseline, at its farthest member) instead of at itself, against a Monte
+ * Carlo around the digit under a random covariance of the regime. */
+#define NM_LINPOINTS_MAX_K 16
+typedef struct {
+    int nk;                         /* cluster counts, 1 .. NM_LINPOINTS_MAX_K */
+    int64_t k[NM_LINPOINTS_MAX_K];
+    int baseline;                   /* also at the farthest member (not where k = every digit: it is the digit) */
+    int64_t images;                 /* digits evaluated (at most the data set's) */
+    int64_t mc;                     /* Monte Carlo samples per digit */
+    double max_var;                 /* the regime, as nm_tightness_options */
+    uint64_t seed;
+    nm_progress_fn progress;        /* may be NULL; after each (k, point) row */
+    void *user;
+    int64_t n_digits;               /* set by the run: the data set's size */
+} nm_linpoints_options;
+
+/* Defaults: no k (set nk and k), no baseline, 200 digits, 20,000 samples,
+ * the medium regime, seed 1. */
+nm_linpoints_options nm_linpoints_options_default(void);
+
+/* One row per (k, point): k, farthest (0: the centre, 1: the farthest
+ * member), and per logit (rows × d) E[Eratio] (method exact's mean) and
+ * E[varratio] of methods paper and exact (var_ratio[m]; NULL for others),
+ * and the mean share of ReLU states below the split the noise changes. */
+typedef struct {
+    int rows;
+    int64_t k[2 * NM_LINPOINTS_MAX_K];
+    int farthest[2 * NM_LINPOINTS_MAX_K];
+    int64_t d, images;
+    int64_t *index;                 /* the evaluated digits (images) */
+    double *e_ratio, *var_ratio[NM_METHOD_MAX], *relu_bottom;
+    double *buf;
+} nm_linpoints;
+
+nm_status nm_linpoints_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *ds, const nm_linpoints_options *opt, nm_linpoints *out);
+void nm_linpoints_free(nm_ctx *ctx, nm_linpoints *t);
 
 /* k-means of n points (n×dim, row-major) into k clusters: k-means++
  * seeding from the counter-based RNG, then Lloyd iterations until no point

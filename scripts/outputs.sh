@@ -15,7 +15,7 @@ rm -rf "$out"; mkdir -p "$out"
 cc -O1 -fopenmp -Iinclude scripts/builtin_nets.c "$build/libnetmoments.a" $(pkg-config --libs libprotobuf-c openblas lapacke zlib cairo) -lm -o "$out/builtin_nets"
 "$out/builtin_nets" "$out"
 rm "$out/builtin_nets"
-strip_times() { sed -E 's/"time[a-z_]*":[-0-9.e+]+,?//g'; }
+strip_times() { sed -E 's/,"time[a-z_]*":[-0-9.e+]+//g; s/"time[a-z_]*":[-0-9.e+]+,//g'; }
 m() { local name="$1"; shift; "$nm" moments "$@" --json 2>/dev/null | strip_times > "$out/moments-$name.json"; }
 m all        --image 0 --sigma2 1 --method all --mc 3000 --seed 2
 m operator   --image 1 --sigma2 1 --method all --mem 1e-6

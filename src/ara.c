@@ -3,19 +3,14 @@
  * g(x) = B relu(A x + c1) + c2 for x ~ N(μ, Σ) (DESIGN §1.2–1.5, 1.7):
  * z = A x + c1 ~ N(m, S) with S = (A L)(A L)ᵀ by one SYRK, the ReLU
  * covariance C from relu_cov.c, then mean = B E[relu z] + c2 and
- * Var[g_i] = B_i C B_iᵀ through one SYMM.
+ * Var[g_i] = B_i C B_iᵀ through one SYMM; the method's rules come from the
+ * method table (src/methods). The network moments reuse everything from S
+ * on (src/moments.c).
  */
-#include "internal.h"
+#include "methods/method.h"
 
 #include <math.h>
 #include <string.h>
-
-const char *nm_method_str(nm_method m)
-{
-    static const char *const names[NM_METHOD_COUNT] = {"paper", "exact", "delta"};
-    _Static_assert(sizeof names / sizeof names[0] == NM_METHOD_COUNT, "one name per method");
-    return (m >= 0 && m < NM_METHOD_COUNT) ? names[m] : "unknown";
-}
 
 nm_ara_options nm_ara_options_default(void)
 {
@@ -92,70 +87,37 @@ nm_status nm_ara_load(nm_ctx *ctx, const nm_ara *net, const nm_array *mu, const 
     return NM_OK;
 }
 
-nm_status nm_ara_form_AL(nm_ctx *ctx, const nm_ara_data *a, const nm_cov *sigma,
-                         double **out64, float **out32, int64_t *k_out)
+nm_status nm_ara_form_AL(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *sigma, double **AL)
 {
-    nm_cov_factor_view v;
-    nm_cov_view(sigma, &v);
-    int64_t p = a->p, n = a->n, k = v.k;
-    *k_out = k;
-    double *AL64 = NULL;
-    float *AL32 = NULL;
-    if (v.kind == NM_COV_ISOTROPIC || v.kind == NM_COV_DIAGONAL) {
-        if (out64 && !(AL64 = nm_alloc(ctx, (size_t)(p * n), sizeof(double)))) return NM_ERR_NOMEM;
-        if (out32 && !(AL32 = nm_alloc(ctx, (size_t)(p * n), sizeof(float)))) return NM_ERR_NOMEM;
-        #pragma omp parallel for
-        for (int64_t i = 0; i < p; i++)
-            for (int64_t j = 0; j < n; j++) {
-                double x = a->A[i * n + j] * (v.diag ? v.diag[j] : v.sigma);
-                if (AL64) AL64[i * n + j] = x;
-                else AL32[i * n + j] = (float)x;
-            }
-    } else {
-        AL64 = nm_alloc(ctx, (size_t)(p * k), sizeof(double));
-        if (!AL64) return NM_ERR_NOMEM;
-        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, k, n, 1.0, a->A, n, v.L, k, 0.0, AL64, k);
-        if (out32) {
-            AL32 = nm_alloc(ctx, (size_t)(p * k), sizeof(float));
-            if (!AL32) {
-                nm_free(ctx, AL64);
-                return NM_ERR_NOMEM;
-            }
-            for (int64_t i = 0; i < p * k; i++) AL32[i] = (float)AL64[i];
-            nm_free(ctx, AL64);
-            AL64 = NULL;
-        }
-    }
-    if (out64) *out64 = AL64;
-    if (out32) *out32 = AL32;
+    *AL = nm_alloc(ctx, (size_t)p, (size_t)nm_cov_rank(sigma) * sizeof(double));
+    if (!*AL) return NM_ERR_NOMEM;
+    nm_cov_times_factor(sigma, p, A, *AL);
     return NM_OK;
 }
 
-/* S = (A L)(A L)ᵀ, lower triangle, returned in double (p×p). */
-static nm_status form_S(nm_ctx *ctx, const nm_ara_data *a, const nm_cov *sigma, nm_precision prec,
-                        double **S_out)
+nm_status nm_ara_form_S(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *sigma, nm_precision prec, double **S_out)
 {
-    int64_t p = a->p, k;
-    double *S = nm_alloc(ctx, (size_t)(p * p), sizeof(double));
-    if (!S) return NM_ERR_NOMEM;
-    nm_status st;
-    if (prec == NM_PREC_SINGLE) {
-        float *AL = NULL, *S32 = (float *)S; /* float S in the first half of the buffer */
-        if ((st = nm_ara_form_AL(ctx, a, sigma, NULL, &AL, &k)) != NM_OK) {
-            nm_free(ctx, S);
-            return st;
+    *S_out = NULL;
+    int64_t k = nm_cov_rank(sigma);
+    double *S = nm_alloc(ctx, (size_t)(p * p), sizeof(double)), *AL = NULL;
+    nm_status st = S ? nm_ara_form_AL(ctx, p, A, sigma, &AL) : NM_ERR_NOMEM;
+    if (st == NM_OK && prec == NM_PREC_SINGLE) {
+        float *AL32 = nm_alloc(ctx, (size_t)p, (size_t)k * sizeof(float)), *S32 = (float *)S; /* float S in the first half */
+        if (!AL32) {
+            st = NM_ERR_NOMEM;
+        } else {
+            for (int64_t i = 0; i < p * k; i++) AL32[i] = (float)AL[i];
+            nm_syrk_f32(p, k, 1.0f, AL32, k, 0.0f, S32, p);
+            for (int64_t i = p * p - 1; i >= 0; i--) S[i] = (double)S32[i]; /* widen in place, back to front */
         }
-        nm_syrk_f32(p, k, 1.0f, AL, k, 0.0f, S32, p);
-        nm_free(ctx, AL);
-        for (int64_t i = p * p - 1; i >= 0; i--) S[i] = (double)S32[i]; /* widen in place, back to front */
-    } else {
-        double *AL = NULL;
-        if ((st = nm_ara_form_AL(ctx, a, sigma, &AL, NULL, &k)) != NM_OK) {
-            nm_free(ctx, S);
-            return st;
-        }
+        nm_free(ctx, AL32);
+    } else if (st == NM_OK) {
         nm_syrk_f64(p, k, 1.0, AL, k, 0.0, S, p);
-        nm_free(ctx, AL);
+    }
+    nm_free(ctx, AL);
+    if (st != NM_OK) {
+        nm_free(ctx, S);
+        return st;
     }
     *S_out = S;
     return NM_OK;
@@ -192,7 +154,7 @@ static nm_status times_sym(nm_ctx *ctx, int64_t p, int64_t d, const double *B, c
 
 static nm_status check_options(nm_ctx *ctx, const nm_ara_options *o)
 {
-    if (o->method < 0 || o->method >= NM_METHOD_COUNT) return nm_fail(ctx, NM_ERR_ARG, "unknown method %d", (int)o->method);
+    if (o->method < 0 || o->method >= nm_method_count()) return nm_fail(ctx, NM_ERR_ARG, "unknown method %d", (int)o->method);
     if (o->precision != NM_PREC_DOUBLE && o->precision != NM_PREC_SINGLE)
         return nm_fail(ctx, NM_ERR_ARG, "unknown precision %d", (int)o->precision);
     return NM_OK;
@@ -219,11 +181,12 @@ nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double 
         st = NM_ERR_NOMEM;
         goto done;
     }
-    /* mean (§1.2, exact for any μ, Σ; the delta method uses relu(m)) */
+    /* mean (§1.2: B E[relu z] + c2, with the method's E[relu z]) */
+    const nm_method_def *def = nm_method_def_of(o.method);
     #pragma omp parallel for
     for (int64_t u = 0; u < p; u++) {
-        double s = S[u * p + u] > 0 ? sqrt(S[u * p + u]) : 0;
-        r[u] = o.method == NM_METHOD_DELTA ? (m[u] > 0 ? m[u] : 0) : nm_relu_mean(m[u], s);
+        nm_unit un = nm_unit_of(m[u], S[u * p + u]);
+        r[u] = def->mean(&un);
     }
     memcpy(out->mean, c2, (size_t)d * sizeof(double));
     nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, 1, p, 1.0, B, p, r, 1, 1.0, out->mean, 1);
@@ -253,7 +216,7 @@ nm_status nm_ara_moments(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
     nm_ara_data a;
     if ((st = nm_ara_load(ctx, net, mu, sigma, &a)) != NM_OK) return st;
     double *S = NULL;
-    if ((st = form_S(ctx, &a, sigma, o.precision, &S)) == NM_OK)
+    if ((st = nm_ara_form_S(ctx, a.p, a.A, sigma, o.precision, &S)) == NM_OK)
         st = nm_ara_moments_from_S(ctx, a.p, a.d, a.m, S, a.B, a.c2, &o, out);
     nm_free(ctx, S);
     nm_ara_data_free(ctx, &a);

@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 
 static enum CBLAS_TRANSPOSE tr(nm_trans t)
 {
@@ -99,14 +100,25 @@ void nm_gemm_f64_naive(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k
         }
 }
 
-int nm_blas_serial_begin(void)
+/* OpenBLAS's thread count is process-wide, and contexts may run on several
+ * threads at once: the first of any number of overlapping serial sections
+ * saves the count and sets 1, the last restores it, under one lock. */
+static pthread_mutex_t serial_lock = PTHREAD_MUTEX_INITIALIZER;
+static int serial_depth, serial_saved;
+
+void nm_blas_serial_begin(void)
 {
-    int n = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    return n;
+    pthread_mutex_lock(&serial_lock);
+    if (serial_depth++ == 0) {
+        serial_saved = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&serial_lock);
 }
 
-void nm_blas_serial_end(int saved)
+void nm_blas_serial_end(void)
 {
-    openblas_set_num_threads(saved);
+    pthread_mutex_lock(&serial_lock);
+    if (serial_depth > 0 && --serial_depth == 0) openblas_set_num_threads(serial_saved);
+    pthread_mutex_unlock(&serial_lock);
 }

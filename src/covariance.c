@@ -1,13 +1,20 @@
 /*
  * covariance.c — input covariances Σ in the forms users give them
- * (isotropic, diagonal, full, factor), validated on entry and kept with a
- * factor L (Σ = L Lᵀ) from which S = AΣAᵀ is one SYRK on A·L and Monte
- * Carlo draws x = μ + L ε.
+ * (isotropic, diagonal, full, factor, windowed), validated on entry and
+ * kept as a factor L (Σ = L Lᵀ, L n×k) behind the two operations every
+ * user of Σ goes through (internal.h): X += E Lᵀ, which draws the Monte
+ * Carlo's x = μ + L ε and gives L's columns to the jvp passes, and A·L,
+ * from which S = AΣAᵀ is one SYRK. Two representations serve the five
+ * kinds: a *selection*, whose column c holds one non-zero s_c at row idx_c
+ * (isotropic and diagonal: idx_c = c; a window: the window's pixels), and
+ * a dense L (full, factor), kept in double and, for the float passes, in
+ * float.
  */
 #include "internal.h"
 
 #include <lapacke.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define NM_SYM_TOL 1e-10 /* relative asymmetry accepted in a full Σ */
@@ -16,9 +23,19 @@
 struct nm_cov {
     nm_cov_kind kind;
     int64_t n, k;
-    double sigma; /* isotropic */
-    double *buf;  /* diagonal: σ_i (n); full/factor: L (n×k) */
+    /* selection: column c has s (or s_c) at row c (or idx_c) */
+    double sigma;    /* isotropic and window: the one standard deviation */
+    double *diag;    /* diagonal: σ_c (n) */
+    int64_t *idx;    /* window: the rows of the columns (k); NULL: row c */
+    /* dense: L (n×k) */
+    double *L;
+    float *L32;
 };
+
+static int dense(const nm_cov *c)
+{
+    return c->L != NULL;
+}
 
 static nm_status cov_new(nm_ctx *ctx, nm_cov_kind kind, int64_t n, int64_t k, nm_cov **out)
 {
@@ -29,23 +46,39 @@ static nm_status cov_new(nm_ctx *ctx, nm_cov_kind kind, int64_t n, int64_t k, nm
     c->kind = kind;
     c->n = n;
     c->k = k;
-    if (kind != NM_COV_ISOTROPIC) {
-        c->buf = nm_alloc(ctx, (size_t)n, (size_t)(kind == NM_COV_DIAGONAL ? 1 : k) * sizeof(double));
-        if (!c->buf) {
-            nm_free(ctx, c);
-            return NM_ERR_NOMEM;
-        }
+    nm_status st = NM_OK;
+    if (kind == NM_COV_DIAGONAL && !(c->diag = nm_alloc(ctx, (size_t)n, sizeof(double)))) st = NM_ERR_NOMEM;
+    if (kind == NM_COV_WINDOW && !(c->idx = nm_alloc(ctx, (size_t)k, sizeof(int64_t)))) st = NM_ERR_NOMEM;
+    if ((kind == NM_COV_FULL || kind == NM_COV_FACTOR) &&
+        (!(c->L = nm_alloc(ctx, (size_t)n, (size_t)k * sizeof(double))) || !(c->L32 = nm_alloc(ctx, (size_t)n, (size_t)k * sizeof(float)))))
+        st = NM_ERR_NOMEM;
+    if (st != NM_OK) {
+        nm_cov_free(ctx, c);
+        return st;
     }
     *out = c;
+    return NM_OK;
+}
+
+/* The float copy of a dense L, once L is filled. */
+static void fill_L32(nm_cov *c)
+{
+    for (int64_t i = 0; i < c->n * c->k; i++) c->L32[i] = (float)c->L[i];
+}
+
+/* A variance σ² given by the user: finite (NM_ERR_NONFINITE) and ≥ 0 (NM_ERR_NOT_PSD). */
+static nm_status check_variance(nm_ctx *ctx, double v, const char *what)
+{
+    if (!isfinite(v)) return nm_fail(ctx, NM_ERR_NONFINITE, "%s is not finite", what);
+    if (v < 0) return nm_fail(ctx, NM_ERR_NOT_PSD, "%s = %g is negative", what, v);
     return NM_OK;
 }
 
 nm_status nm_cov_isotropic(nm_ctx *ctx, int64_t n, double sigma2, nm_cov **out)
 {
     *out = NULL;
-    if (!isfinite(sigma2)) return nm_fail(ctx, NM_ERR_NONFINITE, "sigma2 is not finite");
-    if (sigma2 < 0) return nm_fail(ctx, NM_ERR_ARG, "sigma2 = %g is negative", sigma2);
-    nm_status st = cov_new(ctx, NM_COV_ISOTROPIC, n, n, out);
+    nm_status st = check_variance(ctx, sigma2, "sigma2");
+    if (st == NM_OK) st = cov_new(ctx, NM_COV_ISOTROPIC, n, n, out);
     if (st == NM_OK) (*out)->sigma = sqrt(sigma2);
     return st;
 }
@@ -55,12 +88,14 @@ nm_status nm_cov_diagonal(nm_ctx *ctx, int64_t n, const double *v, nm_cov **out)
     *out = NULL;
     if (!v) return nm_fail(ctx, NM_ERR_ARG, "variance vector is NULL");
     for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(v[i])) return nm_fail(ctx, NM_ERR_NONFINITE, "variance %lld is not finite", (long long)i);
-        if (v[i] < 0) return nm_fail(ctx, NM_ERR_NOT_PSD, "variance %lld = %g is negative", (long long)i, v[i]);
+        char what[48];
+        snprintf(what, sizeof what, "variance %lld", (long long)i);
+        nm_status st = check_variance(ctx, v[i], what);
+        if (st != NM_OK) return st;
     }
     nm_status st = cov_new(ctx, NM_COV_DIAGONAL, n, n, out);
     if (st != NM_OK) return st;
-    for (int64_t i = 0; i < n; i++) (*out)->buf[i] = sqrt(v[i]);
+    for (int64_t i = 0; i < n; i++) (*out)->diag[i] = sqrt(v[i]);
     return NM_OK;
 }
 
@@ -70,28 +105,28 @@ nm_status nm_cov_factor(nm_ctx *ctx, int64_t n, int64_t k, const double *L, nm_c
     if (k <= 0 || !L) return nm_fail(ctx, NM_ERR_ARG, "factor must be n x k with k > 0");
     if (!nm_all_finite_f64(L, n * k)) return nm_fail(ctx, NM_ERR_NONFINITE, "factor holds a non-finite value");
     nm_status st = cov_new(ctx, NM_COV_FACTOR, n, k, out);
-    if (st == NM_OK) memcpy((*out)->buf, L, (size_t)(n * k) * sizeof(double));
-    return st;
+    if (st != NM_OK) return st;
+    memcpy((*out)->L, L, (size_t)(n * k) * sizeof(double));
+    fill_L32(*out);
+    return NM_OK;
 }
 
 nm_status nm_cov_window(nm_ctx *ctx, int64_t C, int64_t H, int64_t W, int64_t r, int64_t c, int64_t h, int64_t w,
                         double sigma2, nm_cov **out)
 {
     *out = NULL;
-    if (!isfinite(sigma2)) return nm_fail(ctx, NM_ERR_NONFINITE, "sigma2 is not finite");
-    if (sigma2 < 0) return nm_fail(ctx, NM_ERR_ARG, "sigma2 = %g is negative", sigma2);
+    nm_status st = check_variance(ctx, sigma2, "sigma2");
+    if (st != NM_OK) return st;
     if (C < 1 || H < 1 || W < 1 || h < 1 || w < 1 || r < 0 || c < 0 || r + h > H || c + w > W)
         return nm_fail(ctx, NM_ERR_ARG, "window rows %lld..%lld, columns %lld..%lld is not inside a %lld x %lld image",
                        (long long)r, (long long)(r + h - 1), (long long)c, (long long)(c + w - 1), (long long)H, (long long)W);
-    int64_t n = C * H * W, k = C * h * w;
-    nm_status st = cov_new(ctx, NM_COV_FACTOR, n, k, out);
-    if (st != NM_OK) return st;
-    double *L = (*out)->buf, s = sqrt(sigma2);
-    memset(L, 0, (size_t)(n * k) * sizeof(double));
+    int64_t k = C * h * w;
+    if ((st = cov_new(ctx, NM_COV_WINDOW, C * H * W, k, out)) != NM_OK) return st;
+    (*out)->sigma = sqrt(sigma2);
     int64_t j = 0; /* column j of L is σ times the unit vector of the j-th pixel in the window */
     for (int64_t ch = 0; ch < C; ch++)
         for (int64_t y = r; y < r + h; y++)
-            for (int64_t x = c; x < c + w; x++) L[((ch * H + y) * W + x) * k + j++] = s;
+            for (int64_t x = c; x < c + w; x++) (*out)->idx[j++] = (ch * H + y) * W + x;
     return NM_OK;
 }
 
@@ -132,12 +167,13 @@ nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out)
         nm_free(ctx, V);
         return st;
     }
-    double *L = (*out)->buf;
+    double *L = (*out)->L;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < k; j++) {
             int64_t col = first + j;
             L[i * k + j] = col < n ? V[i * n + col] * sqrt(w[col]) : 0;
         }
+    fill_L32(*out);
     nm_free(ctx, V);
     return NM_OK;
 }
@@ -145,19 +181,42 @@ nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out)
 void nm_cov_free(nm_ctx *ctx, nm_cov *cov)
 {
     if (!cov) return;
-    nm_free(ctx, cov->buf);
+    nm_free(ctx, cov->diag);
+    nm_free(ctx, cov->idx);
+    nm_free(ctx, cov->L);
+    nm_free(ctx, cov->L32);
     nm_free(ctx, cov);
 }
 
 nm_cov_kind nm_cov_get_kind(const nm_cov *cov) { return cov->kind; }
 int64_t nm_cov_dim(const nm_cov *cov) { return cov->n; }
+int64_t nm_cov_rank(const nm_cov *cov) { return cov->k; }
 
-void nm_cov_view(const nm_cov *cov, nm_cov_factor_view *view)
+/* ---------------------------------------------------------------- the two operations */
+
+/* Selection column c: its row and its standard deviation. */
+static int64_t sel_row(const nm_cov *c, int64_t col) { return c->idx ? c->idx[col] : col; }
+static double sel_sd(const nm_cov *c, int64_t col) { return c->diag ? c->diag[col] : c->sigma; }
+
+void nm_cov_add_factor_f32(const nm_cov *cov, int64_t rows, const float *E, float *X)
 {
-    view->kind = cov->kind;
-    view->n = cov->n;
-    view->k = cov->k;
-    view->sigma = cov->sigma;
-    view->diag = cov->kind == NM_COV_DIAGONAL ? cov->buf : NULL;
-    view->L = (cov->kind == NM_COV_FULL || cov->kind == NM_COV_FACTOR) ? cov->buf : NULL;
+    int64_t n = cov->n, k = cov->k;
+    if (dense(cov)) {
+        nm_gemm_f32(NM_NOTRANS, NM_TRANS, rows, n, k, 1.0f, E, k, cov->L32, k, 1.0f, X, n);
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < k; c++) X[r * n + sel_row(cov, c)] += (float)sel_sd(cov, c) * E[r * k + c];
+}
+
+void nm_cov_times_factor(const nm_cov *cov, int64_t p, const double *A, double *AL)
+{
+    int64_t n = cov->n, k = cov->k;
+    if (dense(cov)) {
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, k, n, 1.0, A, n, cov->L, k, 0.0, AL, k);
+        return;
+    }
+    #pragma omp parallel for
+    for (int64_t i = 0; i < p; i++)
+        for (int64_t c = 0; c < k; c++) AL[i * k + c] = A[i * n + sel_row(cov, c)] * sel_sd(cov, c);
 }

@@ -57,28 +57,27 @@ void nm_symm_right_f32(int64_t m, int64_t k, float alpha, const float *S, int64_
                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 /* Make BLAS single-threaded while OpenMP threads each run their own
- * products; returns the thread count to hand back to nm_blas_serial_end. */
-int nm_blas_serial_begin(void);
-void nm_blas_serial_end(int saved);
+ * products, and hand its threads back after. Sections may overlap and
+ * nest, from any thread: BLAS is serial while any is open, and its thread
+ * count is restored when the last one closes. */
+void nm_blas_serial_begin(void);
+void nm_blas_serial_end(void);
 
 /* Naive reference of nm_gemm_f64, kept for tests. */
 void nm_gemm_f64_naive(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, double alpha,
                        const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                        double *C, int64_t ldc);
 
-/* Copy of the input covariance's factor (src/covariance.c): for isotropic and
- * diagonal kinds, the per-coordinate standard deviations (n); for full and
- * factor kinds, L (n×k, row-major). */
-typedef struct {
-    nm_cov_kind kind;
-    int64_t n, k;
-    double sigma;        /* isotropic: σ */
-    const double *diag;  /* diagonal: σ_i (n) */
-    const double *L;     /* full/factor: n×k */
-} nm_cov_factor_view;
-
-void nm_cov_view(const nm_cov *cov, nm_cov_factor_view *view);
-
+/* ---- the input covariance as an operator (src/covariance.c) ----
+ * Σ = L Lᵀ with L n×k (k = nm_cov_rank); nothing else of nm_cov is seen
+ * outside covariance.c.
+ *   nm_cov_add_factor_f32: X (rows×n) += E (rows×k) Lᵀ, in float: rows of E
+ *     are the ε of Monte Carlo draws (x = μ + L ε), or unit vectors for the
+ *     columns of L.
+ *   nm_cov_times_factor: AL (p×k) = A (p×n) · L, in double. */
+int64_t nm_cov_rank(const nm_cov *cov);
+void nm_cov_add_factor_f32(const nm_cov *cov, int64_t rows, const float *E, float *X);
+void nm_cov_times_factor(const nm_cov *cov, int64_t p, const double *A, double *AL);
 
 /* ---- streaming Monte Carlo statistics (src/montecarlo.c) ----
  * Batches of rows × d outputs are merged in arrival order (Pébay), so the
@@ -107,7 +106,6 @@ nm_status nm_onnx_model_read(nm_ctx *ctx, const char *path, struct Onnx__ModelPr
 nm_status nm_onnx_model_parse(nm_ctx *ctx, const uint8_t *buf, size_t len, struct Onnx__ModelProto **out);
 void nm_onnx_model_free(nm_ctx *ctx, struct Onnx__ModelProto *m);
 
-#endif
 
 /* ---- the ARA network in double, validated (src/ara.c) ---- */
 typedef struct {
@@ -127,7 +125,9 @@ void nm_ara_data_free(nm_ctx *ctx, nm_ara_data *a);
 nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double *m, double *S, const double *B,
                                 const double *c2, const nm_ara_options *opt, nm_moments *out);
 
-/* A·L (p×k) where Σ = L Lᵀ, as double (*out64) or float (*out32): exactly
- * one of the two pointers is non-NULL. *k_out receives k. */
-nm_status nm_ara_form_AL(nm_ctx *ctx, const nm_ara_data *a, const nm_cov *sigma,
-                         double **out64, float **out32, int64_t *k_out);
+/* A·L (p×k) and S = (A L)(A L)ᵀ (p×p, lower triangle, double; the SYRK in
+ * the chosen precision) for A p×n in double; newly allocated. */
+nm_status nm_ara_form_AL(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *sigma, double **AL);
+nm_status nm_ara_form_S(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *sigma, nm_precision prec, double **S);
+
+#endif

@@ -1,84 +1,27 @@
 /*
- * montecarlo.c — the sampling baseline (DESIGN §1.7): a counter-based
- * generator (Philox-4x32-10, Salmon et al. 2011) so that every normal is a
- * pure function of (seed, sample, index); streaming statistics merged batch
- * by batch in a fixed order (Chan/Pébay updates for mean, M2, M3, M4 and the
- * co-moment matrix); and the ARA network sampled in batches through SGEMM.
- * Results are identical for any thread count.
+ * montecarlo.c — the sampling baseline (DESIGN §1.7): streaming statistics
+ * merged batch by batch in a fixed order (Chan/Pébay updates for mean, M2,
+ * M3, M4 and the co-moment matrix), the one sampling driver that every
+ * Monte Carlo runs through (batches of NM_MC_BATCH draws, evaluated by a
+ * callback, merged in batch order), and its three users: the ARA network
+ * through SGEMM, the real network through forward passes, and the count of
+ * ReLU states the noise changes. Draws are x = μ + L ε with ε from the
+ * counter-based RNG by sample index, so results are identical for any
+ * thread count.
  */
-#include "internal.h"
+#include "linearize.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
-#define NM_MC_BATCH 512 /* samples whose statistics are merged at once */
-/* Rows one thread pushes through the network at a time: 64, or 256 when A·L
- * is large, so that each pass over A·L feeds enough rows to stay
+#define NM_MC_BATCH 500 /* draws evaluated and merged at once */
+
+/* Rows one thread pushes through the ARA network at a time: 64, or 256 when
+ * A·L is large, so that each pass over A·L feeds enough rows to stay
  * compute-bound. A function of the problem size only, never of threads. */
-static int64_t mc_chunk_rows(int64_t p, int64_t k)
+static int64_t ara_chunk_rows(int64_t p, int64_t k)
 {
     return p * k > ((int64_t)1 << 22) ? 256 : 64;
-}
-
-/* ---------------------------------------------------------------- Philox */
-
-static inline void mulhilo32(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo)
-{
-    uint64_t p = (uint64_t)a * b;
-    *hi = (uint32_t)(p >> 32);
-    *lo = (uint32_t)p;
-}
-
-void nm_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
-{
-    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3], k0 = key[0], k1 = key[1];
-    for (int round = 0; round < 10; round++) {
-        uint32_t hi0, lo0, hi1, lo1;
-        mulhilo32(0xD2511F53u, c0, &hi0, &lo0);
-        mulhilo32(0xCD9E8D57u, c2, &hi1, &lo1);
-        uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-        c0 = n0;
-        c1 = lo1;
-        c2 = n2;
-        c3 = lo0;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0;
-    out[1] = c1;
-    out[2] = c2;
-    out[3] = c3;
-}
-
-/* Four normals from one Philox block by Box–Muller on 32-bit uniforms in
- * (0, 1), in single precision: the samples are float32 anyway, and logf /
- * sincosf are faster than their double versions. u1 keeps all 32 bits
- * near 0 (and rounds to at most 1 near 1), so the largest |z| reachable is
- * sqrt(−2 ln 2^−33) ≈ 6.76. */
-static void normals4(uint64_t seed, uint64_t stream, uint64_t block, float z[4])
-{
-    uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream,
-                       (uint32_t)(stream >> 32)};
-    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, w[4];
-    nm_philox4x32(ctr, key, w);
-    for (int i = 0; i < 4; i += 2) {
-        float u1 = ((float)w[i] + 0.5f) * 0x1p-32f, u2 = (float)(w[i + 1] >> 8) * 0x1p-24f;
-        float r = sqrtf(-2 * logf(u1)), s, c;
-        sincosf(6.2831853f * u2, &s, &c);
-        z[i] = r * c;
-        z[i + 1] = r * s;
-    }
-}
-
-void nm_rng_normals(const nm_rng *rng, uint64_t stream, uint64_t first, int64_t count, float *out)
-{
-    float z[4];
-    for (int64_t i = 0; i < count;) {
-        uint64_t idx = first + (uint64_t)i, block = idx / 4;
-        normals4(rng->seed, stream, block, z);
-        for (uint64_t j = idx % 4; j < 4 && i < count; j++, i++) out[i] = z[j];
-    }
 }
 
 /* ---------------------------------------------------------------- streaming statistics */
@@ -139,17 +82,17 @@ static void stats_of_batch(stats *b, const float *Y, int64_t rows, double *cente
     }
 }
 
-/* The streaming accumulator shared by the ARA and network samplers: batch
- * statistics merged into the total in the order batches arrive. */
-struct nm_mc_accum {
+/* The streaming accumulator of the sampling driver: batch statistics merged
+ * into the total in the order batches arrive. */
+typedef struct {
     stats tot, bat;
     double *buf, *centered;
-};
+} mc_accum;
 
-nm_status nm_mc_accum_new(nm_ctx *ctx, int64_t d, int want_cov, int64_t max_rows, nm_mc_accum **out)
+static nm_status accum_new(nm_ctx *ctx, int64_t d, int want_cov, int64_t max_rows, mc_accum **out)
 {
     *out = NULL;
-    nm_mc_accum *a = nm_alloc_zero(ctx, 1, sizeof *a);
+    mc_accum *a = nm_alloc_zero(ctx, 1, sizeof *a);
     int64_t per = 4 * d + (want_cov ? d * d : 0);
     if (!a || !(a->buf = nm_alloc_zero(ctx, (size_t)(2 * per + (want_cov ? max_rows * d : 0)), sizeof(double)))) {
         nm_free(ctx, a);
@@ -163,7 +106,7 @@ nm_status nm_mc_accum_new(nm_ctx *ctx, int64_t d, int want_cov, int64_t max_rows
     return NM_OK;
 }
 
-void nm_mc_accum_add(nm_mc_accum *a, const float *Y, int64_t rows)
+static void accum_add(mc_accum *a, const float *Y, int64_t rows)
 {
     if (a->tot.n == 0) {
         stats_of_batch(&a->tot, Y, rows, a->centered);
@@ -173,7 +116,7 @@ void nm_mc_accum_add(nm_mc_accum *a, const float *Y, int64_t rows)
     }
 }
 
-nm_status nm_mc_accum_result(nm_ctx *ctx, const nm_mc_accum *a, nm_mc_result *out)
+static nm_status accum_result(nm_ctx *ctx, const mc_accum *a, nm_mc_result *out)
 {
     memset(out, 0, sizeof *out);
     int64_t d = a->tot.d, n = a->tot.n;
@@ -203,7 +146,7 @@ nm_status nm_mc_accum_result(nm_ctx *ctx, const nm_mc_accum *a, nm_mc_result *ou
     return NM_OK;
 }
 
-void nm_mc_accum_free(nm_ctx *ctx, nm_mc_accum *a)
+static void accum_free(nm_ctx *ctx, mc_accum *a)
 {
     if (!a) return;
     nm_free(ctx, a->buf);
@@ -221,6 +164,68 @@ void nm_mc_result_free(nm_ctx *ctx, nm_mc_result *r)
     memset(r, 0, sizeof *r);
 }
 
+
+/* ---------------------------------------------------------------- the sampling driver */
+
+/* Evaluates draws first .. first+rows−1: their outputs (rows × d) in *Y, or
+ * *Y = NULL when the batch is only counted. */
+typedef nm_status (*mc_batch_fn)(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Y, int64_t *d);
+
+/* n_samples draws in batches of NM_MC_BATCH through fn; with out, their
+ * statistics (merged in batch order) into *out. */
+static nm_status mc_drive(nm_ctx *ctx, int64_t n_samples, mc_batch_fn fn, void *user, int want_cov, nm_progress_fn progress,
+                          void *puser, nm_mc_result *out)
+{
+    mc_accum *acc = NULL;
+    nm_status st = NM_OK;
+    for (int64_t first = 0; st == NM_OK && first < n_samples; first += NM_MC_BATCH) {
+        int64_t rows = n_samples - first < NM_MC_BATCH ? n_samples - first : NM_MC_BATCH, d = 0;
+        const float *Y = NULL;
+        if ((st = fn(user, ctx, first, rows, &Y, &d)) != NM_OK) break;
+        if (out && !acc && (st = accum_new(ctx, d, want_cov, NM_MC_BATCH, &acc)) != NM_OK) break;
+        if (out) accum_add(acc, Y, rows);
+        if (progress) progress(puser, first + rows, n_samples);
+    }
+    if (st == NM_OK && out) st = accum_result(ctx, acc, out);
+    accum_free(ctx, acc);
+    return st;
+}
+
+/* ---------------------------------------------------------------- the ARA network */
+
+typedef struct {
+    const nm_rng *rng;
+    int64_t p, d, k;
+    const float *AL, *m, *B, *c2; /* p×k, p, d×p, d */
+    float *E, *Z, *Y;             /* NB×k, NB×p, NB×d */
+} ara_batch;
+
+static nm_status ara_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Yout, int64_t *dout)
+{
+    (void)ctx;
+    ara_batch *b = user;
+    int64_t p = b->p, d = b->d, k = b->k;
+    /* Fixed chunks of rows, one per thread at a time, each through
+     * single-threaded BLAS: the work split does not depend on the thread
+     * count, so neither do the results. */
+    int64_t chunk = ara_chunk_rows(p, k), nchunks = (rows + chunk - 1) / chunk;
+    #pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < nchunks; ch++) {
+        int64_t r0 = ch * chunk, nr = rows - r0 < chunk ? rows - r0 : chunk;
+        float *e = b->E + r0 * k, *z = b->Z + r0 * p, *y = b->Y + r0 * d;
+        for (int64_t r = 0; r < nr; r++) nm_rng_normals(b->rng, (uint64_t)(first + r0 + r), 0, k, e + r * k);
+        /* z = ε (A L)ᵀ + m ; relu ; y = relu(z) Bᵀ + c2 */
+        for (int64_t r = 0; r < nr; r++) memcpy(z + r * p, b->m, (size_t)p * sizeof(float));
+        nm_gemm_f32(NM_NOTRANS, NM_TRANS, nr, p, k, 1.0f, e, k, b->AL, k, 1.0f, z, p);
+        for (int64_t i = 0; i < nr * p; i++) z[i] = z[i] > 0 ? z[i] : 0;
+        for (int64_t r = 0; r < nr; r++) memcpy(y + r * d, b->c2, (size_t)d * sizeof(float));
+        nm_gemm_f32(NM_NOTRANS, NM_TRANS, nr, d, p, 1.0f, z, p, b->B, p, 1.0f, y, d);
+    }
+    *Yout = b->Y;
+    *dout = d;
+    return NM_OK;
+}
+
 nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
                             const nm_cov *sigma, int64_t n_samples, const nm_rng *rng,
                             int want_cov, nm_mc_result *out)
@@ -231,51 +236,185 @@ nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
     nm_ara_data a;
     nm_status st = nm_ara_load(ctx, net, mu, sigma, &a);
     if (st != NM_OK) return st;
-    int64_t p = a.p, d = a.d, k = 0, nb = NM_MC_BATCH;
-    float *AL = NULL, *buf = NULL;
-    nm_mc_accum *acc = NULL;
-    if ((st = nm_ara_form_AL(ctx, &a, sigma, NULL, &AL, &k)) != NM_OK) goto done;
-    /* buffers: ε (nb×k), Z (nb×p), Y (nb×d), m (p), B (d×p), c2 (d) in float */
-    size_t nf = (size_t)(nb * k + nb * p + nb * d + p + d * p + d);
-    if (!(buf = nm_alloc(ctx, nf, sizeof(float)))) {
-        st = NM_ERR_NOMEM;
-        goto done;
+    int64_t p = a.p, d = a.d, k = nm_cov_rank(sigma), nb = NM_MC_BATCH;
+    double *AL64 = NULL;
+    /* float buffers: A L (p×k), m (p), B (d×p), c2 (d), ε (nb×k), Z (nb×p), Y (nb×d) */
+    float *buf = nm_alloc(ctx, (size_t)(p * k + p + d * p + d + nb * k + nb * p + nb * d), sizeof(float));
+    if (!buf) st = NM_ERR_NOMEM;
+    if (st == NM_OK) st = nm_ara_form_AL(ctx, p, a.A, sigma, &AL64);
+    if (st == NM_OK) {
+        float *AL = buf, *m32 = AL + p * k, *B32 = m32 + p, *c232 = B32 + d * p, *E = c232 + d;
+        for (int64_t i = 0; i < p * k; i++) AL[i] = (float)AL64[i];
+        for (int64_t i = 0; i < p; i++) m32[i] = (float)a.m[i];
+        for (int64_t i = 0; i < d * p; i++) B32[i] = (float)a.B[i];
+        for (int64_t i = 0; i < d; i++) c232[i] = (float)a.c2[i];
+        ara_batch b = {rng, p, d, k, AL, m32, B32, c232, E, E + nb * k, E + nb * k + nb * p};
+        nm_blas_serial_begin();
+        st = mc_drive(ctx, n_samples, ara_eval, &b, want_cov, NULL, NULL, out);
+        nm_blas_serial_end();
     }
-    float *E = buf, *Z = E + nb * k, *Y = Z + nb * p, *m32 = Y + nb * d, *B32 = m32 + p, *c232 = B32 + d * p;
-    for (int64_t i = 0; i < p; i++) m32[i] = (float)a.m[i];
-    for (int64_t i = 0; i < d * p; i++) B32[i] = (float)a.B[i];
-    for (int64_t i = 0; i < d; i++) c232[i] = (float)a.c2[i];
-    if ((st = nm_mc_accum_new(ctx, d, want_cov, nb, &acc)) != NM_OK) goto done;
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1); /* restored below */
-    for (int64_t first = 0; first < n_samples; first += nb) {
-        int64_t rows = n_samples - first < nb ? n_samples - first : nb;
-        /* Fixed chunks of rows, one per thread at a time, each through
-         * single-threaded BLAS: the work split does not depend on the thread
-         * count, so neither do the results (and OpenMP and OpenBLAS threads
-         * no longer compete for the cores). */
-        int64_t chunk = mc_chunk_rows(p, k), nchunks = (rows + chunk - 1) / chunk;
-        #pragma omp parallel for schedule(static)
-        for (int64_t ch = 0; ch < nchunks; ch++) {
-            int64_t r0 = ch * chunk, nr = rows - r0 < chunk ? rows - r0 : chunk;
-            float *e = E + r0 * k, *z = Z + r0 * p, *y = Y + r0 * d;
-            for (int64_t r = 0; r < nr; r++) nm_rng_normals(rng, (uint64_t)(first + r0 + r), 0, k, e + r * k);
-            /* z = ε (A L)ᵀ + m ; relu ; y = relu(z) Bᵀ + c2 */
-            for (int64_t r = 0; r < nr; r++) memcpy(z + r * p, m32, (size_t)p * sizeof(float));
-            nm_gemm_f32(NM_NOTRANS, NM_TRANS, nr, p, k, 1.0f, e, k, AL, k, 1.0f, z, p);
-            for (int64_t i = 0; i < nr * p; i++) z[i] = z[i] > 0 ? z[i] : 0;
-            for (int64_t r = 0; r < nr; r++) memcpy(y + r * d, c232, (size_t)d * sizeof(float));
-            nm_gemm_f32(NM_NOTRANS, NM_TRANS, nr, d, p, 1.0f, z, p, B32, p, 1.0f, y, d);
-        }
-        nm_mc_accum_add(acc, Y, rows);
-    }
-    openblas_set_num_threads(blas_threads);
-    st = nm_mc_accum_result(ctx, acc, out);
-done:
-    nm_free(ctx, AL);
+    nm_free(ctx, AL64);
     nm_free(ctx, buf);
-    nm_mc_accum_free(ctx, acc);
     nm_ara_data_free(ctx, &a);
     if (st != NM_OK) nm_mc_result_free(ctx, out);
+    return st;
+}
+
+/* ---------------------------------------------------------------- the real network */
+
+/* Draws x = μ + L ε (rows × n) for the network's Monte Carlo. */
+typedef struct {
+    const nm_cov *cov;
+    const nm_rng *rng;
+    int64_t n, k;
+    float *mu, *E, *X; /* n, NB×k, NB×n */
+} sampler;
+
+static void sampler_free(nm_ctx *ctx, sampler *s)
+{
+    nm_free(ctx, s->mu), nm_free(ctx, s->E), nm_free(ctx, s->X);
+    memset(s, 0, sizeof *s);
+}
+
+static nm_status sampler_init(nm_ctx *ctx, const nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_rng *rng,
+                              sampler *s)
+{
+    memset(s, 0, sizeof *s);
+    nm_shape in = net->v[net->input].shape;
+    in.d[0] = 1;
+    int64_t n = nm_shape_numel(&in), NB = NM_MC_BATCH;
+    if (nm_cov_dim(sigma) != n)
+        return nm_fail(ctx, NM_ERR_SHAPE, "the covariance is over %lld inputs but the model has %lld", (long long)nm_cov_dim(sigma),
+                       (long long)n);
+    *s = (sampler){sigma, rng, n, nm_cov_rank(sigma), NULL, NULL, NULL};
+    nm_status st = nm_to_float(ctx, mu, n, "the input mean", &s->mu);
+    if (st == NM_OK && (!(s->E = nm_alloc(ctx, (size_t)(NB * s->k), sizeof(float))) || !(s->X = nm_alloc(ctx, (size_t)(NB * n), sizeof(float)))))
+        st = NM_ERR_NOMEM;
+    if (st != NM_OK) sampler_free(ctx, s);
+    return st;
+}
+
+/* Draws first .. first+rows−1 into s->X (rows × n). */
+static void sampler_draw(sampler *s, int64_t first, int64_t rows)
+{
+    int64_t n = s->n, k = s->k;
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        nm_rng_normals(s->rng, (uint64_t)(first + r), 0, k, s->E + r * k);
+        memcpy(s->X + r * n, s->mu, (size_t)n * sizeof(float));
+    }
+    nm_cov_add_factor_f32(s->cov, rows, s->E, s->X);
+}
+
+typedef struct {
+    sampler sm;
+    nm_net *net;
+    int last;
+} net_batch;
+
+static nm_status net_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Y, int64_t *d)
+{
+    net_batch *b = user;
+    sampler_draw(&b->sm, first, rows);
+    nm_status st = nm_net_run(ctx, b->net, 0, b->last, rows, b->sm.X);
+    const nm_value *o = &b->net->v[b->net->node[b->last].out];
+    *Y = o->x;
+    *d = nm_shape_numel(&o->xs) / rows;
+    return st;
+}
+
+nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, int64_t n_samples,
+                            const nm_rng *rng, int want_cov, nm_progress_fn progress, void *user, nm_mc_result *out)
+{
+    if (!ctx || !net || !mu || !sigma || !rng || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    memset(out, 0, sizeof *out);
+    if (n_samples < 2) return nm_fail(ctx, NM_ERR_ARG, "Monte Carlo needs at least 2 samples, got %lld", (long long)n_samples);
+    net_batch b = {.net = net, .last = nm_net_logits_node(net)};
+    nm_status st = nm_require_batchable(ctx, net, b.last, "sampling needs");
+    if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, rng, &b.sm);
+    if (st != NM_OK) return st;
+    st = mc_drive(ctx, n_samples, net_eval, &b, want_cov, progress, user, out);
+    sampler_free(ctx, &b.sm);
+    return st;
+}
+
+/* ---------------------------------------------------------------- ReLU states the noise changes */
+
+typedef struct {
+    net_batch nb;
+    int k;                   /* the split ReLU node */
+    int nr, *relu;           /* the counted ReLU nodes: all up to the logits but the split */
+    unsigned char *ref;      /* their states at the linearization points, unit by unit */
+    int64_t changed[2], total[2]; /* below and above the split */
+} relu_count;
+
+static nm_status relu_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Y, int64_t *d)
+{
+    relu_count *rc = user;
+    nm_status st = net_eval(&rc->nb, ctx, first, rows, Y, d);
+    *Y = NULL; /* counted, not accumulated */
+    for (int64_t i = 0, u = 0; st == NM_OK && i < rc->nr; i++) {
+        const nm_value *v = &rc->nb.net->v[rc->nb.net->node[rc->relu[i]].out];
+        int64_t m = nm_shape_numel(&v->xs) / rows, c = 0, part = rc->relu[i] > rc->k;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t t = 0; t < m; t++) c += (v->x[r * m + t] > 0) != rc->ref[u + t];
+        rc->changed[part] += c, rc->total[part] += rows * m;
+        u += m;
+    }
+    return st;
+}
+
+/* The counted ReLUs and their states at x₀ (bottom; the pass R_bot(x₀) of
+ * nm_lin_point left them in the net) and at y₀ (top). */
+static nm_status relu_reference(nm_ctx *ctx, nm_net *net, const nm_lin *L, const float *y0, relu_count *rc)
+{
+    int64_t units = 0;
+    if (!(rc->relu = nm_alloc(ctx, (size_t)nm_net_relu_count(net) + 1, sizeof(int)))) return NM_ERR_NOMEM;
+    for (int l = 1; l <= nm_net_relu_count(net); l++) {
+        int j = nm_net_relu_node(net, l);
+        if (j == L->k || j > L->last) continue;
+        rc->relu[rc->nr++] = j;
+        units += nm_shape_numel(&net->v[net->node[j].out].shape) / net->v[net->node[j].out].shape.d[0];
+    }
+    if (!(rc->ref = nm_alloc(ctx, (size_t)(units ? units : 1), 1))) return NM_ERR_NOMEM;
+    for (int part = 0; part < 2; part++) {
+        int first = part ? L->k + 1 : 0, last = part ? L->last : L->k - 1;
+        nm_status st;
+        if (first > last) continue;
+        if (part && (st = nm_net_run(ctx, net, first, last, 1, y0)) != NM_OK) return st;
+        for (int64_t i = 0, u = 0; i < rc->nr; i++) {
+            const nm_value *v = &net->v[net->node[rc->relu[i]].out];
+            if (rc->relu[i] >= first && rc->relu[i] <= last) /* batch 1 */
+                for (int64_t t = 0; t < nm_shape_numel(&v->xs); t++) rc->ref[u + t] = v->x[t] > 0;
+            u += nm_shape_numel(&v->shape) / v->shape.d[0];
+        }
+    }
+    return NM_OK;
+}
+
+nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
+                              int64_t n_samples, const nm_rng *rng, double *bottom, double *top)
+{
+    if (!ctx || !net || !mu || !sigma || !opt || !rng || !bottom || !top) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    *bottom = *top = 0;
+    if (n_samples < 1) return nm_fail(ctx, NM_ERR_ARG, "counting ReLU changes needs at least 1 sample");
+    nm_lin L;
+    float *y0 = NULL;
+    relu_count rc = {.nb = {.net = net}};
+    nm_status st = nm_lin_point(ctx, net, mu, opt, &L);
+    rc.k = L.k, rc.nb.last = L.last;
+    if (st == NM_OK) st = nm_lin_top_point(ctx, &L, opt, &y0);
+    if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, rng, &rc.nb.sm);
+    if (st == NM_OK) st = relu_reference(ctx, net, &L, y0, &rc);
+    if (st == NM_OK) st = mc_drive(ctx, n_samples, relu_eval, &rc, 0, NULL, NULL, NULL);
+    if (st == NM_OK) {
+        *bottom = rc.total[0] ? (double)rc.changed[0] / (double)rc.total[0] : 0;
+        *top = rc.total[1] ? (double)rc.changed[1] / (double)rc.total[1] : 0;
+    }
+    nm_free(ctx, rc.relu);
+    nm_free(ctx, rc.ref);
+    nm_free(ctx, y0);
+    sampler_free(ctx, &rc.nb.sm);
+    nm_lin_free(ctx, &L);
     return st;
 }

@@ -236,7 +236,7 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     /* One thread pool: BLAS runs serially and large products are split over
      * the OpenMP threads (nm_gemm_f32), so OpenBLAS's own threads do not
      * compete with the sample-parallel kernels for the cores. */
-    int blas_threads = nm_blas_serial_begin();
+    nm_blas_serial_begin();
     for (int e = 1; st == NM_OK && e <= o.epochs; e++) {
         shuffle(perm, ds->n, o.seed, e);
         double loss = 0;
@@ -268,7 +268,7 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
             }
         }
     }
-    nm_blas_serial_end(blas_threads);
+    nm_blas_serial_end();
     if (st == NM_OK) st = nm_net_set_input_scale(ctx, net, o.scale);
     net->rec_first = net->rec_last = -1; /* the recorded primal belongs to old weights */
     if (ps) free_params(ctx, net, ps, np);

@@ -79,7 +79,9 @@ static void bad_covariances(void)
     expect("NaN covariance", nm_cov_full(ctx, 2, nan4, &c), NM_ERR_NONFINITE);
     expect("negative variance", nm_cov_diagonal(ctx, 2, negv, &c), NM_ERR_NOT_PSD);
     expect("infinite variance", nm_cov_diagonal(ctx, 2, infv, &c), NM_ERR_NONFINITE);
-    expect("negative sigma2", nm_cov_isotropic(ctx, 2, -1, &c), NM_ERR_ARG);
+    /* a negative variance is not PSD, however it is given (issue 11: isotropic said NM_ERR_ARG, diagonal NM_ERR_NOT_PSD) */
+    expect("negative sigma2", nm_cov_isotropic(ctx, 2, -1, &c), NM_ERR_NOT_PSD);
+    expect("negative sigma2 in a window", nm_cov_window(ctx, 1, 4, 4, 0, 0, 2, 2, -1, &c), NM_ERR_NOT_PSD);
     expect("NaN sigma2", nm_cov_isotropic(ctx, 2, NAN, &c), NM_ERR_NONFINITE);
     expect("zero dimension", nm_cov_isotropic(ctx, 0, 1, &c), NM_ERR_ARG);
     double psd_singular[4] = {1, 1, 1, 1};

@@ -103,91 +103,125 @@ void nm_tightness_free(nm_ctx *ctx, nm_tightness *t)
     memset(t, 0, sizeof *t);
 }
 
-nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx *ctx, nm_net **out), void *user,
-                           const nm_dataset *images, nm_scale scale, const nm_tightness_options *opt, nm_tightness *out)
+nm_tightness_options nm_tightness_options_default(void)
 {
-    if (!ctx || !make_net || !opt || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
-    memset(out, 0, sizeof *out);
-    if (opt->runs < 1 || opt->mc < 2 || !(opt->max_var > 0))
-        return nm_fail(ctx, NM_ERR_ARG, "tightness needs runs ≥ 1, mc ≥ 2 and max_var > 0");
-    nm_net *probe;
-    nm_status st = make_net(user, ctx, &probe);
-    if (st != NM_OK) return st;
-    int last = nm_net_logits_node(probe);
-    nm_shape in = probe->v[probe->input].shape, o = probe->v[probe->node[last].out].shape;
-    in.d[0] = o.d[0] = 1;
-    int64_t n = nm_shape_numel(&in), d = nm_shape_numel(&o), R = opt->runs;
-    nm_net_free(ctx, probe);
-    if (images && images->rows * images->cols != n)
-        return nm_fail(ctx, NM_ERR_SHAPE, "the images have %lld pixels, the model's input %lld", (long long)(images->rows * images->cols),
-                       (long long)n);
+    nm_tightness_options o;
+    memset(&o, 0, sizeof o);
+    o.runs = 200;
+    o.mc = 75000;
+    o.max_var = 1;
+    o.seed = 1;
+    o.nmethods = 2;
+    o.methods[0] = NM_METHOD_PAPER;
+    o.methods[1] = NM_METHOD_EXACT;
+    return o;
+}
+
+/* The result buffers: for each method compared its mean and variance, the
+ * MC mean and variance (runs × d each), and the two ReLU shares (runs). */
+static nm_status tightness_alloc(nm_ctx *ctx, const nm_tightness_options *opt, int64_t R, int64_t d, nm_tightness *out)
+{
     out->runs = R;
     out->d = d;
-    out->buf = nm_alloc_zero(ctx, (size_t)(5 * R * d + 2 * R), sizeof(double));
+    out->buf = nm_alloc_zero(ctx, (size_t)((2 * opt->nmethods + 2) * R * d + 2 * R), sizeof(double));
     out->mean_index = nm_alloc_zero(ctx, (size_t)R, sizeof(int64_t));
     if (!out->buf || !out->mean_index) {
         nm_tightness_free(ctx, out);
         return NM_ERR_NOMEM;
     }
-    out->analytic_mean = out->buf;
-    out->mc_mean = out->buf + R * d;
-    out->var_paper = out->buf + 2 * R * d;
-    out->var_exact = out->buf + 3 * R * d;
-    out->mc_var = out->buf + 4 * R * d;
-    out->relu_bottom = out->buf + 5 * R * d;
-    out->relu_top = out->relu_bottom + R;
+    double *b = out->buf;
+    for (int i = 0; i < opt->nmethods; i++) {
+        out->mean[opt->methods[i]] = b, b += R * d;
+        out->var[opt->methods[i]] = b, b += R * d;
+    }
+    out->mc_mean = b, b += R * d;
+    out->mc_var = b, b += R * d;
+    out->relu_bottom = b;
+    out->relu_top = b + R;
+    return NM_OK;
+}
+
+/* Run r on this thread's net and context: Σ, the mean (an image or 0), the
+ * analytic moments of every method from one linearization, the Monte Carlo
+ * and the ReLU-change count, written into out. */
+static nm_status tightness_one(nm_ctx *tc, nm_net *net, const nm_dataset *images, nm_scale scale, const nm_tightness_options *opt,
+                               int64_t r, float *mu, const nm_shape *in, nm_tightness *out)
+{
+    int64_t n = nm_shape_numel(in), d = out->d;
+    nm_status ts = NM_OK;
     nm_rng rng = {opt->seed};
-    int nt = omp_get_max_threads();
-    nm_status fail = NM_OK;
+    nm_cov *cov = NULL;
+    nm_moments mom[NM_METHOD_MAX] = {{0}};
+    nm_mc_result mc = {0};
+    if (images) { /* a given or a random held-out image as the mean */
+        uint32_t ctr[4] = {(uint32_t)r, 0, 0, 0x696d6167u}, key[2] = {(uint32_t)opt->seed, (uint32_t)(opt->seed >> 32)}, w[4];
+        nm_philox4x32(ctr, key, w);
+        int64_t k = opt->image_index ? opt->image_index[r] : (int64_t)(w[0] % (uint32_t)images->n);
+        out->mean_index[r] = k;
+        ts = nm_dataset_images(tc, images, &k, 1, scale, mu);
+    }
+    nm_array mua = {NM_F32, in->ndim, {0}, mu};
+    memcpy(mua.shape, in->d, sizeof(int64_t) * (size_t)in->ndim);
+    nm_net_moments_options mo = nm_net_moments_options_default();
+    mo.split_relu = opt->split_relu;
+    nm_array x0a = mua;
+    if (opt->x0) { /* a linearization point other than the mean (Table 3) */
+        x0a.data = (void *)(opt->x0 + r * n);
+        mo.x0 = &x0a;
+    }
+    if (ts == NM_OK) ts = nm_cov_random(tc, n, opt->max_var, &rng, (uint64_t)r, &cov);
+    if (ts == NM_OK) ts = nm_net_moments_methods(tc, net, &mua, cov, &mo, opt->nmethods, opt->methods, mom);
+    nm_rng mrng = {opt->seed * 1000003u + (uint64_t)r + 1};
+    if (ts == NM_OK) ts = nm_net_montecarlo(tc, net, &mua, cov, opt->mc, &mrng, 0, NULL, NULL, &mc);
+    if (ts == NM_OK)
+        ts = nm_net_relu_changes(tc, net, &mua, cov, &mo, opt->mc < NM_RELU_CHANGE_SAMPLES ? opt->mc : NM_RELU_CHANGE_SAMPLES, &mrng,
+                                 &out->relu_bottom[r], &out->relu_top[r]);
+    for (int64_t i = 0; ts == NM_OK && i < d; i++) {
+        for (int k = 0; k < opt->nmethods; k++) {
+            out->mean[opt->methods[k]][r * d + i] = mom[k].mean[i];
+            out->var[opt->methods[k]][r * d + i] = mom[k].var[i];
+        }
+        out->mc_mean[r * d + i] = mc.mean[i];
+        out->mc_var[r * d + i] = mc.var[i];
+    }
+    for (int k = 0; k < opt->nmethods; k++) nm_moments_free(tc, &mom[k]);
+    nm_mc_result_free(tc, &mc), nm_cov_free(tc, cov);
+    return ts;
+}
+
+nm_status nm_tightness_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *images, nm_scale scale,
+                           const nm_tightness_options *opt, nm_tightness *out)
+{
+    if (!ctx || !net || !opt || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    memset(out, 0, sizeof *out);
+    if (opt->runs < 1 || opt->mc < 2 || !(opt->max_var > 0))
+        return nm_fail(ctx, NM_ERR_ARG, "tightness needs runs ≥ 1, mc ≥ 2 and max_var > 0");
+    if (opt->nmethods < 1 || opt->nmethods > NM_METHOD_MAX) return nm_fail(ctx, NM_ERR_ARG, "tightness needs 1 to %d methods", NM_METHOD_MAX);
+    for (int i = 0; i < opt->nmethods; i++)
+        if (opt->methods[i] < 0 || opt->methods[i] >= nm_method_count())
+            return nm_fail(ctx, NM_ERR_ARG, "unknown method %d", (int)opt->methods[i]);
+    int last = nm_net_logits_node(net);
+    nm_shape in = net->v[net->input].shape, o = net->v[net->node[last].out].shape;
+    in.d[0] = o.d[0] = 1;
+    int64_t n = nm_shape_numel(&in), d = nm_shape_numel(&o), R = opt->runs;
+    if (images && images->rows * images->cols != n)
+        return nm_fail(ctx, NM_ERR_SHAPE, "the images have %lld pixels, the model's input %lld", (long long)(images->rows * images->cols),
+                       (long long)n);
+    nm_status fail = tightness_alloc(ctx, opt, R, d, out);
+    if (fail != NM_OK) return fail;
     char fail_msg[sizeof ctx->message] = "";
     int64_t done = 0;
-    int blas = nm_blas_serial_begin(); /* each run's products stay on its own thread */
-    #pragma omp parallel num_threads(nt)
+    nm_blas_serial_begin(); /* each run's products stay on its own thread */
+    #pragma omp parallel
     {
         nm_ctx *tc = nm_ctx_create(); /* contexts and nets are per thread */
-        nm_net *net = NULL;
+        nm_net *tnet = NULL;
         float *mu = tc ? nm_alloc_zero(tc, (size_t)n, sizeof(float)) : NULL;
-        nm_status ts = !tc || !mu ? NM_ERR_NOMEM : make_net(user, tc, &net);
+        nm_status ts = !tc || !mu ? NM_ERR_NOMEM : nm_net_copy(tc, net, &tnet);
         #pragma omp for schedule(dynamic, 1)
         for (int64_t r = 0; r < R; r++) {
             if (ts != NM_OK) continue;
-            nm_cov *cov = NULL;
-            nm_moments mp = {0}, me = {0};
-            nm_mc_result mc = {0};
-            if (images) { /* a given or a random held-out image as the mean */
-                uint32_t ctr[4] = {(uint32_t)r, 0, 0, 0x696d6167u}, key[2] = {(uint32_t)opt->seed, (uint32_t)(opt->seed >> 32)}, w[4];
-                nm_philox4x32(ctr, key, w);
-                int64_t k = opt->image_index ? opt->image_index[r] : (int64_t)(w[0] % (uint32_t)images->n);
-                out->mean_index[r] = k;
-                ts = nm_dataset_images(tc, images, &k, 1, scale, mu);
-            }
-            nm_array mua = {NM_F32, in.ndim, {0}, mu};
-            memcpy(mua.shape, in.d, sizeof(int64_t) * (size_t)in.ndim);
-            nm_net_moments_options mo = nm_net_moments_options_default();
-            mo.split_relu = opt->split_relu;
-            nm_array x0a = mua;
-            if (opt->x0) { /* a linearization point other than the mean (Table 3) */
-                x0a.data = (void *)(opt->x0 + r * n);
-                mo.x0 = &x0a;
-            }
-            if (ts == NM_OK) ts = nm_cov_random(tc, n, opt->max_var, &rng, (uint64_t)r, &cov);
-            nm_moments both[2] = {{0}}; /* paper and exact, from one linearization */
-            if (ts == NM_OK) ts = nm_net_moments_methods(tc, net, &mua, cov, &mo, 2, (nm_method[]){NM_METHOD_PAPER, NM_METHOD_EXACT}, both);
-            mp = both[0], me = both[1];
-            nm_rng mrng = {opt->seed * 1000003u + (uint64_t)r + 1};
-            if (ts == NM_OK) ts = nm_net_montecarlo(tc, net, &mua, cov, opt->mc, &mrng, 0, NULL, NULL, &mc);
-            if (ts == NM_OK)
-                ts = nm_net_relu_changes(tc, net, &mua, cov, &mo, opt->mc < NM_RELU_CHANGE_SAMPLES ? opt->mc : NM_RELU_CHANGE_SAMPLES,
-                                         &mrng, &out->relu_bottom[r], &out->relu_top[r]);
-            if (ts == NM_OK)
-                for (int64_t i = 0; i < d; i++) {
-                    out->analytic_mean[r * d + i] = me.mean[i];
-                    out->var_paper[r * d + i] = mp.var[i];
-                    out->var_exact[r * d + i] = me.var[i];
-                    out->mc_mean[r * d + i] = mc.mean[i];
-                    out->mc_var[r * d + i] = mc.var[i];
-                }
-            nm_moments_free(tc, &mp), nm_moments_free(tc, &me), nm_mc_result_free(tc, &mc), nm_cov_free(tc, cov);
+            ts = tightness_one(tc, tnet, images, scale, opt, r, mu, &in, out);
             #pragma omp critical(nm_tightness_progress)
             {
                 done++;
@@ -201,11 +235,11 @@ nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx
         }
         if (tc) {
             nm_free(tc, mu);
-            nm_net_free(tc, net);
+            nm_net_free(tc, tnet);
         }
         nm_ctx_free(tc);
     }
-    nm_blas_serial_end(blas);
+    nm_blas_serial_end();
     if (fail != NM_OK) {
         nm_tightness_free(ctx, out);
         return nm_fail(ctx, fail, "%s", fail_msg);
@@ -214,6 +248,19 @@ nm_status nm_tightness_run(nm_ctx *ctx, nm_status (*make_net)(void *user, nm_ctx
 }
 
 /* ---------------------------------------------------------------- summaries */
+
+nm_ratio_stats nm_ratio_over_runs(const double *mc, const double *analytic, int64_t runs, int64_t d, int64_t i)
+{
+    double s = 0, s2 = 0, R = (double)runs;
+    for (int64_t r = 0; r < runs; r++) {
+        double v = mc[r * d + i] / analytic[r * d + i];
+        s += v, s2 += v * v;
+    }
+    nm_ratio_stats q = {s / R, 0};
+    double var = (s2 - R * q.mean * q.mean) / (R - 1);
+    q.sd = var > 0 ? sqrt(var) : 0;
+    return q;
+}
 
 nm_ls_line nm_ls_fit(const double *x, const double *y, int64_t n, int64_t stride)
 {

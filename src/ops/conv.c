@@ -106,7 +106,7 @@ static nm_status conv_apply(const nm_node *nd, nm_pass *p, const float *x, int64
         scratch = nm_pass_scratch(p, (size_t)nslices * (size_t)(d->K * d->OHW));
         if (!scratch) return NM_ERR_NOMEM;
     }
-    int saved = par ? nm_blas_serial_begin() : 0;
+    if (par) nm_blas_serial_begin();
     #pragma omp parallel for if (par) schedule(static)
     for (int64_t n = 0; n < N; n++) {
         float *col = d->direct ? NULL : scratch + (size_t)(par ? omp_get_thread_num() : 0) * (size_t)(d->K * d->OHW);
@@ -126,7 +126,7 @@ static nm_status conv_apply(const nm_node *nd, nm_pass *p, const float *x, int64
                         cb, d->OHW, b ? 1.0f : 0.0f, yg, d->OHW);
         }
     }
-    if (par) nm_blas_serial_end(saved);
+    if (par) nm_blas_serial_end();
     return NM_OK;
 }
 
@@ -226,7 +226,7 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
     size_t per = (size_t)((d.K + d.Mg) * d.OHW);
     float *scratch = nm_pass_scratch(p, (size_t)nt * per);
     if (!scratch) return NM_ERR_NOMEM;
-    int saved = nm_blas_serial_begin();
+    nm_blas_serial_begin();
     #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t t = 0; t < T; t++) {
         float *col = scratch + (size_t)omp_get_thread_num() * per, *prod = col + d.K * d.OHW;
@@ -256,7 +256,7 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
                            (size_t)bw * sizeof(float));
         }
     }
-    nm_blas_serial_end(saved);
+    nm_blas_serial_end();
     return NM_OK;
 }
 
@@ -270,7 +270,7 @@ static nm_status conv_vjp(const nm_node *nd, nm_pass *p)
     float *scratch = nm_pass_scratch(p, (size_t)nslices * (size_t)(d.K * d.OHW));
     if (!scratch) return NM_ERR_NOMEM;
     if (p->dx[0]) {
-        int saved = par ? nm_blas_serial_begin() : 0;
+        if (par) nm_blas_serial_begin();
         #pragma omp parallel for if (par) schedule(static)
         for (int64_t t = 0; t < T; t++) {
             float *dcol = scratch + (size_t)(par ? omp_get_thread_num() : 0) * (size_t)(d.K * d.OHW);
@@ -286,7 +286,7 @@ static nm_status conv_vjp(const nm_node *nd, nm_pass *p)
                 }
             }
         }
-        if (par) nm_blas_serial_end(saved);
+        if (par) nm_blas_serial_end();
     }
     /* Weight gradient: dW_g += dY_g · colᵀ summed over samples, chunk by
      * chunk: S samples' columns side by side make one GEMM of inner size

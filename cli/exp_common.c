@@ -1,0 +1,80 @@
+/*
+ * exp_common.c — the experiment commands' shared option parsing, output
+ * files and data loading (experiments.h).
+ */
+#include "experiments.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *const cli_regime_names[CLI_REGIMES] = {"low", "medium", "high"};
+const double cli_regime_var[CLI_REGIMES] = {1e-4, 1.0, 200.0};
+
+static int regime_of(const char *s)
+{
+    for (int i = 0; i < CLI_REGIMES; i++)
+        if (!strcmp(s, cli_regime_names[i])) return i;
+    return -1;
+}
+
+int exp_option(int c, const char *arg, long long min_runs, exp_opts *e)
+{
+    switch (c) {
+    case O_MODEL: e->model = arg; return 1;
+    case O_OUT: e->out = arg; return 1;
+    case O_REGIME:
+        if ((e->regime = regime_of(arg)) < 0) return cli_error("--regime: '%s' is not low, medium or high", arg), -1;
+        return 1;
+    case O_RUNS:
+    case O_IMAGES:
+        if (!cli_parse_int(arg, &e->runs) || e->runs < min_runs)
+            return cli_error("--%s: '%s' is not an integer >= %lld", c == O_RUNS ? "runs" : "images", arg, min_runs), -1;
+        return 1;
+    case O_MC:
+        if (!cli_parse_int(arg, &e->mc) || e->mc < 2) return cli_error("--mc: '%s' is not an integer >= 2", arg), -1;
+        return 1;
+    case O_SEED:
+        if (!cli_parse_int(arg, &e->seed) || e->seed < 0) return cli_error("--seed: '%s' is not a non-negative integer", arg), -1;
+        return 1;
+    default: return 0;
+    }
+}
+
+int exp_need_out(const exp_opts *e, const char *cmd)
+{
+    if (!e->out) return cli_error("%s: --out DIR is required", cmd);
+    return cli_make_dir(e->out, "--out");
+}
+
+int exp_parse_list(const char *s, const char *what, int count, const char *(*name)(int), int *on)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s);
+    memset(on, 0, sizeof(int) * (size_t)count);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        int k = -1;
+        for (int i = 0; i < count; i++)
+            if (!strcmp(tok, name(i))) k = i;
+        if (k < 0) return cli_error("--%s: unknown '%s'", what, tok);
+        on[k] = 1;
+    }
+    return 0;
+}
+
+FILE *exp_open(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) cli_error("cannot write %s", path);
+    return f;
+}
+
+int exp_load_digits_and_model(nm_ctx *ctx, const char *model, const char *what, nm_dataset *ds, nm_net **net)
+{
+    *net = NULL;
+    int rc = cli_load_dataset(ctx, "mnist", "test", ds);
+    nm_status st;
+    if (!rc && (st = nm_net_load_onnx(ctx, model, net)) != NM_OK) rc = cli_fail(ctx, st, what);
+    return rc;
+}

@@ -1,0 +1,59 @@
+/*
+ * experiments.h — what the experiment commands (tightness synthetic,
+ * tightness lenet, linpoints) and `reproduce` share: their options, and a
+ * function per experiment that runs it through the library and writes its
+ * tables and figures into the output directory, and its Markdown table
+ * also into a report when one is given (reproduce's README.md).
+ */
+#ifndef NM_CLI_EXPERIMENTS_H
+#define NM_CLI_EXPERIMENTS_H
+
+#include "common.h"
+
+#include <stdio.h>
+
+#define CLI_REGIMES 3
+extern const char *const cli_regime_names[CLI_REGIMES]; /* low, medium, high */
+extern const double cli_regime_var[CLI_REGIMES];        /* 1e-4, 1, 200 */
+
+/* The options every experiment has. */
+typedef struct {
+    const char *model, *out;
+    int regime;
+    long long runs; /* --runs, or --images for linpoints */
+    long long mc, seed;
+} exp_opts;
+
+typedef struct {
+    exp_opts e;
+    int nets[NM_SYN_COUNT], regimes[CLI_REGIMES];
+    double bias_sd;
+} syn_args;
+
+typedef struct {
+    exp_opts e;
+    const char *klist; /* counts or percentages of the digits, "5%,10%,100%" */
+    int baseline;
+} t3_args;
+
+/* Fig 2: tightness-synthetic.csv, slopes.md and the fig2-*.png/.svg figures. */
+int exp_synthetic(const syn_args *a, FILE *report);
+/* Table 1: table1.csv and table1.md. */
+int exp_table1(const exp_opts *e, FILE *report);
+/* Table 3: table3.csv and table3.md. */
+int exp_table3(const t3_args *a, FILE *report);
+
+/* Option parsing the experiment commands share. */
+enum { O_MODEL = 1000, O_BIAS, O_NETS, O_REGIMES, O_REGIME, O_RUNS, O_IMAGES, O_MC, O_SEED, O_OUT, O_K, O_BASE, O_HELP };
+/* A shared option: 1 when c was one, −1 after printing why its value is bad, 0 otherwise. */
+int exp_option(int c, const char *arg, long long min_runs, exp_opts *e);
+/* --out is required and becomes a directory; 0 or 1 after printing. */
+int exp_need_out(const exp_opts *e, const char *cmd);
+/* A comma list of names (name(i) for i < count) into on[]; 0 or 1 after printing. */
+int exp_parse_list(const char *s, const char *what, int count, const char *(*name)(int), int *on);
+/* dir/name opened for writing; NULL after printing. */
+FILE *exp_open(const char *dir, const char *name);
+/* The held-out MNIST digits and the model; 0 or 1 after printing. */
+int exp_load_digits_and_model(nm_ctx *ctx, const char *model, const char *what, nm_dataset *ds, nm_net **net);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * method.h — what a moment method is to the library: the rules for the
+ * moments of relu(z), z ~ N(m, S), at the split of the two-stage
+ * linearization (DESIGN §1.2–1.7). One file per method under src/methods,
+ * registered by one line of methods/list.h; ara.c and relu_cov.c call the
+ * rules through the table and know no method by name.
+ */
+#ifndef NM_METHOD_H
+#define NM_METHOD_H
+
+#include "../internal.h"
+
+/* One unit z_u of the split: mean, standard deviation, α = m/s (±∞ when
+ * s = 0) and Φ(α), computed once per unit. */
+typedef struct {
+    double m, s, a, Pa;
+} nm_unit;
+
+typedef struct {
+    const char *name;
+    const char *summary;  /* one line for help texts */
+    int at_mean;          /* 1: the whole net is linearized at μ (x₀ and y₀ ignored) */
+    double (*mean)(const nm_unit *u);                                  /* E[relu z_u] */
+    double (*var)(const nm_unit *u);                                   /* Var[relu z_u] */
+    /* Cov[relu z_u, relu z_v] for s_u s_v > 0, S_uv and ρ = S_uv/(s_u s_v) ∈ [−1, 1] */
+    double (*cov)(const nm_unit *u, const nm_unit *v, double S_uv, double rho);
+} nm_method_def;
+
+/* The definition of method m (a valid index: nm_method_count()). */
+const nm_method_def *nm_method_def_of(nm_method m);
+/* The unit of mean m and variance suu (≤ 0 reads as 0). */
+nm_unit nm_unit_of(double m, double suu);
+
+#define NM_METHOD(ENUM, def) extern const nm_method_def def;
+#include "list.h"
+#undef NM_METHOD
+
+#endif
