@@ -154,7 +154,7 @@ int cmd_moments(int argc, char **argv)
     double t_mc = 0, chg[2] = {0, 0}; /* ReLU states changed below and above the split, over chg_n draws */
     long long chg_n = mc < NM_RELU_CHANGE_SAMPLES ? mc : NM_RELU_CHANGE_SAMPLES;
     int rc = 0;
-    nm_status st = nm_net_load_onnx(ctx, model, &net);
+    nm_status st = nm_net_read_onnx(ctx, model, &net);
     if (st != NM_OK) {
         rc = cli_fail(ctx, st, "moments");
         goto done;
@@ -187,7 +187,7 @@ int cmd_moments(int argc, char **argv)
             goto done;
         }
         if ((st = nm_array_alloc(ctx, &mu, NM_F32, ndim, shape)) == NM_OK)
-            st = nm_dataset_images(ctx, &ds, (int64_t[]){image}, 1, nm_net_input_scale(net), mu.data);
+            st = nm_dataset_images(ctx, &ds, (int64_t[]){image}, 1, nm_net_get_input_scale(net), mu.data);
         nm_dataset_free(ctx, &ds);
         if (st != NM_OK) {
             rc = cli_fail(ctx, st, "--image");

@@ -54,7 +54,7 @@ int cmd_info(int argc, char **argv)
     if (optind < argc) return cli_error("info: unexpected argument '%s'", argv[optind]);
     nm_ctx *ctx = nm_ctx_create();
     nm_net *net;
-    nm_status st = nm_net_load_onnx(ctx, model, &net);
+    nm_status st = nm_net_read_onnx(ctx, model, &net);
     if (st != NM_OK) {
         int rc = cli_fail(ctx, st, "info");
         nm_ctx_free(ctx);
@@ -110,7 +110,7 @@ int cmd_info(int argc, char **argv)
         printf("\n%lld parameters; %d ReLU%s%s%s\n", (long long)nm_net_param_count(net), nr, nr == 1 ? "" : "s",
                nr ? " (split points for --split-relu; the paper splits at the last)" : "",
                logits < nn - 1 ? "; moments are taken on the logits, before the final softmax" : "");
-        const char *scale = nm_net_meta(net, "netmoments.input_scale");
+        const char *scale = nm_net_get_meta(net, "netmoments.input_scale");
         if (scale) printf("input scale: %s\n", scale);
     }
     nm_net_free(ctx, net);
@@ -145,7 +145,7 @@ int cmd_forward(int argc, char **argv)
     nm_net *net = NULL;
     nm_array x = {0}, y = {0}, out = {0};
     int rc = 0;
-    nm_status st = nm_net_load_onnx(ctx, model, &net);
+    nm_status st = nm_net_read_onnx(ctx, model, &net);
     if (st != NM_OK) {
         rc = cli_fail(ctx, st, "forward");
         goto done;

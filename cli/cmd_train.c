@@ -183,7 +183,7 @@ int cmd_train(int argc, char **argv)
                        secs, (double)tr.n * o.epochs / secs, r.accuracy, (long long)r.correct, (long long)r.n);
                 nm_eval_result_free(ctx, &r);
             }
-            if (!rc && (st = nm_net_save_onnx(ctx, net, out)) != NM_OK) rc = cli_fail(ctx, st, "train");
+            if (!rc && (st = nm_net_write_onnx(ctx, net, out)) != NM_OK) rc = cli_fail(ctx, st, "train");
             if (!rc) printf("wrote %s\n", out);
         }
     }
@@ -218,7 +218,7 @@ int cmd_eval(int argc, char **argv)
     nm_eval_result r = {0};
     nm_status st;
     int rc = cli_load_dataset(ctx, data, split, &ds);
-    if (!rc && (st = nm_net_load_onnx(ctx, model, &net)) != NM_OK) rc = cli_fail(ctx, st, "eval");
+    if (!rc && (st = nm_net_read_onnx(ctx, model, &net)) != NM_OK) rc = cli_fail(ctx, st, "eval");
     if (!rc && (st = nm_evaluate(ctx, net, &ds, &r)) != NM_OK) rc = cli_fail(ctx, st, "eval");
     if (!rc && json) {
         cJSON *o = cJSON_CreateObject(), *pc = cJSON_CreateArray(), *cm = cJSON_CreateArray();

@@ -75,6 +75,6 @@ int exp_load_digits_and_model(nm_ctx *ctx, const char *model, const char *what, 
     *net = NULL;
     int rc = cli_load_dataset(ctx, "mnist", "test", ds);
     nm_status st;
-    if (!rc && (st = nm_net_load_onnx(ctx, model, net)) != NM_OK) rc = cli_fail(ctx, st, what);
+    if (!rc && (st = nm_net_read_onnx(ctx, model, net)) != NM_OK) rc = cli_fail(ctx, st, what);
     return rc;
 }

@@ -58,7 +58,7 @@ int exp_table1(const exp_opts *e, FILE *report)
         nm_tightness_options o = nm_tightness_options_default();
         o.runs = e->runs, o.mc = e->mc, o.max_var = cli_regime_var[e->regime], o.seed = (uint64_t)e->seed;
         o.progress = cli_progress_print, o.user = &pg;
-        nm_status st = nm_tightness_run(ctx, net, &ds, nm_net_input_scale(net), &o, &t);
+        nm_status st = nm_tightness_run(ctx, net, &ds, nm_net_get_input_scale(net), &o, &t);
         if (st != NM_OK) rc = cli_fail(ctx, st, "tightness lenet");
     }
     FILE *csv = NULL, *md = NULL;

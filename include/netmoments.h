@@ -21,6 +21,14 @@ extern "C" {
 
 #define NM_VERSION "0.1.0"
 
+/* Marks what the shared library exports: the library is built with
+ * -fvisibility=hidden, so these declarations are its whole interface. */
+#if defined(NM_BUILDING) && defined(__GNUC__)
+#define NM_API __attribute__((visibility("default")))
+#else
+#define NM_API
+#endif
+
 /* ---------------------------------------------------------------- status */
 
 /* Result codes: 0 is success, failures are negative. */
@@ -39,7 +47,7 @@ typedef enum {
 #define NM_STATUS_COUNT 10
 
 /* A static, human-readable name for a status ("invalid argument", ...). */
-const char *nm_status_str(nm_status s);
+NM_API const char *nm_status_str(nm_status s);
 
 /* Progress of long work: called with the units done so far and the total
  * (from the calling thread, or under a lock), user as given. */
@@ -60,17 +68,17 @@ typedef void (*nm_progress_fn)(void *user, int64_t done, int64_t total);
 typedef struct nm_ctx nm_ctx;
 
 /* Returns NULL only when the context itself cannot be allocated. */
-nm_ctx *nm_ctx_create(void);
-void nm_ctx_free(nm_ctx *ctx);
+NM_API nm_ctx *nm_ctx_create(void);
+NM_API void nm_ctx_free(nm_ctx *ctx);
 
 /* The message of the last failure on ctx ("" if none). Owned by ctx, valid
  * until the next call that fails on ctx. */
-const char *nm_ctx_message(const nm_ctx *ctx);
+NM_API const char *nm_ctx_message(const nm_ctx *ctx);
 
 /* Testing hook: make the n-th allocation from now (1-based) on this context
  * fail and every later one succeed again; n = 0 disables it. Returns the
  * number of allocations made on ctx since it was created. */
-long nm_ctx_fail_alloc_after(nm_ctx *ctx, long n);
+NM_API long nm_ctx_fail_alloc_after(nm_ctx *ctx, long n);
 
 /* ---------------------------------------------------------------- arrays */
 
@@ -88,31 +96,31 @@ typedef struct {
 } nm_array;
 
 /* Number of elements (product of shape; 1 for ndim = 0). */
-int64_t nm_array_numel(const nm_array *a);
+NM_API int64_t nm_array_numel(const nm_array *a);
 
 /* Allocates a zero-filled array. On failure *out is left empty. */
-nm_status nm_array_alloc(nm_ctx *ctx, nm_array *out, nm_dtype dtype, int ndim,
+NM_API nm_status nm_array_alloc(nm_ctx *ctx, nm_array *out, nm_dtype dtype, int ndim,
                          const int64_t *shape);
 
 /* Frees data allocated by the library and empties *a. Safe on an empty array. */
-void nm_array_free(nm_ctx *ctx, nm_array *a);
+NM_API void nm_array_free(nm_ctx *ctx, nm_array *a);
 
 /* Copies a (F32 or F64) into a newly allocated double buffer *out (numel
  * entries, free with nm_free). Fails with NM_ERR_NONFINITE on NaN/Inf. */
-nm_status nm_array_to_f64(nm_ctx *ctx, const nm_array *a, double **out);
+NM_API nm_status nm_array_to_f64(nm_ctx *ctx, const nm_array *a, double **out);
 
 /* Frees memory the library returned as a plain pointer. */
-void nm_free(nm_ctx *ctx, void *p);
+NM_API void nm_free(nm_ctx *ctx, void *p);
 
 /* ---------------------------------------------------------------- NPY files */
 
 /* Reads a NumPy .npy file (format 1.0, 2.0 or 3.0; little-endian float32 or
  * float64; C order). Anything else fails with a message naming the file and
  * the reason. On success *out owns its data. */
-nm_status nm_npy_read(nm_ctx *ctx, const char *path, nm_array *out);
+NM_API nm_status nm_npy_read(nm_ctx *ctx, const char *path, nm_array *out);
 
 /* Writes a as a .npy file (format 1.0, or 2.0 when the header needs it). */
-nm_status nm_npy_write(nm_ctx *ctx, const char *path, const nm_array *a);
+NM_API nm_status nm_npy_write(nm_ctx *ctx, const char *path, const nm_array *a);
 
 /* ---------------------------------------------------------------- ONNX tensors */
 
@@ -120,24 +128,24 @@ nm_status nm_npy_write(nm_ctx *ctx, const char *path, const nm_array *a);
  * FLOAT or DOUBLE, from raw_data or the typed field. Other element types,
  * external data, and sizes that disagree with the data fail with a status
  * and a message; nothing is allocated before the sizes are checked. */
-nm_status nm_onnx_tensor_read(nm_ctx *ctx, const char *path, nm_array *out);
+NM_API nm_status nm_onnx_tensor_read(nm_ctx *ctx, const char *path, nm_array *out);
 
 /* ---------------------------------------------------------------- Gaussian kernels (DESIGN §1.1–1.5) */
 
 /* Standard normal pdf φ and cdf Φ (Φ through erfc, accurate in both tails). */
-double nm_normal_pdf(double x);
-double nm_normal_cdf(double x);
+NM_API double nm_normal_pdf(double x);
+NM_API double nm_normal_cdf(double x);
 
 /* Bivariate standard normal cdf Φ₂(h, k; ρ) = P(X ≤ h, Y ≤ k), corr(X,Y) = ρ.
  * h, k may be ±∞; ρ in [−1, 1]. Absolute error below 1e-14 (Genz 2004). */
-double nm_bvn_cdf(double h, double k, double rho);
+NM_API double nm_bvn_cdf(double h, double k, double rho);
 
 /* One ReLU of z ~ N(m, s²), s ≥ 0 (§1.1): E[relu z], E[relu² z], Var[relu z].
  * s = 0 gives the deterministic limits; large |m/s| neither overflows nor
  * cancels. */
-double nm_relu_mean(double m, double s);
-double nm_relu_m2(double m, double s);
-double nm_relu_var(double m, double s);
+NM_API double nm_relu_mean(double m, double s);
+NM_API double nm_relu_m2(double m, double s);
+NM_API double nm_relu_var(double m, double s);
 
 /* Pair of ReLUs of (z_u, z_v) Gaussian with means m_u, m_v, standard
  * deviations s_u, s_v ≥ 0 and correlation ρ ∈ [−1, 1]:
@@ -145,9 +153,9 @@ double nm_relu_var(double m, double s);
  *   nm_relu_pair      E[relu z_u relu z_v] for any means (§1.5)
  *   nm_relu_pair_cov  Cov[relu z_u, relu z_v] for any means, computed
  *                     without cancellation (accurate relative to s_u s_v). */
-double nm_relu_pair_m0(double s_u, double s_v, double rho);
-double nm_relu_pair(double m_u, double m_v, double s_u, double s_v, double rho);
-double nm_relu_pair_cov(double m_u, double m_v, double s_u, double s_v, double rho);
+NM_API double nm_relu_pair_m0(double s_u, double s_v, double rho);
+NM_API double nm_relu_pair(double m_u, double m_v, double s_u, double s_v, double rho);
+NM_API double nm_relu_pair_cov(double m_u, double m_v, double s_u, double s_v, double rho);
 
 /* ---------------------------------------------------------------- input covariances */
 
@@ -166,20 +174,20 @@ typedef enum {
  * (NM_ERR_NONFINITE) and ≥ 0 (NM_ERR_NOT_PSD). nm_cov_full checks symmetry (relative 1e-10) and positive
  * semi-definiteness (smallest eigenvalue ≥ −1e-10 · largest) and fails with
  * NM_ERR_NOT_PSD otherwise; it factors C once (eigendecomposition). */
-nm_status nm_cov_isotropic(nm_ctx *ctx, int64_t n, double sigma2, nm_cov **out);
-nm_status nm_cov_diagonal(nm_ctx *ctx, int64_t n, const double *v, nm_cov **out);
-nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out);
-nm_status nm_cov_factor(nm_ctx *ctx, int64_t n, int64_t k, const double *L, nm_cov **out);
+NM_API nm_status nm_cov_isotropic(nm_ctx *ctx, int64_t n, double sigma2, nm_cov **out);
+NM_API nm_status nm_cov_diagonal(nm_ctx *ctx, int64_t n, const double *v, nm_cov **out);
+NM_API nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out);
+NM_API nm_status nm_cov_factor(nm_ctx *ctx, int64_t n, int64_t k, const double *L, nm_cov **out);
 /* Windowed noise: σ² I on the pixels of the rectangle rows r..r+h−1,
  * columns c..c+w−1 of a (C, H, W) input, all channels, and none elsewhere
  * (the 7×7 windows of the paper's Fig 3). It holds only the window's
  * C·h·w pixels, so its cost grows with the window, not the image. */
-nm_status nm_cov_window(nm_ctx *ctx, int64_t C, int64_t H, int64_t W, int64_t r, int64_t c, int64_t h, int64_t w,
+NM_API nm_status nm_cov_window(nm_ctx *ctx, int64_t C, int64_t H, int64_t W, int64_t r, int64_t c, int64_t h, int64_t w,
                         double sigma2, nm_cov **out);
-void nm_cov_free(nm_ctx *ctx, nm_cov *cov);
+NM_API void nm_cov_free(nm_ctx *ctx, nm_cov *cov);
 
-nm_cov_kind nm_cov_get_kind(const nm_cov *cov);
-int64_t nm_cov_dim(const nm_cov *cov);
+NM_API nm_cov_kind nm_cov_get_kind(const nm_cov *cov);
+NM_API int64_t nm_cov_dim(const nm_cov *cov);
 
 /* ---------------------------------------------------------------- Affine–ReLU–Affine moments (§1.2–1.5) */
 
@@ -191,12 +199,12 @@ typedef int nm_method;
 #define NM_METHOD_DELTA 2 /* §1.7: linearize at μ (mean g(μ), cov J Σ Jᵀ) */
 #define NM_METHOD_MAX 16  /* room for every method, for arrays indexed by method */
 /* How many methods there are (0 .. nm_method_count() − 1). */
-int nm_method_count(void);
+NM_API int nm_method_count(void);
 /* The method's name ("exact"; "unknown" for an invalid index) and a one-line summary for help texts. */
-const char *nm_method_str(nm_method m);
-const char *nm_method_summary(nm_method m);
+NM_API const char *nm_method_str(nm_method m);
+NM_API const char *nm_method_summary(nm_method m);
 /* The method of that name, or −1. */
-nm_method nm_method_from_str(const char *name);
+NM_API nm_method nm_method_from_str(const char *name);
 
 /* Precision of the BLAS-bound products (S = AΣAᵀ and B C Bᵀ). The moment
  * kernels always run in double. */
@@ -215,7 +223,7 @@ typedef struct {
 } nm_ara_options;
 
 /* Defaults: method exact, double precision, variances only. */
-nm_ara_options nm_ara_options_default(void);
+NM_API nm_ara_options nm_ara_options_default(void);
 
 /* Output moments, owned by the library; free with nm_moments_free. */
 typedef struct {
@@ -225,11 +233,11 @@ typedef struct {
     double *cov;  /* d×d, or NULL when not requested */
 } nm_moments;
 
-void nm_moments_free(nm_ctx *ctx, nm_moments *m);
+NM_API void nm_moments_free(nm_ctx *ctx, nm_moments *m);
 
 /* Moments of g(x) for x ~ N(mu, sigma). mu has n entries. Checks shapes
  * (NM_ERR_SHAPE) and finiteness (NM_ERR_NONFINITE). Uses OpenMP threads. */
-nm_status nm_ara_moments(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
+NM_API nm_status nm_ara_moments(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
                          const nm_cov *sigma, const nm_ara_options *opt,
                          nm_moments *out);
 
@@ -237,7 +245,7 @@ nm_status nm_ara_moments(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
  * (row-major, both triangles). S is p×p symmetric (only the lower triangle
  * is read); C may equal S (computed in place). method paper uses the
  * zero-mean formula whatever m is. */
-nm_status nm_relu_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const double *S,
+NM_API nm_status nm_relu_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const double *S,
                              nm_method method, double *C);
 
 /* ---------------------------------------------------------------- Monte Carlo */
@@ -249,11 +257,11 @@ typedef struct {
 } nm_rng;
 
 /* Philox-4x32-10 block function: ctr and key in, 4 random words out. */
-void nm_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+NM_API void nm_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
 /* Fills out[0..count) with standard normals number first..first+count of
  * stream `stream`. */
-void nm_rng_normals(const nm_rng *rng, uint64_t stream, uint64_t first,
+NM_API void nm_rng_normals(const nm_rng *rng, uint64_t stream, uint64_t first,
                     int64_t count, float *out);
 
 /* Monte Carlo estimate: sample mean, unbiased variance, their standard
@@ -268,14 +276,14 @@ typedef struct {
     double *cov;      /* d×d or NULL */
 } nm_mc_result;
 
-void nm_mc_result_free(nm_ctx *ctx, nm_mc_result *r);
+NM_API void nm_mc_result_free(nm_ctx *ctx, nm_mc_result *r);
 
 /* Samples x = mu + L ε (Σ = L Lᵀ) through the ARA network, n_samples times,
  * in batches of 500 through BLAS (float32 passes, double statistics). Fixed
  * chunks of 64 samples (256 when p·k > 2^22) run in parallel on OpenMP
  * threads, each through single-threaded BLAS (OpenBLAS is serial during the
  * call; see "threads" below). Results are identical for any thread count. */
-nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
+NM_API nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
                             const nm_cov *sigma, int64_t n_samples, const nm_rng *rng,
                             int want_cov, nm_mc_result *out);
 
@@ -297,25 +305,25 @@ typedef struct nm_net nm_net;
  * unsupported op, attribute or type fails with NM_ERR_UNSUPPORTED and a
  * message naming the node, op and attribute; a malformed file with
  * NM_ERR_FORMAT. Free with nm_net_free. */
-nm_status nm_net_load_onnx(nm_ctx *ctx, const char *path, nm_net **out);
+NM_API nm_status nm_net_read_onnx(nm_ctx *ctx, const char *path, nm_net **out);
 /* The same from a serialized model in memory (borrowed; not kept). */
-nm_status nm_net_load_onnx_memory(nm_ctx *ctx, const void *data, size_t len, nm_net **out);
+NM_API nm_status nm_net_read_onnx_memory(nm_ctx *ctx, const void *data, size_t len, nm_net **out);
 
 /* Writes the net as an ONNX model (opset 13, IR 7): constants become
  * initializers, resolved attributes are written explicitly, the batch axis
  * is symbolic ("N") when every node is batched and the loaded batch size is
  * 1, metadata_props are kept. */
-nm_status nm_net_save_onnx(nm_ctx *ctx, const nm_net *net, const char *path);
+NM_API nm_status nm_net_write_onnx(nm_ctx *ctx, const nm_net *net, const char *path);
 
-void nm_net_free(nm_ctx *ctx, nm_net *net);
+NM_API void nm_net_free(nm_ctx *ctx, nm_net *net);
 
 /* A deep copy of src (graph, constants, metadata; not its run-time
  * buffers or recorded primal), e.g. one per thread of a loaded net. */
-nm_status nm_net_copy(nm_ctx *ctx, const nm_net *src, nm_net **out);
+NM_API nm_status nm_net_copy(nm_ctx *ctx, const nm_net *src, nm_net **out);
 
 /* The ONNX op types the loader supports: the i-th (0-based), or NULL
  * past the last. */
-const char *nm_op_supported(int i);
+NM_API const char *nm_op_supported(int i);
 
 /* Built-in architectures (DESIGN §2), input (N, 1, 28, 28):
  *   lenet        the paper's LeNet: conv 32@5×5 pad 2, maxpool 2, ReLU,
@@ -327,21 +335,21 @@ const char *nm_op_supported(int i);
  *                3 Linear, 7 ReLU (for AlexNet-size experiments) */
 typedef enum { NM_ARCH_LENET = 0, NM_ARCH_LENET_SMALL = 1, NM_ARCH_MLP = 2, NM_ARCH_ALEXNET = 3 } nm_arch;
 #define NM_ARCH_COUNT 4
-const char *nm_arch_str(nm_arch a);
+NM_API const char *nm_arch_str(nm_arch a);
 
 /* A freshly initialized net of the given architecture: weights He-normal
  * from the counter-based RNG with this seed (the first layer's divided by
  * input_std, the standard deviation of the inputs it will see; 1 for
  * standardized inputs), biases zero. */
-nm_status nm_net_create(nm_ctx *ctx, nm_arch arch, uint64_t seed, double input_std, nm_net **out);
+NM_API nm_status nm_net_create(nm_ctx *ctx, nm_arch arch, uint64_t seed, double input_std, nm_net **out);
 
 /* Shape of the input as loaded (first axis: the batch). */
-void nm_net_input_shape(const nm_net *net, int *ndim, int64_t shape[NM_MAX_DIMS]);
-int nm_net_node_count(const nm_net *net);
+NM_API void nm_net_input_shape(const nm_net *net, int *ndim, int64_t shape[NM_MAX_DIMS]);
+NM_API int nm_net_node_count(const nm_net *net);
 /* 1 when every node keeps samples apart along the first axis, so any batch
  * size may be used; 0 when the net runs only at its loaded batch size. */
-int nm_net_batchable(const nm_net *net);
-int64_t nm_net_param_count(const nm_net *net);
+NM_API int nm_net_batchable(const nm_net *net);
+NM_API int64_t nm_net_param_count(const nm_net *net);
 
 typedef struct {
     const char *name;     /* node name (borrowed from the net) */
@@ -354,19 +362,19 @@ typedef struct {
     int relu_index;       /* l for the l-th Relu (1-based, §1.6 split points), else 0 */
 } nm_node_info;
 
-nm_status nm_net_node_info(nm_ctx *ctx, const nm_net *net, int i, nm_node_info *out);
+NM_API nm_status nm_net_node_info(nm_ctx *ctx, const nm_net *net, int i, nm_node_info *out);
 
 /* Number of Relu nodes, and the node index of the l-th (1-based; −1 when
  * there is none). */
-int nm_net_relu_count(const nm_net *net);
-int nm_net_relu_node(const nm_net *net, int l);
+NM_API int nm_net_relu_count(const nm_net *net);
+NM_API int nm_net_relu_node(const nm_net *net, int l);
 /* The node whose output are the logits: the node before a final Softmax or
  * LogSoftmax, else the last node. */
-int nm_net_logits_node(const nm_net *net);
+NM_API int nm_net_logits_node(const nm_net *net);
 
 /* ONNX metadata_props: the value for key (borrowed), or NULL. */
-const char *nm_net_meta(const nm_net *net, const char *key);
-nm_status nm_net_set_meta(nm_ctx *ctx, nm_net *net, const char *key, const char *value);
+NM_API const char *nm_net_get_meta(const nm_net *net, const char *key);
+NM_API nm_status nm_net_set_meta(nm_ctx *ctx, nm_net *net, const char *key, const char *value);
 
 /* Passes over nodes first..last (inclusive; last = −1 means the final
  * node). The range reads the output of node first−1 (the net input when
@@ -382,9 +390,9 @@ nm_status nm_net_set_meta(nm_ctx *ctx, nm_net *net, const char *key, const char 
  * batch 1 any number of tangents may be passed (batch axis = tangents),
  * otherwise one per primal sample. NaN/Inf inputs fail with
  * NM_ERR_NONFINITE, wrong shapes with NM_ERR_SHAPE. */
-nm_status nm_net_forward(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *x, nm_array *y);
-nm_status nm_net_jvp(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *t, nm_array *y);
-nm_status nm_net_vjp(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *c, nm_array *x);
+NM_API nm_status nm_net_forward(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *x, nm_array *y);
+NM_API nm_status nm_net_jvp(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *t, nm_array *y);
+NM_API nm_status nm_net_vjp(nm_ctx *ctx, nm_net *net, int first, int last, const nm_array *c, nm_array *x);
 
 /* ---------------------------------------------------------------- image data sets (issue 4) */
 
@@ -399,8 +407,8 @@ typedef struct {
 /* Reads an idx3 image file and an idx1 label file (gzipped or plain).
  * Truncated files, files longer than their header says, non-byte element
  * types and counts that disagree fail with NM_ERR_FORMAT. */
-nm_status nm_dataset_read_idx(nm_ctx *ctx, const char *images, const char *labels, nm_dataset *out);
-void nm_dataset_free(nm_ctx *ctx, nm_dataset *ds);
+NM_API nm_status nm_dataset_read_idx(nm_ctx *ctx, const char *images, const char *labels, nm_dataset *out);
+NM_API void nm_dataset_free(nm_ctx *ctx, nm_dataset *ds);
 
 /* A model's input scale: the network sees x = a·p + b for a pixel
  * p = byte / 255 ∈ [0, 1]. The paper's LeNet has a = 255, b = −127.5. */
@@ -410,12 +418,12 @@ typedef struct {
 
 /* The scale recorded in the model's metadata_props under
  * "netmoments.input_scale" ("a b"), or a = 1, b = 0 when absent. */
-nm_scale nm_net_input_scale(const nm_net *net);
-nm_status nm_net_set_input_scale(nm_ctx *ctx, nm_net *net, nm_scale s);
+NM_API nm_scale nm_net_get_input_scale(const nm_net *net);
+NM_API nm_status nm_net_set_input_scale(nm_ctx *ctx, nm_net *net, nm_scale s);
 
 /* Images index[0..count) (or 0..count when index is NULL) as network inputs
  * (count, 1, rows, cols) in the given scale. */
-nm_status nm_dataset_images(nm_ctx *ctx, const nm_dataset *ds, const int64_t *index, int64_t count, nm_scale scale,
+NM_API nm_status nm_dataset_images(nm_ctx *ctx, const nm_dataset *ds, const int64_t *index, int64_t count, nm_scale scale,
                             float *out);
 
 /* ---------------------------------------------------------------- training and evaluation */
@@ -450,13 +458,13 @@ typedef struct {
 /* Defaults: 10 epochs, batch 64, Adam (lr 1e-3, β 0.9/0.999, ε 1e-8),
  * momentum 0.9, weight decay 0, cosine decay, no augmentation, seed 1,
  * scale a = 1, b = 0. */
-nm_train_options nm_train_options_default(void);
+NM_API nm_train_options nm_train_options_default(void);
 
 /* Trains net in place on ds by softmax cross-entropy on the logits
  * (nm_net_logits_node), with the vjp passes for the gradients of every
  * Conv/Gemm/MatMul/Add/PRelu constant. Deterministic for a seed on a given
  * machine and thread count. Records opt->scale as the net's input scale. */
-nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_train_options *opt);
+NM_API nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_train_options *opt);
 
 /* Accuracy of net on ds (argmax of the logits) with the net's own input
  * scale. confusion is classes × classes (row: true label, column:
@@ -469,8 +477,8 @@ typedef struct {
     int64_t *confusion;
 } nm_eval_result;
 
-nm_status nm_evaluate(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, nm_eval_result *out);
-void nm_eval_result_free(nm_ctx *ctx, nm_eval_result *r);
+NM_API nm_status nm_evaluate(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, nm_eval_result *out);
+NM_API void nm_eval_result_free(nm_ctx *ctx, nm_eval_result *r);
 
 /* ---------------------------------------------------------------- network moments (DESIGN §1.6–1.8) */
 
@@ -489,7 +497,7 @@ typedef struct {
 
 #define NM_MEM_BUDGET_DEFAULT ((size_t)2 << 30) /* 2 GiB */
 
-nm_net_moments_options nm_net_moments_options_default(void);
+NM_API nm_net_moments_options nm_net_moments_options_default(void);
 
 /* The two-stage linearization g(x) = B relu(A x + c1) + c2 of §1.6 at the
  * split ReLU, for the logits (nm_net_logits_node). A and B are formed by
@@ -497,25 +505,25 @@ nm_net_moments_options nm_net_moments_options_default(void);
  * allocated: A (p×n) float32, c1 (p), B (d×p), c2 (d) float64. Fails with
  * NM_ERR_NOMEM naming the budget when A (12 bytes an entry while it is
  * formed and copied) exceeds opt->mem_budget. */
-nm_status nm_net_linearize(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_net_moments_options *opt,
+NM_API nm_status nm_net_linearize(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_net_moments_options *opt,
                            nm_array *A, nm_array *c1, nm_array *B, nm_array *c2);
 
 /* Mean and variance (and optionally covariance) of the logits for
  * x ~ N(mu, sigma): mu in the input's shape (batch 1, or without the batch
  * axis), sigma over its n elements (nm_cov_window for windowed noise). */
-nm_status nm_net_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+NM_API nm_status nm_net_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
                          const nm_net_moments_options *opt, nm_moments *out);
 
 /* The same for several methods at once (out[i] for methods[i]), sharing one
  * linearization; with delta among them, all are linearized at μ. */
-nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+NM_API nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
                                  const nm_net_moments_options *opt, int count, const nm_method *methods, nm_moments *out);
 
 /* Monte Carlo of the logits of the real network: x = mu + L ε in batches of
  * 500 through forward passes; ε from the counter-based RNG by sample index,
  * statistics merged in batch order, so a seed gives identical results for
  * any thread count. progress (may be NULL) is called after every batch. */
-nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, int64_t n_samples,
+NM_API nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, int64_t n_samples,
                             const nm_rng *rng, int want_cov, nm_progress_fn progress, void *user, nm_mc_result *out);
 
 /* How far the noise carries the net out of the region its two-stage
@@ -528,7 +536,7 @@ nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const 
  * are exact, neither. 0 where a part has no ReLU. Max-pool argmax changes
  * are not counted. */
 #define NM_RELU_CHANGE_SAMPLES 2000 /* the draws the experiments and the CLI count over */
-nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
+NM_API nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
                               int64_t n_samples, const nm_rng *rng, double *bottom, double *top);
 
 /* ---------------------------------------------------------------- tightness experiments (DESIGN §1.8, §2) */
@@ -543,12 +551,12 @@ typedef enum {
     NM_SYN_FC_A = 0, NM_SYN_FC_B, NM_SYN_FC_C, NM_SYN_CONV_A, NM_SYN_CONV_B, NM_SYN_CONV_C
 } nm_synthetic;
 #define NM_SYN_COUNT 6
-const char *nm_synthetic_str(nm_synthetic s);
-nm_status nm_synthetic_create(nm_ctx *ctx, nm_synthetic which, uint64_t seed, double bias_sd, nm_net **out);
+NM_API const char *nm_synthetic_str(nm_synthetic s);
+NM_API nm_status nm_synthetic_create(nm_ctx *ctx, nm_synthetic which, uint64_t seed, double bias_sd, nm_net **out);
 
 /* A random covariance Σ = L Lᵀ (L n×n with i.i.d. normal entries from
  * stream `stream`), scaled so that its largest variance is max_var. */
-nm_status nm_cov_random(nm_ctx *ctx, int64_t n, double max_var, const nm_rng *rng, uint64_t stream, nm_cov **out);
+NM_API nm_status nm_cov_random(nm_ctx *ctx, int64_t n, double max_var, const nm_rng *rng, uint64_t stream, nm_cov **out);
 
 typedef struct {
     int64_t runs;       /* independent runs (paper: 200) */
@@ -567,7 +575,7 @@ typedef struct {
 /* Defaults: 200 runs, 75,000 samples, the medium regime (max_var 1), seed
  * 1, no progress, random images, linearized at the mean, split at the last
  * ReLU, methods paper and exact. */
-nm_tightness_options nm_tightness_options_default(void);
+NM_API nm_tightness_options nm_tightness_options_default(void);
 
 /* Per run r and output i (row-major runs × d): for each method compared,
  * its mean and variance (mean[m], var[m]; NULL for methods not compared),
@@ -589,16 +597,16 @@ typedef struct {
  * images is not NULL, a random image of it as the mean (else 0); the net is
  * split at opt->split_relu and linearized at the mean. Results do not
  * depend on the thread count. Free with nm_tightness_free. */
-nm_status nm_tightness_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *images, nm_scale scale,
+NM_API nm_status nm_tightness_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *images, nm_scale scale,
                            const nm_tightness_options *opt, nm_tightness *out);
-void nm_tightness_free(nm_ctx *ctx, nm_tightness *t);
+NM_API void nm_tightness_free(nm_ctx *ctx, nm_tightness *t);
 
 /* Over the runs (row-major runs × d), the ratio mc / analytic of output i:
  * its mean and (unbiased) standard deviation (Table 1, Table 3). */
 typedef struct {
     double mean, sd;
 } nm_ratio_stats;
-nm_ratio_stats nm_ratio_over_runs(const double *mc, const double *analytic, int64_t runs, int64_t d, int64_t i);
+NM_API nm_ratio_stats nm_ratio_over_runs(const double *mc, const double *analytic, int64_t runs, int64_t d, int64_t i);
 
 /* The paper's Table 3: the digits of a data set clustered by k-means
  * (nm_kmeans) in the model's input space, and `images` of them, drawn at
@@ -621,7 +629,7 @@ typedef struct {
 
 /* Defaults: no k (set nk and k), no baseline, 200 digits, 20,000 samples,
  * the medium regime, seed 1. */
-nm_linpoints_options nm_linpoints_options_default(void);
+NM_API nm_linpoints_options nm_linpoints_options_default(void);
 
 /* One row per (k, point): k, farthest (0: the centre, 1: the farthest
  * member), and per logit (rows × d) E[Eratio] (method exact's mean) and
@@ -637,14 +645,14 @@ typedef struct {
     double *buf;
 } nm_linpoints;
 
-nm_status nm_linpoints_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *ds, const nm_linpoints_options *opt, nm_linpoints *out);
-void nm_linpoints_free(nm_ctx *ctx, nm_linpoints *t);
+NM_API nm_status nm_linpoints_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *ds, const nm_linpoints_options *opt, nm_linpoints *out);
+NM_API void nm_linpoints_free(nm_ctx *ctx, nm_linpoints *t);
 
 /* k-means of n points (n×dim, row-major) into k clusters: k-means++
  * seeding from the counter-based RNG, then Lloyd iterations until no point
  * moves (at most max_iter). Fills assign (n) and centers (k×dim). The same
  * seed gives the same clusters for any thread count. */
-nm_status nm_kmeans(nm_ctx *ctx, const float *X, int64_t n, int64_t dim, int64_t k, uint64_t seed, int max_iter,
+NM_API nm_status nm_kmeans(nm_ctx *ctx, const float *X, int64_t n, int64_t dim, int64_t k, uint64_t seed, int max_iter,
                     int64_t *assign, float *centers);
 
 /* Least-squares lines through n points (x[i·stride], y[i·stride]) (DESIGN
@@ -657,7 +665,7 @@ nm_status nm_kmeans(nm_ctx *ctx, const float *X, int64_t n, int64_t dim, int64_t
 typedef struct {
     double slope, free_slope, intercept;
 } nm_ls_line;
-nm_ls_line nm_ls_fit(const double *x, const double *y, int64_t n, int64_t stride);
+NM_API nm_ls_line nm_ls_fit(const double *x, const double *y, int64_t n, int64_t stride);
 
 /* ---------------------------------------------------------------- figures (cairo) */
 
@@ -678,7 +686,7 @@ typedef struct {
 /* Side-by-side scatter panels with each series' least-squares line through
  * the origin, its slope and the free line's in the legend (nm_ls_fit), and the diagonal y = x dashed; written as PNG and/or
  * SVG (either path may be NULL). */
-nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels);
+NM_API nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels);
 
 #ifdef __cplusplus
 }

@@ -20,7 +20,7 @@ int main(int argc, char **argv)
     for (int a = 0; a < NM_ARCH_COUNT; a++) {
         nm_net *net;
         snprintf(path, sizeof path, "%s/arch-%s.onnx", argv[1], nm_arch_str((nm_arch)a));
-        if (nm_net_create(ctx, (nm_arch)a, 1, 1.0, &net) != NM_OK || nm_net_save_onnx(ctx, net, path) != NM_OK) {
+        if (nm_net_create(ctx, (nm_arch)a, 1, 1.0, &net) != NM_OK || nm_net_write_onnx(ctx, net, path) != NM_OK) {
             fprintf(stderr, "%s: %s\n", path, nm_ctx_message(ctx));
             rc = 1;
         }
@@ -29,7 +29,7 @@ int main(int argc, char **argv)
     for (int s = 0; s < NM_SYN_COUNT; s++) {
         nm_net *net;
         snprintf(path, sizeof path, "%s/synthetic-%s.onnx", argv[1], nm_synthetic_str((nm_synthetic)s));
-        if (nm_synthetic_create(ctx, (nm_synthetic)s, 1, NM_SYN_BIAS_SD, &net) != NM_OK || nm_net_save_onnx(ctx, net, path) != NM_OK) {
+        if (nm_synthetic_create(ctx, (nm_synthetic)s, 1, NM_SYN_BIAS_SD, &net) != NM_OK || nm_net_write_onnx(ctx, net, path) != NM_OK) {
             fprintf(stderr, "%s: %s\n", path, nm_ctx_message(ctx));
             rc = 1;
         }

@@ -8,14 +8,14 @@
 set -euo pipefail
 
 packages=(
-  # build
+  # build; clang, its sanitizer/libFuzzer runtime and its OpenMP for scripts/fuzz.sh
   cmake pkgconf gcc make clang libclang-rt-14-dev libomp-dev
   # dense algebra
   libopenblas-dev liblapacke-dev
   # ONNX
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
-  # optimisation, figures, files
-  libnlopt-dev libcairo2-dev libpng-dev zlib1g-dev libcjson-dev
+  # figures (cairo writes the PNGs itself), files
+  libcairo2-dev zlib1g-dev libcjson-dev
   # data
   dataset-fashion-mnist
 )

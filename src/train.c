@@ -18,10 +18,10 @@
 
 /* ---------------------------------------------------------------- input scale */
 
-nm_scale nm_net_input_scale(const nm_net *net)
+nm_scale nm_net_get_input_scale(const nm_net *net)
 {
     nm_scale s = {1.0, 0.0};
-    const char *v = nm_net_meta(net, NM_SCALE_KEY);
+    const char *v = nm_net_get_meta(net, NM_SCALE_KEY);
     double a, b;
     if (v && sscanf(v, "%lf %lf", &a, &b) == 2 && isfinite(a) && isfinite(b)) s = (nm_scale){a, b};
     return s;
@@ -293,7 +293,7 @@ nm_status nm_evaluate(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, nm_eval_re
     float *x = nm_alloc(ctx, (size_t)(B * per), sizeof(float));
     int64_t *conf = nm_alloc_zero(ctx, (size_t)(classes * classes), sizeof(int64_t));
     if (!x || !conf) st = NM_ERR_NOMEM;
-    nm_scale sc = nm_net_input_scale(net);
+    nm_scale sc = nm_net_get_input_scale(net);
     int64_t correct = 0;
     for (int64_t first = 0; st == NM_OK && first < ds->n; first += B) {
         int64_t b = ds->n - first < B ? ds->n - first : B;

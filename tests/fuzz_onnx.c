@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     nm_ctx *ctx = nm_ctx_create();
     nm_net *net = NULL;
-    if (ctx && nm_net_load_onnx_memory(ctx, data, size, &net) == NM_OK) {
+    if (ctx && nm_net_read_onnx_memory(ctx, data, size, &net) == NM_OK) {
         int64_t total = 0;
         for (int i = 0; i < nm_net_node_count(net); i++) {
             nm_node_info info;

@@ -35,12 +35,12 @@ static void round_trip(const char *dir, nm_net *net, const nm_array *x, const nm
 {
     char path[64], what[4200];
     snprintf(path, sizeof path, "/tmp/nm_conformance_%d.onnx", (int)getpid());
-    nm_status st = nm_net_save_onnx(ctx, net, path);
+    nm_status st = nm_net_write_onnx(ctx, net, path);
     if (st == NM_ERR_UNSUPPORTED) return; /* e.g. an opset-6 channel PRelu has no opset-13 spelling */
     snprintf(what, sizeof what, "%s: save: %s", dir, nm_ctx_message(ctx));
     if (!check_true(what, st == NM_OK)) return;
     nm_net *back;
-    st = nm_net_load_onnx(ctx, path, &back);
+    st = nm_net_read_onnx(ctx, path, &back);
     snprintf(what, sizeof what, "%s: reload: %s", dir, nm_ctx_message(ctx));
     if (check_true(what, st == NM_OK)) {
         nm_array y2;

@@ -35,7 +35,7 @@ static nm_net *make_net(void)
 static void expect(const char *what, const uint8_t *buf, size_t len, int want, const char *needle)
 {
     nm_net *net = NULL;
-    nm_status st = nm_net_load_onnx_memory(ctx, buf, len, &net);
+    nm_status st = nm_net_read_onnx_memory(ctx, buf, len, &net);
     char w[600];
     snprintf(w, sizeof w, "%s: status %s (%s)", what, nm_status_str(st), nm_ctx_message(ctx));
     if (want == 1) check_true(w, st != NM_OK && net == NULL && *nm_ctx_message(ctx));
@@ -80,9 +80,9 @@ static void file_cases(void)
     int bad = 0, whole_without_meta = 0;
     for (size_t len = 0; len < model_len; len++) {
         nm_net *net = NULL;
-        nm_status st = nm_net_load_onnx_memory(ctx, model, len, &net);
+        nm_status st = nm_net_read_onnx_memory(ctx, model, len, &net);
         bad += st != NM_OK && net == NULL && *nm_ctx_message(ctx);
-        if (st == NM_OK) whole_without_meta += nm_net_meta(net, "netmoments.input_scale") == NULL;
+        if (st == NM_OK) whole_without_meta += nm_net_get_meta(net, "netmoments.input_scale") == NULL;
         nm_net_free(ctx, net);
     }
     char w[200];
@@ -100,7 +100,7 @@ static void file_cases(void)
         memcpy(buf, model, model_len);
         for (int f = 0; f < 4; f++) buf[(size_t)(urand() * (double)model_len)] ^= (uint8_t)(1 + urand() * 255);
         nm_net *net = NULL;
-        nm_status st = nm_net_load_onnx_memory(ctx, buf, model_len, &net); /* may load: only no crash is asked */
+        nm_status st = nm_net_read_onnx_memory(ctx, buf, model_len, &net); /* may load: only no crash is asked */
         check_true("flipped bytes: a status", st == NM_OK || *nm_ctx_message(ctx));
         nm_net_free(ctx, net);
     }
@@ -184,7 +184,7 @@ static void file_cases(void)
     for (long k = 1; k < 100000; k++) {
         nm_ctx_fail_alloc_after(ctx, k);
         nm_net *net = NULL;
-        nm_status st = nm_net_load_onnx_memory(ctx, model, model_len, &net);
+        nm_status st = nm_net_read_onnx_memory(ctx, model, model_len, &net);
         nm_ctx_fail_alloc_after(ctx, 0);
         nm_net_free(ctx, net);
         if (st == NM_OK) break;
@@ -212,7 +212,7 @@ static void fuzz_regressions(void)
         size_t len;
         if (nm_read_file(ctx, path, 1 << 24, &b, &len) != NM_OK) continue;
         nm_net *net = NULL;
-        nm_status st = nm_net_load_onnx_memory(ctx, b, len, &net);
+        nm_status st = nm_net_read_onnx_memory(ctx, b, len, &net);
         check_true(path, st != NM_OK && *nm_ctx_message(ctx));
         nm_net_free(ctx, net);
         nm_free(ctx, b);
@@ -259,14 +259,14 @@ int main(void)
     nm_net *net = make_net();
     nm_net_set_meta(ctx, net, "netmoments.input_scale", "255 -127.5");
     const char *path = "/tmp/nm_test_onnx_bad.onnx";
-    if (nm_net_save_onnx(ctx, net, path) != NM_OK || nm_read_file(ctx, path, 1 << 24, &model, &model_len) != NM_OK) {
+    if (nm_net_write_onnx(ctx, net, path) != NM_OK || nm_read_file(ctx, path, 1 << 24, &model, &model_len) != NM_OK) {
         fprintf(stderr, "setup: %s\n", nm_ctx_message(ctx));
         return 2;
     }
     remove(path);
     nm_net_free(ctx, net);
-    if (nm_net_load_onnx_memory(ctx, model, model_len, &net) == NM_OK) { /* metadata survives the round trip */
-        const char *m = nm_net_meta(net, "netmoments.input_scale");
+    if (nm_net_read_onnx_memory(ctx, model, model_len, &net) == NM_OK) { /* metadata survives the round trip */
+        const char *m = nm_net_get_meta(net, "netmoments.input_scale");
         check_true("metadata_props round trip", m && strcmp(m, "255 -127.5") == 0);
         nm_net_free(ctx, net);
     } else {

@@ -108,7 +108,7 @@ static void param_grad_tests(void)
 static double recount(nm_net *net, const nm_dataset *ds)
 {
     int64_t per = ds->rows * ds->cols, correct = 0;
-    nm_scale sc = nm_net_input_scale(net);
+    nm_scale sc = nm_net_get_input_scale(net);
     float *x = malloc((size_t)(ds->n * per) * sizeof(float));
     nm_dataset_images(ctx, ds, NULL, ds->n, sc, x);
     nm_array xa = {NM_F32, 4, {ds->n, 1, ds->rows, ds->cols}, x}, y;

@@ -114,7 +114,7 @@ nm_status nm_linpoints_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *ds,
     o.n_digits = N;
     nm_tightness_options to = nm_tightness_options_default();
     to.runs = images, to.mc = o.mc, to.max_var = o.max_var, to.seed = o.seed;
-    nm_scale scale = nm_net_input_scale(net);
+    nm_scale scale = nm_net_get_input_scale(net);
     float *X = nm_alloc(ctx, (size_t)(N * n), sizeof(float)), *C = nm_alloc(ctx, (size_t)(N * n), sizeof(float));
     float *x0 = nm_alloc(ctx, (size_t)(images * n), sizeof(float));
     int64_t *assign = nm_alloc(ctx, (size_t)N, sizeof(int64_t)), *perm = nm_alloc(ctx, (size_t)N, sizeof(int64_t));

@@ -211,6 +211,8 @@ nm_status nm_tightness_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *ima
     if (fail != NM_OK) return fail;
     char fail_msg[sizeof ctx->message] = "";
     int64_t done = 0;
+    omp_lock_t lock; /* a lock of its own: named critical sections would be exported symbols */
+    omp_init_lock(&lock);
     nm_blas_serial_begin(); /* each run's products stay on its own thread */
     #pragma omp parallel
     {
@@ -222,17 +224,17 @@ nm_status nm_tightness_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *ima
         for (int64_t r = 0; r < R; r++) {
             if (ts != NM_OK) continue;
             ts = tightness_one(tc, tnet, images, scale, opt, r, mu, &in, out);
-            #pragma omp critical(nm_tightness_progress)
-            {
-                done++;
-                if (opt->progress && ts == NM_OK) opt->progress(opt->user, done, R);
-            }
+            omp_set_lock(&lock);
+            done++;
+            if (opt->progress && ts == NM_OK) opt->progress(opt->user, done, R);
+            omp_unset_lock(&lock);
         }
-        #pragma omp critical(nm_tightness_fail)
+        omp_set_lock(&lock);
         if (ts != NM_OK && fail == NM_OK) {
             fail = ts;
             snprintf(fail_msg, sizeof fail_msg, "%s", tc ? nm_ctx_message(tc) : "out of memory");
         }
+        omp_unset_lock(&lock);
         if (tc) {
             nm_free(tc, mu);
             nm_net_free(tc, tnet);
@@ -240,6 +242,7 @@ nm_status nm_tightness_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *ima
         nm_ctx_free(tc);
     }
     nm_blas_serial_end();
+    omp_destroy_lock(&lock);
     if (fail != NM_OK) {
         nm_tightness_free(ctx, out);
         return nm_fail(ctx, fail, "%s", fail_msg);

@@ -281,7 +281,7 @@ static nm_status build(nm_ctx *ctx, arena *ar, const nm_net *net, Onnx__ModelPro
     return ar->failed ? NM_ERR_NOMEM : NM_OK;
 }
 
-nm_status nm_net_save_onnx(nm_ctx *ctx, const nm_net *net, const char *path)
+nm_status nm_net_write_onnx(nm_ctx *ctx, const nm_net *net, const char *path)
 {
     if (!ctx || !net || !path) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     if (net->output < 0) return nm_fail(ctx, NM_ERR_ARG, "the net has no output");

@@ -395,7 +395,7 @@ static nm_status load_model(nm_ctx *ctx, Onnx__ModelProto *m, const char *origin
     return st;
 }
 
-nm_status nm_net_load_onnx(nm_ctx *ctx, const char *path, nm_net **out)
+nm_status nm_net_read_onnx(nm_ctx *ctx, const char *path, nm_net **out)
 {
     if (!ctx || !path || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     *out = NULL;
@@ -404,7 +404,7 @@ nm_status nm_net_load_onnx(nm_ctx *ctx, const char *path, nm_net **out)
     return st == NM_OK ? load_model(ctx, m, path, out) : st;
 }
 
-nm_status nm_net_load_onnx_memory(nm_ctx *ctx, const void *data, size_t len, nm_net **out)
+nm_status nm_net_read_onnx_memory(nm_ctx *ctx, const void *data, size_t len, nm_net **out)
 {
     if (!ctx || (!data && len) || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     *out = NULL;

@@ -282,7 +282,7 @@ int nm_net_logits_node(const nm_net *net)
     return (op == NM_OP_SOFTMAX || op == NM_OP_LOGSOFTMAX) && last > 0 ? last - 1 : last;
 }
 
-const char *nm_net_meta(const nm_net *net, const char *key)
+const char *nm_net_get_meta(const nm_net *net, const char *key)
 {
     for (int i = 0; i < net->nmeta; i++)
         if (strcmp(net->meta_key[i], key) == 0) return net->meta_val[i];
