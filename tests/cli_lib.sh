@@ -19,6 +19,12 @@ expect_error() {
   else bad "$what: rc=$rc stderr='$err'"; fi
 }
 
+# need_mnist: skip the whole test (CTest's SKIP_RETURN_CODE 77) when the
+# digits scripts/setup.sh fetches are absent.
+need_mnist() {
+  [ -f "${NETMOMENTS_DATA:-data}/mnist/test-images-idx3-ubyte.gz" ] || { echo "skip: no MNIST digits (run scripts/setup.sh)"; exit 77; }
+}
+
 finish() {
   echo "$1: $pass passed, $fail failed"
   [ $fail -eq 0 ]

@@ -8,6 +8,7 @@
 # non-zero exit with one line on stderr.
 set -u
 source "$(dirname "$0")/cli_lib.sh" "$@"
+need_mnist
 
 "$nm" moments --help | grep -q -- '--split-relu' && ok || bad "moments --help"
 out=$("$nm" moments --image 3 --sigma2 1e-4 --mc 20000 --seed 4 --json) && ok || bad "moments --json"

@@ -6,6 +6,7 @@
 # non-zero with one line on stderr.
 set -u
 source "$(dirname "$0")/cli_lib.sh" "$@"
+need_mnist
 
 "$nm" tightness --help | grep -q 'synthetic' && ok || bad "tightness --help"
 "$nm" tightness synthetic --nets fc-a,conv-a --regimes medium --runs 5 --mc 2000 --out "$dir/s" >/dev/null && ok || bad "synthetic runs"

@@ -6,6 +6,7 @@
 # bad input answered by a non-zero exit with one line on stderr.
 set -u
 source "$(dirname "$0")/cli_lib.sh" "$@"
+need_mnist
 
 "$nm" train --help | grep -q -- '--augment' && ok || bad "train --help"
 "$nm" eval --help | grep -q -- '--split' && ok || bad "eval --help"

@@ -36,17 +36,17 @@ static void npy_header(const char *dict, size_t extra_data)
     memset(buf + 10 + len, ' ', hlen - len - 1);
     buf[10 + hlen - 1] = '\n';
     memset(buf + 10 + hlen, 0, extra_data);
-    file_with("bad.npy", buf, 10 + hlen + extra_data);
+    file_with(check_tmp("bad.npy"), buf, 10 + hlen + extra_data);
 }
 
 static void bad_files(void)
 {
     nm_array a;
     expect("missing file", nm_npy_read(ctx, "/nonexistent/x.npy", &a), NM_ERR_IO);
-    file_with("bad.npy", "hello world, not numpy", 22);
-    expect("bad magic", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_FORMAT);
-    file_with("bad.npy", "\x93NUMPY\x01\x00\x40", 9);
-    expect("truncated prefix", nm_npy_read(ctx, "bad.npy", &a), NM_ERR_FORMAT);
+    file_with(check_tmp("bad.npy"), "hello world, not numpy", 22);
+    expect("bad magic", nm_npy_read(ctx, check_tmp("bad.npy"), &a), NM_ERR_FORMAT);
+    file_with(check_tmp("bad.npy"), "\x93NUMPY\x01\x00\x40", 9);
+    expect("truncated prefix", nm_npy_read(ctx, check_tmp("bad.npy"), &a), NM_ERR_FORMAT);
     /* header dict, bytes of data after it, expected status */
     static const struct {
         const char *what, *dict;
@@ -64,9 +64,8 @@ static void bad_files(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         npy_header(cases[i].dict, cases[i].data);
-        expect(cases[i].what, nm_npy_read(ctx, "bad.npy", &a), cases[i].want);
+        expect(cases[i].what, nm_npy_read(ctx, check_tmp("bad.npy"), &a), cases[i].want);
     }
-    remove("bad.npy");
 }
 
 static void bad_covariances(void)

@@ -34,7 +34,7 @@ static int ran, passed, skipped, skipped_supported, round_trips;
 static void round_trip(const char *dir, nm_net *net, const nm_array *x, const nm_array *y)
 {
     char path[64], what[4200];
-    snprintf(path, sizeof path, "/tmp/nm_conformance_%d.onnx", (int)getpid());
+    snprintf(path, sizeof path, "%s", check_tmp("roundtrip.onnx"));
     nm_status st = nm_net_write_onnx(ctx, net, path);
     if (st == NM_ERR_UNSUPPORTED) return; /* e.g. an opset-6 channel PRelu has no opset-13 spelling */
     snprintf(what, sizeof what, "%s: save: %s", dir, nm_ctx_message(ctx));

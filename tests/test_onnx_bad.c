@@ -258,7 +258,7 @@ int main(void)
     ctx = nm_ctx_create();
     nm_net *net = make_net();
     nm_net_set_meta(ctx, net, "netmoments.input_scale", "255 -127.5");
-    const char *path = "/tmp/nm_test_onnx_bad.onnx";
+    const char *path = check_tmp("bad.onnx");
     if (nm_net_write_onnx(ctx, net, path) != NM_OK || nm_read_file(ctx, path, 1 << 24, &model, &model_len) != NM_OK) {
         fprintf(stderr, "setup: %s\n", nm_ctx_message(ctx));
         return 2;

@@ -139,7 +139,8 @@ static double std_of(const nm_dataset *ds, nm_scale sc)
 static void training_tests(void)
 {
     nm_dataset tr, te;
-    if (!check_true("MNIST present (run scripts/setup.sh)",
+    if (!check_have("data/mnist/train-images-idx3-ubyte.gz") || !check_have("data/mnist/test-images-idx3-ubyte.gz")) return;
+    if (!check_true("MNIST read",
                     nm_dataset_read_idx(ctx, "data/mnist/train-images-idx3-ubyte.gz", "data/mnist/train-labels-idx1-ubyte.gz", &tr) == NM_OK &&
                         nm_dataset_read_idx(ctx, "data/mnist/test-images-idx3-ubyte.gz", "data/mnist/test-labels-idx1-ubyte.gz", &te) == NM_OK))
         return;
