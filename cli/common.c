@@ -86,7 +86,7 @@ int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
         st = nm_cov_isotropic(ctx, n, sigma2, out);
         if (st != NM_OK) rc = cli_fail(ctx, st, "--sigma2");
     }
-    free(v);
+    nm_free(ctx, v);
     nm_array_free(ctx, &a);
     return rc;
 }

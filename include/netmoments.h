@@ -80,6 +80,12 @@ NM_API const char *nm_ctx_message(const nm_ctx *ctx);
  * number of allocations made on ctx since it was created. */
 NM_API long nm_ctx_fail_alloc_after(nm_ctx *ctx, long n);
 
+/* Bytes of library memory allocated through ctx at the most since the
+ * previous call (or since ctx was made); the next call measures from what
+ * is allocated now. Counts what is freed with nm_free (or the library's
+ * _free calls) through the same context. */
+NM_API size_t nm_ctx_mem_peak(nm_ctx *ctx);
+
 /* ---------------------------------------------------------------- arrays */
 
 typedef enum { NM_F32 = 1, NM_F64 = 2 } nm_dtype;

@@ -18,6 +18,8 @@ packages=(
   libcairo2-dev zlib1g-dev libcjson-dev
   # data
   dataset-fashion-mnist
+  # tests: localedef and the de_DE source, for a decimal-comma locale (test_api)
+  locales
 )
 
 missing=()

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <locale.h>
+#include <malloc.h>
 
 static const char *const status_names[NM_STATUS_COUNT] = {
     "ok",
@@ -49,6 +51,7 @@ const char *nm_ctx_message(const nm_ctx *ctx)
 
 long nm_ctx_fail_alloc_after(nm_ctx *ctx, long n)
 {
+    if (!ctx) return 0;
     ctx->fail_at = n > 0 ? ctx->alloc_count + n : 0;
     return ctx->alloc_count;
 }
@@ -72,13 +75,17 @@ static void *alloc_impl(nm_ctx *ctx, size_t count, size_t size, bool zero)
     }
     size_t nbytes = count * size;
     if (nbytes == 0) nbytes = 1;
-    ctx->alloc_count++;
-    if (ctx->fail_at != 0 && ctx->alloc_count == ctx->fail_at) {
+    if (ctx) ctx->alloc_count++; /* a NULL context allocates too, uncounted, and keeps no message */
+    if (ctx && ctx->fail_at != 0 && ctx->alloc_count == ctx->fail_at) {
         nm_fail(ctx, NM_ERR_NOMEM, "out of memory allocating %zu bytes (injected)", nbytes);
         return NULL;
     }
     void *p = zero ? calloc(1, nbytes) : malloc(nbytes);
     if (!p) nm_fail(ctx, NM_ERR_NOMEM, "out of memory allocating %zu bytes", nbytes);
+    if (p && ctx) {
+        ctx->live_bytes += malloc_usable_size(p);
+        if (ctx->live_bytes > ctx->peak_bytes) ctx->peak_bytes = ctx->live_bytes;
+    }
     return p;
 }
 
@@ -94,8 +101,20 @@ void *nm_alloc_zero(nm_ctx *ctx, size_t count, size_t size)
 
 void nm_free(nm_ctx *ctx, void *p)
 {
-    (void)ctx;
+    if (!p) return;
+    if (ctx) { /* blocks freed through another context than their own only skew its count */
+        size_t n = malloc_usable_size(p);
+        ctx->live_bytes = ctx->live_bytes > n ? ctx->live_bytes - n : 0;
+    }
     free(p);
+}
+
+size_t nm_ctx_mem_peak(nm_ctx *ctx)
+{
+    if (!ctx) return 0;
+    size_t p = ctx->peak_bytes;
+    ctx->peak_bytes = ctx->live_bytes;
+    return p;
 }
 
 bool nm_all_finite_f64(const double *x, int64_t n)
@@ -194,4 +213,38 @@ nm_status nm_array_to_f32(nm_ctx *ctx, const nm_array *a, const char *what, floa
     }
     *out = f;
     return NM_OK;
+}
+
+/* ---------------------------------------------------------------- numbers in text */
+
+/* Numbers the library writes into and reads from files (the input scale in
+ * ONNX metadata) use the "C" locale whatever the host application set: a
+ * decimal comma would otherwise write "-127,5" and read "-127.5" as -127. */
+
+int nm_format_c(char *buf, size_t len, const char *fmt, ...)
+{
+    locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    locale_t old = c ? uselocale(c) : (locale_t)0;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    if (c) {
+        uselocale(old);
+        freelocale(c);
+    }
+    return c ? n : -1;
+}
+
+int nm_parse_doubles_c(const char *s, int count, double *out)
+{
+    locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (!c) return 0;
+    int i = 0;
+    for (char *end; i < count; i++, s = end) {
+        out[i] = strtod_l(s, &end, c);
+        if (end == s) break;
+    }
+    freelocale(c);
+    return i == count;
 }

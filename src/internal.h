@@ -15,6 +15,7 @@ struct nm_ctx {
     char message[512];
     long alloc_count; /* allocations made through this context */
     long fail_at;     /* 0, or the alloc_count value whose allocation fails */
+    size_t live_bytes, peak_bytes; /* library memory allocated through it, now and at the most */
 };
 
 /* Records a formatted message on ctx and returns status (for `return nm_fail(...)`). */
@@ -29,6 +30,13 @@ void *nm_alloc_zero(nm_ctx *ctx, size_t count, size_t size); /* zeroed */
 /* A float copy of a (F32 or F64); NM_ERR_NONFINITE names `what` and the
  * index of the first NaN/Inf. Free with nm_free. */
 nm_status nm_array_to_f32(nm_ctx *ctx, const nm_array *a, const char *what, float **out);
+
+/* snprintf and strtod in the "C" numeric locale, whatever the program's:
+ * for numbers written into files and read back. nm_format_c returns
+ * vsnprintf's count (−1 when no locale can be made); nm_parse_doubles_c
+ * reads count numbers separated by white space, 1 when all were read. */
+int nm_format_c(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int nm_parse_doubles_c(const char *s, int count, double *out);
 
 /* true iff every entry is finite. */
 bool nm_all_finite_f64(const double *x, int64_t n);

@@ -56,7 +56,7 @@ static nm_status bottom_jvp(nm_ctx *ctx, nm_net *net, const nm_lin *L, int64_t t
 static nm_status operator_m_S(nm_ctx *ctx, nm_net *net, const nm_lin *L, const float *mu, const nm_cov *sigma, double **m_out,
                               double **S_out)
 {
-    int64_t n = L->n, p = L->p, k = nm_cov_rank(sigma), C = NM_LIN_CHUNK;
+    int64_t n = L->n, p = L->p, k = nm_cov_rank(sigma), C = k < NM_LIN_CHUNK ? k : NM_LIN_CHUNK;
     double *m = nm_alloc(ctx, (size_t)p, sizeof(double)), *S = nm_alloc_zero(ctx, (size_t)(p * p), sizeof(double));
     float *T = nm_alloc_zero(ctx, (size_t)(C * n), sizeof(float)), *E = nm_alloc_zero(ctx, (size_t)(C * k), sizeof(float));
     double *G = nm_alloc(ctx, (size_t)(C * p), sizeof(double));

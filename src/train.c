@@ -22,8 +22,8 @@ nm_scale nm_net_get_input_scale(const nm_net *net)
 {
     nm_scale s = {1.0, 0.0};
     const char *v = nm_net_get_meta(net, NM_SCALE_KEY);
-    double a, b;
-    if (v && sscanf(v, "%lf %lf", &a, &b) == 2 && isfinite(a) && isfinite(b)) s = (nm_scale){a, b};
+    double ab[2];
+    if (v && nm_parse_doubles_c(v, 2, ab) && isfinite(ab[0]) && isfinite(ab[1])) s = (nm_scale){ab[0], ab[1]};
     return s;
 }
 
@@ -31,7 +31,7 @@ nm_status nm_net_set_input_scale(nm_ctx *ctx, nm_net *net, nm_scale s)
 {
     if (!isfinite(s.a) || !isfinite(s.b)) return nm_fail(ctx, NM_ERR_NONFINITE, "input scale must be finite");
     char buf[64];
-    snprintf(buf, sizeof buf, "%.17g %.17g", s.a, s.b);
+    if (nm_format_c(buf, sizeof buf, "%.17g %.17g", s.a, s.b) < 0) return nm_fail(ctx, NM_ERR_NOMEM, "no C locale to write the input scale");
     return nm_net_set_meta(ctx, net, NM_SCALE_KEY, buf);
 }
 
