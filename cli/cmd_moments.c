@@ -1,9 +1,9 @@
 /*
  * cmd_moments.c — `netmoments moments`, the main job: the mean and variance
  * of a model's logits when its input is a Gaussian N(μ, Σ) around an image,
- * by the two-stage linearization (DESIGN §1.6) with method paper, exact or
- * delta, next to a Monte Carlo of the real network when asked; a table or
- * one JSON object; optionally the linearization as NPY files.
+ * by the two-stage linearization (DESIGN §1.6) with any moment method, next
+ * to a Monte Carlo of the real network when asked; a table or one JSON
+ * object; optionally the linearization as NPY files. Parse, run, print.
  */
 #include "common.h"
 
@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char help[] =
@@ -37,6 +36,25 @@ static const char help[] =
     "  --save-lin DIR write A.npy (p x n), c1.npy, B.npy, c2.npy of the linearization\n"
     "  --covariance   also the d x d covariance of the logits (analytic, and MC with --mc): key cov / mc_cov\n";
 
+/* What the command line asks for. */
+typedef struct {
+    const char *model, *input, *data, *split, *var_path, *cov_path, *save;
+    double sigma2, mem_gib;
+    long long image, mc, seed, relu, win[4];
+    int json, all, have_window;
+    nm_net_moments_options o;
+} args;
+
+/* What a run found: the analytic moments per method run (and their times),
+ * the Monte Carlo, and the ReLU states the noise changes. */
+typedef struct {
+    nm_moments res[NM_METHOD_MAX];
+    double times[NM_METHOD_MAX];
+    nm_mc_result mcr;
+    double t_mc, chg[2]; /* ReLU states changed below and above the split, over chg_n draws */
+    long long chg_n;
+} results;
+
 static void mc_progress(void *user, int64_t done, int64_t total)
 {
     (void)user;
@@ -44,11 +62,120 @@ static void mc_progress(void *user, int64_t done, int64_t total)
     if (done == total) fprintf(stderr, "\n");
 }
 
-static cJSON *json_vec(const double *x, int64_t n)
+/* Parses "r,c,h,w". */
+static int parse_window(const char *s, long long w[4])
 {
-    cJSON *a = cJSON_CreateArray();
-    for (int64_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
-    return a;
+    char tail;
+    return sscanf(s, "%lld,%lld,%lld,%lld%c", &w[0], &w[1], &w[2], &w[3], &tail) == 4;
+}
+
+/* One option into a; 0, or 1 after printing why (−1: --help was printed). */
+static int parse_option(int c, const char *arg, const char *opt, args *a)
+{
+    switch (c) {
+    case 'M': a->model = arg; return 0;
+    case 'i': a->input = arg; return 0;
+    case 'I':
+        return !cli_parse_int(arg, &a->image) || a->image < 0 ? cli_error("--image: '%s' is not a non-negative integer", arg) : 0;
+    case 'D': a->data = arg; return 0;
+    case 'S': a->split = arg; return 0;
+    case 's':
+        if (!cli_parse_double(arg, &a->sigma2) || !isfinite(a->sigma2)) return cli_error("--sigma2: '%s' is not a number", arg);
+        return a->sigma2 < 0 ? cli_error("--sigma2: %g is negative (a variance)", a->sigma2) : 0;
+    case 'v': a->var_path = arg; return 0;
+    case 'C': a->cov_path = arg; return 0;
+    case 'w':
+        if (!parse_window(arg, a->win)) return cli_error("--window: '%s' is not r,c,h,w", arg);
+        a->have_window = 1;
+        return 0;
+    case 'r': return !cli_parse_int(arg, &a->relu) || a->relu < 1 ? cli_error("--split-relu: '%s' is not a positive integer", arg) : 0;
+    case 'm': return cli_parse_method(arg, &a->o.method, &a->all);
+    case 'n': return !cli_parse_int(arg, &a->mc) || a->mc < 2 ? cli_error("--mc: '%s' is not an integer >= 2", arg) : 0;
+    case 'e': return !cli_parse_int(arg, &a->seed) || a->seed < 0 ? cli_error("--seed: '%s' is not a non-negative integer", arg) : 0;
+    case 'p':
+        if (!strcmp(arg, "double")) a->o.precision = NM_PREC_DOUBLE;
+        else if (!strcmp(arg, "single")) a->o.precision = NM_PREC_SINGLE;
+        else return cli_error("--precision: '%s' is neither double nor single", arg);
+        return 0;
+    case 'g':
+        return !cli_parse_double(arg, &a->mem_gib) || !(a->mem_gib > 0) ? cli_error("--mem: '%s' is not a positive number", arg) : 0;
+    case 'j': a->json = 1; return 0;
+    case 'l': a->save = arg; return 0;
+    case 'c': a->o.want_cov = 1; return 0;
+    case 'h': fputs(help, stdout); return -1;
+    default: return cli_error("moments: unknown or incomplete option '%s' (netmoments moments --help)", opt);
+    }
+}
+
+/* 0 with a filled in; 1 after printing why; −1 after --help. */
+static int parse(int argc, char **argv, args *a)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'M'},  {"input", required_argument, 0, 'i'},      {"image", required_argument, 0, 'I'},
+        {"data", required_argument, 0, 'D'},   {"split", required_argument, 0, 'S'},      {"sigma2", required_argument, 0, 's'},
+        {"var", required_argument, 0, 'v'},    {"cov", required_argument, 0, 'C'},        {"window", required_argument, 0, 'w'},
+        {"split-relu", required_argument, 0, 'r'}, {"method", required_argument, 0, 'm'}, {"mc", required_argument, 0, 'n'},
+        {"seed", required_argument, 0, 'e'},   {"precision", required_argument, 0, 'p'}, {"mem", required_argument, 0, 'g'},
+        {"json", no_argument, 0, 'j'},         {"save-lin", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
+        {"covariance", no_argument, 0, 'c'},   {0, 0, 0, 0}};
+    *a = (args){.model = CLI_DEFAULT_MODEL, .data = "mnist", .split = "test", .sigma2 = NAN, .mem_gib = 2, .image = -1, .seed = 1,
+                .o = nm_net_moments_options_default()};
+    int c, rc;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+        if ((rc = parse_option(c, optarg, argv[optind - 1], a))) return rc;
+    if (optind < argc) return cli_error("moments: unexpected argument '%s'", argv[optind]);
+    if ((a->input != NULL) == (a->image >= 0)) return cli_error("moments: give exactly one of --input and --image");
+    if ((!isnan(a->sigma2)) + (a->var_path != NULL) + (a->cov_path != NULL) != 1)
+        return cli_error("moments: give exactly one of --sigma2, --var and --cov");
+    if (a->have_window && isnan(a->sigma2)) return cli_error("moments: --window goes with --sigma2");
+    a->o.split_relu = (int)a->relu;
+    a->o.mem_budget = (size_t)(a->mem_gib * (double)(1 << 30));
+    return 0;
+}
+
+/* μ from --input or --image, in the model's input shape (batch 1). */
+static int load_mean(nm_ctx *ctx, const args *a, const nm_net *net, nm_array *mu)
+{
+    int ndim;
+    int64_t shape[NM_MAX_DIMS], n = 1;
+    nm_net_input_shape(net, &ndim, shape);
+    shape[0] = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    nm_status st;
+    if (a->input) {
+        if ((st = nm_npy_read(ctx, a->input, mu)) != NM_OK) return cli_fail(ctx, st, "--input");
+        int ok = mu->ndim == ndim || mu->ndim == ndim - 1;
+        for (int i = 0; ok && i < mu->ndim; i++) ok = mu->shape[mu->ndim - 1 - i] == shape[ndim - 1 - i];
+        if (!ok || (mu->ndim == ndim && mu->shape[0] != 1))
+            return cli_error("--input: %s does not have the model's input shape (1, ...) of %lld elements", a->input, (long long)n);
+        return 0;
+    }
+    nm_dataset ds;
+    int rc = cli_load_dataset(ctx, a->data, a->split, &ds);
+    if (rc) return rc;
+    if (a->image >= ds.n) rc = cli_error("--image %lld: the %s split of %s has images 0..%lld", a->image, a->split, a->data, (long long)ds.n - 1);
+    else if (ds.rows * ds.cols != n)
+        rc = cli_error("--image: the model's input (%lld elements) is not a %lld x %lld image", (long long)n, (long long)ds.rows,
+                       (long long)ds.cols);
+    else if ((st = nm_array_alloc(ctx, mu, NM_F32, ndim, shape)) != NM_OK ||
+             (st = nm_dataset_images(ctx, &ds, (int64_t[]){a->image}, 1, nm_net_get_input_scale(net), mu->data)) != NM_OK)
+        rc = cli_fail(ctx, st, "--image");
+    nm_dataset_free(ctx, &ds);
+    return rc;
+}
+
+/* Σ from --sigma2 (with --window), --var or --cov. */
+static int load_sigma(nm_ctx *ctx, const args *a, const nm_net *net, nm_cov **cov)
+{
+    int ndim;
+    int64_t shape[NM_MAX_DIMS], n = 1;
+    nm_net_input_shape(net, &ndim, shape);
+    for (int i = 1; i < ndim; i++) n *= shape[i];
+    if (!a->have_window) return cli_load_cov(ctx, n, a->sigma2, a->var_path, a->cov_path, cov);
+    if (ndim != 4) return cli_error("--window needs an image input (N, C, H, W)");
+    nm_status st = nm_cov_window(ctx, shape[1], shape[2], shape[3], a->win[0], a->win[1], a->win[2], a->win[3], a->sigma2, cov);
+    return st == NM_OK ? 0 : cli_fail(ctx, st, "--window");
 }
 
 static int save_npy(nm_ctx *ctx, const char *dir, const char *name, const nm_array *a)
@@ -59,268 +186,152 @@ static int save_npy(nm_ctx *ctx, const char *dir, const char *name, const nm_arr
     return st == NM_OK ? 0 : cli_fail(ctx, st, "--save-lin");
 }
 
-/* Parses "r,c,h,w". */
-static int parse_window(const char *s, long long w[4])
+/* --save-lin: A, c1, B, c2 as NPY files. */
+static int save_linearization(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu)
 {
-    char tail;
-    return sscanf(s, "%lld,%lld,%lld,%lld%c", &w[0], &w[1], &w[2], &w[3], &tail) == 4;
+    nm_array A, c1, B, c2;
+    if (cli_make_dir(a->save, "--save-lin")) return 1;
+    nm_status st = nm_net_linearize(ctx, net, mu, &a->o, &A, &c1, &B, &c2);
+    if (st != NM_OK) return cli_fail(ctx, st, "--save-lin");
+    int rc = save_npy(ctx, a->save, "A.npy", &A) || save_npy(ctx, a->save, "c1.npy", &c1) || save_npy(ctx, a->save, "B.npy", &B) ||
+             save_npy(ctx, a->save, "c2.npy", &c2);
+    nm_array_free(ctx, &A), nm_array_free(ctx, &c1), nm_array_free(ctx, &B), nm_array_free(ctx, &c2);
+    return rc;
+}
+
+static int method_on(const args *a, int m)
+{
+    return a->all || m == (int)a->o.method;
+}
+
+/* The analytic moments (each method timed alone, linearization included) and the Monte Carlo. */
+static int run(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu, const nm_cov *cov, results *r)
+{
+    nm_status st;
+    for (int m = 0; m < nm_method_count(); m++) {
+        if (!method_on(a, m)) continue;
+        nm_net_moments_options om = a->o;
+        om.method = (nm_method)m;
+        double t0 = cli_now();
+        st = nm_net_moments(ctx, net, mu, cov, &om, &r->res[m]);
+        r->times[m] = cli_now() - t0;
+        if (st != NM_OK) return cli_fail(ctx, st, "moments");
+    }
+    r->chg_n = a->mc < NM_RELU_CHANGE_SAMPLES ? a->mc : NM_RELU_CHANGE_SAMPLES;
+    if (a->mc) {
+        nm_rng rng = {(uint64_t)a->seed};
+        double t0 = cli_now();
+        st = nm_net_montecarlo(ctx, net, mu, cov, a->mc, &rng, a->o.want_cov, isatty(2) && !a->json ? mc_progress : NULL, NULL, &r->mcr);
+        r->t_mc = cli_now() - t0;
+        /* how far the noise leaves the linear region the split freezes, on the MC's first draws */
+        if (st == NM_OK) st = nm_net_relu_changes(ctx, net, mu, cov, &a->o, r->chg_n, &rng, &r->chg[0], &r->chg[1]);
+        if (st != NM_OK) return cli_fail(ctx, st, "moments: Monte Carlo");
+    }
+    return a->save ? save_linearization(ctx, a, net, mu) : 0;
+}
+
+static cJSON *json_vec(const double *x, int64_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int64_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+    return a;
+}
+
+static void print_json(const args *a, const nm_net *net, const results *r, int64_t d)
+{
+    cJSON *j = cJSON_CreateObject();
+    int logits = nm_net_logits_node(net), nr = nm_net_relu_count(net);
+    cJSON_AddStringToObject(j, "model", a->model);
+    cJSON_AddNumberToObject(j, "split_relu", a->relu ? (int)a->relu : nr);
+    cJSON_AddBoolToObject(j, "logits_before_softmax", logits < nm_net_node_count(net) - 1);
+    for (int m = 0; m < nm_method_count(); m++) {
+        if (!method_on(a, m)) continue;
+        cJSON *k = a->all ? cJSON_CreateObject() : j;
+        if (!a->all) cJSON_AddStringToObject(j, "method", nm_method_str(m));
+        cJSON_AddItemToObject(k, "mean", json_vec(r->res[m].mean, d));
+        cJSON_AddItemToObject(k, "var", json_vec(r->res[m].var, d));
+        if (r->res[m].cov) cJSON_AddItemToObject(k, "cov", json_vec(r->res[m].cov, d * d));
+        cJSON_AddNumberToObject(k, a->all ? "time_s" : "time_analytic_s", r->times[m]);
+        if (a->all) cJSON_AddItemToObject(j, nm_method_str(m), k);
+    }
+    if (a->mc) {
+        cJSON_AddItemToObject(j, "mc_mean", json_vec(r->mcr.mean, d));
+        cJSON_AddItemToObject(j, "mc_var", json_vec(r->mcr.var, d));
+        cJSON_AddItemToObject(j, "mc_mean_se", json_vec(r->mcr.mean_se, d));
+        cJSON_AddItemToObject(j, "mc_var_se", json_vec(r->mcr.var_se, d));
+        if (r->mcr.cov) cJSON_AddItemToObject(j, "mc_cov", json_vec(r->mcr.cov, d * d));
+        cJSON_AddNumberToObject(j, "mc_samples", (double)a->mc);
+        cJSON_AddNumberToObject(j, "seed", (double)a->seed);
+        cJSON_AddNumberToObject(j, "time_mc_s", r->t_mc);
+        cJSON_AddNumberToObject(j, "relu_changed_below", r->chg[0]);
+        cJSON_AddNumberToObject(j, "relu_changed_above", r->chg[1]);
+    }
+    char *txt = cJSON_PrintUnformatted(j);
+    printf("%s\n", txt);
+    free(txt);
+    cJSON_Delete(j);
+}
+
+/* One method's table: per logit the mean and variance (beside the Monte Carlo's), the covariance, the time. */
+static void print_method(const args *a, const results *r, int m, int64_t d)
+{
+    const nm_moments *x = &r->res[m];
+    const nm_mc_result *mc = &r->mcr;
+    printf("\nmethod %s:\n", nm_method_str(m));
+    if (a->mc) printf("%5s %14s %14s %8s %14s %14s %8s\n", "logit", "mean", "MC mean", "ratio", "variance", "MC variance", "ratio");
+    else printf("%5s %14s %14s\n", "logit", "mean", "variance");
+    for (int64_t i = 0; i < d; i++) {
+        if (a->mc)
+            printf("%5lld %14.6g %14.6g %8.4f %14.6g %14.6g %8.4f\n", (long long)i, x->mean[i], mc->mean[i], mc->mean[i] / x->mean[i],
+                   x->var[i], mc->var[i], mc->var[i] / x->var[i]);
+        else
+            printf("%5lld %14.6g %14.6g\n", (long long)i, x->mean[i], x->var[i]);
+    }
+    if (x->cov) {
+        printf("covariance of the logits (row-major, %lld x %lld):\n", (long long)d, (long long)d);
+        for (int64_t i = 0; i < d; i++) {
+            for (int64_t k = 0; k < d; k++) printf(" %11.4g", x->cov[i * d + k]);
+            printf("\n");
+        }
+    }
+    printf("analytic (%s, linearization included): %.4f s\n", nm_method_str(m), r->times[m]);
+}
+
+static void print_table(const args *a, const nm_net *net, const results *r, int64_t d)
+{
+    int logits = nm_net_logits_node(net), nr = nm_net_relu_count(net);
+    printf("model %s, split at ReLU %d of %d%s\n", a->model, a->relu ? (int)a->relu : nr, nr,
+           logits < nm_net_node_count(net) - 1 ? "; moments of the logits (the input of the final softmax)" : "");
+    for (int m = 0; m < nm_method_count(); m++)
+        if (method_on(a, m)) print_method(a, r, m, d);
+    if (a->mc) {
+        int m = a->all ? NM_METHOD_EXACT : a->o.method;
+        printf("\nMonte Carlo: %lld samples, seed %lld, %.3f s: %.0fx the %s time (ratios are MC / analytic)\n", a->mc, a->seed, r->t_mc,
+               r->t_mc / r->times[m], nm_method_str(m));
+        printf("ReLU states the noise changes against the linearization point (first %lld samples): %.2f %% below the split, "
+               "%.2f %% above it\n", r->chg_n, 100 * r->chg[0], 100 * r->chg[1]);
+    }
 }
 
 int cmd_moments(int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_INPUT, O_IMAGE, O_DATA, O_SPLIT, O_SIGMA2, O_VAR, O_COV, O_WINDOW, O_RELU, O_METHOD, O_MC, O_SEED,
-           O_PREC, O_MEM, O_JSON, O_SAVE, O_COVOUT, O_HELP };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL},     {"input", required_argument, 0, O_INPUT},
-        {"image", required_argument, 0, O_IMAGE},     {"data", required_argument, 0, O_DATA},
-        {"split", required_argument, 0, O_SPLIT},     {"sigma2", required_argument, 0, O_SIGMA2},
-        {"var", required_argument, 0, O_VAR},         {"cov", required_argument, 0, O_COV},
-        {"window", required_argument, 0, O_WINDOW},   {"split-relu", required_argument, 0, O_RELU},
-        {"method", required_argument, 0, O_METHOD},   {"mc", required_argument, 0, O_MC},
-        {"seed", required_argument, 0, O_SEED},       {"precision", required_argument, 0, O_PREC},
-        {"mem", required_argument, 0, O_MEM},         {"json", no_argument, 0, O_JSON},
-        {"save-lin", required_argument, 0, O_SAVE},   {"help", no_argument, 0, O_HELP},
-        {"covariance", no_argument, 0, O_COVOUT},
-        {0, 0, 0, 0}};
-    const char *model = CLI_DEFAULT_MODEL, *input = NULL, *data = "mnist", *split = "test", *var_path = NULL, *cov_path = NULL,
-               *save = NULL;
-    double sigma2 = NAN, mem_gib = 2;
-    long long image = -1, mc = 0, seed = 1, relu = 0, win[4] = {0};
-    int json = 0, all = 0, have_window = 0, c;
-    nm_net_moments_options o = nm_net_moments_options_default();
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_MODEL: model = optarg; break;
-        case O_INPUT: input = optarg; break;
-        case O_IMAGE:
-            if (!cli_parse_int(optarg, &image) || image < 0) return cli_error("--image: '%s' is not a non-negative integer", optarg);
-            break;
-        case O_DATA: data = optarg; break;
-        case O_SPLIT: split = optarg; break;
-        case O_SIGMA2:
-            if (!cli_parse_double(optarg, &sigma2) || !isfinite(sigma2)) return cli_error("--sigma2: '%s' is not a number", optarg);
-            if (sigma2 < 0) return cli_error("--sigma2: %g is negative (a variance)", sigma2);
-            break;
-        case O_VAR: var_path = optarg; break;
-        case O_COV: cov_path = optarg; break;
-        case O_WINDOW:
-            if (!parse_window(optarg, win)) return cli_error("--window: '%s' is not r,c,h,w", optarg);
-            have_window = 1;
-            break;
-        case O_RELU:
-            if (!cli_parse_int(optarg, &relu) || relu < 1) return cli_error("--split-relu: '%s' is not a positive integer", optarg);
-            break;
-        case O_METHOD:
-            if (cli_parse_method(optarg, &o.method, &all)) return 1;
-            break;
-        case O_MC:
-            if (!cli_parse_int(optarg, &mc) || mc < 2) return cli_error("--mc: '%s' is not an integer >= 2", optarg);
-            break;
-        case O_SEED:
-            if (!cli_parse_int(optarg, &seed) || seed < 0) return cli_error("--seed: '%s' is not a non-negative integer", optarg);
-            break;
-        case O_PREC:
-            if (!strcmp(optarg, "double")) o.precision = NM_PREC_DOUBLE;
-            else if (!strcmp(optarg, "single")) o.precision = NM_PREC_SINGLE;
-            else return cli_error("--precision: '%s' is neither double nor single", optarg);
-            break;
-        case O_MEM:
-            if (!cli_parse_double(optarg, &mem_gib) || !(mem_gib > 0)) return cli_error("--mem: '%s' is not a positive number", optarg);
-            break;
-        case O_JSON: json = 1; break;
-        case O_SAVE: save = optarg; break;
-        case O_COVOUT: o.want_cov = 1; break;
-        case O_HELP:
-        case 'h': fputs(help, stdout); return 0;
-        default: return cli_error("moments: unknown or incomplete option '%s' (netmoments moments --help)", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return cli_error("moments: unexpected argument '%s'", argv[optind]);
-    if ((input != NULL) == (image >= 0)) return cli_error("moments: give exactly one of --input and --image");
-    if ((!isnan(sigma2)) + (var_path != NULL) + (cov_path != NULL) != 1)
-        return cli_error("moments: give exactly one of --sigma2, --var and --cov");
-    if (have_window && isnan(sigma2)) return cli_error("moments: --window goes with --sigma2");
-    o.split_relu = (int)relu;
-    o.mem_budget = (size_t)(mem_gib * (double)(1 << 30));
-
+    args a;
+    int rc = parse(argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
     nm_ctx *ctx = nm_ctx_create();
     nm_net *net = NULL;
     nm_cov *cov = NULL;
     nm_array mu = {0};
-    nm_moments res[NM_METHOD_MAX] = {{0}};
-    double times[NM_METHOD_MAX] = {0};
-    nm_mc_result mcr = {0};
-    double t_mc = 0, chg[2] = {0, 0}; /* ReLU states changed below and above the split, over chg_n draws */
-    long long chg_n = mc < NM_RELU_CHANGE_SAMPLES ? mc : NM_RELU_CHANGE_SAMPLES;
-    int rc = 0;
-    nm_status st = nm_net_read_onnx(ctx, model, &net);
-    if (st != NM_OK) {
-        rc = cli_fail(ctx, st, "moments");
-        goto done;
-    }
-    int ndim;
-    int64_t shape[NM_MAX_DIMS];
-    nm_net_input_shape(net, &ndim, shape);
-    shape[0] = 1;
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    if (input) {
-        if ((st = nm_npy_read(ctx, input, &mu)) != NM_OK) {
-            rc = cli_fail(ctx, st, "--input");
-            goto done;
-        }
-        int ok = mu.ndim == ndim || mu.ndim == ndim - 1;
-        for (int i = 0; ok && i < mu.ndim; i++) ok = mu.shape[mu.ndim - 1 - i] == shape[ndim - 1 - i];
-        if (!ok || (mu.ndim == ndim && mu.shape[0] != 1)) {
-            rc = cli_error("--input: %s does not have the model's input shape (1, ...) of %lld elements", input, (long long)n);
-            goto done;
-        }
-    } else {
-        nm_dataset ds;
-        if ((rc = cli_load_dataset(ctx, data, split, &ds))) goto done;
-        if (image >= ds.n || ds.rows * ds.cols != n) {
-            rc = image >= ds.n ? cli_error("--image %lld: the %s split of %s has images 0..%lld", image, split, data, (long long)ds.n - 1)
-                               : cli_error("--image: the model's input (%lld elements) is not a %lld x %lld image", (long long)n,
-                                           (long long)ds.rows, (long long)ds.cols);
-            nm_dataset_free(ctx, &ds);
-            goto done;
-        }
-        if ((st = nm_array_alloc(ctx, &mu, NM_F32, ndim, shape)) == NM_OK)
-            st = nm_dataset_images(ctx, &ds, (int64_t[]){image}, 1, nm_net_get_input_scale(net), mu.data);
-        nm_dataset_free(ctx, &ds);
-        if (st != NM_OK) {
-            rc = cli_fail(ctx, st, "--image");
-            goto done;
-        }
-    }
-    if (have_window) {
-        if (ndim != 4) {
-            rc = cli_error("--window needs an image input (N, C, H, W)");
-            goto done;
-        }
-        st = nm_cov_window(ctx, shape[1], shape[2], shape[3], win[0], win[1], win[2], win[3], sigma2, &cov);
-        if (st != NM_OK) {
-            rc = cli_fail(ctx, st, "--window");
-            goto done;
-        }
-    } else if ((rc = cli_load_cov(ctx, n, sigma2, var_path, cov_path, &cov))) {
-        goto done;
-    }
-    /* analytic: each method timed alone, linearization included */
-    for (int m = 0; m < nm_method_count(); m++) {
-        if (!all && m != (int)o.method) continue;
-        nm_net_moments_options om = o;
-        om.method = (nm_method)m;
-        double t0 = cli_now();
-        st = nm_net_moments(ctx, net, &mu, cov, &om, &res[m]);
-        times[m] = cli_now() - t0;
-        if (st != NM_OK) {
-            rc = cli_fail(ctx, st, "moments");
-            goto done;
-        }
-    }
-    if (mc) {
-        nm_rng rng = {(uint64_t)seed};
-        double t0 = cli_now();
-        st = nm_net_montecarlo(ctx, net, &mu, cov, mc, &rng, o.want_cov, isatty(2) && !json ? mc_progress : NULL, NULL, &mcr);
-        t_mc = cli_now() - t0;
-        /* how far the noise leaves the linear region the split freezes, on the MC's first draws */
-        if (st == NM_OK) st = nm_net_relu_changes(ctx, net, &mu, cov, &o, chg_n, &rng, &chg[0], &chg[1]);
-        if (st != NM_OK) {
-            rc = cli_fail(ctx, st, "moments: Monte Carlo");
-            goto done;
-        }
-    }
-    if (save) {
-        nm_array A, c1, B, c2;
-        if ((rc = cli_make_dir(save, "--save-lin"))) goto done;
-        if ((st = nm_net_linearize(ctx, net, &mu, &o, &A, &c1, &B, &c2)) != NM_OK) {
-            rc = cli_fail(ctx, st, "--save-lin");
-            goto done;
-        }
-        rc = save_npy(ctx, save, "A.npy", &A) || save_npy(ctx, save, "c1.npy", &c1) || save_npy(ctx, save, "B.npy", &B) ||
-             save_npy(ctx, save, "c2.npy", &c2);
-        nm_array_free(ctx, &A), nm_array_free(ctx, &c1), nm_array_free(ctx, &B), nm_array_free(ctx, &c2);
-        if (rc) goto done;
-    }
-    int64_t d = res[all ? NM_METHOD_EXACT : o.method].d;
-    int logits = nm_net_logits_node(net), on_logits = logits < nm_net_node_count(net) - 1;
-    int nr = nm_net_relu_count(net), l = relu ? (int)relu : nr;
-    if (json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "model", model);
-        cJSON_AddNumberToObject(j, "split_relu", l);
-        cJSON_AddBoolToObject(j, "logits_before_softmax", on_logits);
-        if (all) {
-            for (int m = 0; m < nm_method_count(); m++) {
-                cJSON *k = cJSON_CreateObject();
-                cJSON_AddItemToObject(k, "mean", json_vec(res[m].mean, d));
-                cJSON_AddItemToObject(k, "var", json_vec(res[m].var, d));
-                if (res[m].cov) cJSON_AddItemToObject(k, "cov", json_vec(res[m].cov, d * d));
-                cJSON_AddNumberToObject(k, "time_s", times[m]);
-                cJSON_AddItemToObject(j, nm_method_str((nm_method)m), k);
-            }
-        } else {
-            cJSON_AddStringToObject(j, "method", nm_method_str(o.method));
-            cJSON_AddItemToObject(j, "mean", json_vec(res[o.method].mean, d));
-            cJSON_AddItemToObject(j, "var", json_vec(res[o.method].var, d));
-            if (res[o.method].cov) cJSON_AddItemToObject(j, "cov", json_vec(res[o.method].cov, d * d));
-            cJSON_AddNumberToObject(j, "time_analytic_s", times[o.method]);
-        }
-        if (mc) {
-            cJSON_AddItemToObject(j, "mc_mean", json_vec(mcr.mean, d));
-            cJSON_AddItemToObject(j, "mc_var", json_vec(mcr.var, d));
-            cJSON_AddItemToObject(j, "mc_mean_se", json_vec(mcr.mean_se, d));
-            cJSON_AddItemToObject(j, "mc_var_se", json_vec(mcr.var_se, d));
-            if (mcr.cov) cJSON_AddItemToObject(j, "mc_cov", json_vec(mcr.cov, d * d));
-            cJSON_AddNumberToObject(j, "mc_samples", (double)mc);
-            cJSON_AddNumberToObject(j, "seed", (double)seed);
-            cJSON_AddNumberToObject(j, "time_mc_s", t_mc);
-            cJSON_AddNumberToObject(j, "relu_changed_below", chg[0]);
-            cJSON_AddNumberToObject(j, "relu_changed_above", chg[1]);
-        }
-        char *txt = cJSON_PrintUnformatted(j);
-        printf("%s\n", txt);
-        free(txt);
-        cJSON_Delete(j);
-    } else {
-        printf("model %s, split at ReLU %d of %d%s\n", model, l, nr,
-               on_logits ? "; moments of the logits (the input of the final softmax)" : "");
-        for (int m = 0; m < nm_method_count(); m++) {
-            if (!all && m != (int)o.method) continue;
-            printf("\nmethod %s:\n", nm_method_str((nm_method)m));
-            if (mc)
-                printf("%5s %14s %14s %8s %14s %14s %8s\n", "logit", "mean", "MC mean", "ratio", "variance", "MC variance", "ratio");
-            else
-                printf("%5s %14s %14s\n", "logit", "mean", "variance");
-            for (int64_t i = 0; i < d; i++) {
-                if (mc)
-                    printf("%5lld %14.6g %14.6g %8.4f %14.6g %14.6g %8.4f\n", (long long)i, res[m].mean[i], mcr.mean[i],
-                           mcr.mean[i] / res[m].mean[i], res[m].var[i], mcr.var[i], mcr.var[i] / res[m].var[i]);
-                else
-                    printf("%5lld %14.6g %14.6g\n", (long long)i, res[m].mean[i], res[m].var[i]);
-            }
-            if (res[m].cov) {
-                printf("covariance of the logits (row-major, %lld x %lld):\n", (long long)d, (long long)d);
-                for (int64_t i = 0; i < d; i++) {
-                    for (int64_t k2 = 0; k2 < d; k2++) printf(" %11.4g", res[m].cov[i * d + k2]);
-                    printf("\n");
-                }
-            }
-            printf("analytic (%s, linearization included): %.4f s\n", nm_method_str((nm_method)m), times[m]);
-        }
-        if (mc) {
-            int m = all ? NM_METHOD_EXACT : o.method;
-            printf("\nMonte Carlo: %lld samples, seed %lld, %.3f s: %.0fx the %s time (ratios are MC / analytic)\n", mc, seed, t_mc,
-                   t_mc / times[m], nm_method_str((nm_method)m));
-            printf("ReLU states the noise changes against the linearization point (first %lld samples): %.2f %% below the split, "
-                   "%.2f %% above it\n", chg_n, 100 * chg[0], 100 * chg[1]);
-        }
-    }
-done:
-    for (int m = 0; m < nm_method_count(); m++) nm_moments_free(ctx, &res[m]);
-    nm_mc_result_free(ctx, &mcr);
+    results r = {0};
+    nm_status st = nm_net_read_onnx(ctx, a.model, &net);
+    if (st != NM_OK) rc = cli_fail(ctx, st, "moments");
+    if (!rc) rc = load_mean(ctx, &a, net, &mu);
+    if (!rc) rc = load_sigma(ctx, &a, net, &cov);
+    if (!rc) rc = run(ctx, &a, net, &mu, cov, &r);
+    if (!rc && a.json) print_json(&a, net, &r, r.res[a.all ? NM_METHOD_EXACT : a.o.method].d);
+    else if (!rc) print_table(&a, net, &r, r.res[a.all ? NM_METHOD_EXACT : a.o.method].d);
+    for (int m = 0; m < nm_method_count(); m++) nm_moments_free(ctx, &r.res[m]);
+    nm_mc_result_free(ctx, &r.mcr);
     nm_array_free(ctx, &mu);
     nm_cov_free(ctx, cov);
     nm_net_free(ctx, net);
