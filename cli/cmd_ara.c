@@ -38,9 +38,80 @@ static cJSON *json_array(const double *x, int64_t n)
     return a;
 }
 
+/* The analytic moments (and the Monte Carlo) as one JSON object or a table. */
+static int ara_print(const nm_moments *mom, const nm_mc_result *mcr, nm_method method, int json, long long mc, long long seed,
+                     double t_an, double t_mc)
+{
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "method", nm_method_str(method));
+        cJSON_AddItemToObject(o, "mean", json_array(mom->mean, mom->d));
+        cJSON_AddItemToObject(o, "var", json_array(mom->var, mom->d));
+        cJSON_AddNumberToObject(o, "time_analytic_s", t_an);
+        if (mc) {
+            cJSON_AddItemToObject(o, "mc_mean", json_array(mcr->mean, mcr->d));
+            cJSON_AddItemToObject(o, "mc_var", json_array(mcr->var, mcr->d));
+            cJSON_AddNumberToObject(o, "mc_samples", (double)mc);
+            cJSON_AddNumberToObject(o, "seed", (double)seed);
+            cJSON_AddNumberToObject(o, "time_mc_s", t_mc);
+        }
+        char *s = cJSON_PrintUnformatted(o);
+        int rc = s ? (puts(s), 0) : cli_error("out of memory writing JSON");
+        free(s);
+        cJSON_Delete(o);
+        return rc;
+    }
+    printf("method %s, d = %lld outputs\n", nm_method_str(method), (long long)mom->d);
+    if (mc) {
+        printf("%6s %14s %14s %8s %14s %14s %8s\n", "output", "mean", "MC mean", "ratio", "var", "MC var", "ratio");
+        for (int64_t i = 0; i < mom->d; i++)
+            printf("%6lld %14.6g %14.6g %8.4f %14.6g %14.6g %8.4f\n", (long long)i, mom->mean[i], mcr->mean[i], mcr->mean[i] / mom->mean[i],
+                   mom->var[i], mcr->var[i], mcr->var[i] / mom->var[i]);
+        printf("analytic %.4f s; Monte Carlo %lld samples (seed %lld) %.4f s; speed-up %.0fx\n", t_an, mc, seed, t_mc, t_mc / t_an);
+    } else {
+        printf("%6s %14s %14s\n", "output", "mean", "var");
+        for (int64_t i = 0; i < mom->d; i++) printf("%6lld %14.6g %14.6g\n", (long long)i, mom->mean[i], mom->var[i]);
+        printf("analytic %.4f s\n", t_an);
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *paths[5], *var_path, *cov_path; /* A, c1, B, c2, mu */
+    double sigma2;
+    long long mc, seed;
+    int json, ncov;
+    nm_ara_options opt;
+} ara_args;
+
+enum { O_A = 1000, O_C1, O_B, O_C2, O_MU, O_SIGMA2, O_VAR, O_COV, O_METHOD, O_PREC, O_MC, O_SEED, O_JSON, O_HELP };
+
+/* One option of `ara` into a; 0, 1 after printing why, −1 after --help. */
+static int ara_option(int c, const char *arg, ara_args *a)
+{
+    switch (c) {
+    case O_A: case O_C1: case O_B: case O_C2: case O_MU: a->paths[c - O_A] = arg; return 0;
+    case O_SIGMA2:
+        a->ncov++;
+        return !cli_parse_double(arg, &a->sigma2) ? cli_error("--sigma2: '%s' is not a finite number", arg) : 0;
+    case O_VAR: a->var_path = arg; a->ncov++; return 0;
+    case O_COV: a->cov_path = arg; a->ncov++; return 0;
+    case O_METHOD: return cli_parse_method(arg, &a->opt.method, NULL);
+    case O_PREC:
+        if (!strcmp(arg, "double")) a->opt.precision = NM_PREC_DOUBLE;
+        else if (!strcmp(arg, "single")) a->opt.precision = NM_PREC_SINGLE;
+        else return cli_error("--precision: '%s' is not double or single", arg);
+        return 0;
+    case O_MC: return !cli_parse_int(arg, &a->mc) || a->mc < 2 ? cli_error("--mc: '%s' is not an integer >= 2", arg) : 0;
+    case O_SEED: return !cli_parse_int(arg, &a->seed) || a->seed < 0 ? cli_error("--seed: '%s' is not a non-negative integer", arg) : 0;
+    case O_JSON: a->json = 1; return 0;
+    case 'h': case O_HELP: fputs(ara_help, stdout); return -1;
+    default: return cli_error("ara: bad option (netmoments ara --help)");
+    }
+}
+
 int cmd_ara(int argc, char **argv)
 {
-    enum { O_A = 1000, O_C1, O_B, O_C2, O_MU, O_SIGMA2, O_VAR, O_COV, O_METHOD, O_PREC, O_MC, O_SEED, O_JSON, O_HELP };
     static const struct option opts[] = {
         {"A", required_argument, 0, O_A},          {"c1", required_argument, 0, O_C1},
         {"B", required_argument, 0, O_B},          {"c2", required_argument, 0, O_C2},
@@ -50,46 +121,16 @@ int cmd_ara(int argc, char **argv)
         {"mc", required_argument, 0, O_MC},        {"seed", required_argument, 0, O_SEED},
         {"json", no_argument, 0, O_JSON},          {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
-    const char *paths[5] = {0}, *var_path = NULL, *cov_path = NULL;
-    double sigma2 = NAN;
-    long long mc = 0, seed = 1;
-    int json = 0, ncov = 0;
-    nm_ara_options opt = nm_ara_options_default();
+    ara_args a = {.sigma2 = NAN, .seed = 1, .opt = nm_ara_options_default()};
+    int c, rc;
     optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_A: case O_C1: case O_B: case O_C2: case O_MU: paths[c - O_A] = optarg; break;
-        case O_SIGMA2:
-            if (!cli_parse_double(optarg, &sigma2)) return cli_error("--sigma2: '%s' is not a finite number", optarg);
-            ncov++;
-            break;
-        case O_VAR: var_path = optarg; ncov++; break;
-        case O_COV: cov_path = optarg; ncov++; break;
-        case O_METHOD:
-            if (cli_parse_method(optarg, &opt.method, NULL)) return 1;
-            break;
-        case O_PREC:
-            if (!strcmp(optarg, "double")) opt.precision = NM_PREC_DOUBLE;
-            else if (!strcmp(optarg, "single")) opt.precision = NM_PREC_SINGLE;
-            else return cli_error("--precision: '%s' is not double or single", optarg);
-            break;
-        case O_MC:
-            if (!cli_parse_int(optarg, &mc) || mc < 2) return cli_error("--mc: '%s' is not an integer >= 2", optarg);
-            break;
-        case O_SEED:
-            if (!cli_parse_int(optarg, &seed) || seed < 0) return cli_error("--seed: '%s' is not a non-negative integer", optarg);
-            break;
-        case O_JSON: json = 1; break;
-        case 'h': case O_HELP: fputs(ara_help, stdout); return 0;
-        default: return cli_error("ara: bad option (netmoments ara --help)");
-        }
-    }
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+        if ((rc = ara_option(c, optarg, &a))) return rc < 0 ? 0 : rc;
     if (optind < argc) return cli_error("ara: unexpected argument '%s'", argv[optind]);
     static const char *const names[5] = {"--A", "--c1", "--B", "--c2", "--mu"};
     for (int i = 0; i < 5; i++)
-        if (!paths[i]) return cli_error("ara: %s is required (netmoments ara --help)", names[i]);
-    if (ncov != 1) return cli_error("ara: give exactly one of --sigma2, --var, --cov");
+        if (!a.paths[i]) return cli_error("ara: %s is required (netmoments ara --help)", names[i]);
+    if (a.ncov != 1) return cli_error("ara: give exactly one of --sigma2, --var, --cov");
 
     nm_ctx *ctx = nm_ctx_create();
     if (!ctx) return cli_error("out of memory");
@@ -97,62 +138,25 @@ int cmd_ara(int argc, char **argv)
     nm_cov *cov = NULL;
     nm_moments mom = {0};
     nm_mc_result mcr = {0};
-    int rc = 0;
+    rc = 0;
     for (int i = 0; i < 5 && !rc; i++) {
-        nm_status st = nm_npy_read(ctx, paths[i], &arr[i]);
+        nm_status st = nm_npy_read(ctx, a.paths[i], &arr[i]);
         if (st != NM_OK) rc = cli_fail(ctx, st, names[i] + 2);
     }
     if (!rc && arr[0].ndim != 2) rc = cli_error("A: must be a matrix (p x n), has rank %d", arr[0].ndim);
-    if (!rc) rc = cli_load_cov(ctx, arr[0].shape[1], sigma2, var_path, cov_path, &cov);
+    if (!rc) rc = cli_load_cov(ctx, arr[0].shape[1], a.sigma2, a.var_path, a.cov_path, &cov);
     nm_ara net = {&arr[0], &arr[1], &arr[2], &arr[3]};
-    double t_an = 0, t_mc = 0;
-    if (!rc) {
-        double t0 = cli_now();
-        nm_status st = nm_ara_moments(ctx, &net, &arr[4], cov, &opt, &mom);
-        t_an = cli_now() - t0;
-        if (st != NM_OK) rc = cli_fail(ctx, st, "ara");
-    }
-    if (!rc && mc) {
-        nm_rng rng = {(uint64_t)seed};
-        double t0 = cli_now();
-        nm_status st = nm_ara_montecarlo(ctx, &net, &arr[4], cov, mc, &rng, 0, &mcr);
+    double t0 = cli_now(), t_an = 0, t_mc = 0;
+    nm_status st;
+    if (!rc && (st = nm_ara_moments(ctx, &net, &arr[4], cov, &a.opt, &mom)) != NM_OK) rc = cli_fail(ctx, st, "ara");
+    t_an = cli_now() - t0;
+    if (!rc && a.mc) {
+        nm_rng rng = {(uint64_t)a.seed};
+        t0 = cli_now();
+        if ((st = nm_ara_montecarlo(ctx, &net, &arr[4], cov, a.mc, &rng, 0, &mcr)) != NM_OK) rc = cli_fail(ctx, st, "ara Monte Carlo");
         t_mc = cli_now() - t0;
-        if (st != NM_OK) rc = cli_fail(ctx, st, "ara Monte Carlo");
     }
-    if (!rc && json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "method", nm_method_str(opt.method));
-        cJSON_AddItemToObject(o, "mean", json_array(mom.mean, mom.d));
-        cJSON_AddItemToObject(o, "var", json_array(mom.var, mom.d));
-        cJSON_AddNumberToObject(o, "time_analytic_s", t_an);
-        if (mc) {
-            cJSON_AddItemToObject(o, "mc_mean", json_array(mcr.mean, mcr.d));
-            cJSON_AddItemToObject(o, "mc_var", json_array(mcr.var, mcr.d));
-            cJSON_AddNumberToObject(o, "mc_samples", (double)mc);
-            cJSON_AddNumberToObject(o, "seed", (double)seed);
-            cJSON_AddNumberToObject(o, "time_mc_s", t_mc);
-        }
-        char *s = cJSON_PrintUnformatted(o);
-        if (s) puts(s);
-        else rc = cli_error("out of memory writing JSON");
-        free(s);
-        cJSON_Delete(o);
-    } else if (!rc) {
-        printf("method %s, d = %lld outputs\n", nm_method_str(opt.method), (long long)mom.d);
-        if (mc) {
-            printf("%6s %14s %14s %8s %14s %14s %8s\n", "output", "mean", "MC mean", "ratio", "var", "MC var", "ratio");
-            for (int64_t i = 0; i < mom.d; i++)
-                printf("%6lld %14.6g %14.6g %8.4f %14.6g %14.6g %8.4f\n", (long long)i, mom.mean[i],
-                       mcr.mean[i], mcr.mean[i] / mom.mean[i], mom.var[i], mcr.var[i], mcr.var[i] / mom.var[i]);
-            printf("analytic %.4f s; Monte Carlo %lld samples (seed %lld) %.4f s; speed-up %.0fx\n", t_an, mc,
-                   seed, t_mc, t_mc / t_an);
-        } else {
-            printf("%6s %14s %14s\n", "output", "mean", "var");
-            for (int64_t i = 0; i < mom.d; i++)
-                printf("%6lld %14.6g %14.6g\n", (long long)i, mom.mean[i], mom.var[i]);
-            printf("analytic %.4f s\n", t_an);
-        }
-    }
+    if (!rc) rc = ara_print(&mom, &mcr, a.opt.method, a.json, a.mc, a.seed, t_an, t_mc);
     nm_moments_free(ctx, &mom);
     nm_mc_result_free(ctx, &mcr);
     nm_cov_free(ctx, cov);

@@ -118,6 +118,39 @@ int cmd_info(int argc, char **argv)
     return 0;
 }
 
+/* Runs nodes 0..last on every input along x's first axis, chunk at a time,
+ * into *out (allocated from the first chunk's output shape). */
+static int forward_chunks(nm_ctx *ctx, nm_net *net, int last, const nm_array *x, long long chunk, nm_array *out)
+{
+    int64_t n = x->ndim ? x->shape[0] : 0, per = n ? nm_array_numel(x) / n : 0, per_out = 0;
+    size_t esize = x->dtype == NM_F64 ? 8 : 4;
+    int tty = isatty(2);
+    nm_array y = {0};
+    for (int64_t first = 0; first < n; first += chunk) {
+        int64_t b = n - first < chunk ? n - first : chunk;
+        nm_array part = *x;
+        part.shape[0] = b;
+        part.data = (char *)x->data + (size_t)(first * per) * esize;
+        nm_status st = nm_net_forward(ctx, net, 0, last, &part, &y);
+        if (st == NM_OK && !out->data) { /* the first chunk tells the output's shape */
+            int64_t shape[NM_MAX_DIMS];
+            memcpy(shape, y.shape, sizeof shape);
+            shape[0] = n;
+            per_out = nm_array_numel(&y) / b;
+            st = nm_array_alloc(ctx, out, NM_F32, y.ndim, shape);
+        }
+        if (st != NM_OK) {
+            nm_array_free(ctx, &y);
+            return cli_fail(ctx, st, "forward");
+        }
+        memcpy((float *)out->data + first * per_out, y.data, (size_t)(b * per_out) * sizeof(float));
+        nm_array_free(ctx, &y);
+        if (tty) fprintf(stderr, "\rforward: %lld / %lld", (long long)(first + b), (long long)n);
+    }
+    if (tty) fprintf(stderr, "\n");
+    return 0;
+}
+
 int cmd_forward(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_INPUT, O_OUTPUT, O_LOGITS, O_CHUNK, O_HELP };
@@ -143,67 +176,26 @@ int cmd_forward(int argc, char **argv)
     if (!input || !output) return cli_error("forward: --input and --output are required");
     nm_ctx *ctx = nm_ctx_create();
     nm_net *net = NULL;
-    nm_array x = {0}, y = {0}, out = {0};
-    int rc = 0;
-    nm_status st = nm_net_read_onnx(ctx, model, &net);
-    if (st != NM_OK) {
-        rc = cli_fail(ctx, st, "forward");
-        goto done;
-    }
-    if ((st = nm_npy_read(ctx, input, &x)) != NM_OK) {
-        rc = cli_fail(ctx, st, "forward");
-        goto done;
-    }
-    int ndim;
-    int64_t in[NM_MAX_DIMS];
-    nm_net_input_shape(net, &ndim, in);
-    if (x.ndim == ndim - 1) { /* one input without its batch axis */
-        memmove(x.shape + 1, x.shape, sizeof(int64_t) * (size_t)x.ndim);
-        x.shape[0] = 1;
-        x.ndim++;
-    }
-    int last = logits ? nm_net_logits_node(net) : nm_net_node_count(net) - 1;
-    int64_t n = x.ndim ? x.shape[0] : 0, per = n ? nm_array_numel(&x) / n : 0;
-    size_t esize = x.dtype == NM_F64 ? 8 : 4;
-    int tty = isatty(2);
+    nm_array x = {0}, out = {0};
     double t0 = cli_now();
-    int64_t per_out = 0;
-    for (int64_t first = 0; first < n; first += chunk) {
-        int64_t b = n - first < chunk ? n - first : chunk;
-        nm_array part = x;
-        part.shape[0] = b;
-        part.data = (char *)x.data + (size_t)(first * per) * esize;
-        if ((st = nm_net_forward(ctx, net, 0, last, &part, &y)) != NM_OK) {
-            rc = cli_fail(ctx, st, "forward");
-            goto done;
+    nm_status st = nm_net_read_onnx(ctx, model, &net);
+    if (st == NM_OK) st = nm_npy_read(ctx, input, &x);
+    int rc = st != NM_OK ? cli_fail(ctx, st, "forward") : 0;
+    if (!rc) {
+        int ndim;
+        int64_t in[NM_MAX_DIMS];
+        nm_net_input_shape(net, &ndim, in);
+        if (x.ndim == ndim - 1) { /* one input without its batch axis */
+            memmove(x.shape + 1, x.shape, sizeof(int64_t) * (size_t)x.ndim);
+            x.shape[0] = 1;
+            x.ndim++;
         }
-        if (!out.data) { /* the first chunk tells the output's shape */
-            int64_t shape[NM_MAX_DIMS];
-            memcpy(shape, y.shape, sizeof shape);
-            shape[0] = n;
-            per_out = nm_array_numel(&y) / b;
-            if ((st = nm_array_alloc(ctx, &out, NM_F32, y.ndim, shape)) != NM_OK) {
-                rc = cli_fail(ctx, st, "forward");
-                goto done;
-            }
-        }
-        memcpy((float *)out.data + first * per_out, y.data, (size_t)(b * per_out) * sizeof(float));
-        nm_array_free(ctx, &y);
-        if (tty) fprintf(stderr, "\rforward: %lld / %lld", (long long)(first + b), (long long)n);
+        rc = forward_chunks(ctx, net, logits ? nm_net_logits_node(net) : nm_net_node_count(net) - 1, &x, chunk, &out);
     }
-    if (tty) fprintf(stderr, "\n");
-    if (!out.data) {
-        rc = cli_error("forward: %s holds no inputs", input);
-        goto done;
-    }
-    if ((st = nm_npy_write(ctx, output, &out)) != NM_OK) {
-        rc = cli_fail(ctx, st, "forward");
-        goto done;
-    }
-    fprintf(stderr, "forward: %lld inputs in %.3f s -> %s\n", (long long)n, cli_now() - t0, output);
-done:
+    if (!rc && !out.data) rc = cli_error("forward: %s holds no inputs", input);
+    if (!rc && (st = nm_npy_write(ctx, output, &out)) != NM_OK) rc = cli_fail(ctx, st, "forward");
+    if (!rc) fprintf(stderr, "forward: %lld inputs in %.3f s -> %s\n", (long long)x.shape[0], cli_now() - t0, output);
     nm_array_free(ctx, &x);
-    nm_array_free(ctx, &y);
     nm_array_free(ctx, &out);
     nm_net_free(ctx, net);
     nm_ctx_free(ctx);

@@ -86,9 +86,94 @@ static int parse_arch(const char *s, nm_arch *a)
     return 0;
 }
 
+enum { O_ARCH = 1000, O_DATA, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_WD, O_CONST, O_AUG, O_SEED, O_SCALE, O_OUT, O_HELP };
+
+typedef struct {
+    nm_train_options o;
+    nm_arch arch;
+    const char *data, *out;
+    int lr_given;
+} train_args;
+
+/* One option of `train` into t; 0, 1 after printing why, −1 after --help. */
+static int train_option(int c, const char *arg, const char *opt, train_args *t)
+{
+    nm_train_options *o = &t->o;
+    long long v;
+    switch (c) {
+    case O_ARCH:
+        return !parse_arch(arg, &t->arch) || t->arch == NM_ARCH_ALEXNET ? cli_error("--arch: '%s' is not lenet, lenet-small or mlp", arg) : 0;
+    case O_DATA: t->data = arg; return 0;
+    case O_EPOCHS:
+        if (!cli_parse_int(arg, &v) || v < 1 || v > 100000) return cli_error("--epochs: '%s' is not a positive integer", arg);
+        o->epochs = (int)v;
+        return 0;
+    case O_BATCH:
+        if (!cli_parse_int(arg, &v) || v < 1 || v > 65536) return cli_error("--batch: '%s' is not an integer in 1..65536", arg);
+        o->batch = v;
+        return 0;
+    case O_LR:
+        t->lr_given = 1;
+        return !cli_parse_double(arg, &o->lr) || !(o->lr > 0) ? cli_error("--lr: '%s' is not a positive number", arg) : 0;
+    case O_OPT:
+        if (!strcmp(arg, "adam")) o->opt = NM_OPT_ADAM;
+        else if (!strcmp(arg, "sgd")) o->opt = NM_OPT_SGD;
+        else return cli_error("--opt: '%s' is neither adam nor sgd", arg);
+        return 0;
+    case O_MOM:
+        return !cli_parse_double(arg, &o->momentum) || o->momentum < 0 || o->momentum >= 1 ? cli_error("--momentum: '%s' is not in [0, 1)", arg) : 0;
+    case O_WD:
+        return !cli_parse_double(arg, &o->weight_decay) || o->weight_decay < 0
+                   ? cli_error("--weight-decay: '%s' is not a non-negative number", arg) : 0;
+    case O_CONST: o->cosine = 0; return 0;
+    case O_AUG:
+        if (!cli_parse_int(arg, &v) || v < 0 || v > 8) return cli_error("--augment: '%s' is not an integer in 0..8", arg);
+        o->augment = (int)v;
+        return 0;
+    case O_SEED:
+        if (!cli_parse_int(arg, &v) || v < 0) return cli_error("--seed: '%s' is not a non-negative integer", arg);
+        o->seed = (uint64_t)v;
+        return 0;
+    case O_SCALE: return sscanf(arg, "%lf,%lf", &o->scale.a, &o->scale.b) != 2 ? cli_error("--scale: '%s' is not A,B", arg) : 0;
+    case O_OUT: t->out = arg; return 0;
+    case O_HELP:
+    case 'h': fputs(train_help, stdout); return -1;
+    default: return cli_error("train: unknown or incomplete option '%s' (netmoments train --help)", opt);
+    }
+}
+
+/* Trains, evaluates on the held-out split and writes the model. */
+static int train_run(nm_ctx *ctx, train_args *t, const nm_dataset *tr, const nm_dataset *te)
+{
+    nm_train_options *o = &t->o;
+    nm_net *net = NULL;
+    nm_status st = nm_net_create(ctx, t->arch, o->seed, input_std(tr, o->scale), &net);
+    if (st != NM_OK) return cli_fail(ctx, st, "train");
+    progress_state ps = {isatty(2), cli_now(), o->batch};
+    o->progress = progress;
+    o->user = &ps;
+    fprintf(stderr, "train: %s on %s, %lld images, %d epochs, batch %lld, %s lr %g%s, weight decay %g, augment %d, seed %llu, %d threads\n",
+            nm_arch_str(t->arch), t->data, (long long)tr->n, o->epochs, (long long)o->batch, o->opt == NM_OPT_ADAM ? "adam" : "sgd",
+            o->lr, o->cosine ? " (cosine)" : "", o->weight_decay, o->augment, (unsigned long long)o->seed, cli_threads());
+    st = nm_train(ctx, net, tr, o);
+    double secs = cli_now() - ps.t0;
+    nm_eval_result r;
+    int rc = 0;
+    if (st != NM_OK || (st = nm_evaluate(ctx, net, te, &r)) != NM_OK) {
+        rc = cli_fail(ctx, st, "train");
+    } else {
+        printf("trained %s on %s in %.1f s (%.0f images/s); held-out accuracy %.4f (%lld/%lld)\n", nm_arch_str(t->arch), t->data,
+               secs, (double)tr->n * o->epochs / secs, r.accuracy, (long long)r.correct, (long long)r.n);
+        nm_eval_result_free(ctx, &r);
+        if ((st = nm_net_write_onnx(ctx, net, t->out)) != NM_OK) rc = cli_fail(ctx, st, "train");
+        else printf("wrote %s\n", t->out);
+    }
+    nm_net_free(ctx, net);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv)
 {
-    enum { O_ARCH = 1000, O_DATA, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_WD, O_CONST, O_AUG, O_SEED, O_SCALE, O_OUT, O_HELP };
     static const struct option opts[] = {
         {"arch", required_argument, 0, O_ARCH},   {"data", required_argument, 0, O_DATA},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -98,96 +183,20 @@ int cmd_train(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},   {"scale", required_argument, 0, O_SCALE},
         {"out", required_argument, 0, O_OUT},     {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
-    nm_train_options o = nm_train_options_default();
-    o.scale = (nm_scale){255.0, -127.5};
-    nm_arch arch = NM_ARCH_LENET;
-    const char *data = "mnist", *out = NULL;
-    long long v;
-    int lr_given = 0, c;
+    train_args t = {nm_train_options_default(), NM_ARCH_LENET, "mnist", NULL, 0};
+    t.o.scale = (nm_scale){255.0, -127.5};
+    int c, rc;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_ARCH:
-            if (!parse_arch(optarg, &arch) || arch == NM_ARCH_ALEXNET)
-                return cli_error("--arch: '%s' is not lenet, lenet-small or mlp", optarg);
-            break;
-        case O_DATA: data = optarg; break;
-        case O_EPOCHS:
-            if (!cli_parse_int(optarg, &v) || v < 1 || v > 100000) return cli_error("--epochs: '%s' is not a positive integer", optarg);
-            o.epochs = (int)v;
-            break;
-        case O_BATCH:
-            if (!cli_parse_int(optarg, &v) || v < 1 || v > 65536) return cli_error("--batch: '%s' is not an integer in 1..65536", optarg);
-            o.batch = v;
-            break;
-        case O_LR:
-            if (!cli_parse_double(optarg, &o.lr) || !(o.lr > 0)) return cli_error("--lr: '%s' is not a positive number", optarg);
-            lr_given = 1;
-            break;
-        case O_OPT:
-            if (!strcmp(optarg, "adam")) o.opt = NM_OPT_ADAM;
-            else if (!strcmp(optarg, "sgd")) o.opt = NM_OPT_SGD;
-            else return cli_error("--opt: '%s' is neither adam nor sgd", optarg);
-            break;
-        case O_MOM:
-            if (!cli_parse_double(optarg, &o.momentum) || o.momentum < 0 || o.momentum >= 1)
-                return cli_error("--momentum: '%s' is not in [0, 1)", optarg);
-            break;
-        case O_WD:
-            if (!cli_parse_double(optarg, &o.weight_decay) || o.weight_decay < 0)
-                return cli_error("--weight-decay: '%s' is not a non-negative number", optarg);
-            break;
-        case O_CONST: o.cosine = 0; break;
-        case O_AUG:
-            if (!cli_parse_int(optarg, &v) || v < 0 || v > 8) return cli_error("--augment: '%s' is not an integer in 0..8", optarg);
-            o.augment = (int)v;
-            break;
-        case O_SEED:
-            if (!cli_parse_int(optarg, &v) || v < 0) return cli_error("--seed: '%s' is not a non-negative integer", optarg);
-            o.seed = (uint64_t)v;
-            break;
-        case O_SCALE:
-            if (sscanf(optarg, "%lf,%lf", &o.scale.a, &o.scale.b) != 2) return cli_error("--scale: '%s' is not A,B", optarg);
-            break;
-        case O_OUT: out = optarg; break;
-        case O_HELP:
-        case 'h': fputs(train_help, stdout); return 0;
-        default: return cli_error("train: unknown or incomplete option '%s' (netmoments train --help)", argv[optind - 1]);
-        }
-    }
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+        if ((rc = train_option(c, optarg, argv[optind - 1], &t))) return rc < 0 ? 0 : rc;
     if (optind < argc) return cli_error("train: unexpected argument '%s'", argv[optind]);
-    if (!out) return cli_error("train: --out M.onnx is required");
-    if (!lr_given && o.opt == NM_OPT_SGD) o.lr = 0.01;
+    if (!t.out) return cli_error("train: --out M.onnx is required");
+    if (!t.lr_given && t.o.opt == NM_OPT_SGD) t.o.lr = 0.01;
     nm_ctx *ctx = nm_ctx_create();
     nm_dataset tr = {0}, te = {0};
-    nm_net *net = NULL;
-    int rc = cli_load_dataset(ctx, data, "train", &tr);
-    if (!rc) rc = cli_load_dataset(ctx, data, "test", &te);
-    nm_status st = NM_OK;
-    if (!rc && (st = nm_net_create(ctx, arch, o.seed, input_std(&tr, o.scale), &net)) != NM_OK) rc = cli_fail(ctx, st, "train");
-    if (!rc) {
-        progress_state ps = {isatty(2), cli_now(), o.batch};
-        o.progress = progress;
-        o.user = &ps;
-        fprintf(stderr, "train: %s on %s, %lld images, %d epochs, batch %lld, %s lr %g%s, weight decay %g, augment %d, seed %llu, %d threads\n",
-                nm_arch_str(arch), data, (long long)tr.n, o.epochs, (long long)o.batch, o.opt == NM_OPT_ADAM ? "adam" : "sgd",
-                o.lr, o.cosine ? " (cosine)" : "", o.weight_decay, o.augment, (unsigned long long)o.seed, cli_threads());
-        st = nm_train(ctx, net, &tr, &o);
-        double secs = cli_now() - ps.t0;
-        if (st != NM_OK) rc = cli_fail(ctx, st, "train");
-        else {
-            nm_eval_result r;
-            if ((st = nm_evaluate(ctx, net, &te, &r)) != NM_OK) rc = cli_fail(ctx, st, "train");
-            else {
-                printf("trained %s on %s in %.1f s (%.0f images/s); held-out accuracy %.4f (%lld/%lld)\n", nm_arch_str(arch), data,
-                       secs, (double)tr.n * o.epochs / secs, r.accuracy, (long long)r.correct, (long long)r.n);
-                nm_eval_result_free(ctx, &r);
-            }
-            if (!rc && (st = nm_net_write_onnx(ctx, net, out)) != NM_OK) rc = cli_fail(ctx, st, "train");
-            if (!rc) printf("wrote %s\n", out);
-        }
-    }
-    nm_net_free(ctx, net);
+    rc = cli_load_dataset(ctx, t.data, "train", &tr);
+    if (!rc) rc = cli_load_dataset(ctx, t.data, "test", &te);
+    if (!rc) rc = train_run(ctx, &t, &tr, &te);
     nm_dataset_free(ctx, &tr);
     nm_dataset_free(ctx, &te);
     nm_ctx_free(ctx);
@@ -196,7 +205,7 @@ int cmd_train(int argc, char **argv)
 
 int cmd_eval(int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_DATA, O_SPLIT, O_JSON, O_HELP };
+    enum { O_MODEL = 2000, O_SPLIT, O_JSON }; /* with O_DATA and O_HELP of train's options */
     static const struct option opts[] = {{"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
                                          {"split", required_argument, 0, O_SPLIT}, {"json", no_argument, 0, O_JSON},
                                          {"help", no_argument, 0, O_HELP},         {0, 0, 0, 0}};

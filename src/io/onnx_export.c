@@ -184,15 +184,92 @@ static Onnx__ValueInfoProto *value_info(arena *ar, const nm_value *v, int symbol
 
 /* ---- the model ---- */
 
+/* What the node loop fills: the initializers written so far, once each. */
+typedef struct {
+    Onnx__TensorProto **inits;
+    size_t ninit;
+    char *written; /* per value */
+} init_list;
+
+/* Node nd as a NodeProto, its constant inputs appended to the initializers. */
+static nm_status build_node(nm_ctx *ctx, arena *ar, const nm_net *net, const nm_node *nd, init_list *il, Onnx__NodeProto **out)
+{
+    const nm_op_def *def = nm_op_table[nd->op];
+    const char *why = def->export_refusal ? def->export_refusal(net, nd) : NULL;
+    if (why)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s) cannot be written at opset %d: %s", nd->name, nm_op_name(nd->op),
+                       NM_EXPORT_OPSET, why);
+    Onnx__NodeProto *n = aalloc(ar, sizeof *n);
+    char **ins = aalloc(ar, (NM_NODE_MAX_IN + 2) * sizeof(char *)), **outs = aalloc(ar, sizeof(char *));
+    int nattr = 1;
+    for (const nm_attr_def *d = def->attrs; d && d->name; d++) nattr++;
+    Onnx__AttributeProto **at = aalloc(ar, (size_t)nattr * sizeof *at);
+    if (!n || !ins || !outs || !at) return NM_ERR_NOMEM;
+    onnx__node_proto__init(n);
+    n->name = astr(ar, nd->name);
+    n->op_type = astr(ar, nm_op_name(nd->op));
+    int nin = def->export_inputs ? def->export_inputs : nd->nin;
+    for (int i = 0; i < nin; i++) {
+        int v = nd->in[i];
+        ins[i] = astr(ar, v >= 0 ? net->v[v].name : "");
+        if (v >= 0 && !net->v[v].varying && !il->written[v]) {
+            const nm_value *c = &net->v[v];
+            if (!(il->inits[il->ninit++] = tensor_new(ar, c->name, &c->shape, c->cdata, c->idata))) return NM_ERR_NOMEM;
+            il->written[v] = 1;
+        }
+    }
+    nm_export_input extra[2];
+    int nx = def->export_extra ? def->export_extra(net, nd, extra) : 0;
+    for (int i = 0; i < nx; i++) { /* constants that opset 13 takes as inputs */
+        char name[300];
+        snprintf(name, sizeof name, "%s.%s", nd->name, extra[i].suffix);
+        if (!(il->inits[il->ninit++] = tensor_new(ar, name, &extra[i].shape, extra[i].f, extra[i].i))) return NM_ERR_NOMEM;
+        ins[nin++] = astr(ar, name);
+    }
+    n->n_input = (size_t)nin;
+    n->input = ins;
+    outs[0] = astr(ar, net->v[nd->out].name);
+    n->n_output = 1;
+    n->output = outs;
+    n->n_attribute = (size_t)node_attrs(ar, nd, at);
+    n->attribute = at;
+    *out = n;
+    return NM_OK;
+}
+
+/* The graph's input and output, and the model's metadata_props. */
+static nm_status build_io_meta(arena *ar, const nm_net *net, Onnx__GraphProto *g, Onnx__ModelProto *m)
+{
+    /* a symbolic batch reads back as 1, so it is written only where that is the loaded size */
+    int sym = nm_net_batchable(net) && net->v[net->input].shape.d[0] == 1;
+    Onnx__ValueInfoProto **gin = aalloc(ar, sizeof *gin), **gout = aalloc(ar, sizeof *gout);
+    if (!gin || !gout || !(gin[0] = value_info(ar, &net->v[net->input], sym)) || !(gout[0] = value_info(ar, &net->v[net->output], sym)))
+        return NM_ERR_NOMEM;
+    g->n_input = g->n_output = 1;
+    g->input = gin;
+    g->output = gout;
+    if (!net->nmeta) return NM_OK;
+    Onnx__StringStringEntryProto **md = aalloc(ar, (size_t)net->nmeta * sizeof *md);
+    if (!md) return NM_ERR_NOMEM;
+    for (int i = 0; i < net->nmeta; i++) {
+        if (!(md[i] = aalloc(ar, sizeof *md[i]))) return NM_ERR_NOMEM;
+        onnx__string_string_entry_proto__init(md[i]);
+        md[i]->key = astr(ar, net->meta_key[i]);
+        md[i]->value = astr(ar, net->meta_val[i]);
+    }
+    m->n_metadata_props = (size_t)net->nmeta;
+    m->metadata_props = md;
+    return NM_OK;
+}
+
 static nm_status build(nm_ctx *ctx, arena *ar, const nm_net *net, Onnx__ModelProto *m)
 {
     Onnx__GraphProto *g = aalloc(ar, sizeof *g);
     Onnx__OperatorSetIdProto *os = aalloc(ar, sizeof *os);
     Onnx__OperatorSetIdProto **osl = aalloc(ar, sizeof *osl);
     Onnx__NodeProto **nodes = aalloc(ar, (size_t)(net->nn + 1) * sizeof *nodes);
-    Onnx__TensorProto **inits = aalloc(ar, (size_t)(net->nv + 2 * net->nn + 1) * sizeof *inits);
-    char *written = aalloc(ar, (size_t)net->nv + 1);
-    if (!g || !os || !osl || !nodes || !inits || !written) return NM_ERR_NOMEM;
+    init_list il = {aalloc(ar, (size_t)(net->nv + 2 * net->nn + 1) * sizeof(Onnx__TensorProto *)), 0, aalloc(ar, (size_t)net->nv + 1)};
+    if (!g || !os || !osl || !nodes || !il.inits || !il.written) return NM_ERR_NOMEM;
     onnx__model_proto__init(m);
     onnx__graph_proto__init(g);
     onnx__operator_set_id_proto__init(os);
@@ -208,76 +285,14 @@ static nm_status build(nm_ctx *ctx, arena *ar, const nm_net *net, Onnx__ModelPro
     m->producer_version = astr(ar, NM_VERSION);
     m->graph = g;
     g->name = astr(ar, "netmoments");
-    size_t ninit = 0;
-    for (int k = 0; k < net->nn; k++) {
-        const nm_node *nd = &net->node[k];
-        Onnx__NodeProto *n = aalloc(ar, sizeof *n);
-        char **ins = aalloc(ar, (NM_NODE_MAX_IN + 2) * sizeof(char *));
-        char **outs = aalloc(ar, sizeof(char *));
-        int nattr = 1;
-        for (const nm_attr_def *d = nm_op_table[nd->op]->attrs; d && d->name; d++) nattr++;
-        Onnx__AttributeProto **at = aalloc(ar, (size_t)nattr * sizeof *at);
-        if (!n || !ins || !outs || !at) return NM_ERR_NOMEM;
-        onnx__node_proto__init(n);
-        n->name = astr(ar, nd->name);
-        n->op_type = astr(ar, nm_op_name(nd->op));
-        const nm_op_def *def = nm_op_table[nd->op];
-        const char *why = def->export_refusal ? def->export_refusal(net, nd) : NULL;
-        if (why)
-            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s) cannot be written at opset %d: %s", nd->name,
-                           nm_op_name(nd->op), NM_EXPORT_OPSET, why);
-        int nin = def->export_inputs ? def->export_inputs : nd->nin;
-        for (int i = 0; i < nin; i++) {
-            int v = nd->in[i];
-            ins[i] = astr(ar, v >= 0 ? net->v[v].name : "");
-            if (v >= 0 && !net->v[v].varying && !written[v]) {
-                if (!(inits[ninit++] = tensor_new(ar, net->v[v].name, &net->v[v].shape, net->v[v].cdata, net->v[v].idata)))
-                    return NM_ERR_NOMEM;
-                written[v] = 1;
-            }
-        }
-        nm_export_input extra[2];
-        int nx = def->export_extra ? def->export_extra(net, nd, extra) : 0;
-        for (int i = 0; i < nx; i++) { /* constants that opset 13 takes as inputs */
-            char name[300];
-            snprintf(name, sizeof name, "%s.%s", nd->name, extra[i].suffix);
-            if (!(inits[ninit++] = tensor_new(ar, name, &extra[i].shape, extra[i].f, extra[i].i))) return NM_ERR_NOMEM;
-            ins[nin++] = astr(ar, name);
-        }
-        n->n_input = (size_t)nin;
-        n->input = ins;
-        outs[0] = astr(ar, net->v[nd->out].name);
-        n->n_output = 1;
-        n->output = outs;
-        n->n_attribute = (size_t)node_attrs(ar, nd, at);
-        n->attribute = at;
-        nodes[k] = n;
-    }
+    nm_status st = NM_OK;
+    for (int k = 0; st == NM_OK && k < net->nn; k++) st = build_node(ctx, ar, net, &net->node[k], &il, &nodes[k]);
+    if (st != NM_OK) return st;
     g->n_node = (size_t)net->nn;
     g->node = nodes;
-    g->n_initializer = ninit;
-    g->initializer = inits;
-    /* a symbolic batch reads back as 1, so it is written only where that is the loaded size */
-    int sym = nm_net_batchable(net) && net->v[net->input].shape.d[0] == 1;
-    Onnx__ValueInfoProto **gin = aalloc(ar, sizeof *gin), **gout = aalloc(ar, sizeof *gout);
-    if (!gin || !gout || !(gin[0] = value_info(ar, &net->v[net->input], sym)) ||
-        !(gout[0] = value_info(ar, &net->v[net->output], sym)))
-        return NM_ERR_NOMEM;
-    g->n_input = g->n_output = 1;
-    g->input = gin;
-    g->output = gout;
-    if (net->nmeta) {
-        Onnx__StringStringEntryProto **md = aalloc(ar, (size_t)net->nmeta * sizeof *md);
-        if (!md) return NM_ERR_NOMEM;
-        for (int i = 0; i < net->nmeta; i++) {
-            if (!(md[i] = aalloc(ar, sizeof *md[i]))) return NM_ERR_NOMEM;
-            onnx__string_string_entry_proto__init(md[i]);
-            md[i]->key = astr(ar, net->meta_key[i]);
-            md[i]->value = astr(ar, net->meta_val[i]);
-        }
-        m->n_metadata_props = (size_t)net->nmeta;
-        m->metadata_props = md;
-    }
+    g->n_initializer = il.ninit;
+    g->initializer = il.inits;
+    if ((st = build_io_meta(ar, net, g, m)) != NM_OK) return st;
     return ar->failed ? NM_ERR_NOMEM : NM_OK;
 }
 
