@@ -14,6 +14,10 @@
 #include <omp.h>
 #include <string.h>
 
+#define TOL_SAME_SUM 1e-12 /* one quantity by two roundings of the same sums, relative */
+#define TOL_MC_SAME 1e-9   /* the MC covariance's diagonal vs its variance (other merge order), relative */
+#define TOL_KERNEL_ABS 1e-14 /* the batched kernel vs the scalar one: absolute, and TOL_SAME_SUM relative */
+
 #define N_MC 1000000
 #define Z_MAX 5.0         /* standard errors */
 #define TOL_SINGLE 1e-5   /* single vs double precision products, relative */
@@ -114,7 +118,7 @@ static void check_form(nm_ctx *ctx, const char *name, nm_cov *cov)
                 snprintf(what, sizeof what, "%s %s %s: mean z=%.2f", name, meth ? "exact" : "paper",
                          prec ? "single" : "double", zm);
                 check_true(what, fabs(zm) < Z_MAX); /* the mean is exact for both methods */
-                check_close("var(i) equals cov(i,i)", mom.var[i], mom.cov[i * D + i], 0, 1e-12);
+                check_close("var(i) equals cov(i,i)", mom.var[i], mom.cov[i * D + i], 0, TOL_SAME_SUM);
                 if (meth) {
                     snprintf(what, sizeof what, "%s exact %s: var z=%.2f", name, prec ? "single" : "double", zv);
                     check_true(what, fabs(zv) < Z_MAX);
@@ -194,7 +198,7 @@ static void test_library_mc(nm_ctx *ctx)
         double zm = (r1.mean[i] - mom.mean[i]) / r1.mean_se[i], zv = (r1.var[i] - mom.var[i]) / r1.var_se[i];
         snprintf(what, sizeof what, "library MC vs exact: mean z=%.2f var z=%.2f", zm, zv);
         check_true(what, fabs(zm) < Z_MAX && fabs(zv) < Z_MAX);
-        check_close("MC cov diagonal = MC var", r1.cov[i * D + i], r1.var[i], 0, 1e-9);
+        check_close("MC cov diagonal = MC var", r1.cov[i * D + i], r1.var[i], 0, TOL_MC_SAME);
     }
     nm_moments_free(ctx, &mom);
     nm_mc_result_free(ctx, &r1);
@@ -224,7 +228,7 @@ static void test_matrix(nm_ctx *ctx)
                 double su = sqrt(S[u * Q + u]), sv = sqrt(S[v * Q + v]), rho = u == v ? 1 : S[u * Q + v] / (su * sv);
                 double want = meth ? (u == v ? nm_relu_var(m[u], su) : nm_relu_pair_cov(m[u], m[v], su, sv, rho))
                                    : nm_relu_pair_m0(su, sv, rho) - su * sv / (2 * M_PI);
-                check_close("relu_cov_matrix entry", C[u * Q + v], want, 1e-14, 1e-12);
+                check_close("relu_cov_matrix entry", C[u * Q + v], want, TOL_KERNEL_ABS, TOL_SAME_SUM);
             }
     }
 }

@@ -10,6 +10,10 @@
 #include <string.h>
 
 #define TOL_LIMIT 1e-12
+#define EXACT 0        /* equality: the limit is taken in closed form */
+#define TOL_ULP 1e-15  /* a few units in the last place, relative */
+#define TINY 1e-300    /* an absolute floor for quantities that are 0 */
+#define TOL_LINEAR 1e-10 /* the linear regime's variance, relative */
 
 static void kernels(void)
 {
@@ -31,18 +35,18 @@ static void kernels(void)
         }
     }
     /* s = 0: deterministic */
-    check_close("mean s=0", nm_relu_mean(2.5, 0), 2.5, 0, 0);
-    check_close("mean s=0 neg", nm_relu_mean(-2.5, 0), 0, 0, 0);
-    check_close("var s=0", nm_relu_var(2.5, 0), 0, 0, 0);
-    check_close("pair s=0", nm_relu_pair(2, 3, 0, 0, 0.5), 6, 0, 1e-15);
-    check_close("pair cov s=0", nm_relu_pair_cov(2, 3, 0, 1, 0.5), 0, 0, 0);
-    check_close("pair m=0 s=0", nm_relu_pair(0, 0, 0, 0, 1), 0, 0, 0);
+    check_close("mean s=0", nm_relu_mean(2.5, 0), 2.5, EXACT, EXACT);
+    check_close("mean s=0 neg", nm_relu_mean(-2.5, 0), 0, EXACT, EXACT);
+    check_close("var s=0", nm_relu_var(2.5, 0), 0, EXACT, EXACT);
+    check_close("pair s=0", nm_relu_pair(2, 3, 0, 0, 0.5), 6, EXACT, TOL_ULP);
+    check_close("pair cov s=0", nm_relu_pair_cov(2, 3, 0, 1, 0.5), 0, EXACT, EXACT);
+    check_close("pair m=0 s=0", nm_relu_pair(0, 0, 0, 0, 1), 0, EXACT, EXACT);
     /* s = 1e-300 with m = 1: the variance underflows to its limit, no NaN */
-    check_close("var s=1e-300", nm_relu_var(1, 1e-300), 0, 1e-300, 0);
-    check_close("mean s=1e-300", nm_relu_mean(1, 1e-300), 1, 0, 1e-15);
+    check_close("var s=1e-300", nm_relu_var(1, 1e-300), 0, TINY, EXACT);
+    check_close("mean s=1e-300", nm_relu_mean(1, 1e-300), 1, EXACT, TOL_ULP);
     check_true("Phi2 finite at large args", isfinite(nm_bvn_cdf(1e300, -1e300, 0.5)) && isfinite(nm_bvn_cdf(NAN, 0, 0)) == 0);
-    check_close("Phi2(+inf,+inf)", nm_bvn_cdf(INFINITY, INFINITY, 0.3), 1, 0, 0);
-    check_close("Phi2(-inf,k)", nm_bvn_cdf(-INFINITY, 2, 0.3), 0, 0, 0);
+    check_close("Phi2(+inf,+inf)", nm_bvn_cdf(INFINITY, INFINITY, 0.3), 1, EXACT, EXACT);
+    check_close("Phi2(-inf,k)", nm_bvn_cdf(-INFINITY, 2, 0.3), 0, EXACT, EXACT);
 }
 
 /* Units firmly on (c1 ≫ σ) or off (c1 ≪ −σ): g is linear over the noise and
@@ -72,8 +76,8 @@ static void linear_regime(nm_ctx *ctx)
                     for (int u = 0; u < P; u++) w += B[i * P + u] * on[u] * A[u * N + j];
                     var += w * w * sigma2;
                 }
-                check_close("linear regime mean", mom.mean[i], mean, 0, 1e-15);
-                check_close("linear regime var", mom.var[i], var, 1e-300, 1e-10);
+                check_close("linear regime mean", mom.mean[i], mean, EXACT, TOL_ULP);
+                check_close("linear regime var", mom.var[i], var, TINY, TOL_LINEAR);
                 check_true("finite", isfinite(mom.mean[i]) && isfinite(mom.var[i]));
             }
             nm_moments_free(ctx, &mom);

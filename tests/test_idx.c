@@ -13,6 +13,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#define TOL_F32_SCALE 1e-4 /* 255 p − 127.5 in float, absolute */
+
 static nm_ctx *ctx;
 
 static void put32(uint8_t *p, uint32_t v)
@@ -90,7 +92,7 @@ int main(void)
                     for (int j = 0; j < 30; j++) {
                         int r = j / 6, c = j % 6, i = (int)idx[k];
                         double p = ((7 * i + 3 * r + c) % 256) / 255.0;
-                        check_close("x = a p + b", x[k * 30 + j], 255.0 * p - 127.5, 1e-4, 0);
+                        check_close("x = a p + b", x[k * 30 + j], 255.0 * p - 127.5, TOL_F32_SCALE, 0);
                     }
             check_true("index out of range refused", nm_dataset_images(ctx, &ds, (int64_t[]){37}, 1, sc, x) == NM_ERR_ARG);
             nm_dataset_free(ctx, &ds);

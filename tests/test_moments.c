@@ -25,6 +25,7 @@
 #define TOL_ARA 1e-5    /* network path (float c1) vs ARA kernels */
 #define TOL_SAME 1e-6   /* operator vs matrix path, window vs full */
 #define Z_MAX 5.0       /* Monte Carlo agreement in standard errors */
+#define FD_STEP_MIN 1e-4 /* the central-difference step fd_column found inside the linear region */
 
 static double maxabs(const double *x, int64_t n)
 {
@@ -200,7 +201,7 @@ static void conv_fd(void)
     double amax = maxabs(Ad, p * n), bmax = maxabs(Bd, d * p);
     int found = 1;
     for (int64_t j = 0; j < n; j++) {
-        found &= fd_column(net, 0, k - 1, x0, n, j, col, p) > 1e-4;
+        found &= fd_column(net, 0, k - 1, x0, n, j, col, p) > FD_STEP_MIN;
         for (int64_t i = 0; i < p; i++) check_close("conv A vs central difference", Ad[i * n + j], col[i], TOL_FD * amax, 0);
     }
     /* B at y0 = relu(R_bot(x0)), c1 and c2 from their definitions */

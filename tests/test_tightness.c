@@ -12,6 +12,9 @@
 
 #include <omp.h>
 
+#define TOL_FIT 1e-12   /* least-squares fits of exact lines and hand sums, absolute */
+#define TOL_KMEANS 1e-4 /* a k-means centre (float sums) against the blob mean, absolute */
+
 /* Every result array of a and b, bit for bit. */
 static int same_results(const nm_tightness *a, const nm_tightness *b)
 {
@@ -29,20 +32,20 @@ int main(void)
     double x[50], y[50];
     for (int i = 0; i < 50; i++) x[i] = i * 0.37 - 3, y[i] = 2.5 * x[i] - 1;
     nm_ls_line l = nm_ls_fit(x, y, 50, 1);
-    check_close("free slope of an exact line", l.free_slope, 2.5, 1e-12, 0);
-    check_close("intercept of an exact line", l.intercept, -1, 1e-12, 0);
+    check_close("free slope of an exact line", l.free_slope, 2.5, TOL_FIT, 0);
+    check_close("intercept of an exact line", l.intercept, -1, TOL_FIT, 0);
     for (int i = 0; i < 50; i++) y[i] = 0.75 * x[i];
-    check_close("slope of an exact line through 0", nm_ls_fit(x, y, 50, 1).slope, 0.75, 1e-12, 0);
+    check_close("slope of an exact line through 0", nm_ls_fit(x, y, 50, 1).slope, 0.75, TOL_FIT, 0);
     double xs[4] = {0, 1, 2, 3}, ys[4] = {1, 3, 2, 5}; /* by hand: centred sxy = 5.5, sxx = 5; Σxy = 22, Σx² = 14 */
     l = nm_ls_fit(xs, ys, 4, 1);
-    check_close("free slope by hand", l.free_slope, 1.1, 1e-12, 0);
-    check_close("intercept by hand", l.intercept, 1.1, 1e-12, 0);
-    check_close("slope through 0 by hand", l.slope, 22.0 / 14.0, 1e-12, 0);
+    check_close("free slope by hand", l.free_slope, 1.1, TOL_FIT, 0);
+    check_close("intercept by hand", l.intercept, 1.1, TOL_FIT, 0);
+    check_close("slope through 0 by hand", l.slope, 22.0 / 14.0, TOL_FIT, 0);
     /* a constant x: the free line is undefined, the line through 0 is the ratio of the means */
     double xc[3] = {2, 2, 2}, yc[3] = {1.9, 2.2, 2.3};
     l = nm_ls_fit(xc, yc, 3, 1);
     check_true("free slope of a constant x is NaN", isnan(l.free_slope));
-    check_close("slope through 0 of a constant x", l.slope, 6.4 / 6.0, 1e-12, 0);
+    check_close("slope through 0 of a constant x", l.slope, 6.4 / 6.0, TOL_FIT, 0);
 
     nm_rng rng = {3};
     for (int g = 0; g < 3; g++) {
@@ -86,7 +89,7 @@ int main(void)
                 if (as[i] == j) b = i;
             double m = 0;
             for (int i = b; i < NP; i += 3) m += X[i * DIM];
-            check_close("k-means centre = blob mean", C[j * DIM], m / (NP / 3), 1e-4, 0);
+            check_close("k-means centre = blob mean", C[j * DIM], m / (NP / 3), TOL_KMEANS, 0);
         }
         nm_kmeans(ctx, X, NP, DIM, 3, 4, 100, as2, C2);
         check_true("k-means: same seed, same result", !memcmp(as, as2, sizeof as) && !memcmp(C, C2, sizeof C));

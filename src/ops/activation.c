@@ -78,6 +78,8 @@ static nm_status act_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     return NM_OK;
 }
 
+/* x[0] (any shape), y like it: y = x where x > 0, else 0 (Relu), α x (LeakyRelu) or slope·x (PRelu, x[1]
+ * broadcast to x[0]). */
 static nm_status act_forward(const nm_node *nd, nm_pass *p)
 {
     neg_slope s = slope_of(nd, p);
@@ -93,6 +95,8 @@ static nm_status act_forward(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* x[0] the primal (P samples), dx[0] and dy the tangents (T samples, T = P or P = 1): dy = s(x)·dx with the
+ * slope s frozen at the primal. */
 static nm_status act_jvp(const nm_node *nd, nm_pass *p)
 {
     neg_slope s = slope_of(nd, p);
@@ -106,6 +110,7 @@ static nm_status act_jvp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* x[0] the primal, dy the cotangents (T samples): dx[0] += s(x)·dy; PRelu also gp[1] (the slope's shape) += x·dy where x ≤ 0. */
 static nm_status act_vjp(const nm_node *nd, nm_pass *p)
 {
     neg_slope s = slope_of(nd, p);

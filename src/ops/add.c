@@ -29,6 +29,7 @@ static nm_status add_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     return NM_OK;
 }
 
+/* x[0], x[1] broadcast (numpy rules) to y. */
 static nm_status add_forward(const nm_node *nd, nm_pass *p)
 {
     (void)nd;
@@ -40,6 +41,7 @@ static nm_status add_forward(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dx[0], dx[1] (NULL for a constant input) broadcast to dy: dy = dx[0] + dx[1]. */
 static nm_status add_jvp(const nm_node *nd, nm_pass *p)
 {
     (void)nd;
@@ -53,6 +55,7 @@ static nm_status add_jvp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dy (y's shape, T samples) summed over each input's broadcast axes into dx[i] and, for a trained constant, gp[i]. */
 static nm_status add_vjp(const nm_node *nd, nm_pass *p)
 {
     (void)nd;

@@ -45,18 +45,21 @@ static void bn_apply(const nm_node *nd, const nm_pass *p, const nm_shape *s, con
     }
 }
 
+/* x[0] (N, C, ...), x[1..4] scale, B, mean, var (C): y (N, C, ...) = k_c x + h_c. */
 static nm_status bn_forward(const nm_node *nd, nm_pass *p)
 {
     bn_apply(nd, p, &p->xs[0], p->x[0], p->y, 1, 0);
     return NM_OK;
 }
 
+/* dx[0] and dy (T, C, ...): dy = k_c dx. */
 static nm_status bn_jvp(const nm_node *nd, nm_pass *p)
 {
     bn_apply(nd, p, &p->dxs[0], p->dx[0], p->dy, 0, 0);
     return NM_OK;
 }
 
+/* dy (T, C, ...): dx[0] += k_c dy. */
 static nm_status bn_vjp(const nm_node *nd, nm_pass *p)
 {
     if (p->dx[0]) bn_apply(nd, p, &p->dys, p->dy, p->dx[0], 0, 1);

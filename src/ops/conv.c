@@ -158,6 +158,7 @@ static nm_status conv_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     return NM_OK;
 }
 
+/* x[0] (N, C, H, W), x[1] weight (M, C/G, KH, KW), x[2] bias (M) or NULL: y (N, M, OH, OW). */
 static nm_status conv_forward(const nm_node *nd, nm_pass *p)
 {
     conv_dims d = dims_of(&nd->a, &p->xs[0], &p->xs[1], &p->ys);
@@ -216,6 +217,8 @@ static void im2col_box(const nm_attrs *a, const conv_dims *d, const float *x, co
             }
 }
 
+/* dx[0] (T, C, H, W) tangents, x[1] the weight: dy (T, M, OH, OW) = conv(dx) without the bias, each tangent
+ * over the output box its support reaches. */
 static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
 {
     const nm_attrs *a = &nd->a;
@@ -260,6 +263,8 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dy (T, M, OH, OW): dx[0] (T, C, H, W) += convᵀ(dy); gp[1] (M, C/G, KH, KW) += Σ_t dy_t · col(x_t)ᵀ and gp[2] (M)
+ * += Σ dy when the net trains. */
 static nm_status conv_vjp(const nm_node *nd, nm_pass *p)
 {
     conv_dims d = dims_of(&nd->a, &p->xs[0], &p->xs[1], &p->ys);

@@ -49,6 +49,7 @@ static void gemm_product(const nm_attrs *a, const float *A, const nm_shape *as, 
                 as->d[1], B, bs->d[1], beta, y, N);
 }
 
+/* x[0] A (M, K) or (K, M), x[1] B (K, N) or (N, K), x[2] C broadcast to (M, N) or NULL: y (M, N) = α op(A) op(B) + β C. */
 static nm_status gemm_forward(const nm_node *nd, nm_pass *p)
 {
     float beta = 0.0f;
@@ -63,6 +64,7 @@ static nm_status gemm_forward(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dx[i] the tangents of the varying operands (NULL for constants): dy (M, N) = α (op(dA) op(B) + op(A) op(dB)) + β dC. */
 static nm_status gemm_jvp(const nm_node *nd, nm_pass *p)
 {
     float beta = 0.0f;
@@ -83,6 +85,8 @@ static nm_status gemm_jvp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dy (M, N): dx[0] += α dy op(B)ᵀ (transposed back), dx[1] += α op(A)ᵀ dy, dx[2] += β dy summed over C's
+ * broadcast axes; the same into gp[i] for trained constants. */
 static nm_status gemm_vjp(const nm_node *nd, nm_pass *p)
 {
     const nm_attrs *a = &nd->a;
@@ -203,6 +207,7 @@ static void mm_product(const float *A, const nm_shape *as, const float *B, const
                     B + mm_off(&g, g.sb, b, g.K * g.N), g.N, beta, y + b * g.M * g.N, g.N);
 }
 
+/* x[0] A (..., M, K), x[1] B (..., K, N), batch axes broadcast, 1-D operands promoted: y (..., M, N) = A B. */
 static nm_status matmul_forward(const nm_node *nd, nm_pass *p)
 {
     (void)nd;
@@ -210,6 +215,7 @@ static nm_status matmul_forward(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dx[0], dx[1] the tangents of the varying operands: dy (..., M, N) = dA B + A dB. */
 static nm_status matmul_jvp(const nm_node *nd, nm_pass *p)
 {
     (void)nd;
@@ -223,6 +229,7 @@ static nm_status matmul_jvp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dy (..., M, N): dx[0] += dy Bᵀ, dx[1] += Aᵀ dy (each summed over its broadcast batch axes); gp[1] likewise. */
 static nm_status matmul_vjp(const nm_node *nd, nm_pass *p)
 {
     (void)nd;

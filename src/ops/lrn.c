@@ -46,6 +46,7 @@ static double lrn_D(const nm_attrs *a, const lrn_dims *d, const float *x, int64_
     return a->bias + a->alpha / (double)a->size * sum;
 }
 
+/* x[0] (N, C, ...): y (N, C, ...) = x_c D_c^(−β). */
 static nm_status lrn_forward(const nm_node *nd, nm_pass *p)
 {
     lrn_dims d = ldims(nd, &p->xs[0]);
@@ -81,6 +82,7 @@ static void lrn_linear(const nm_attrs *a, const lrn_dims *d, const float *x, con
         }
 }
 
+/* x[0] the primal, dx[0] and dy (T, C, ...) the tangents: dy = (∂y/∂x at the primal) dx. */
 static nm_status lrn_jvp(const nm_node *nd, nm_pass *p)
 {
     lrn_dims d = ldims(nd, &p->xs[0]);
@@ -91,6 +93,7 @@ static nm_status lrn_jvp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* x[0] the primal, dy (T, C, ...): dx[0] += (∂y/∂x)ᵀ dy. */
 static nm_status lrn_vjp(const nm_node *nd, nm_pass *p)
 {
     if (!p->dx[0]) return NM_OK;

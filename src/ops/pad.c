@@ -64,18 +64,21 @@ static void pad_apply(const nm_attrs *a, const nm_shape *xs, const nm_shape *ys,
     }
 }
 
+/* x[0] (d_0, ..., d_r−1): y (d_i + begin_i + end_i) = x inside, the fill value outside. */
 static nm_status pad_forward(const nm_node *nd, nm_pass *p)
 {
     pad_apply(&nd->a, &p->xs[0], &p->ys, p->x[0], p->y, nd->a.pad_value, 0);
     return NM_OK;
 }
 
+/* dx[0] (T, ...) and dy padded alike: dy = dx inside, 0 outside. */
 static nm_status pad_jvp(const nm_node *nd, nm_pass *p)
 {
     pad_apply(&nd->a, &p->dxs[0], &p->dys, p->dx[0], p->dy, 0.0f, 0);
     return NM_OK;
 }
 
+/* dy (padded shape): dx[0] += dy's interior. */
 static nm_status pad_vjp(const nm_node *nd, nm_pass *p)
 {
     if (p->dx[0]) pad_apply(&nd->a, &p->dxs[0], &p->dys, p->dx[0], p->dy, 0.0f, 1);

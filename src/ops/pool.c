@@ -82,6 +82,7 @@ static nm_status pool_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
 
 /* ---- MaxPool ---- */
 
+/* x[0] (N, C, H, W): y (N, C, OH, OW) = the maximum of each window (padding never wins). */
 static nm_status maxpool_forward(const nm_node *nd, nm_pass *p)
 {
     const nm_attrs *a = &nd->a;
@@ -154,6 +155,7 @@ static int32_t *argmax_table(const nm_node *nd, nm_pass *p, const pool_dims *d)
     return idx;
 }
 
+/* x[0] the primal (P planes), dx[0] (T, C, H, W): dy (T, C, OH, OW) = dx at each window's argmax in the primal. */
 static nm_status maxpool_jvp(const nm_node *nd, nm_pass *p)
 {
     pool_dims d = pdims(&p->xs[0], &p->ys);
@@ -170,6 +172,7 @@ static nm_status maxpool_jvp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* x[0] the primal, dy (T, C, OH, OW): dx[0] (T, C, H, W) += dy routed to each window's argmax in the primal. */
 static nm_status maxpool_vjp(const nm_node *nd, nm_pass *p)
 {
     if (!p->dx[0]) return NM_OK;
@@ -233,6 +236,7 @@ static void avgpool_apply(const nm_attrs *a, const pool_dims *d, int64_t NC, flo
     }
 }
 
+/* x[0] (N, C, H, W): y (N, C, OH, OW) = the mean of each window (padding counted with count_include_pad). */
 static nm_status avgpool_forward(const nm_node *nd, nm_pass *p)
 {
     pool_dims d = pdims(&p->xs[0], &p->ys);
@@ -240,6 +244,7 @@ static nm_status avgpool_forward(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dx[0] (T, C, H, W): dy (T, C, OH, OW) = the average pool of dx (the op is linear). */
 static nm_status avgpool_jvp(const nm_node *nd, nm_pass *p)
 {
     pool_dims d = pdims(&p->dxs[0], &p->dys);
@@ -247,6 +252,7 @@ static nm_status avgpool_jvp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dy (T, C, OH, OW): dx[0] (T, C, H, W) += each window's share of dy. */
 static nm_status avgpool_vjp(const nm_node *nd, nm_pass *p)
 {
     if (!p->dx[0]) return NM_OK;
@@ -288,6 +294,7 @@ static void gap_apply(const nm_shape *xs, float *x, float *y, int adjoint)
     }
 }
 
+/* x[0] (N, C, ...): y (N, C, 1, ...) = the mean over the spatial axes. */
 static nm_status gap_forward(const nm_node *nd, nm_pass *p)
 {
     (void)nd;
@@ -295,6 +302,7 @@ static nm_status gap_forward(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dx[0] (T, C, ...): dy (T, C, 1, ...) = its spatial mean. */
 static nm_status gap_jvp(const nm_node *nd, nm_pass *p)
 {
     (void)nd;
@@ -302,6 +310,7 @@ static nm_status gap_jvp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dy (T, C, 1, ...): dx[0] (T, C, ...) += dy / (spatial size) at every position. */
 static nm_status gap_vjp(const nm_node *nd, nm_pass *p)
 {
     (void)nd;

@@ -88,6 +88,7 @@ static nm_status reshape_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     return NM_OK;
 }
 
+/* x[0] any shape: y (same elements, the inferred shape) = x. */
 static nm_status copy_forward(const nm_node *nd, nm_pass *p)
 {
     (void)nd;
@@ -95,6 +96,7 @@ static nm_status copy_forward(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dx[0]: dy = dx. */
 static nm_status copy_jvp(const nm_node *nd, nm_pass *p)
 {
     (void)nd;
@@ -102,6 +104,7 @@ static nm_status copy_jvp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* dy: dx[0] += dy. */
 static nm_status copy_vjp(const nm_node *nd, nm_pass *p)
 {
     (void)nd;

@@ -52,6 +52,7 @@ static double row_softmax(const float *x, int64_t len, int64_t st, double *p)
     return m + log(s);
 }
 
+/* x[0] any shape, viewed as (outer, len, inner): y = softmax or log-softmax over len. */
 static nm_status softmax_forward(const nm_node *nd, nm_pass *p)
 {
     sm_dims d = sdims(&nd->a, &p->xs[0]);
@@ -97,11 +98,13 @@ static nm_status softmax_linear(const nm_node *nd, nm_pass *p, const nm_shape *t
     return NM_OK;
 }
 
+/* x[0] the primal, dx[0] and dy: dy = y ⊙ (dx − ⟨y, dx⟩) (Softmax), dx − ⟨softmax(x), dx⟩ (LogSoftmax). */
 static nm_status softmax_jvp(const nm_node *nd, nm_pass *p)
 {
     return softmax_linear(nd, p, &p->dxs[0], p->dx[0], p->dy, 0);
 }
 
+/* dy: dx[0] += the transposed Jacobian of the row applied to dy (softmax's is symmetric). */
 static nm_status softmax_vjp(const nm_node *nd, nm_pass *p)
 {
     return p->dx[0] ? softmax_linear(nd, p, &p->dys, p->dy, p->dx[0], 1) : NM_OK;
