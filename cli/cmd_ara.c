@@ -1,6 +1,6 @@
 /*
  * cmd_ara.c — `netmoments ara`: mean and variance of an Affine–ReLU–Affine
- * network read from NPY files, analytic (method paper or exact) and, with
+ * network read from NPY files, analytic (any moment method) and, with
  * --mc, Monte Carlo beside it; and `netmoments ara-example`, which writes a
  * random such network to try it on.
  */
@@ -17,7 +17,7 @@
 static const char ara_help[] =
     "usage: netmoments ara --A A.npy --c1 c1.npy --B B.npy --c2 c2.npy --mu mu.npy\n"
     "                      (--sigma2 S | --var v.npy | --cov C.npy)\n"
-    "                      [--method paper|exact|delta] [--precision double|single]\n"
+    "                      [--method M] [--precision double|single]\n"
     "                      [--mc N] [--seed S] [--json]\n\n"
     "Mean and variance of g(x) = B relu(A x + c1) + c2 for x ~ N(mu, Sigma).\n"
     "  --A, --c1, --B, --c2   the network: A p x n, c1 p, B d x p, c2 d (float32/float64 NPY)\n"
@@ -25,7 +25,7 @@ static const char ara_help[] =
     "  --sigma2 S             Sigma = S I\n"
     "  --var v.npy            Sigma = diag(v)\n"
     "  --cov C.npy            Sigma = C (n x n, symmetric PSD)\n"
-    "  --method               exact (default; DESIGN 1.5), paper (1.4), delta (1.7)\n"
+    "  --method M             one of the methods listed below (default exact)\n"
     "  --precision            of the BLAS products S = A Sigma A^T and B C B^T (default double)\n"
     "  --mc N                 also estimate by N Monte Carlo samples\n"
     "  --seed S               Monte Carlo seed (default 1)\n"
@@ -105,7 +105,7 @@ static int ara_option(int c, const char *arg, ara_args *a)
     case O_MC: return !cli_parse_int(arg, &a->mc) || a->mc < 2 ? cli_error("--mc: '%s' is not an integer >= 2", arg) : 0;
     case O_SEED: return !cli_parse_int(arg, &a->seed) || a->seed < 0 ? cli_error("--seed: '%s' is not a non-negative integer", arg) : 0;
     case O_JSON: a->json = 1; return 0;
-    case 'h': case O_HELP: fputs(ara_help, stdout); return -1;
+    case 'h': case O_HELP: fputs(ara_help, stdout), cli_print_methods(stdout); return -1;
     default: return cli_error("ara: bad option (netmoments ara --help)");
     }
 }

@@ -18,7 +18,7 @@
 static const char help[] =
     "usage: netmoments moments [--model M.onnx] (--input x.npy | --image K [--data mnist|fashion-mnist] [--split test|train])\n"
     "                          (--sigma2 S [--window r,c,h,w] | --var v.npy | --cov C.npy)\n"
-    "                          [--split-relu L] [--method paper|exact|delta|all] [--mc N] [--seed S]\n"
+    "                          [--split-relu L] [--method M|all] [--mc N] [--seed S]\n"
     "                          [--precision double|single] [--mem GIB] [--json] [--save-lin DIR]\n\n"
     "Mean and variance of the model's logits for x ~ N(mu, Sigma), analytic (DESIGN 1.6: the net split at a\n"
     "ReLU and linearized on both sides), optionally next to a Monte Carlo of the real network.\n"
@@ -28,7 +28,7 @@ static const char help[] =
     "  --sigma2 S     Sigma = S I  (with --window r,c,h,w: S I on rows r..r+h-1, columns c..c+w-1 only)\n"
     "  --var v.npy    Sigma = diag(v);  --cov C.npy: Sigma = C (n x n, checked PSD)\n"
     "  --split-relu L split at the L-th ReLU (netmoments info numbers them; default the last)\n"
-    "  --method       exact (default; 1.5), paper (1.4), delta (1.7), or all three\n"
+    "  --method M     one of the methods listed below (default exact), or all\n"
     "  --mc N         also N Monte Carlo samples through the real network\n"
     "  --seed S       Monte Carlo seed (default 1)\n"
     "  --mem GIB      memory for A as a matrix (default 2); above it A is applied through jvp\n"
@@ -102,7 +102,7 @@ static int parse_option(int c, const char *arg, const char *opt, args *a)
     case 'j': a->json = 1; return 0;
     case 'l': a->save = arg; return 0;
     case 'c': a->o.want_cov = 1; return 0;
-    case 'h': fputs(help, stdout); return -1;
+    case 'h': fputs(help, stdout), cli_print_methods(stdout); return -1;
     default: return cli_error("moments: unknown or incomplete option '%s' (netmoments moments --help)", opt);
     }
 }

@@ -14,7 +14,8 @@
 #include <unistd.h>
 
 static const char info_help[] =
-    "usage: netmoments info [--model M.onnx] [--json]\n\n"
+    "usage: netmoments info [--model M.onnx] [--json]\n"
+    "       netmoments info --ops        the ONNX ops the loader supports\n\n"
     "Lists a model's nodes in topological order with their output shapes and\n"
     "parameter counts, and numbers its ReLUs 1.. (the split points --split-relu\n"
     "of the moments commands).\n"
@@ -39,15 +40,19 @@ static void shape_text(int ndim, const int64_t *d, char *buf, size_t len)
 
 int cmd_info(int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_JSON, O_HELP };
+    enum { O_MODEL = 1000, O_JSON, O_OPS, O_HELP };
     static const struct option opts[] = {{"model", required_argument, 0, O_MODEL}, {"json", no_argument, 0, O_JSON},
-                                         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+                                         {"ops", no_argument, 0, O_OPS}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const char *model = CLI_DEFAULT_MODEL;
     int json = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == O_MODEL) model = optarg;
         else if (c == O_JSON) json = 1;
+        else if (c == O_OPS) {
+            for (int i = 0; nm_op_supported(i); i++) printf("%s%s", i ? " " : "", nm_op_supported(i));
+            return printf(" (and Constant)\n"), 0;
+        }
         else if (c == O_HELP || c == 'h') return fputs(info_help, stdout), 0;
         else return cli_error("info: unknown or incomplete option '%s' (netmoments info --help)", argv[optind - 1]);
     }

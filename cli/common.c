@@ -165,3 +165,9 @@ void cli_progress_print(void *user, int64_t done, int64_t total)
     fprintf(stderr, "\r%s: %lld / %lld %s", p->label, (long long)done, (long long)total, p->unit);
     if (done == total) fprintf(stderr, "\n");
 }
+
+void cli_print_methods(FILE *f)
+{
+    fprintf(f, "methods:\n");
+    for (int m = 0; m < nm_method_count(); m++) fprintf(f, "  %-8s %s\n", nm_method_str(m), nm_method_summary(m));
+}

@@ -7,6 +7,8 @@
 
 #include "netmoments.h"
 
+#include <stdio.h>
+
 /* Prints "netmoments: <msg>" on stderr; returns 1 (the exit status). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Same, with the context's message appended for status st. */
@@ -32,6 +34,8 @@ int cli_load_dataset(nm_ctx *ctx, const char *name, const char *split, nm_datase
 /* --method: one method by name, or "all" (*all set; only where all is
  * not NULL). Returns 0, or 1 after printing the names it accepts. */
 int cli_parse_method(const char *arg, nm_method *m, int *all);
+/* "methods:" and a line per method (name and summary), for --help. */
+void cli_print_methods(FILE *f);
 /* The method names as "paper|exact|delta" (static storage). */
 const char *cli_method_names(const char *sep);
 

@@ -298,11 +298,9 @@ NM_API nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_arra
 /* A piecewise-linear network: nodes in topological order over float32
  * tensors (row-major, images NCHW), shapes inferred at load, with the
  * workspace of its passes. A net is used by one thread at a time (its
- * passes run on OpenMP threads inside). Ops: Conv (2-D), Gemm, MatMul, Add,
- * Relu, LeakyRelu, PRelu, MaxPool, AveragePool, GlobalAveragePool, Pad
- * (constant), Flatten, Reshape (constant shape), BatchNormalization
- * (inference), Dropout (identity), LRN, Identity, Constant, and Softmax /
- * LogSoftmax as the final node only. */
+ * passes run on OpenMP threads inside). The ops are those nm_op_supported
+ * lists (`netmoments info --ops`), and ONNX Constant nodes; Softmax and
+ * LogSoftmax only as the final node. */
 typedef struct nm_net nm_net;
 
 /* Loads an ONNX model (opsets 7–17). The graph must have exactly one input

@@ -272,6 +272,10 @@ static void per_op_tests(void)
     check_op("PRelu", net, 1, 1);
 
     net = start(img, &x);
+    finish(net, NODE(net, NM_OP_NEG, NULL, x));
+    check_op("Neg", net, 0, 1);
+
+    net = start(img, &x);
     a = nm_attrs_default(NM_OP_MAXPOOL);
     a.kernel[0] = a.kernel[1] = 3;
     a.stride[0] = a.stride[1] = 2;
