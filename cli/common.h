@@ -55,16 +55,4 @@ int cli_make_dir(const char *dir, const char *opt);
 /* The model every command uses unless --model says otherwise. */
 #define CLI_DEFAULT_MODEL "models/lenet-mnist.onnx"
 
-/* Subcommands. */
-int cmd_ara(int argc, char **argv);
-int cmd_info(int argc, char **argv);
-int cmd_forward(int argc, char **argv);
-int cmd_train(int argc, char **argv);
-int cmd_eval(int argc, char **argv);
-int cmd_moments(int argc, char **argv);
-int cmd_tightness(int argc, char **argv);
-int cmd_linpoints(int argc, char **argv);
-int cmd_reproduce(int argc, char **argv);
-int cmd_ara_example(int argc, char **argv);
-
 #endif

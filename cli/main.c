@@ -13,17 +13,14 @@ typedef struct {
     const char *summary;
 } subcommand;
 
+#define CLI_COMMAND(name, fn, summary) int fn(int argc, char **argv);
+#include "commands.h"
+#undef CLI_COMMAND
+
 static const subcommand subcommands[] = {
-    {"moments", cmd_moments, "the main job: mean and variance of a model's logits under Gaussian input noise"},
-    {"ara", cmd_ara, "moments of an Affine-ReLU-Affine network (analytic, optionally Monte Carlo)"},
-    {"ara-example", cmd_ara_example, "write a random ARA network and input mean as NPY files"},
-    {"tightness", cmd_tightness, "the paper's tightness experiments: Fig 2 (synthetic nets) and Table 1 (LeNet)"},
-    {"linpoints", cmd_linpoints, "the paper's Table 3: linearizing at k-means centres instead of at each digit"},
-    {"reproduce", cmd_reproduce, "run Fig 2, Table 1 and Table 3 and write a report with the paper's numbers"},
-    {"info", cmd_info, "a model's nodes, shapes, parameters and ReLU split points"},
-    {"forward", cmd_forward, "run a model on a batch of inputs (NPY in, NPY out)"},
-    {"train", cmd_train, "train a LeNet or MLP on MNIST or Fashion-MNIST and write it as ONNX"},
-    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model"},
+#define CLI_COMMAND(name, fn, summary) {name, fn, summary},
+#include "commands.h"
+#undef CLI_COMMAND
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,17 @@
+/*
+ * commands.h — the subcommand registry: one line per subcommand,
+ * CLI_COMMAND(name, function, summary), in the order `netmoments --help`
+ * lists them. main.c expands it into the declarations and the dispatch
+ * table; a new subcommand is its cli/cmd_<name>.c (picked up by the build)
+ * and one line here.
+ */
+CLI_COMMAND("moments", cmd_moments, "the main job: mean and variance of a model's logits under Gaussian input noise")
+CLI_COMMAND("ara", cmd_ara, "moments of an Affine-ReLU-Affine network (analytic, optionally Monte Carlo)")
+CLI_COMMAND("ara-example", cmd_ara_example, "write a random ARA network and input mean as NPY files")
+CLI_COMMAND("tightness", cmd_tightness, "the paper's tightness experiments: Fig 2 (synthetic nets) and Table 1 (LeNet)")
+CLI_COMMAND("linpoints", cmd_linpoints, "the paper's Table 3: linearizing at k-means centres instead of at each digit")
+CLI_COMMAND("reproduce", cmd_reproduce, "run Fig 2, Table 1 and Table 3 and write a report with the paper's numbers")
+CLI_COMMAND("info", cmd_info, "a model's nodes, shapes, parameters and ReLU split points (--ops: the supported ops)")
+CLI_COMMAND("forward", cmd_forward, "run a model on a batch of inputs (NPY in, NPY out)")
+CLI_COMMAND("train", cmd_train, "train a LeNet or MLP on MNIST or Fashion-MNIST and write it as ONNX")
+CLI_COMMAND("eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model")
