@@ -105,6 +105,7 @@ static int ara_option(int c, const char *arg, ara_args *a)
     case O_MC: return !cli_parse_int(arg, &a->mc) || a->mc < 2 ? cli_error("--mc: '%s' is not an integer >= 2", arg) : 0;
     case O_SEED: return !cli_parse_int(arg, &a->seed) || a->seed < 0 ? cli_error("--seed: '%s' is not a non-negative integer", arg) : 0;
     case O_JSON: a->json = 1; return 0;
+    case CLI_OPT_MEM: return cli_set_mem(arg);
     case 'h': case O_HELP: fputs(ara_help, stdout), cli_print_methods(stdout); return -1;
     default: return cli_error("ara: bad option (netmoments ara --help)");
     }
@@ -112,7 +113,7 @@ static int ara_option(int c, const char *arg, ara_args *a)
 
 int cmd_ara(int argc, char **argv)
 {
-    static const struct option opts[] = {
+    static const struct option opts[] = {CLI_MEM_OPTION, 
         {"A", required_argument, 0, O_A},          {"c1", required_argument, 0, O_C1},
         {"B", required_argument, 0, O_B},          {"c2", required_argument, 0, O_C2},
         {"mu", required_argument, 0, O_MU},        {"sigma2", required_argument, 0, O_SIGMA2},
@@ -132,7 +133,7 @@ int cmd_ara(int argc, char **argv)
         if (!a.paths[i]) return cli_error("ara: %s is required (netmoments ara --help)", names[i]);
     if (a.ncov != 1) return cli_error("ara: give exactly one of --sigma2, --var, --cov");
 
-    nm_ctx *ctx = nm_ctx_create();
+    nm_ctx *ctx = cli_ctx_create();
     if (!ctx) return cli_error("out of memory");
     nm_array arr[5] = {{0}};
     nm_cov *cov = NULL;
@@ -175,7 +176,7 @@ static const char example_help[] =
 
 int cmd_ara_example(int argc, char **argv)
 {
-    static const struct option opts[] = {{"out", required_argument, 0, 'o'}, {"n", required_argument, 0, 'n'},
+    static const struct option opts[] = {CLI_MEM_OPTION, {"out", required_argument, 0, 'o'}, {"n", required_argument, 0, 'n'},
                                          {"p", required_argument, 0, 'p'},   {"d", required_argument, 0, 'd'},
                                          {"seed", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -194,6 +195,9 @@ int cmd_ara_example(int argc, char **argv)
         case 's':
             if (!cli_parse_int(optarg, &seed) || seed < 0) return cli_error("--seed: '%s' is not a non-negative integer", optarg);
             break;
+        case CLI_OPT_MEM:
+            if (cli_set_mem(optarg)) return 1;
+            break;
         case 'h': fputs(example_help, stdout); return 0;
         default: return cli_error("ara-example: bad option (netmoments ara-example --help)");
         }
@@ -204,7 +208,7 @@ int cmd_ara_example(int argc, char **argv)
     struct { const char *name; int ndim; int64_t shape[2]; double scale; } spec[5] = {
         {"A", 2, {p, n}, 1 / sqrt((double)n)}, {"c1", 1, {p, 0}, 0.5}, {"B", 2, {d, p}, 1 / sqrt((double)p)},
         {"c2", 1, {d, 0}, 0.5}, {"mu", 1, {n, 0}, 1.0}};
-    nm_ctx *ctx = nm_ctx_create();
+    nm_ctx *ctx = cli_ctx_create();
     if (!ctx) return cli_error("out of memory");
     nm_rng rng = {(uint64_t)seed};
     int rc = 0;

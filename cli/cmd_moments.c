@@ -31,7 +31,9 @@ static const char help[] =
     "  --method M     one of the methods listed below (default exact), or all\n"
     "  --mc N         also N Monte Carlo samples through the real network\n"
     "  --seed S       Monte Carlo seed (default 1)\n"
-    "  --mem GIB      memory for A as a matrix (default 2); above it A is applied through jvp\n"
+    "  --mem GIB      the memory netmoments may use (default an eighth of this machine's); A is formed as a matrix\n"
+    "                 when it fits (and at most 2 GiB), otherwise applied through jvp passes\n"
+    "  --path P       auto (default), or force A as a matrix or as an operator through jvp\n"
     "  --json         one JSON object on stdout\n"
     "  --save-lin DIR write A.npy (p x n), c1.npy, B.npy, c2.npy of the linearization\n"
     "  --covariance   also the d x d covariance of the logits (analytic, and MC with --mc): key cov / mc_cov\n";
@@ -39,7 +41,7 @@ static const char help[] =
 /* What the command line asks for. */
 typedef struct {
     const char *model, *input, *data, *split, *var_path, *cov_path, *save;
-    double sigma2, mem_gib;
+    double sigma2;
     long long image, mc, seed, relu, win[4];
     int json, all, have_window;
     nm_net_moments_options o;
@@ -97,8 +99,13 @@ static int parse_option(int c, const char *arg, const char *opt, args *a)
         else if (!strcmp(arg, "single")) a->o.precision = NM_PREC_SINGLE;
         else return cli_error("--precision: '%s' is neither double nor single", arg);
         return 0;
-    case 'g':
-        return !cli_parse_double(arg, &a->mem_gib) || !(a->mem_gib > 0) ? cli_error("--mem: '%s' is not a positive number", arg) : 0;
+    case 'g': return cli_set_mem(arg);
+    case 'P':
+        if (!strcmp(arg, "auto")) a->o.path = NM_PATH_AUTO;
+        else if (!strcmp(arg, "matrix")) a->o.path = NM_PATH_MATRIX;
+        else if (!strcmp(arg, "operator")) a->o.path = NM_PATH_OPERATOR;
+        else return cli_error("--path: '%s' is not auto, matrix or operator", arg);
+        return 0;
     case 'j': a->json = 1; return 0;
     case 'l': a->save = arg; return 0;
     case 'c': a->o.want_cov = 1; return 0;
@@ -117,8 +124,8 @@ static int parse(int argc, char **argv, args *a)
         {"split-relu", required_argument, 0, 'r'}, {"method", required_argument, 0, 'm'}, {"mc", required_argument, 0, 'n'},
         {"seed", required_argument, 0, 'e'},   {"precision", required_argument, 0, 'p'}, {"mem", required_argument, 0, 'g'},
         {"json", no_argument, 0, 'j'},         {"save-lin", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
-        {"covariance", no_argument, 0, 'c'},   {0, 0, 0, 0}};
-    *a = (args){.model = CLI_DEFAULT_MODEL, .data = "mnist", .split = "test", .sigma2 = NAN, .mem_gib = 2, .image = -1, .seed = 1,
+        {"covariance", no_argument, 0, 'c'},   {"path", required_argument, 0, 'P'}, {0, 0, 0, 0}};
+    *a = (args){.model = CLI_DEFAULT_MODEL, .data = "mnist", .split = "test", .sigma2 = NAN, .image = -1, .seed = 1,
                 .o = nm_net_moments_options_default()};
     int c, rc;
     optind = 1;
@@ -130,7 +137,7 @@ static int parse(int argc, char **argv, args *a)
         return cli_error("moments: give exactly one of --sigma2, --var and --cov");
     if (a->have_window && isnan(a->sigma2)) return cli_error("moments: --window goes with --sigma2");
     a->o.split_relu = (int)a->relu;
-    a->o.mem_budget = (size_t)(a->mem_gib * (double)(1 << 30));
+    if (cli_mem_bytes()) a->o.mem_budget = cli_mem_bytes(); /* --mem bounds the matrix path too */
     return 0;
 }
 
@@ -318,7 +325,7 @@ int cmd_moments(int argc, char **argv)
     args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    nm_ctx *ctx = nm_ctx_create();
+    nm_ctx *ctx = cli_ctx_create();
     nm_net *net = NULL;
     nm_cov *cov = NULL;
     nm_array mu = {0};

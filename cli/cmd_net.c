@@ -41,14 +41,16 @@ static void shape_text(int ndim, const int64_t *d, char *buf, size_t len)
 int cmd_info(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_JSON, O_OPS, O_HELP };
-    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL}, {"json", no_argument, 0, O_JSON},
+    static const struct option opts[] = {CLI_MEM_OPTION, {"model", required_argument, 0, O_MODEL}, {"json", no_argument, 0, O_JSON},
                                          {"ops", no_argument, 0, O_OPS}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const char *model = CLI_DEFAULT_MODEL;
     int json = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == O_MODEL) model = optarg;
-        else if (c == O_JSON) json = 1;
+        else if (c == CLI_OPT_MEM) {
+            if (cli_set_mem(optarg)) return 1;
+        } else if (c == O_JSON) json = 1;
         else if (c == O_OPS) {
             for (int i = 0; nm_op_supported(i); i++) printf("%s%s", i ? " " : "", nm_op_supported(i));
             return printf(" (and Constant)\n"), 0;
@@ -57,7 +59,7 @@ int cmd_info(int argc, char **argv)
         else return cli_error("info: unknown or incomplete option '%s' (netmoments info --help)", argv[optind - 1]);
     }
     if (optind < argc) return cli_error("info: unexpected argument '%s'", argv[optind]);
-    nm_ctx *ctx = nm_ctx_create();
+    nm_ctx *ctx = cli_ctx_create();
     nm_net *net;
     nm_status st = nm_net_read_onnx(ctx, model, &net);
     if (st != NM_OK) {
@@ -159,7 +161,7 @@ static int forward_chunks(nm_ctx *ctx, nm_net *net, int last, const nm_array *x,
 int cmd_forward(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_INPUT, O_OUTPUT, O_LOGITS, O_CHUNK, O_HELP };
-    static const struct option opts[] = {
+    static const struct option opts[] = {CLI_MEM_OPTION, 
         {"model", required_argument, 0, O_MODEL}, {"input", required_argument, 0, O_INPUT},
         {"output", required_argument, 0, O_OUTPUT}, {"logits", no_argument, 0, O_LOGITS},
         {"chunk", required_argument, 0, O_CHUNK}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
@@ -169,7 +171,9 @@ int cmd_forward(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == O_MODEL) model = optarg;
-        else if (c == O_INPUT) input = optarg;
+        else if (c == CLI_OPT_MEM) {
+            if (cli_set_mem(optarg)) return 1;
+        } else if (c == O_INPUT) input = optarg;
         else if (c == O_OUTPUT) output = optarg;
         else if (c == O_LOGITS) logits = 1;
         else if (c == O_CHUNK) {
@@ -179,7 +183,7 @@ int cmd_forward(int argc, char **argv)
     }
     if (optind < argc) return cli_error("forward: unexpected argument '%s'", argv[optind]);
     if (!input || !output) return cli_error("forward: --input and --output are required");
-    nm_ctx *ctx = nm_ctx_create();
+    nm_ctx *ctx = cli_ctx_create();
     nm_net *net = NULL;
     nm_array x = {0}, out = {0};
     double t0 = cli_now();

@@ -69,7 +69,7 @@ static int sections(FILE *f, const syn_args *syn, const exp_opts *t1, const t3_a
 int cmd_reproduce(int argc, char **argv)
 {
     enum { R_QUICK = 2000 };
-    static const struct option opts[] = {{"quick", no_argument, 0, R_QUICK}, {"out", required_argument, 0, O_OUT},
+    static const struct option opts[] = {CLI_MEM_OPTION, {"quick", no_argument, 0, R_QUICK}, {"out", required_argument, 0, O_OUT},
                                          {"model", required_argument, 0, O_MODEL}, {"seed", required_argument, 0, O_SEED},
                                          {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     exp_opts e = {CLI_DEFAULT_MODEL, NULL, 1, 0, 0, 1};

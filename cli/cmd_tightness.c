@@ -34,7 +34,7 @@ static const char *reg_name(int i) { return cli_regime_names[i]; }
 
 static int synthetic(int argc, char **argv)
 {
-    static const struct option opts[] = {{"nets", required_argument, 0, O_NETS}, {"regimes", required_argument, 0, O_REGIMES},
+    static const struct option opts[] = {CLI_MEM_OPTION, {"nets", required_argument, 0, O_NETS}, {"regimes", required_argument, 0, O_REGIMES},
                                          {"runs", required_argument, 0, O_RUNS}, {"mc", required_argument, 0, O_MC},
                                          {"seed", required_argument, 0, O_SEED}, {"out", required_argument, 0, O_OUT},
                                          {"bias-sd", required_argument, 0, O_BIAS}, {"help", no_argument, 0, O_HELP},
@@ -61,7 +61,7 @@ static int synthetic(int argc, char **argv)
 
 static int lenet(int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL}, {"regime", required_argument, 0, O_REGIME},
+    static const struct option opts[] = {CLI_MEM_OPTION, {"model", required_argument, 0, O_MODEL}, {"regime", required_argument, 0, O_REGIME},
                                          {"runs", required_argument, 0, O_RUNS},   {"mc", required_argument, 0, O_MC},
                                          {"seed", required_argument, 0, O_SEED},   {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},         {0, 0, 0, 0}};
@@ -94,7 +94,7 @@ static const char linpoints_help[] =
 
 int cmd_linpoints(int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL}, {"k", required_argument, 0, O_K},
+    static const struct option opts[] = {CLI_MEM_OPTION, {"model", required_argument, 0, O_MODEL}, {"k", required_argument, 0, O_K},
                                          {"baseline", no_argument, 0, O_BASE},      {"images", required_argument, 0, O_IMAGES},
                                          {"regime", required_argument, 0, O_REGIME}, {"mc", required_argument, 0, O_MC},
                                          {"seed", required_argument, 0, O_SEED},    {"out", required_argument, 0, O_OUT},

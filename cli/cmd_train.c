@@ -136,6 +136,7 @@ static int train_option(int c, const char *arg, const char *opt, train_args *t)
         return 0;
     case O_SCALE: return sscanf(arg, "%lf,%lf", &o->scale.a, &o->scale.b) != 2 ? cli_error("--scale: '%s' is not A,B", arg) : 0;
     case O_OUT: t->out = arg; return 0;
+    case CLI_OPT_MEM: return cli_set_mem(arg);
     case O_HELP:
     case 'h': fputs(train_help, stdout); return -1;
     default: return cli_error("train: unknown or incomplete option '%s' (netmoments train --help)", opt);
@@ -174,7 +175,7 @@ static int train_run(nm_ctx *ctx, train_args *t, const nm_dataset *tr, const nm_
 
 int cmd_train(int argc, char **argv)
 {
-    static const struct option opts[] = {
+    static const struct option opts[] = {CLI_MEM_OPTION, 
         {"arch", required_argument, 0, O_ARCH},   {"data", required_argument, 0, O_DATA},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
         {"lr", required_argument, 0, O_LR},       {"opt", required_argument, 0, O_OPT},
@@ -192,7 +193,7 @@ int cmd_train(int argc, char **argv)
     if (optind < argc) return cli_error("train: unexpected argument '%s'", argv[optind]);
     if (!t.out) return cli_error("train: --out M.onnx is required");
     if (!t.lr_given && t.o.opt == NM_OPT_SGD) t.o.lr = 0.01;
-    nm_ctx *ctx = nm_ctx_create();
+    nm_ctx *ctx = cli_ctx_create();
     nm_dataset tr = {0}, te = {0};
     rc = cli_load_dataset(ctx, t.data, "train", &tr);
     if (!rc) rc = cli_load_dataset(ctx, t.data, "test", &te);
@@ -206,7 +207,7 @@ int cmd_train(int argc, char **argv)
 int cmd_eval(int argc, char **argv)
 {
     enum { O_MODEL = 2000, O_SPLIT, O_JSON }; /* with O_DATA and O_HELP of train's options */
-    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
+    static const struct option opts[] = {CLI_MEM_OPTION, {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
                                          {"split", required_argument, 0, O_SPLIT}, {"json", no_argument, 0, O_JSON},
                                          {"help", no_argument, 0, O_HELP},         {0, 0, 0, 0}};
     const char *model = CLI_DEFAULT_MODEL, *data = "mnist", *split = "test";
@@ -214,14 +215,16 @@ int cmd_eval(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == O_MODEL) model = optarg;
-        else if (c == O_DATA) data = optarg;
+        else if (c == CLI_OPT_MEM) {
+            if (cli_set_mem(optarg)) return 1;
+        } else if (c == O_DATA) data = optarg;
         else if (c == O_SPLIT) split = optarg;
         else if (c == O_JSON) json = 1;
         else if (c == O_HELP || c == 'h') return fputs(eval_help, stdout), 0;
         else return cli_error("eval: unknown or incomplete option '%s' (netmoments eval --help)", argv[optind - 1]);
     }
     if (optind < argc) return cli_error("eval: unexpected argument '%s'", argv[optind]);
-    nm_ctx *ctx = nm_ctx_create();
+    nm_ctx *ctx = cli_ctx_create();
     nm_dataset ds = {0};
     nm_net *net = NULL;
     nm_eval_result r = {0};

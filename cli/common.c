@@ -29,7 +29,41 @@ int cli_error(const char *fmt, ...)
 int cli_fail(nm_ctx *ctx, nm_status st, const char *what)
 {
     const char *msg = nm_ctx_message(ctx);
-    return cli_error("%s: %s%s%s", what, nm_status_str(st), *msg ? ": " : "", msg);
+    int budget = st == NM_ERR_NOMEM && strstr(msg, "memory budget");
+    return cli_error("%s: %s%s%s%s", what, nm_status_str(st), *msg ? ": " : "", msg,
+                     budget ? " (--mem GIB or NETMOMENTS_MEM sets the budget)" : "");
+}
+
+static size_t mem_bytes; /* --mem, or 0 */
+
+int cli_set_mem(const char *arg)
+{
+    double g;
+    if (!cli_parse_double(arg, &g) || !(g > 0)) return cli_error("--mem: '%s' is not a positive number of GiB", arg);
+    if (g > 1048576) return cli_error("--mem: %s GiB is more than 1 PiB", arg);
+    mem_bytes = (size_t)(g * (double)((size_t)1 << 30));
+    if (mem_bytes < 1) mem_bytes = 1;
+    return 0;
+}
+
+size_t cli_mem_bytes(void)
+{
+    if (mem_bytes) return mem_bytes;
+    const char *env = getenv("NETMOMENTS_MEM");
+    double g;
+    if (env && cli_parse_double(env, &g) && g > 0 && g <= 1048576) return (size_t)(g * (double)((size_t)1 << 30));
+    return 0;
+}
+
+nm_ctx *cli_ctx_create(void)
+{
+    nm_ctx *ctx = nm_ctx_create();
+    if (!ctx) {
+        cli_error("out of memory");
+        return NULL;
+    }
+    nm_ctx_set_mem_limit(ctx, cli_mem_bytes());
+    return ctx;
 }
 
 double cli_now(void)

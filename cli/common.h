@@ -9,6 +9,18 @@
 
 #include <stdio.h>
 
+/* --mem GIB, which every command takes: the memory budget of the contexts
+ * it makes (nm_ctx_set_mem_limit). Without it, NETMOMENTS_MEM (GiB) when
+ * set, else the library's default. */
+#define CLI_OPT_MEM 3000
+#define CLI_MEM_OPTION {"mem", required_argument, 0, CLI_OPT_MEM}
+/* Parses --mem's value; 0, or 1 after printing why. */
+int cli_set_mem(const char *arg);
+/* The budget in bytes (0: the library's default). */
+size_t cli_mem_bytes(void);
+/* A context with that budget; NULL (after printing) when it cannot be made. */
+nm_ctx *cli_ctx_create(void);
+
 /* Prints "netmoments: <msg>" on stderr; returns 1 (the exit status). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Same, with the context's message appended for status st. */

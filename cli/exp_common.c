@@ -20,6 +20,7 @@ static int regime_of(const char *s)
 int exp_option(int c, const char *arg, long long min_runs, exp_opts *e)
 {
     switch (c) {
+    case CLI_OPT_MEM: return cli_set_mem(arg) ? -1 : 1;
     case O_MODEL: e->model = arg; return 1;
     case O_OUT: e->out = arg; return 1;
     case O_REGIME:

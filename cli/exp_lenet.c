@@ -47,7 +47,7 @@ static void write_table1(FILE *f, FILE *csv, const exp_opts *e, const nm_tightne
 
 int exp_table1(const exp_opts *e, FILE *report)
 {
-    nm_ctx *ctx = nm_ctx_create();
+    nm_ctx *ctx = cli_ctx_create();
     nm_dataset ds = {0};
     nm_net *net;
     nm_tightness t = {0};
@@ -149,7 +149,7 @@ static void t3_print(void *user, int64_t done, int64_t total)
 
 int exp_table3(const t3_args *a, FILE *report)
 {
-    nm_ctx *ctx = nm_ctx_create();
+    nm_ctx *ctx = cli_ctx_create();
     nm_dataset ds = {0};
     nm_net *net;
     nm_linpoints t = {0};

@@ -93,7 +93,7 @@ int exp_synthetic(const syn_args *a, FILE *report)
                    "| ReLU states changed above the split |\n|---|---|---|---|---|---|---|\n");
     printf("%-7s %-7s %11s %16s %16s   %-28s %9s %7s\n", "net", "regime", "mean slope", "var slope paper", "var slope exact",
            "free line: mean paper exact", "ReLUs chg", "time s");
-    nm_ctx *ctx = nm_ctx_create();
+    nm_ctx *ctx = cli_ctx_create();
     int rc = ctx ? 0 : cli_error("out of memory");
     for (int k = 0; k < NM_SYN_COUNT && !rc; k++)
         for (int g = 0; g < CLI_REGIMES && !rc; g++)

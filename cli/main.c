@@ -30,6 +30,9 @@ static void usage(FILE *f)
                "subcommands:\n");
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         fprintf(f, "  %-12s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(f, "\nEvery subcommand takes --mem GIB, the memory it may use (default: an eighth of this machine's, at least\n"
+               "1 GiB; NETMOMENTS_MEM=GIB in the environment sets it too). Work that would need more is refused before\n"
+               "it allocates, with the sizes in the message.\n");
 }
 
 int main(int argc, char **argv)

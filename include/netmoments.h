@@ -80,6 +80,15 @@ NM_API const char *nm_ctx_message(const nm_ctx *ctx);
  * number of allocations made on ctx since it was created. */
 NM_API long nm_ctx_fail_alloc_after(nm_ctx *ctx, long n);
 
+/* The memory budget of a context: an allocation that would make what the
+ * library holds through ctx exceed it fails with NM_ERR_NOMEM before any
+ * memory is touched, with a message giving the sizes. Default (and bytes =
+ * 0): an eighth of the machine's physical memory, at least 1 GiB (half the
+ * memory of a machine with less than 2 GiB). Loading a model, its passes,
+ * the moments, the data sets and the experiments all allocate through it. */
+NM_API nm_status nm_ctx_set_mem_limit(nm_ctx *ctx, size_t bytes);
+NM_API size_t nm_ctx_mem_limit(const nm_ctx *ctx);
+
 /* Bytes of library memory allocated through ctx at the most since the
  * previous call (or since ctx was made); the next call measures from what
  * is allocated now. Counts what is freed with nm_free (or the library's
@@ -486,14 +495,19 @@ NM_API void nm_eval_result_free(nm_ctx *ctx, nm_eval_result *r);
 
 /* ---------------------------------------------------------------- network moments (DESIGN §1.6–1.8) */
 
+/* How the network moments apply A (nm_net_moments_options.path). */
+typedef enum { NM_PATH_AUTO = 0, NM_PATH_MATRIX = 1, NM_PATH_OPERATOR = 2 } nm_path;
+
 typedef struct {
     int split_relu;          /* split at the l-th ReLU (1-based); 0: the last (the paper's choice) */
     const nm_array *x0;      /* where the bottom part is linearized (input shape); NULL: the mean μ */
     const nm_array *y0;      /* where the top part is linearized (the split ReLU's output shape);
                                 NULL: relu_l(R_bot(x0)) */
     size_t mem_budget;       /* bytes the matrix path may hold: A and A·L (and, for nm_net_linearize,
-                                the float copy of A) (default NM_MEM_BUDGET_DEFAULT); above it A is
-                                applied as an operator through jvp, chunk by chunk */
+                                the float copy of A) (default NM_MEM_BUDGET_DEFAULT); above it, or when
+                                they do not fit what the context's memory budget has left, A is applied
+                                as an operator through jvp, 256 columns of Σ's factor at a time */
+    nm_path path;            /* NM_PATH_AUTO (default) chooses by mem_budget; the others force a path */
     nm_method method;        /* paper, exact (default) or delta; delta linearizes the whole net at μ */
     nm_precision precision;  /* of S = AΣAᵀ and B C Bᵀ */
     int want_cov;            /* also the d×d covariance of the logits */

@@ -18,11 +18,11 @@ rm "$out/builtin_nets"
 strip_times() { sed -E 's/,"time[a-z_]*":[-0-9.e+]+//g; s/"time[a-z_]*":[-0-9.e+]+,//g'; }
 m() { local name="$1"; shift; "$nm" moments "$@" --json 2>/dev/null | strip_times > "$out/moments-$name.json"; }
 m all        --image 0 --sigma2 1 --method all --mc 3000 --seed 2
-m operator   --image 1 --sigma2 1 --method all --mem 1e-6
+m operator   --image 1 --sigma2 1 --method all --path operator
 m window     --image 2 --sigma2 4 --window 5,6,7,7 --method all --mc 2000
 m single     --image 3 --sigma2 1 --precision single --covariance
 m split1     --image 4 --sigma2 0.5 --split-relu 1 --method all --covariance --mc 1000
-m split2op   --image 4 --sigma2 0.5 --split-relu 2 --mem 1e-6
+m split2op   --image 4 --sigma2 0.5 --split-relu 2 --path operator
 "$nm" moments --image 5 --sigma2 1 --save-lin "$out/lin" --json >/dev/null
 # a variance file (784) and a full covariance 0.3 I + 0.2 v v^T, v_i = sin(i), as float64 NPY
 npy() { # npy FILE SHAPE PERL-EXPR-OF-i COUNT
@@ -34,7 +34,7 @@ NPY_EXPR='0.5 + ($i % 7) / 10' npy "$out/var.npy" '(784,)' 784
 NPY_EXPR='my ($r, $c) = (int($i / 784), $i % 784); ($r == $c ? 0.3 : 0) + 0.2 * sin($r) * sin($c)' npy "$out/cov.npy" '(784, 784)' 614656
 m var        --image 6 --var "$out/var.npy" --method all --mc 1000
 m cov        --image 7 --cov "$out/cov.npy" --method all --mc 1000
-m covop      --image 7 --cov "$out/cov.npy" --mem 1e-6
+m covop      --image 7 --cov "$out/cov.npy" --path operator
 rm "$out/cov.npy"
 "$nm" ara-example --out "$out/ara" --seed 3 >/dev/null 2>&1 || true
 if [ -f "$out/ara/A.npy" ]; then

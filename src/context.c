@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <locale.h>
 #include <malloc.h>
 
@@ -34,9 +35,44 @@ const char *nm_status_str(nm_status s)
     return status_names[i];
 }
 
+/* The default budget of every context: an eighth of the physical memory,
+ * but at least 1 GiB (or half the memory of a machine with less than 2). */
+static size_t default_mem_limit(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    size_t phys = pages > 0 && size > 0 ? (size_t)pages * (size_t)size : (size_t)8 << 30, gib = (size_t)1 << 30;
+    size_t lim = phys / 8;
+    if (lim < gib) lim = phys / 2 < gib ? phys / 2 : gib;
+    return lim;
+}
+
 nm_ctx *nm_ctx_create(void)
 {
-    return calloc(1, sizeof(nm_ctx));
+    nm_ctx *ctx = calloc(1, sizeof(nm_ctx));
+    if (ctx) ctx->mem_limit = default_mem_limit();
+    return ctx;
+}
+
+nm_status nm_ctx_set_mem_limit(nm_ctx *ctx, size_t bytes)
+{
+    if (!ctx) return NM_ERR_ARG;
+    ctx->mem_limit = bytes ? bytes : default_mem_limit();
+    return NM_OK;
+}
+
+size_t nm_ctx_mem_limit(const nm_ctx *ctx)
+{
+    return ctx ? ctx->mem_limit : 0;
+}
+
+const char *nm_human_bytes(size_t n, char *buf, size_t len)
+{
+    const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4) v /= 1024, u++;
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+    return buf;
 }
 
 void nm_ctx_free(nm_ctx *ctx)
@@ -76,6 +112,12 @@ static void *alloc_impl(nm_ctx *ctx, size_t count, size_t size, bool zero)
     size_t nbytes = count * size;
     if (nbytes == 0) nbytes = 1;
     if (ctx) ctx->alloc_count++; /* a NULL context allocates too, uncounted, and keeps no message */
+    if (ctx && ctx->mem_limit && (nbytes > ctx->mem_limit || ctx->live_bytes > ctx->mem_limit - nbytes)) {
+        char a[32], b[32], c[32];
+        nm_fail(ctx, NM_ERR_NOMEM, "allocating %s with %s held would exceed the memory budget of %s", nm_human_bytes(nbytes, a, sizeof a),
+                nm_human_bytes(ctx->live_bytes, b, sizeof b), nm_human_bytes(ctx->mem_limit, c, sizeof c));
+        return NULL;
+    }
     if (ctx && ctx->fail_at != 0 && ctx->alloc_count == ctx->fail_at) {
         nm_fail(ctx, NM_ERR_NOMEM, "out of memory allocating %zu bytes (injected)", nbytes);
         return NULL;
@@ -186,7 +228,7 @@ nm_status nm_array_to_f64(nm_ctx *ctx, const nm_array *a, double **out)
     }
     for (int64_t i = 0; i < n; i++) {
         if (!isfinite(d[i])) {
-            free(d);
+            nm_free(ctx, d);
             return nm_fail(ctx, NM_ERR_NONFINITE, "array holds a non-finite value at flat index %lld",
                            (long long)i);
         }
@@ -206,10 +248,15 @@ nm_status nm_array_to_f32(nm_ctx *ctx, const nm_array *a, const char *what, floa
     for (int64_t i = 0; i < n; i++) {
         double v = a->dtype == NM_F64 ? ((const double *)a->data)[i] : ((const float *)a->data)[i];
         if (!isfinite(v)) {
-            free(f);
+            nm_free(ctx, f);
             return nm_fail(ctx, NM_ERR_NONFINITE, "%s holds a non-finite value at flat index %lld", what, (long long)i);
         }
         f[i] = (float)v;
+        if (!isfinite(f[i])) { /* the passes run in float32 */
+            nm_free(ctx, f);
+            return nm_fail(ctx, NM_ERR_NONFINITE, "%s: value %g at flat index %lld is beyond float32's range (±3.4e38), in which the network runs",
+                           what, v, (long long)i);
+        }
     }
     *out = f;
     return NM_OK;

@@ -16,6 +16,7 @@ struct nm_ctx {
     long alloc_count; /* allocations made through this context */
     long fail_at;     /* 0, or the alloc_count value whose allocation fails */
     size_t live_bytes, peak_bytes; /* library memory allocated through it, now and at the most */
+    size_t mem_limit;              /* the most it may hold (nm_ctx_set_mem_limit) */
 };
 
 /* Records a formatted message on ctx and returns status (for `return nm_fail(...)`). */
@@ -37,6 +38,16 @@ nm_status nm_array_to_f32(nm_ctx *ctx, const nm_array *a, const char *what, floa
  * reads count numbers separated by white space, 1 when all were read. */
 int nm_format_c(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int nm_parse_doubles_c(const char *s, int count, double *out);
+
+/* n bytes as "1.5 GiB" into buf. */
+const char *nm_human_bytes(size_t n, char *buf, size_t len);
+
+/* Checked integer arithmetic for every size computed from file contents:
+ * 1 with *r = a op b when it fits in int64_t, 0 (and *r unspecified) when
+ * it would overflow. */
+static inline int nm_add_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_add_overflow(a, b, r); }
+static inline int nm_sub_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_sub_overflow(a, b, r); }
+static inline int nm_mul_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_mul_overflow(a, b, r); }
 
 /* true iff every entry is finite. */
 bool nm_all_finite_f64(const double *x, int64_t n);

@@ -168,6 +168,7 @@ nm_net_moments_options nm_net_moments_options_default(void)
     nm_net_moments_options o;
     memset(&o, 0, sizeof o);
     o.mem_budget = NM_MEM_BUDGET_DEFAULT;
+    o.path = NM_PATH_AUTO;
     o.method = NM_METHOD_EXACT;
     o.precision = NM_PREC_DOUBLE;
     return o;

@@ -20,6 +20,16 @@ static double matrix_bytes(const nm_lin *L, const nm_cov *sigma, nm_precision pr
     return (double)L->p * ((double)L->n * sizeof(double) + k * (sizeof(double) + (prec == NM_PREC_SINGLE ? sizeof(float) : 0)));
 }
 
+/* The matrix path when asked for, or (NM_PATH_AUTO) when what it holds fits
+ * both the options' budget and, with S, what the context's budget has left. */
+static int use_matrix(const nm_ctx *ctx, const nm_lin *L, const nm_cov *sigma, const nm_net_moments_options *o)
+{
+    if (o->path != NM_PATH_AUTO) return o->path == NM_PATH_MATRIX;
+    double need = matrix_bytes(L, sigma, o->precision), S = (double)L->p * (double)L->p * sizeof(double);
+    double left = (double)ctx->mem_limit - (double)ctx->live_bytes;
+    return need <= (double)o->mem_budget && need + S <= left;
+}
+
 /* Matrix path: A and c1 as matrices, m = A μ + c1 and S = (A L)(A L)ᵀ. */
 static nm_status matrix_m_S(nm_ctx *ctx, nm_net *net, const nm_lin *L, const float *mu, const nm_cov *sigma, nm_precision prec,
                             double **m_out, double **S_out)
@@ -95,6 +105,8 @@ nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, c
     if (!ctx || !net || !mu || !sigma || !out || !methods || count < 1) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     for (int i = 0; i < count; i++) memset(&out[i], 0, sizeof out[i]);
     nm_net_moments_options o = opt ? *opt : nm_net_moments_options_default();
+    if (o.path != NM_PATH_AUTO && o.path != NM_PATH_MATRIX && o.path != NM_PATH_OPERATOR)
+        return nm_fail(ctx, NM_ERR_ARG, "unknown path %d", (int)o.path);
     for (int i = 0; i < count; i++) {
         if (methods[i] < 0 || methods[i] >= nm_method_count()) return nm_fail(ctx, NM_ERR_ARG, "unknown method %d", (int)methods[i]);
         if (nm_method_def_of(methods[i])->at_mean) o.x0 = o.y0 = NULL; /* §1.7: the whole net linearized at μ */
@@ -107,9 +119,8 @@ nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, c
     float *muf = NULL;
     double *m = NULL, *S = NULL, *Si = NULL;
     if (st == NM_OK) st = nm_to_float(ctx, mu, L.n, "the input mean", &muf);
-    if (st == NM_OK)
-        st = matrix_bytes(&L, sigma, o.precision) <= (double)o.mem_budget ? matrix_m_S(ctx, net, &L, muf, sigma, o.precision, &m, &S)
-                                                                          : operator_m_S(ctx, net, &L, muf, sigma, &m, &S);
+    if (st == NM_OK && use_matrix(ctx, &L, sigma, &o)) st = matrix_m_S(ctx, net, &L, muf, sigma, o.precision, &m, &S);
+    else if (st == NM_OK) st = operator_m_S(ctx, net, &L, muf, sigma, &m, &S);
     /* the ARA moments from S, copied for all but the last method (from_S overwrites S) */
     if (st == NM_OK && count > 1 && !(Si = nm_alloc(ctx, (size_t)(L.p * L.p), sizeof(double)))) st = NM_ERR_NOMEM;
     for (int i = 0; st == NM_OK && i < count; i++) {

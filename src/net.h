@@ -139,6 +139,7 @@ struct nm_net {
     int nmeta;
     char **meta_key, **meta_val;  /* ONNX metadata_props */
     int64_t opset;
+    size_t fold_limit;            /* bytes a folded constant may take (0: the context's budget only) */
     /* the primal recorded by the last forward call */
     int rec_first, rec_last;
     float *scratch; size_t scratch_cap;

@@ -19,6 +19,8 @@
 
 #define NM_OPSET_MIN 1
 #define NM_OPSET_MAX 17
+#define NM_FOLD_GROWTH 64                 /* a folded constant may take 64 times the model's bytes, */
+#define NM_FOLD_FLOOR ((size_t)64 << 20)  /* and 64 MiB whatever the model's size */
 
 typedef Onnx__AttributeProto attr_t;
 
@@ -341,6 +343,9 @@ nm_status nm_net_from_model(nm_ctx *ctx, const Onnx__ModelProto *m, int nbind, c
     nm_net *net = nm_net_new(ctx);
     if (!net) return NM_ERR_NOMEM;
     net->opset = opset;
+    /* constants folded at load may grow the model (shapes, small broadcasts), but not without bound */
+    size_t bytes = protobuf_c_message_get_packed_size(&m->base);
+    net->fold_limit = bytes < NM_FOLD_FLOOR / NM_FOLD_GROWTH ? NM_FOLD_FLOOR : NM_FOLD_GROWTH * bytes;
     for (size_t i = 0; st == NM_OK && i < g->n_initializer; i++) {
         const Onnx__TensorProto *t = g->initializer[i];
         int v = add_tensor(ctx, net, t, t->name);

@@ -98,6 +98,26 @@ static nm_status check_shape(nm_ctx *ctx, const char *name, const nm_shape *s)
     return NM_OK;
 }
 
+/* What a node's output takes must fit the context's memory budget (a
+ * sample of it, for a batched value), and a folded constant the net's
+ * folding limit: refused at load, before a pass allocates it. */
+static nm_status check_size(nm_ctx *ctx, const nm_net *net, const nm_node *nd, const nm_value *o)
+{
+    int64_t n = nm_shape_numel(&o->shape);
+    size_t bytes = (size_t)(o->batched && o->shape.d[0] ? n / o->shape.d[0] : n) * sizeof(float);
+    size_t limit = nm_ctx_mem_limit(ctx), fold = !o->varying && net->fold_limit ? net->fold_limit : 0;
+    char a[32], b[32], sh[128];
+    if (limit && bytes > limit)
+        return nm_fail(ctx, NM_ERR_NOMEM, "node '%s' (%s): its output %s takes %s%s, beyond the memory budget of %s", nd->name,
+                       nm_op_name(nd->op), nm_shape_str(&o->shape, sh, sizeof sh), nm_human_bytes(bytes, a, sizeof a),
+                       o->batched ? " a sample" : "", nm_human_bytes(limit, b, sizeof b));
+    if (fold && bytes > fold)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): folding its constant inputs would make a constant %s of %s, more "
+                       "than the model's size allows (%s)", nd->name, nm_op_name(nd->op), nm_shape_str(&o->shape, sh, sizeof sh),
+                       nm_human_bytes(bytes, a, sizeof a), nm_human_bytes(fold, b, sizeof b));
+    return NM_OK;
+}
+
 int nm_net_add_input(nm_ctx *ctx, nm_net *net, const char *name, const nm_shape *shape)
 {
     if (net->input >= 0) return nm_fail(ctx, NM_ERR_UNSUPPORTED, "'%s': a net has exactly one input", name);
@@ -160,6 +180,7 @@ int nm_net_add_node(nm_ctx *ctx, nm_net *net, nm_op op, const char *name, const 
     o->varying = varying;
     nm_status st = def->infer(ctx, net, nd);
     if (st == NM_OK) st = check_shape(ctx, out_name, &o->shape);
+    if (st == NM_OK) st = check_size(ctx, net, nd, o);
     if (st != NM_OK) return st;
     if (varying) {
         o->producer = net->nn - 1;

@@ -104,34 +104,46 @@ int nm_const_spares_batch(const nm_value *c, int r)
     return c->shape.ndim < r || c->shape.d[0] == 1;
 }
 
+/* One axis of a window: the padded extent and the output size, with every
+ * step checked against overflow (the values come from the file). */
+static nm_status window_axis(nm_ctx *ctx, const nm_node *nd, nm_attrs *a, int k, int64_t in, int64_t *out)
+{
+    const char *op = nm_op_name(nd->op);
+    int64_t ek, s = a->stride[k], o, total, padded, span;
+    if (a->stride[k] < 1 || a->dil[k] < 1 || a->kernel[k] < 1)
+        return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): kernel, strides and dilations must be positive", nd->name, op);
+    if (!nm_mul_ok(a->kernel[k] - 1, a->dil[k], &ek) || !nm_add_ok(ek, 1, &ek))
+        return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): kernel %lld with dilation %lld overflows", nd->name, op,
+                       (long long)a->kernel[k], (long long)a->dil[k]);
+    if (a->auto_pad == NM_AUTOPAD_VALID) {
+        a->pad[k] = a->pad[k + 2] = 0;
+    } else if (a->auto_pad == NM_AUTOPAD_SAME_UPPER || a->auto_pad == NM_AUTOPAD_SAME_LOWER) {
+        o = in / s + (in % s != 0);
+        if (!nm_mul_ok(o - 1, s, &total) || !nm_add_ok(total, ek - in, &total))
+            return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): the SAME padding overflows", nd->name, op);
+        if (total < 0) total = 0;
+        a->pad[k] = a->auto_pad == NM_AUTOPAD_SAME_UPPER ? total / 2 : total - total / 2;
+        a->pad[k + 2] = total - a->pad[k];
+    }
+    if (a->pad[k] < 0 || a->pad[k + 2] < 0) return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): negative pads", nd->name, op);
+    if (!nm_add_ok(in, a->pad[k], &padded) || !nm_add_ok(padded, a->pad[k + 2], &padded))
+        return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): pads %lld and %lld overflow", nd->name, op, (long long)a->pad[k],
+                       (long long)a->pad[k + 2]);
+    span = padded - ek;
+    if (span < 0)
+        return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (%s): the window (%lld) is larger than the padded input (%lld)", nd->name, op,
+                       (long long)ek, (long long)padded);
+    *out = (a->ceil_mode ? span / s + (span % s != 0) : span / s) + 1;
+    int64_t start;
+    if (a->ceil_mode && (!nm_mul_ok(*out - 1, s, &start) || start >= in + a->pad[k])) (*out)--; /* no window starts in the end padding */
+    return NM_OK;
+}
+
 nm_status nm_window_resolve(nm_ctx *ctx, const nm_node *nd, nm_attrs *a, int64_t H, int64_t W, int64_t *OH, int64_t *OW)
 {
-    int64_t in[2] = {H, W}, out[2];
-    for (int k = 0; k < 2; k++) {
-        if (a->stride[k] < 1 || a->dil[k] < 1 || a->kernel[k] < 1)
-            return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): kernel, strides and dilations must be positive", nd->name,
-                           nm_op_name(nd->op));
-        int64_t ek = (a->kernel[k] - 1) * a->dil[k] + 1, s = a->stride[k];
-        if (a->auto_pad == NM_AUTOPAD_VALID) {
-            a->pad[k] = a->pad[k + 2] = 0;
-        } else if (a->auto_pad == NM_AUTOPAD_SAME_UPPER || a->auto_pad == NM_AUTOPAD_SAME_LOWER) {
-            int64_t o = (in[k] + s - 1) / s, total = (o - 1) * s + ek - in[k];
-            if (total < 0) total = 0;
-            a->pad[k] = a->auto_pad == NM_AUTOPAD_SAME_UPPER ? total / 2 : total - total / 2;
-            a->pad[k + 2] = total - a->pad[k];
-        }
-        if (a->pad[k] < 0 || a->pad[k + 2] < 0)
-            return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): negative pads", nd->name, nm_op_name(nd->op));
-        int64_t span = in[k] + a->pad[k] + a->pad[k + 2] - ek;
-        if (span < 0)
-            return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (%s): the window (%lld) is larger than the padded input (%lld)",
-                           nd->name, nm_op_name(nd->op), (long long)ek, (long long)(in[k] + a->pad[k] + a->pad[k + 2]));
-        out[k] = (a->ceil_mode ? (span + s - 1) / s : span / s) + 1;
-        if (a->ceil_mode && (out[k] - 1) * s >= in[k] + a->pad[k]) out[k]--; /* no window may start in the end padding */
-    }
-    a->auto_pad = NM_AUTOPAD_NOTSET;
-    *OH = out[0];
-    *OW = out[1];
-    return NM_OK;
+    nm_status st = window_axis(ctx, nd, a, 0, H, OH);
+    if (st == NM_OK) st = window_axis(ctx, nd, a, 1, W, OW);
+    if (st == NM_OK) a->auto_pad = NM_AUTOPAD_NOTSET;
+    return st;
 }
 

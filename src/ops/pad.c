@@ -27,7 +27,9 @@ static nm_status pad_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     nm_value *Y = NM_OUT(net, nd);
     Y->shape = X->shape;
     for (int i = 0; i < r; i++) {
-        Y->shape.d[i] += a->pads[i] + a->pads[r + i];
+        if (!nm_add_ok(Y->shape.d[i], a->pads[i], &Y->shape.d[i]) || !nm_add_ok(Y->shape.d[i], a->pads[r + i], &Y->shape.d[i]))
+            return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (Pad): pads %lld and %lld of axis %d overflow", nd->name,
+                           (long long)a->pads[i], (long long)a->pads[r + i], i);
         if (Y->shape.d[i] < 0)
             return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Pad): axis %d would have negative size", nd->name, i);
     }
