@@ -32,46 +32,79 @@ static int read_exact(gzFile f, void *buf, size_t len)
     return 1;
 }
 
+/* The header's dimensions, each within its limit, and their product
+ * (checked: a failed dimension stops the product). */
+static nm_status read_dims(nm_ctx *ctx, const char *path, gzFile f, int want_dims, int64_t *dims, int64_t *total)
+{
+    uint8_t head[4 + 4 * 3];
+    if (!read_exact(f, head, 4)) return nm_fail(ctx, NM_ERR_FORMAT, "%s: truncated IDX header", path);
+    if (head[0] || head[1] || head[2] != 0x08)
+        return nm_fail(ctx, NM_ERR_FORMAT, "%s: not an IDX file of unsigned bytes (magic %02x %02x %02x %02x)", path, head[0], head[1],
+                       head[2], head[3]);
+    if (head[3] != want_dims) return nm_fail(ctx, NM_ERR_FORMAT, "%s: %d dimensions (expected %d)", path, head[3], want_dims);
+    if (!read_exact(f, head + 4, 4 * (size_t)want_dims)) return nm_fail(ctx, NM_ERR_FORMAT, "%s: truncated IDX header", path);
+    *total = 1;
+    for (int i = 0; i < want_dims; i++) {
+        const uint8_t *b = head + 4 + 4 * i;
+        dims[i] = (int64_t)b[0] << 24 | (int64_t)b[1] << 16 | (int64_t)b[2] << 8 | b[3];
+        int64_t limit = i == 0 ? NM_IDX_MAX_ITEMS : NM_IDX_MAX_SIDE;
+        if (dims[i] < 1 || dims[i] > limit)
+            return nm_fail(ctx, NM_ERR_FORMAT, "%s: dimension %d is %lld (allowed 1..%lld)", path, i, (long long)dims[i], (long long)limit);
+        if (!nm_mul_ok(*total, dims[i], total)) return nm_fail(ctx, NM_ERR_FORMAT, "%s: the dimensions' product overflows", path);
+    }
+    return NM_OK;
+}
+
+/* The total bytes the header promises, read as they arrive: the buffer
+ * grows with the data (doubling, from 1 MiB), never to more than what was
+ * read, so a header that claims more than the stream holds is a format
+ * error, not an allocation of the claim; the context's budget bounds the
+ * rest. */
+static nm_status read_data(nm_ctx *ctx, const char *path, gzFile f, int64_t total, uint8_t **out)
+{
+    size_t cap = 0, have = 0, want = (size_t)total;
+    uint8_t *d = NULL;
+    nm_status st = NM_OK;
+    while (st == NM_OK && have < want) {
+        if (have == cap) {
+            size_t nc = cap ? 2 * cap : (size_t)1 << 20;
+            if (nc > want) nc = want;
+            uint8_t *nd = nm_alloc(ctx, nc, 1);
+            if (!nd) {
+                st = NM_ERR_NOMEM;
+                break;
+            }
+            if (have) memcpy(nd, d, have);
+            nm_free(ctx, d);
+            d = nd, cap = nc;
+        }
+        size_t chunk = cap - have > (1u << 30) ? (1u << 30) : cap - have;
+        int got = gzread(f, d + have, (unsigned)chunk);
+        if (got <= 0) st = nm_fail(ctx, NM_ERR_FORMAT, "%s: truncated: the header promises %lld bytes of data, the file holds %zu", path,
+                                   (long long)total, have);
+        else have += (size_t)got;
+    }
+    uint8_t extra;
+    if (st == NM_OK && gzread(f, &extra, 1) > 0) st = nm_fail(ctx, NM_ERR_FORMAT, "%s: longer than its header says (inconsistent sizes)", path);
+    if (st != NM_OK) {
+        nm_free(ctx, d);
+        return st;
+    }
+    *out = d;
+    return NM_OK;
+}
+
 /* Reads one IDX file of unsigned bytes with `want_dims` dimensions. */
 static nm_status read_idx(nm_ctx *ctx, const char *path, int want_dims, int64_t *dims, uint8_t **data)
 {
     *data = NULL;
     gzFile f = gzopen(path, "rb");
     if (!f) return nm_fail(ctx, NM_ERR_IO, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
-    uint8_t head[4 + 4 * 3];
-    nm_status st = NM_OK;
-    if (!read_exact(f, head, 4)) st = nm_fail(ctx, NM_ERR_FORMAT, "%s: truncated IDX header", path);
-    else if (head[0] || head[1] || head[2] != 0x08)
-        st = nm_fail(ctx, NM_ERR_FORMAT, "%s: not an IDX file of unsigned bytes (magic %02x %02x %02x %02x)", path, head[0],
-                     head[1], head[2], head[3]);
-    else if (head[3] != want_dims)
-        st = nm_fail(ctx, NM_ERR_FORMAT, "%s: %d dimensions (expected %d)", path, head[3], want_dims);
-    else if (!read_exact(f, head + 4, 4 * (size_t)want_dims))
-        st = nm_fail(ctx, NM_ERR_FORMAT, "%s: truncated IDX header", path);
-    int64_t total = 1;
-    for (int i = 0; st == NM_OK && i < want_dims; i++) {
-        const uint8_t *b = head + 4 + 4 * i;
-        dims[i] = (int64_t)b[0] << 24 | (int64_t)b[1] << 16 | (int64_t)b[2] << 8 | b[3];
-        int64_t limit = i == 0 ? NM_IDX_MAX_ITEMS : NM_IDX_MAX_SIDE;
-        if (dims[i] < 1 || dims[i] > limit)
-            st = nm_fail(ctx, NM_ERR_FORMAT, "%s: dimension %d is %lld (allowed 1..%lld)", path, i, (long long)dims[i],
-                         (long long)limit);
-        total *= dims[i];
-    }
-    uint8_t *d = NULL;
-    if (st == NM_OK && !(d = nm_alloc(ctx, (size_t)total, 1))) st = NM_ERR_NOMEM;
-    if (st == NM_OK && !read_exact(f, d, (size_t)total))
-        st = nm_fail(ctx, NM_ERR_FORMAT, "%s: truncated: the header promises %lld bytes of data", path, (long long)total);
-    uint8_t extra;
-    if (st == NM_OK && gzread(f, &extra, 1) > 0)
-        st = nm_fail(ctx, NM_ERR_FORMAT, "%s: longer than its header says (inconsistent sizes)", path);
+    int64_t total = 0;
+    nm_status st = read_dims(ctx, path, f, want_dims, dims, &total);
+    if (st == NM_OK) st = read_data(ctx, path, f, total, data);
     gzclose(f);
-    if (st != NM_OK) {
-        nm_free(ctx, d);
-        return st;
-    }
-    *data = d;
-    return NM_OK;
+    return st;
 }
 
 nm_status nm_dataset_read_idx(nm_ctx *ctx, const char *images, const char *labels, nm_dataset *out)
