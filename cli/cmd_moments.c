@@ -152,6 +152,7 @@ static int load_mean(nm_ctx *ctx, const args *a, const nm_net *net, nm_array *mu
     nm_status st;
     if (a->input) {
         if ((st = nm_npy_read(ctx, a->input, mu)) != NM_OK) return cli_fail(ctx, st, "--input");
+        if (cli_check_f32(mu, "--input", a->input)) return 1;
         int ok = mu->ndim == ndim || mu->ndim == ndim - 1;
         for (int i = 0; ok && i < mu->ndim; i++) ok = mu->shape[mu->ndim - 1 - i] == shape[ndim - 1 - i];
         if (!ok || (mu->ndim == ndim && mu->shape[0] != 1))
@@ -232,7 +233,7 @@ static int run(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu, cons
         r->t_mc = cli_now() - t0;
         /* how far the noise leaves the linear region the split freezes, on the MC's first draws */
         if (st == NM_OK) st = nm_net_relu_changes(ctx, net, mu, cov, &a->o, r->chg_n, &rng, &r->chg[0], &r->chg[1]);
-        if (st != NM_OK) return cli_fail(ctx, st, "moments: Monte Carlo");
+        if (st != NM_OK) return cli_fail(ctx, st, "--mc");
     }
     return a->save ? save_linearization(ctx, a, net, mu) : 0;
 }

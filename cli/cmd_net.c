@@ -189,7 +189,7 @@ int cmd_forward(int argc, char **argv)
     double t0 = cli_now();
     nm_status st = nm_net_read_onnx(ctx, model, &net);
     if (st == NM_OK) st = nm_npy_read(ctx, input, &x);
-    int rc = st != NM_OK ? cli_fail(ctx, st, "forward") : 0;
+    int rc = st != NM_OK ? cli_fail(ctx, st, "forward") : cli_check_f32(&x, "--input", input);
     if (!rc) {
         int ndim;
         int64_t in[NM_MAX_DIMS];

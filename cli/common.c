@@ -5,6 +5,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <float.h>
 #include <omp.h>
 #include <math.h>
 #include <stdarg.h>
@@ -204,4 +205,17 @@ void cli_print_methods(FILE *f)
 {
     fprintf(f, "methods:\n");
     for (int m = 0; m < nm_method_count(); m++) fprintf(f, "  %-8s %s\n", nm_method_str(m), nm_method_summary(m));
+}
+
+int cli_check_f32(const nm_array *a, const char *opt, const char *path)
+{
+    int64_t n = nm_array_numel(a);
+    for (int64_t i = 0; i < n; i++) {
+        double v = a->dtype == NM_F64 ? ((const double *)a->data)[i] : ((const float *)a->data)[i];
+        if (!isfinite(v)) return cli_error("%s: %s: value %g at flat index %lld is not finite", opt, path, v, (long long)i);
+        if (fabs(v) > FLT_MAX)
+            return cli_error("%s: %s: value %g at flat index %lld is beyond float32's range (3.4e38), in which the network runs", opt,
+                             path, v, (long long)i);
+    }
+    return 0;
 }

@@ -43,6 +43,10 @@ int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
  * /usr/share/datasets/fashion-mnist. Returns 0, or 1 after printing why. */
 int cli_load_dataset(nm_ctx *ctx, const char *name, const char *split, nm_dataset *out);
 
+/* The network runs in float32: 0 when every value of a fits, else 1 after
+ * printing "<opt>: <path>: value v at flat index i is beyond float32's range". */
+int cli_check_f32(const nm_array *a, const char *opt, const char *path);
+
 /* --method: one method by name, or "all" (*all set; only where all is
  * not NULL). Returns 0, or 1 after printing the names it accepts. */
 int cli_parse_method(const char *arg, nm_method *m, int *all);

@@ -95,6 +95,16 @@ nm_status nm_ara_form_AL(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *
     return NM_OK;
 }
 
+nm_status nm_ara_check_S(nm_ctx *ctx, int64_t p, const double *S, nm_precision prec)
+{
+    for (int64_t u = 0; u < p; u++) /* a diagonal entry bounds its row and column (S is PSD) */
+        if (!isfinite(S[u * p + u]))
+            return nm_fail(ctx, NM_ERR_NONFINITE, "the noise's covariance at the split, S = A Sigma A^T, overflows %s (unit %lld): the noise "
+                           "is too large%s", prec == NM_PREC_SINGLE ? "float32" : "double", (long long)u,
+                           prec == NM_PREC_SINGLE ? " for single precision (use double)" : "");
+    return NM_OK;
+}
+
 nm_status nm_ara_form_S(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *sigma, nm_precision prec, double **S_out)
 {
     *S_out = NULL;
@@ -115,6 +125,7 @@ nm_status nm_ara_form_S(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *s
         nm_syrk_f64(p, k, 1.0, AL, k, 0.0, S, p);
     }
     nm_free(ctx, AL);
+    if (st == NM_OK) st = nm_ara_check_S(ctx, p, S, prec);
     if (st != NM_OK) {
         nm_free(ctx, S);
         return st;
@@ -149,6 +160,20 @@ static nm_status times_sym(nm_ctx *ctx, int64_t p, int64_t d, const double *B, c
     nm_symm_right_f32(d, p, 1.0f, C32, p, B32, p, 0.0f, T32, p);
     for (int64_t i = 0; i < d * p; i++) T[i] = T32[i];
     nm_free(ctx, C32);
+    return NM_OK;
+}
+
+/* No result is returned that is not finite (the rule of issue 12). */
+static nm_status check_result(nm_ctx *ctx, const nm_moments *m)
+{
+    for (int64_t i = 0; i < m->d; i++)
+        if (!isfinite(m->mean[i]) || !isfinite(m->var[i]))
+            return nm_fail(ctx, NM_ERR_NONFINITE, "output %lld's %s is not finite (%g): the moments overflow double", (long long)i,
+                           isfinite(m->mean[i]) ? "variance" : "mean", isfinite(m->mean[i]) ? m->var[i] : m->mean[i]);
+    for (int64_t i = 0; m->cov && i < m->d * m->d; i++)
+        if (!isfinite(m->cov[i]))
+            return nm_fail(ctx, NM_ERR_NONFINITE, "the outputs' covariance (%lld, %lld) is not finite: the moments overflow double",
+                           (long long)(i / m->d), (long long)(i % m->d));
     return NM_OK;
 }
 
@@ -199,6 +224,7 @@ nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double 
         out->var[i] = v > 0 ? v : 0; /* a PSD quadratic form; rounding may dip below 0 */
     }
     if (out->cov) nm_gemm_f64(NM_NOTRANS, NM_TRANS, d, d, p, 1.0, T, p, B, p, 0.0, out->cov, d);
+    st = check_result(ctx, out);
 done:
     nm_free(ctx, T);
     nm_free(ctx, r);

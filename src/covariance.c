@@ -117,11 +117,14 @@ nm_status nm_cov_window(nm_ctx *ctx, int64_t C, int64_t H, int64_t W, int64_t r,
     *out = NULL;
     nm_status st = check_variance(ctx, sigma2, "sigma2");
     if (st != NM_OK) return st;
-    if (C < 1 || H < 1 || W < 1 || h < 1 || w < 1 || r < 0 || c < 0 || r + h > H || c + w > W)
-        return nm_fail(ctx, NM_ERR_ARG, "window rows %lld..%lld, columns %lld..%lld is not inside a %lld x %lld image",
-                       (long long)r, (long long)(r + h - 1), (long long)c, (long long)(c + w - 1), (long long)H, (long long)W);
-    int64_t k = C * h * w;
-    if ((st = cov_new(ctx, NM_COV_WINDOW, C * H * W, k, out)) != NM_OK) return st;
+    int64_t n, k;
+    /* compared without forming r + h (the values are the user's, and may be near INT64_MAX) */
+    if (C < 1 || H < 1 || W < 1 || h < 1 || w < 1 || r < 0 || c < 0 || r >= H || c >= W || h > H - r || w > W - c)
+        return nm_fail(ctx, NM_ERR_ARG, "window at row %lld, column %lld of %lld x %lld pixels is not inside a %lld x %lld image",
+                       (long long)r, (long long)c, (long long)h, (long long)w, (long long)H, (long long)W);
+    if (!nm_mul_ok(C, H, &n) || !nm_mul_ok(n, W, &n) || !nm_mul_ok(C, h, &k) || !nm_mul_ok(k, w, &k))
+        return nm_fail(ctx, NM_ERR_ARG, "an image of %lld x %lld x %lld pixels is too large", (long long)C, (long long)H, (long long)W);
+    if ((st = cov_new(ctx, NM_COV_WINDOW, n, k, out)) != NM_OK) return st;
     (*out)->sigma = sqrt(sigma2);
     int64_t j = 0; /* column j of L is σ times the unit vector of the j-th pixel in the window */
     for (int64_t ch = 0; ch < C; ch++)
@@ -139,6 +142,7 @@ nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out)
     if (!nm_all_finite_f64(C, n * n)) return nm_fail(ctx, NM_ERR_NONFINITE, "covariance holds a non-finite value");
     double scale = 0;
     for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(C[i * n + i]));
+    /* the message's eigenvalues and the tolerances below are relative, so scaling leaves them unchanged */
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < i; j++)
             if (fabs(C[i * n + j] - C[j * n + i]) > NM_SYM_TOL * fmax(scale, 1e-300))
@@ -147,17 +151,24 @@ nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out)
     double *V = nm_alloc(ctx, (size_t)(n * n + n), sizeof(double));
     if (!V) return NM_ERR_NOMEM;
     double *w = V + n * n;
-    memcpy(V, C, (size_t)(n * n) * sizeof(double));
+    /* Entries far from 1 (beyond 2^±256) are scaled by an even power of two first, exactly, so that the eigenvalues
+     * do not overflow (or underflow) double; L takes the square root of the scale back. Others are not touched. */
+    int e = 0;
+    double big = 0;
+    for (int64_t i = 0; i < n * n; i++) big = fmax(big, fabs(C[i]));
+    if (big > 0x1p256 || (big > 0 && big < 0x1p-256)) frexp(big, &e), e &= ~1;
+    for (int64_t i = 0; i < n * n; i++) V[i] = ldexp(C[i], -e);
     lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)n, V, (lapack_int)n, w);
+    if (info == 0 && !nm_all_finite_f64(w, n)) info = -1000;
     if (info != 0) {
         nm_free(ctx, V);
         return nm_fail(ctx, NM_ERR_NUMERIC, "eigendecomposition of the covariance failed (LAPACK info %d)", (int)info);
     }
     double wmax = fmax(w[n - 1], 0);
     if (w[0] < -NM_PSD_TOL * fmax(wmax, 1e-300)) {
-        double w0 = w[0];
+        double w0 = ldexp(w[0], e), wm = ldexp(wmax, e);
         nm_free(ctx, V);
-        return nm_fail(ctx, NM_ERR_NOT_PSD, "covariance is not positive semi-definite: smallest eigenvalue %g (largest %g)", w0, wmax);
+        return nm_fail(ctx, NM_ERR_NOT_PSD, "covariance is not positive semi-definite: smallest eigenvalue %g (largest %g)", w0, wm);
     }
     int64_t first = 0; /* eigenvalues ascending: keep the positive ones */
     while (first < n && !(w[first] > NM_PSD_TOL * wmax)) first++;
@@ -171,7 +182,7 @@ nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out)
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < k; j++) {
             int64_t col = first + j;
-            L[i * k + j] = col < n ? V[i * n + col] * sqrt(w[col]) : 0;
+            L[i * k + j] = col < n ? ldexp(V[i * n + col] * sqrt(w[col]), e / 2) : 0;
         }
     fill_L32(*out);
     nm_free(ctx, V);

@@ -148,5 +148,7 @@ nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double 
  * the chosen precision) for A p×n in double; newly allocated. */
 nm_status nm_ara_form_AL(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *sigma, double **AL);
 nm_status nm_ara_form_S(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *sigma, nm_precision prec, double **S);
+/* NM_ERR_NONFINITE, with the reason, when S (p×p) has overflowed. */
+nm_status nm_ara_check_S(nm_ctx *ctx, int64_t p, const double *S, nm_precision prec);
 
 #endif

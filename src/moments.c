@@ -10,6 +10,7 @@
 #include "linearize.h"
 #include "methods/method.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Bytes the matrix path holds beyond S: A and A·L in double (and A·L in
@@ -89,6 +90,9 @@ static nm_status operator_m_S(nm_ctx *ctx, nm_net *net, const nm_lin *L, const f
         nm_gemm_f64(NM_TRANS, NM_NOTRANS, p, p, c, 1.0, G, p, G, p, 1.0, S, p);
     }
     nm_free(ctx, T), nm_free(ctx, E), nm_free(ctx, G);
+    if (st == NM_OK) st = nm_ara_check_S(ctx, p, S, NM_PREC_DOUBLE);
+    for (int64_t i = 0; st == NM_OK && i < p; i++)
+        if (!isfinite(m[i])) st = nm_fail(ctx, NM_ERR_NONFINITE, "the mean at the split overflows (unit %lld)", (long long)i);
     if (st != NM_OK) {
         nm_free(ctx, m);
         nm_free(ctx, S);

@@ -294,8 +294,9 @@ static nm_status sampler_init(nm_ctx *ctx, const nm_net *net, const nm_array *mu
     return st;
 }
 
-/* Draws first .. first+rows−1 into s->X (rows × n). */
-static void sampler_draw(sampler *s, int64_t first, int64_t rows)
+/* Draws first .. first+rows−1 into s->X (rows × n); NM_ERR_NONFINITE when
+ * they overflow float32 (the noise too large for the float32 passes). */
+static nm_status sampler_draw(nm_ctx *ctx, sampler *s, int64_t first, int64_t rows)
 {
     int64_t n = s->n, k = s->k;
     #pragma omp parallel for schedule(static)
@@ -304,6 +305,13 @@ static void sampler_draw(sampler *s, int64_t first, int64_t rows)
         memcpy(s->X + r * n, s->mu, (size_t)n * sizeof(float));
     }
     nm_cov_add_factor_f32(s->cov, rows, s->E, s->X);
+    int64_t bad = INT64_MAX;
+    #pragma omp parallel for reduction(min : bad)
+    for (int64_t i = 0; i < rows * n; i++)
+        if (!isfinite(s->X[i]) && i < bad) bad = i;
+    if (bad == INT64_MAX) return NM_OK;
+    return nm_fail(ctx, NM_ERR_NONFINITE, "the Monte Carlo's draw %lld, x = mu + L eps, overflows float32 at input %lld: the noise is too "
+                   "large for the network's float32 passes", (long long)(first + bad / n), (long long)(bad % n));
 }
 
 typedef struct {
@@ -315,8 +323,8 @@ typedef struct {
 static nm_status net_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Y, int64_t *d)
 {
     net_batch *b = user;
-    sampler_draw(&b->sm, first, rows);
-    nm_status st = nm_net_run(ctx, b->net, 0, b->last, rows, b->sm.X);
+    nm_status st = sampler_draw(ctx, &b->sm, first, rows);
+    if (st == NM_OK) st = nm_net_run(ctx, b->net, 0, b->last, rows, b->sm.X);
     const nm_value *o = &b->net->v[b->net->node[b->last].out];
     *Y = o->x;
     *d = nm_shape_numel(&o->xs) / rows;

@@ -190,6 +190,7 @@ typedef struct {
     /* optional: why the node cannot be written at opset 13, or NULL */
     const char *(*export_refusal)(const struct nm_net *net, const nm_node *nd);
     int export_inputs; /* how many of the node's own inputs are written (0: all) */
+    int hides_nonfinite; /* its output can be finite where its input is not (Relu: NaN → 0): the forward pass checks its input */
     /* optional: constant inputs the exporter appends; returns how many (≤ 2) */
     int (*export_extra)(const struct nm_net *net, const nm_node *nd, nm_export_input extra[2]);
     nm_status (*infer)(nm_ctx *ctx, struct nm_net *net, nm_node *nd);

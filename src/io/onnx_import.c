@@ -392,7 +392,7 @@ static nm_status load_model(nm_ctx *ctx, Onnx__ModelProto *m, const char *origin
 {
     nm_status st = nm_net_from_model(ctx, m, 0, NULL, NULL, out);
     nm_onnx_model_free(ctx, m);
-    if (st != NM_OK && st != NM_ERR_NOMEM) {
+    if (st != NM_OK) {
         char msg[sizeof ctx->message];
         snprintf(msg, sizeof msg, "%s", ctx->message);
         nm_fail(ctx, st, "%s: %s", origin, msg);

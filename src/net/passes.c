@@ -6,6 +6,7 @@
  */
 #include "../net.h"
 
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 
@@ -101,6 +102,24 @@ static nm_status batch_ok(nm_ctx *ctx, const nm_net *net, int first, int64_t n, 
     return NM_OK;
 }
 
+/* The float32 passes overflow silently (Inf, then NaN, which a ReLU turns
+ * into 0): the forward pass checks the input of every op that could hide a
+ * non-finite value and the range's output, and refuses what overflowed. */
+static nm_status check_finite(nm_ctx *ctx, const nm_net *net, const nm_node *nd, const nm_value *v, const char *what)
+{
+    int64_t n = nm_shape_numel(&v->xs), bad = INT64_MAX;
+    const float *x = v->x;
+    #pragma omp parallel for reduction(min : bad) if (n > 65536)
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) && i < bad) bad = i;
+    if (bad == INT64_MAX) return NM_OK;
+    int64_t per = nm_shape_tail(&v->xs, 1);
+    return nm_fail(ctx, NM_ERR_NONFINITE, "node '%s' (%s): its %s is %g at sample %lld: the float32 pass overflowed (the input or the "
+                   "noise is too large for this network)", nd->name, nm_op_name(nd->op), what, (double)x[bad],
+                   (long long)(v->batched && per ? bad / per : 0));
+    (void)net;
+}
+
 nm_status nm_net_run(nm_ctx *ctx, nm_net *net, int first, int last, int64_t n, const float *x)
 {
     int all_batched;
@@ -120,8 +139,11 @@ nm_status nm_net_run(nm_ctx *ctx, nm_net *net, int first, int last, int64_t n, c
         if ((st = reserve(ctx, &o->x, &o->x_cap, nm_shape_numel(&o->xs))) != NM_OK) return st;
         nm_pass p = {.ctx = ctx, .net = net};
         bind_primal(net, nd, &p);
+        const nm_value *x0 = &net->v[nd->in[0]];
+        if (nm_op_table[nd->op]->hides_nonfinite && x0->varying && (st = check_finite(ctx, net, nd, x0, "input")) != NM_OK) return st;
         if ((st = nm_op_table[nd->op]->forward(nd, &p)) != NM_OK) return st;
     }
+    if ((st = check_finite(ctx, net, &net->node[last], &net->v[net->node[last].out], "output")) != NM_OK) return st;
     net->rec_first = first;
     net->rec_last = last;
     return NM_OK;

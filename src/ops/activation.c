@@ -144,7 +144,7 @@ static const char *prelu_refusal(const nm_net *net, const nm_node *nd)
 }
 
 const nm_op_def nm_op_relu = {
-    .name = "Relu", .min_inputs = 1, .max_inputs = 1,
+    .name = "Relu", .min_inputs = 1, .max_inputs = 1, .hides_nonfinite = 1,
     .infer = act_infer, .forward = act_forward, .jvp = act_jvp, .vjp = act_vjp,
 };
 const nm_op_def nm_op_leakyrelu = {

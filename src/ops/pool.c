@@ -333,7 +333,7 @@ static const nm_attr_def avgpool_attrs[] = {
     {0}};
 
 const nm_op_def nm_op_maxpool = {
-    .name = "MaxPool", .min_inputs = 1, .max_inputs = 1, .attrs = maxpool_attrs,
+    .name = "MaxPool", .min_inputs = 1, .max_inputs = 1, .attrs = maxpool_attrs, .hides_nonfinite = 1,
     .infer = pool_infer, .forward = maxpool_forward, .jvp = maxpool_jvp, .vjp = maxpool_vjp,
 };
 const nm_op_def nm_op_averagepool = {
