@@ -5,6 +5,7 @@
  * random such network to try it on.
  */
 #include "common.h"
+#include "outdir.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -39,7 +40,7 @@ static cJSON *json_array(const double *x, int64_t n)
 }
 
 /* The analytic moments (and the Monte Carlo) as one JSON object or a table. */
-static int ara_print(const nm_moments *mom, const nm_mc_result *mcr, nm_method method, int json, long long mc, long long seed,
+static int ara_print(const nm_moments *mom, const nm_mc_result *mcr, nm_method method, int json, long long mc, uint64_t seed,
                      double t_an, double t_mc)
 {
     if (json) {
@@ -67,7 +68,8 @@ static int ara_print(const nm_moments *mom, const nm_mc_result *mcr, nm_method m
         for (int64_t i = 0; i < mom->d; i++)
             printf("%6lld %14.6g %14.6g %8.4f %14.6g %14.6g %8.4f\n", (long long)i, mom->mean[i], mcr->mean[i], mcr->mean[i] / mom->mean[i],
                    mom->var[i], mcr->var[i], mcr->var[i] / mom->var[i]);
-        printf("analytic %.4f s; Monte Carlo %lld samples (seed %lld) %.4f s; speed-up %.0fx\n", t_an, mc, seed, t_mc, t_mc / t_an);
+        printf("analytic %.4f s; Monte Carlo %lld samples (seed %llu) %.4f s; speed-up %.0fx\n", t_an, mc, (unsigned long long)seed, t_mc,
+               t_mc / t_an);
     } else {
         printf("%6s %14s %14s\n", "output", "mean", "var");
         for (int64_t i = 0; i < mom->d; i++) printf("%6lld %14.6g %14.6g\n", (long long)i, mom->mean[i], mom->var[i]);
@@ -79,7 +81,8 @@ static int ara_print(const nm_moments *mom, const nm_mc_result *mcr, nm_method m
 typedef struct {
     const char *paths[5], *var_path, *cov_path; /* A, c1, B, c2, mu */
     double sigma2;
-    long long mc, seed;
+    long long mc;
+    uint64_t seed;
     int json, ncov;
     nm_ara_options opt;
 } ara_args;
@@ -103,7 +106,7 @@ static int ara_option(int c, const char *arg, ara_args *a)
         else return cli_error("--precision: '%s' is not double or single", arg);
         return 0;
     case O_MC: return !cli_parse_int(arg, &a->mc) || a->mc < 2 ? cli_error("--mc: '%s' is not an integer >= 2", arg) : 0;
-    case O_SEED: return !cli_parse_int(arg, &a->seed) || a->seed < 0 ? cli_error("--seed: '%s' is not a non-negative integer", arg) : 0;
+    case O_SEED: return !cli_parse_seed(arg, &a->seed) ? cli_error("--seed: '%s' is not an integer in 0..2^64-1", arg) : 0;
     case O_JSON: a->json = 1; return 0;
     case CLI_OPT_MEM: return cli_set_mem(arg);
     case 'h': case O_HELP: fputs(ara_help, stdout), cli_print_methods(stdout); return -1;
@@ -152,7 +155,7 @@ int cmd_ara(int argc, char **argv)
     if (!rc && (st = nm_ara_moments(ctx, &net, &arr[4], cov, &a.opt, &mom)) != NM_OK) rc = cli_fail(ctx, st, "ara");
     t_an = cli_now() - t0;
     if (!rc && a.mc) {
-        nm_rng rng = {(uint64_t)a.seed};
+        nm_rng rng = {a.seed};
         t0 = cli_now();
         if ((st = nm_ara_montecarlo(ctx, &net, &arr[4], cov, a.mc, &rng, 0, &mcr)) != NM_OK) rc = cli_fail(ctx, st, "ara Monte Carlo");
         t_mc = cli_now() - t0;
@@ -181,7 +184,8 @@ int cmd_ara_example(int argc, char **argv)
                                          {"seed", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *out = NULL;
-    long long dims[3] = {100, 64, 5}, seed = 1;
+    long long dims[3] = {100, 64, 5};
+    uint64_t seed = 1;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -193,7 +197,7 @@ int cmd_ara_example(int argc, char **argv)
             break;
         }
         case 's':
-            if (!cli_parse_int(optarg, &seed) || seed < 0) return cli_error("--seed: '%s' is not a non-negative integer", optarg);
+            if (!cli_parse_seed(optarg, &seed)) return cli_error("--seed: '%s' is not an integer in 0..2^64-1", optarg);
             break;
         case CLI_OPT_MEM:
             if (cli_set_mem(optarg)) return 1;
@@ -203,15 +207,15 @@ int cmd_ara_example(int argc, char **argv)
         }
     }
     if (!out) return cli_error("ara-example: --out DIR is required");
-    if (cli_make_dir(out, "--out")) return 1;
+    cli_outdir od;
+    if (cli_outdir_open(&od, out, "--out")) return 1;
     int64_t n = dims[0], p = dims[1], d = dims[2];
     struct { const char *name; int ndim; int64_t shape[2]; double scale; } spec[5] = {
         {"A", 2, {p, n}, 1 / sqrt((double)n)}, {"c1", 1, {p, 0}, 0.5}, {"B", 2, {d, p}, 1 / sqrt((double)p)},
         {"c2", 1, {d, 0}, 0.5}, {"mu", 1, {n, 0}, 1.0}};
     nm_ctx *ctx = cli_ctx_create();
-    if (!ctx) return cli_error("out of memory");
-    nm_rng rng = {(uint64_t)seed};
-    int rc = 0;
+    nm_rng rng = {seed};
+    int rc = ctx ? 0 : 1;
     for (int i = 0; i < 5 && !rc; i++) {
         nm_array a;
         nm_status st = nm_array_alloc(ctx, &a, NM_F32, spec[i].ndim, spec[i].shape);
@@ -223,11 +227,14 @@ int cmd_ara_example(int argc, char **argv)
         nm_rng_normals(&rng, (uint64_t)i, 0, nm_array_numel(&a), x);
         for (int64_t j = 0; j < nm_array_numel(&a); j++) x[j] *= (float)spec[i].scale;
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s.npy", out, spec[i].name);
+        snprintf(path, sizeof path, "%s/%s.npy", cli_outdir_stage(&od), spec[i].name);
         if ((st = nm_npy_write(ctx, path, &a)) != NM_OK) rc = cli_fail(ctx, st, path);
         nm_array_free(ctx, &a);
     }
-    if (!rc) printf("wrote %s/{A,c1,B,c2,mu}.npy (n %lld, p %lld, d %lld, seed %lld)\n", out, (long long)n, (long long)p, (long long)d, seed);
+    if (rc) cli_outdir_abort(&od);
+    else if (!(rc = cli_outdir_commit(&od)))
+        printf("wrote %s/{A,c1,B,c2,mu}.npy (n %lld, p %lld, d %lld, seed %llu)\n", out, (long long)n, (long long)p, (long long)d,
+               (unsigned long long)seed);
     nm_ctx_free(ctx);
     return rc;
 }

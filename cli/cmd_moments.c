@@ -6,9 +6,11 @@
  * object; optionally the linearization as NPY files. Parse, run, print.
  */
 #include "common.h"
+#include "outdir.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +44,8 @@ static const char help[] =
 typedef struct {
     const char *model, *input, *data, *split, *var_path, *cov_path, *save;
     double sigma2;
-    long long image, mc, seed, relu, win[4];
+    long long image, mc, relu, win[4];
+    uint64_t seed;
     int json, all, have_window;
     nm_net_moments_options o;
 } args;
@@ -64,11 +67,15 @@ static void mc_progress(void *user, int64_t done, int64_t total)
     if (done == total) fprintf(stderr, "\n");
 }
 
-/* Parses "r,c,h,w". */
+/* Parses "r,c,h,w": four non-negative integers, each range-checked. */
 static int parse_window(const char *s, long long w[4])
 {
-    char tail;
-    return sscanf(s, "%lld,%lld,%lld,%lld%c", &w[0], &w[1], &w[2], &w[3], &tail) == 4;
+    char buf[256], *save = NULL;
+    if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) return 0;
+    int k = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (k == 4 || !cli_parse_range(tok, 0, INT64_MAX, &w[k++])) return 0;
+    return k == 4;
 }
 
 /* One option into a; 0, or 1 after printing why (−1: --help was printed). */
@@ -78,7 +85,7 @@ static int parse_option(int c, const char *arg, const char *opt, args *a)
     case 'M': a->model = arg; return 0;
     case 'i': a->input = arg; return 0;
     case 'I':
-        return !cli_parse_int(arg, &a->image) || a->image < 0 ? cli_error("--image: '%s' is not a non-negative integer", arg) : 0;
+        return !cli_parse_range(arg, 0, INT64_MAX, &a->image) ? cli_error("--image: '%s' is not a non-negative integer", arg) : 0;
     case 'D': a->data = arg; return 0;
     case 'S': a->split = arg; return 0;
     case 's':
@@ -90,10 +97,11 @@ static int parse_option(int c, const char *arg, const char *opt, args *a)
         if (!parse_window(arg, a->win)) return cli_error("--window: '%s' is not r,c,h,w", arg);
         a->have_window = 1;
         return 0;
-    case 'r': return !cli_parse_int(arg, &a->relu) || a->relu < 1 ? cli_error("--split-relu: '%s' is not a positive integer", arg) : 0;
+    case 'r':
+        return !cli_parse_range(arg, 1, INT_MAX, &a->relu) ? cli_error("--split-relu: '%s' is not an integer in 1..%d", arg, INT_MAX) : 0;
     case 'm': return cli_parse_method(arg, &a->o.method, &a->all);
     case 'n': return !cli_parse_int(arg, &a->mc) || a->mc < 2 ? cli_error("--mc: '%s' is not an integer >= 2", arg) : 0;
-    case 'e': return !cli_parse_int(arg, &a->seed) || a->seed < 0 ? cli_error("--seed: '%s' is not a non-negative integer", arg) : 0;
+    case 'e': return !cli_parse_seed(arg, &a->seed) ? cli_error("--seed: '%s' is not an integer in 0..2^64-1", arg) : 0;
     case 'p':
         if (!strcmp(arg, "double")) a->o.precision = NM_PREC_DOUBLE;
         else if (!strcmp(arg, "single")) a->o.precision = NM_PREC_SINGLE;
@@ -194,17 +202,23 @@ static int save_npy(nm_ctx *ctx, const char *dir, const char *name, const nm_arr
     return st == NM_OK ? 0 : cli_fail(ctx, st, "--save-lin");
 }
 
-/* --save-lin: A, c1, B, c2 as NPY files. */
+/* --save-lin: A, c1, B, c2 as NPY files, the four written as a unit. */
 static int save_linearization(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu)
 {
     nm_array A, c1, B, c2;
-    if (cli_make_dir(a->save, "--save-lin")) return 1;
+    cli_outdir od;
+    if (cli_outdir_open(&od, a->save, "--save-lin")) return 1;
     nm_status st = nm_net_linearize(ctx, net, mu, &a->o, &A, &c1, &B, &c2);
-    if (st != NM_OK) return cli_fail(ctx, st, "--save-lin");
-    int rc = save_npy(ctx, a->save, "A.npy", &A) || save_npy(ctx, a->save, "c1.npy", &c1) || save_npy(ctx, a->save, "B.npy", &B) ||
-             save_npy(ctx, a->save, "c2.npy", &c2);
+    if (st != NM_OK) {
+        cli_outdir_abort(&od);
+        return cli_fail(ctx, st, "--save-lin");
+    }
+    const char *dir = cli_outdir_stage(&od);
+    int rc = save_npy(ctx, dir, "A.npy", &A) || save_npy(ctx, dir, "c1.npy", &c1) || save_npy(ctx, dir, "B.npy", &B) ||
+             save_npy(ctx, dir, "c2.npy", &c2);
     nm_array_free(ctx, &A), nm_array_free(ctx, &c1), nm_array_free(ctx, &B), nm_array_free(ctx, &c2);
-    return rc;
+    if (rc) cli_outdir_abort(&od);
+    return rc || cli_outdir_commit(&od);
 }
 
 static int method_on(const args *a, int m)
@@ -227,7 +241,7 @@ static int run(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu, cons
     }
     r->chg_n = a->mc < NM_RELU_CHANGE_SAMPLES ? a->mc : NM_RELU_CHANGE_SAMPLES;
     if (a->mc) {
-        nm_rng rng = {(uint64_t)a->seed};
+        nm_rng rng = {a->seed};
         double t0 = cli_now();
         st = nm_net_montecarlo(ctx, net, mu, cov, a->mc, &rng, a->o.want_cov, isatty(2) && !a->json ? mc_progress : NULL, NULL, &r->mcr);
         r->t_mc = cli_now() - t0;
@@ -314,7 +328,7 @@ static void print_table(const args *a, const nm_net *net, const results *r, int6
         if (method_on(a, m)) print_method(a, r, m, d);
     if (a->mc) {
         int m = a->all ? NM_METHOD_EXACT : a->o.method;
-        printf("\nMonte Carlo: %lld samples, seed %lld, %.3f s: %.0fx the %s time (ratios are MC / analytic)\n", a->mc, a->seed, r->t_mc,
+        printf("\nMonte Carlo: %lld samples, seed %llu, %.3f s: %.3gx the %s time (ratios are MC / analytic)\n", a->mc, (unsigned long long)a->seed, r->t_mc,
                r->t_mc / r->times[m], nm_method_str(m));
         printf("ReLU states the noise changes against the linearization point (first %lld samples): %.2f %% below the split, "
                "%.2f %% above it\n", r->chg_n, 100 * r->chg[0], 100 * r->chg[1]);

@@ -7,6 +7,7 @@
  * commands (experiments.h), which also write their tables into the report. --quick uses fewer runs and samples (minutes on 2 cores).
  */
 #include "experiments.h"
+#include "outdir.h"
 
 #include <getopt.h>
 
@@ -83,7 +84,11 @@ int cmd_reproduce(int argc, char **argv)
         else return cli_error("reproduce: unknown or incomplete option '%s' (netmoments reproduce --help)", argv[optind - 1]);
     }
     if (optind < argc) return cli_error("reproduce: unexpected argument '%s'", argv[optind]);
-    if (exp_need_out(&e, "reproduce")) return 1;
+    if (!e.out) return cli_error("reproduce: --out DIR is required");
+    cli_outdir od; /* the whole report is written as a unit */
+    if (cli_outdir_open(&od, e.out, "--out")) return 1;
+    const char *dest = e.out;
+    e.out = cli_outdir_stage(&od);
     /* full size follows the paper; --quick takes minutes on 2 cores */
     syn_args syn = {e, {1, 1, 1, 1, 1, 1}, {1, 1, 1}, NM_SYN_BIAS_SD};
     syn.e.runs = quick ? 30 : 200, syn.e.mc = quick ? 5000 : 75000;
@@ -92,25 +97,26 @@ int cmd_reproduce(int argc, char **argv)
     t3_args t3 = {e, "5%,10%,100%", 1};
     t3.e.runs = quick ? 30 : 200, t3.e.mc = quick ? 2000 : 20000;
     double t0 = cli_now();
-    char *text = NULL;
+    char *text = NULL, path[4200];
     size_t len = 0;
-    FILE *body = open_memstream(&text, &len);
-    if (!body) return cli_error("out of memory");
-    int rc = sections(body, &syn, &t1, &t3);
-    fclose(body);
-    char path[4096];
+    FILE *body = open_memstream(&text, &len), *f = NULL;
+    int rc = body ? sections(body, &syn, &t1, &t3) : cli_error("out of memory");
+    if (body) fclose(body);
     snprintf(path, sizeof path, "%s/README.md", e.out);
-    FILE *f = rc ? NULL : fopen(path, "w");
-    if (!rc && !f) rc = cli_error("cannot write %s", path);
+    if (!rc && !(f = fopen(path, "w"))) rc = cli_error("cannot write %s", path);
     if (!rc) {
         fprintf(f, "# netmoments: the paper's tightness experiments, reproduced\n\n");
-        fprintf(f, "Made by `netmoments reproduce%s --seed %lld --out %s` (%s size; %.0f s). Ratios are Monte Carlo / analytic; "
+        fprintf(f, "Made by `netmoments reproduce%s --seed %llu --out %s` (%s size; %.0f s). Ratios are Monte Carlo / analytic; "
                    "method `paper` is the paper's zero-mean variance (§1.4), `exact` ours (§1.5).\n\n",
-                quick ? " --quick" : "", e.seed, e.out, quick ? "quick" : "full", cli_now() - t0);
+                quick ? " --quick" : "", (unsigned long long)e.seed, dest, quick ? "quick" : "full", cli_now() - t0);
         fwrite(text, 1, len, f);
         if (fclose(f) != 0) rc = cli_error("cannot write %s", path);
-        else printf("wrote %s (%.0f s)\n", path, cli_now() - t0);
     }
     free(text);
+    if (rc) {
+        cli_outdir_abort(&od);
+        return rc;
+    }
+    if (!(rc = cli_outdir_commit(&od))) printf("wrote %s/README.md (%.0f s)\n", dest, cli_now() - t0);
     return rc;
 }

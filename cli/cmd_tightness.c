@@ -29,6 +29,10 @@ static const char help[] =
     "  --runs R   runs per net and regime (default 200)     --mc N   samples per run (default 75000)\n"
     "  --seed S   default 1\n";
 
+static int syn_fn(const void *a, FILE *report) { return exp_synthetic(a, report); }
+static int t1_fn(const void *a, FILE *report) { return exp_table1(a, report); }
+static int t3_fn(const void *a, FILE *report) { return exp_table3(a, report); }
+
 static const char *syn_name(int i) { return nm_synthetic_str((nm_synthetic)i); }
 static const char *reg_name(int i) { return cli_regime_names[i]; }
 
@@ -56,7 +60,7 @@ static int synthetic(int argc, char **argv)
         else return cli_error("tightness synthetic: unknown or incomplete option '%s'", argv[optind - 1]);
     }
     if (optind < argc) return cli_error("tightness synthetic: unexpected argument '%s'", argv[optind]);
-    return exp_need_out(&a.e, "tightness synthetic") || exp_synthetic(&a, NULL);
+    return exp_staged(&a.e, "tightness synthetic", syn_fn, &a, "/{tightness-synthetic.csv,slopes.md} and the fig2-*.png/.svg figures");
 }
 
 static int lenet(int argc, char **argv)
@@ -75,7 +79,7 @@ static int lenet(int argc, char **argv)
         else return cli_error("tightness lenet: unknown or incomplete option '%s'", argv[optind - 1]);
     }
     if (optind < argc) return cli_error("tightness lenet: unexpected argument '%s'", argv[optind]);
-    return exp_need_out(&e, "tightness lenet") || exp_table1(&e, NULL);
+    return exp_staged(&e, "tightness lenet", t1_fn, &e, "/{table1.csv,table1.md}");
 }
 
 static const char linpoints_help[] =
@@ -111,7 +115,7 @@ int cmd_linpoints(int argc, char **argv)
         else return cli_error("linpoints: unknown or incomplete option '%s' (netmoments linpoints --help)", argv[optind - 1]);
     }
     if (optind < argc) return cli_error("linpoints: unexpected argument '%s'", argv[optind]);
-    return exp_need_out(&a.e, "linpoints") || exp_table3(&a, NULL);
+    return exp_staged(&a.e, "linpoints", t3_fn, &a, "/{table3.csv,table3.md}");
 }
 
 int cmd_tightness(int argc, char **argv)

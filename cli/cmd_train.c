@@ -131,9 +131,7 @@ static int train_option(int c, const char *arg, const char *opt, train_args *t)
         o->augment = (int)v;
         return 0;
     case O_SEED:
-        if (!cli_parse_int(arg, &v) || v < 0) return cli_error("--seed: '%s' is not a non-negative integer", arg);
-        o->seed = (uint64_t)v;
-        return 0;
+        return !cli_parse_seed(arg, &o->seed) ? cli_error("--seed: '%s' is not an integer in 0..2^64-1", arg) : 0;
     case O_SCALE: return sscanf(arg, "%lf,%lf", &o->scale.a, &o->scale.b) != 2 ? cli_error("--scale: '%s' is not A,B", arg) : 0;
     case O_OUT: t->out = arg; return 0;
     case CLI_OPT_MEM: return cli_set_mem(arg);

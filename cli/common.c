@@ -87,6 +87,22 @@ int cli_parse_int(const char *s, long long *out)
     return errno == 0 && end != s && *end == 0;
 }
 
+int cli_parse_range(const char *s, long long lo, long long hi, long long *out)
+{
+    return cli_parse_int(s, out) && *out >= lo && *out <= hi;
+}
+
+int cli_parse_seed(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    while (*s == ' ') s++;
+    if (*s == '-' || *s == '+') return 0; /* strtoull would wrap a sign */
+    unsigned long long v = strtoull(s, &end, 10);
+    *out = v;
+    return errno == 0 && end != s && *end == 0;
+}
+
 int cli_parse_double(const char *s, double *out)
 {
     char *end;
@@ -114,7 +130,7 @@ int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
         } else if (cov_path && (a.ndim != 2 || a.shape[0] != n || a.shape[1] != n)) {
             rc = cli_error("%s must be a %lld x %lld matrix", path, (long long)n, (long long)n);
         } else {
-            st = var_path ? nm_cov_diagonal(ctx, n, v, out) : nm_cov_full(ctx, n, v, out);
+            st = var_path ? nm_cov_diagonal(ctx, n, v, out) : nm_cov_full_dtype(ctx, n, v, a.dtype, out);
             if (st != NM_OK) rc = cli_fail(ctx, st, path);
         }
     } else {

@@ -30,6 +30,10 @@ double cli_now(void);
 /* OpenMP threads the library will use. */
 int cli_threads(void);
 int cli_parse_int(const char *s, long long *out);
+/* A decimal integer in [lo, hi] (range-checked into the type it is used as); 1, or 0 when it is not one. */
+int cli_parse_range(const char *s, long long lo, long long hi, long long *out);
+/* A seed: any decimal integer 0 .. 2^64 − 1. */
+int cli_parse_seed(const char *s, uint64_t *out);
 int cli_parse_double(const char *s, double *out);
 
 /* Builds the covariance from a variance file, a covariance file, or else

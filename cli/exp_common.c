@@ -3,6 +3,7 @@
  * files and data loading (experiments.h).
  */
 #include "experiments.h"
+#include "outdir.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,23 +29,34 @@ int exp_option(int c, const char *arg, long long min_runs, exp_opts *e)
         return 1;
     case O_RUNS:
     case O_IMAGES:
-        if (!cli_parse_int(arg, &e->runs) || e->runs < min_runs)
+        if (!cli_parse_range(arg, min_runs, INT64_MAX, &e->runs))
             return cli_error("--%s: '%s' is not an integer >= %lld", c == O_RUNS ? "runs" : "images", arg, min_runs), -1;
         return 1;
     case O_MC:
-        if (!cli_parse_int(arg, &e->mc) || e->mc < 2) return cli_error("--mc: '%s' is not an integer >= 2", arg), -1;
+        if (!cli_parse_range(arg, 2, INT64_MAX, &e->mc)) return cli_error("--mc: '%s' is not an integer >= 2", arg), -1;
         return 1;
     case O_SEED:
-        if (!cli_parse_int(arg, &e->seed) || e->seed < 0) return cli_error("--seed: '%s' is not a non-negative integer", arg), -1;
+        if (!cli_parse_seed(arg, &e->seed)) return cli_error("--seed: '%s' is not an integer in 0..2^64-1", arg), -1;
         return 1;
     default: return 0;
     }
 }
 
-int exp_need_out(const exp_opts *e, const char *cmd)
+int exp_staged(exp_opts *e, const char *cmd, int (*fn)(const void *args, FILE *report), const void *args, const char *wrote)
 {
     if (!e->out) return cli_error("%s: --out DIR is required", cmd);
-    return cli_make_dir(e->out, "--out");
+    cli_outdir od;
+    if (cli_outdir_open(&od, e->out, "--out")) return 1;
+    const char *dest = e->out;
+    e->out = cli_outdir_stage(&od);
+    int rc = fn(args, NULL);
+    e->out = dest;
+    if (rc) {
+        cli_outdir_abort(&od);
+        return rc;
+    }
+    if (!(rc = cli_outdir_commit(&od)) && wrote) printf("wrote %s%s\n", dest, wrote);
+    return rc;
 }
 
 int exp_parse_list(const char *s, const char *what, int count, const char *(*name)(int), int *on)

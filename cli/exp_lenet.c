@@ -167,7 +167,6 @@ int exp_table3(const t3_args *a, FILE *report)
         write_table3_csv(csv, &t);
         write_table3_md(md, a, &t);
         if (report) write_table3_md(report, a, &t);
-        printf("wrote %s/table3.csv and %s/table3.md\n", a->e.out, a->e.out);
     }
     if (csv) fclose(csv);
     if (md) fclose(md);

@@ -101,6 +101,5 @@ int exp_synthetic(const syn_args *a, FILE *report)
     fclose(csv);
     fclose(md);
     nm_ctx_free(ctx);
-    if (!rc) printf("wrote %s/tightness-synthetic.csv, %s/slopes.md and the fig2-*.png/.svg figures\n", out, out);
     return rc;
 }

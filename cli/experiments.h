@@ -21,7 +21,8 @@ typedef struct {
     const char *model, *out;
     int regime;
     long long runs; /* --runs, or --images for linpoints */
-    long long mc, seed;
+    long long mc;
+    uint64_t seed;
 } exp_opts;
 
 typedef struct {
@@ -47,8 +48,10 @@ int exp_table3(const t3_args *a, FILE *report);
 enum { O_MODEL = 1000, O_BIAS, O_NETS, O_REGIMES, O_REGIME, O_RUNS, O_IMAGES, O_MC, O_SEED, O_OUT, O_K, O_BASE, O_HELP };
 /* A shared option: 1 when c was one, −1 after printing why its value is bad, 0 otherwise. */
 int exp_option(int c, const char *arg, long long min_runs, exp_opts *e);
-/* --out is required and becomes a directory; 0 or 1 after printing. */
-int exp_need_out(const exp_opts *e, const char *cmd);
+/* Runs fn(args, NULL) with its files staged in --out (e->out, e inside
+ * args) and moves them into place when it succeeds (cli/outdir.h), then
+ * prints "wrote <dir><wrote>"; 0 or 1 after printing why. */
+int exp_staged(exp_opts *e, const char *cmd, int (*fn)(const void *args, FILE *report), const void *args, const char *wrote);
 /* A comma list of names (name(i) for i < count) into on[]; 0 or 1 after printing. */
 int exp_parse_list(const char *s, const char *what, int count, const char *(*name)(int), int *on);
 /* dir/name opened for writing; NULL after printing. */

@@ -192,6 +192,10 @@ typedef enum {
 NM_API nm_status nm_cov_isotropic(nm_ctx *ctx, int64_t n, double sigma2, nm_cov **out);
 NM_API nm_status nm_cov_diagonal(nm_ctx *ctx, int64_t n, const double *v, nm_cov **out);
 NM_API nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out);
+/* nm_cov_full for entries that came from a float32 source (source =
+ * NM_F32): the symmetry and PSD tolerances grow to what rounding to
+ * float32 can cause (n·2^−24 of the largest eigenvalue). */
+NM_API nm_status nm_cov_full_dtype(nm_ctx *ctx, int64_t n, const double *C, nm_dtype source, nm_cov **out);
 NM_API nm_status nm_cov_factor(nm_ctx *ctx, int64_t n, int64_t k, const double *L, nm_cov **out);
 /* Windowed noise: σ² I on the pixels of the rectangle rows r..r+h−1,
  * columns c..c+w−1 of a (C, H, W) input, all channels, and none elsewhere

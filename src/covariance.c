@@ -12,6 +12,7 @@
  */
 #include "internal.h"
 
+#include <float.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
@@ -134,18 +135,29 @@ nm_status nm_cov_window(nm_ctx *ctx, int64_t C, int64_t H, int64_t W, int64_t r,
 }
 
 /* Full Σ: check symmetry and PSD by a symmetric eigendecomposition
- * Σ = V Λ Vᵀ, then keep L = V Λ₊^{1/2} restricted to positive eigenvalues. */
+ * Σ = V Λ Vᵀ, then keep L = V Λ₊^{1/2} restricted to positive eigenvalues.
+ * Entries rounded to float32 perturb the eigenvalues by up to
+ * n·2^−24·max|C| (a PSD matrix rounded may dip that far below 0), so the
+ * tolerances follow the entries' precision. */
 nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out)
+{
+    return nm_cov_full_dtype(ctx, n, C, NM_F64, out);
+}
+
+nm_status nm_cov_full_dtype(nm_ctx *ctx, int64_t n, const double *C, nm_dtype source, nm_cov **out)
 {
     *out = NULL;
     if (n <= 0 || !C) return nm_fail(ctx, NM_ERR_ARG, "covariance must be a non-empty n x n matrix");
+    if (source != NM_F32 && source != NM_F64) return nm_fail(ctx, NM_ERR_ARG, "unknown dtype %d", (int)source);
+    double eps = source == NM_F32 ? FLT_EPSILON / 2 : DBL_EPSILON / 2;
+    double sym_tol = fmax(NM_SYM_TOL, 4 * eps), psd_tol = fmax(NM_PSD_TOL, (double)n * eps);
     if (!nm_all_finite_f64(C, n * n)) return nm_fail(ctx, NM_ERR_NONFINITE, "covariance holds a non-finite value");
     double scale = 0;
     for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(C[i * n + i]));
     /* the message's eigenvalues and the tolerances below are relative, so scaling leaves them unchanged */
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < i; j++)
-            if (fabs(C[i * n + j] - C[j * n + i]) > NM_SYM_TOL * fmax(scale, 1e-300))
+            if (fabs(C[i * n + j] - C[j * n + i]) > sym_tol * fmax(scale, 1e-300))
                 return nm_fail(ctx, NM_ERR_NOT_PSD, "covariance is not symmetric: C[%lld][%lld] = %g but C[%lld][%lld] = %g",
                                (long long)i, (long long)j, C[i * n + j], (long long)j, (long long)i, C[j * n + i]);
     double *V = nm_alloc(ctx, (size_t)(n * n + n), sizeof(double));
@@ -165,13 +177,15 @@ nm_status nm_cov_full(nm_ctx *ctx, int64_t n, const double *C, nm_cov **out)
         return nm_fail(ctx, NM_ERR_NUMERIC, "eigendecomposition of the covariance failed (LAPACK info %d)", (int)info);
     }
     double wmax = fmax(w[n - 1], 0);
-    if (w[0] < -NM_PSD_TOL * fmax(wmax, 1e-300)) {
+    if (w[0] < -psd_tol * fmax(wmax, 1e-300)) {
         double w0 = ldexp(w[0], e), wm = ldexp(wmax, e);
         nm_free(ctx, V);
-        return nm_fail(ctx, NM_ERR_NOT_PSD, "covariance is not positive semi-definite: smallest eigenvalue %g (largest %g)", w0, wm);
+        return nm_fail(ctx, NM_ERR_NOT_PSD, "covariance is not positive semi-definite: smallest eigenvalue %g, below the %g that rounding "
+                       "%s entries allows (%.3g times the largest, %g)", w0, -psd_tol * wm, source == NM_F32 ? "float32" : "double",
+                       psd_tol, wm);
     }
     int64_t first = 0; /* eigenvalues ascending: keep the positive ones */
-    while (first < n && !(w[first] > NM_PSD_TOL * wmax)) first++;
+    while (first < n && !(w[first] > psd_tol * wmax)) first++;
     int64_t k = n - first > 0 ? n - first : 1;
     nm_status st = cov_new(ctx, NM_COV_FULL, n, k, out);
     if (st != NM_OK) {

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct nm_ctx {
     char message[512];
@@ -106,6 +107,19 @@ nm_status nm_mc_accum_new(nm_ctx *ctx, int64_t d, int want_cov, int64_t max_rows
 void nm_mc_accum_add(nm_mc_accum *a, const float *Y, int64_t rows);
 nm_status nm_mc_accum_result(nm_ctx *ctx, const nm_mc_accum *a, nm_mc_result *out);
 void nm_mc_accum_free(nm_ctx *ctx, nm_mc_accum *a);
+
+/* ---- files written whole or not at all (src/io/atomic.c) ----
+ * nm_afile_open creates "<path>.tmp-<pid>-<n>" (a->f to write into);
+ * nm_afile_commit flushes it to disk and renames it over path (replacing a
+ * symlink there, not its target); nm_afile_abort removes it. Either ends it. */
+typedef struct {
+    FILE *f;
+    const char *path;
+    char tmp[4200];
+} nm_afile;
+nm_status nm_afile_open(nm_ctx *ctx, const char *path, nm_afile *a);
+nm_status nm_afile_commit(nm_ctx *ctx, nm_afile *a);
+void nm_afile_abort(nm_afile *a);
 
 /* ---- ONNX protobuf (src/io/onnx_pb.c) ---- */
 struct Onnx__TensorProto;

@@ -136,6 +136,19 @@ static void draw(cairo_t *cr, int npanels, const nm_plot_panel *panels)
     for (int i = 0; i < npanels; i++) draw_panel(cr, i * PANEL_W, &panels[i]);
 }
 
+static cairo_status_t to_file(void *closure, const unsigned char *data, unsigned int len)
+{
+    return fwrite(data, 1, len, closure) == len ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+}
+
+/* Commits the figure's file, or removes it when cairo failed. */
+static nm_status finish(nm_ctx *ctx, nm_afile *af, cairo_status_t cs)
+{
+    if (cs == CAIRO_STATUS_SUCCESS) return nm_afile_commit(ctx, af);
+    nm_afile_abort(af);
+    return nm_fail(ctx, NM_ERR_IO, "%s: %s", af->path, cairo_status_to_string(cs));
+}
+
 nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels)
 {
     if (!ctx || npanels < 1 || npanels > 4 || !panels) return nm_fail(ctx, NM_ERR_ARG, "1 to 4 panels");
@@ -145,24 +158,26 @@ nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npa
             if (panels[i].series[s].n < 2) return nm_fail(ctx, NM_ERR_ARG, "a series needs at least 2 points");
     }
     double w = PANEL_W * npanels, h = PANEL_H;
-    if (png) {
+    nm_afile af;
+    nm_status st = NM_OK;
+    if (png && (st = nm_afile_open(ctx, png, &af)) == NM_OK) {
         cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)w, (int)h);
         cairo_t *cr = cairo_create(sf);
         draw(cr, npanels, panels);
         cairo_destroy(cr);
-        cairo_status_t cs = cairo_surface_write_to_png(sf, png);
+        cairo_status_t cs = cairo_surface_write_to_png_stream(sf, to_file, af.f);
         cairo_surface_destroy(sf);
-        if (cs != CAIRO_STATUS_SUCCESS) return nm_fail(ctx, NM_ERR_IO, "%s: %s", png, cairo_status_to_string(cs));
+        st = finish(ctx, &af, cs);
     }
-    if (svg) {
-        cairo_surface_t *sf = cairo_svg_surface_create(svg, w, h);
+    if (st == NM_OK && svg && (st = nm_afile_open(ctx, svg, &af)) == NM_OK) {
+        cairo_surface_t *sf = cairo_svg_surface_create_for_stream(to_file, af.f, w, h);
         cairo_t *cr = cairo_create(sf);
         draw(cr, npanels, panels);
         cairo_destroy(cr);
         cairo_surface_finish(sf);
         cairo_status_t cs = cairo_surface_status(sf);
         cairo_surface_destroy(sf);
-        if (cs != CAIRO_STATUS_SUCCESS) return nm_fail(ctx, NM_ERR_IO, "%s: %s", svg, cairo_status_to_string(cs));
+        st = finish(ctx, &af, cs);
     }
-    return NM_OK;
+    return st;
 }

@@ -167,8 +167,10 @@ nm_status nm_npy_write(nm_ctx *ctx, const char *path, const nm_array *a)
     int v1 = 10 + len + 1 <= 65535 + 10;
     size_t prefix = v1 ? 10 : 12, total = prefix + (size_t)len + 1;
     size_t pad = (64 - total % 64) % 64, hlen = (size_t)len + pad + 1;
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return nm_fail(ctx, NM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    nm_afile af;
+    nm_status st = nm_afile_open(ctx, path, &af);
+    if (st != NM_OK) return st;
+    FILE *fp = af.f;
     unsigned char pre[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', (unsigned char)(v1 ? 1 : 2), 0};
     pre[8] = (unsigned char)hlen;
     pre[9] = (unsigned char)(hlen >> 8);
@@ -179,7 +181,10 @@ nm_status nm_npy_write(nm_ctx *ctx, const char *path, const nm_array *a)
     ok = ok && fputc('\n', fp) != EOF;
     size_t esize = a->dtype == NM_F64 ? 8 : 4, numel = (size_t)nm_array_numel(a);
     ok = ok && fwrite(a->data, esize, numel, fp) == numel;
-    if (fclose(fp) != 0) ok = 0;
-    if (!ok) return nm_fail(ctx, NM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    return NM_OK;
+    if (!ok) {
+        int err = errno;
+        nm_afile_abort(&af);
+        return nm_fail(ctx, NM_ERR_IO, "%s: write failed: %s", path, strerror(err));
+    }
+    return nm_afile_commit(ctx, &af);
 }

@@ -313,13 +313,10 @@ nm_status nm_net_write_onnx(nm_ctx *ctx, const nm_net *net, const char *path)
         else protobuf_c_message_pack(&m.base, buf);
     }
     arena_free(&ar);
-    if (st == NM_OK) {
-        FILE *fp = fopen(path, "wb");
-        if (!fp) st = nm_fail(ctx, NM_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        else {
-            size_t put = fwrite(buf, 1, len, fp);
-            if (fclose(fp) != 0 || put != len) st = nm_fail(ctx, NM_ERR_IO, "%s: write failed", path);
-        }
+    nm_afile af;
+    if (st == NM_OK && (st = nm_afile_open(ctx, path, &af)) == NM_OK) {
+        if (fwrite(buf, 1, len, af.f) == len) st = nm_afile_commit(ctx, &af);
+        else nm_afile_abort(&af), st = nm_fail(ctx, NM_ERR_IO, "%s: write failed", path);
     }
     nm_free(ctx, buf);
     return st;
