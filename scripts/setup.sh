@@ -18,8 +18,8 @@ packages=(
   libcairo2-dev zlib1g-dev libcjson-dev
   # data
   dataset-fashion-mnist
-  # tests: localedef and the de_DE source, for a decimal-comma locale (test_api)
-  locales
+  # tests: localedef and the de_DE source, for a decimal-comma locale (test_api); GNU time for RSS (cli_reliability)
+  locales time
 )
 
 missing=()
