@@ -202,14 +202,13 @@ typedef struct {
 
 static nm_status ara_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Yout, int64_t *dout)
 {
-    (void)ctx;
     ara_batch *b = user;
     int64_t p = b->p, d = b->d, k = b->k;
     /* Fixed chunks of rows, one per thread at a time, each through
      * single-threaded BLAS: the work split does not depend on the thread
      * count, so neither do the results. */
-    int64_t chunk = ara_chunk_rows(p, k), nchunks = (rows + chunk - 1) / chunk;
-    #pragma omp parallel for schedule(static)
+    int64_t chunk = ara_chunk_rows(p, k), nchunks = (rows + chunk - 1) / chunk, bad = 0;
+    #pragma omp parallel for schedule(static) reduction(+ : bad)
     for (int64_t ch = 0; ch < nchunks; ch++) {
         int64_t r0 = ch * chunk, nr = rows - r0 < chunk ? rows - r0 : chunk;
         float *e = b->E + r0 * k, *z = b->Z + r0 * p, *y = b->Y + r0 * d;
@@ -217,10 +216,17 @@ static nm_status ara_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, 
         /* z = ε (A L)ᵀ + m ; relu ; y = relu(z) Bᵀ + c2 */
         for (int64_t r = 0; r < nr; r++) memcpy(z + r * p, b->m, (size_t)p * sizeof(float));
         nm_gemm_f32(NM_NOTRANS, NM_TRANS, nr, p, k, 1.0f, e, k, b->AL, k, 1.0f, z, p);
-        for (int64_t i = 0; i < nr * p; i++) z[i] = z[i] > 0 ? z[i] : 0;
+        for (int64_t i = 0; i < nr * p; i++) {
+            bad += !isfinite(z[i]); /* the ReLU would hide a NaN */
+            z[i] = z[i] > 0 ? z[i] : 0;
+        }
         for (int64_t r = 0; r < nr; r++) memcpy(y + r * d, b->c2, (size_t)d * sizeof(float));
         nm_gemm_f32(NM_NOTRANS, NM_TRANS, nr, d, p, 1.0f, z, p, b->B, p, 1.0f, y, d);
+        for (int64_t i = 0; i < nr * d; i++) bad += !isfinite(y[i]);
     }
+    if (bad)
+        return nm_fail(ctx, NM_ERR_NONFINITE, "the Monte Carlo's float32 passes overflow (%lld values among draws %lld..%lld): the noise "
+                       "or the network's values are too large for float32", (long long)bad, (long long)first, (long long)(first + rows - 1));
     *Yout = b->Y;
     *dout = d;
     return NM_OK;
@@ -245,12 +251,14 @@ nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
     if (st == NM_OK) {
         float *AL = buf, *m32 = AL + p * k, *B32 = m32 + p, *c232 = B32 + d * p, *E = c232 + d;
         for (int64_t i = 0; i < p * k; i++) AL[i] = (float)AL64[i];
+        for (int64_t i = 0; st == NM_OK && i < p * k; i++)
+            if (!isfinite(AL[i])) st = nm_fail(ctx, NM_ERR_NONFINITE, "A L (the noise at the split) is beyond float32's range");
         for (int64_t i = 0; i < p; i++) m32[i] = (float)a.m[i];
         for (int64_t i = 0; i < d * p; i++) B32[i] = (float)a.B[i];
         for (int64_t i = 0; i < d; i++) c232[i] = (float)a.c2[i];
         ara_batch b = {rng, p, d, k, AL, m32, B32, c232, E, E + nb * k, E + nb * k + nb * p};
         nm_blas_serial_begin();
-        st = mc_drive(ctx, n_samples, ara_eval, &b, want_cov, NULL, NULL, out);
+        if (st == NM_OK) st = mc_drive(ctx, n_samples, ara_eval, &b, want_cov, NULL, NULL, out);
         nm_blas_serial_end();
     }
     nm_free(ctx, AL64);

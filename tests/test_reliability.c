@@ -74,6 +74,10 @@ static void overflowing_moments(void)
     expect("single precision with sigma^2 1e46", nm_ara_moments(ctx, &net, &arr[4], iso, &single, &r), NM_ERR_NONFINITE);
     check_true("... saying to use double", strstr(nm_ctx_message(ctx), "double") != NULL);
     expect("double precision with sigma^2 1e46", nm_ara_moments(ctx, &net, &arr[4], iso, NULL, &r), NM_OK);
+    nm_mc_result mc;
+    nm_rng rng = {5};
+    expect("the ARA Monte Carlo with sigma^2 1e46 (float32 overflows)", nm_ara_montecarlo(ctx, &net, &arr[4], iso, 1000, &rng, 0, &mc),
+           NM_ERR_NONFINITE);
     nm_moments_free(ctx, &r);
     nm_cov_free(ctx, iso);
 }
