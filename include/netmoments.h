@@ -366,6 +366,12 @@ NM_API int nm_net_node_count(const nm_net *net);
 /* 1 when every node keeps samples apart along the first axis, so any batch
  * size may be used; 0 when the net runs only at its loaded batch size. */
 NM_API int nm_net_batchable(const nm_net *net);
+/* 1 when every node up to the logits is piecewise linear (ReLU-like
+ * activations, pools, linear ops), so that its linearization is exact
+ * inside a linear region; 0 when a smooth op (Sigmoid, Tanh, LRN, ...) or a
+ * product of two varying values is there, and the moments are then an
+ * approximation inside the bottom part too. */
+NM_API int nm_net_piecewise_linear(const nm_net *net);
 NM_API int64_t nm_net_param_count(const nm_net *net);
 
 typedef struct {

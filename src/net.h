@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#define NM_NODE_MAX_IN 5
+#define NM_NODE_MAX_IN 64 /* Concat in DenseNet takes dozens */
 
 typedef struct {
     int ndim;
@@ -60,6 +60,16 @@ typedef struct {
     int64_t allowzero;            /* Reshape */
     int64_t prelu_channel;        /* PRelu before opset 7: a 1-D slope runs along axis 1 */
     int64_t legacy_axis;          /* Add before opset 7: broadcast aligned at this axis, or −1 */
+    int64_t spatial;              /* Conv and pools: 2 for images (N, C, H, W), 1 for (N, C, L), seen as (N, C, 1, L) */
+    int64_t axes[NM_MAX_DIMS], naxes; /* Squeeze, Unsqueeze, Reduce*, Slice, Transpose's perm */
+    int64_t keepdims;             /* Reduce* */
+    int64_t starts[NM_MAX_DIMS], steps[NM_MAX_DIMS]; /* Slice, resolved per axis of the input */
+    int64_t ends[NM_MAX_DIMS], slice_naxes; /* Slice before opset 10 (attributes; axes given when slice_naxes > 0) */
+    int64_t mode;                 /* Pad: constant, reflect, edge; Gelu: none, tanh */
+    int64_t to;                   /* Cast: the ONNX element type */
+    double value;                 /* ConstantOfShape's fill; Clip's bounds come in lo, hi */
+    float lo, hi;                 /* Clip */
+    int64_t value_is_int;
 } nm_attrs;
 
 /* How one ONNX attribute of an op maps onto nm_attrs: the importer and the
@@ -73,6 +83,9 @@ typedef enum {
     NM_ATTR_CHECK,    /* checked, not stored: an integer whose truth must be that of .def, or the string .str */
     NM_ATTR_IGNORE,   /* accepted and ignored (training-only settings, legacy hints) */
     NM_ATTR_INPUT,    /* legacy: the integers become constant input number .count when the node lacks it */
+    NM_ATTR_LIST,     /* at most .count integers into int64_t[.count], how many into the int64_t at .count_offset */
+    NM_ATTR_ENUM,     /* a string, one of .names (NULL-terminated), stored as its index */
+    NM_ATTR_SCALAR,   /* a one-element tensor (ConstantOfShape's value) into the double at .offset, is_int beside it */
 } nm_attr_kind;
 
 typedef struct {
@@ -84,17 +97,21 @@ typedef struct {
     const char *str;     /* CHECK: the accepted string */
     const char *why;     /* CHECK: why another value is refused; INTS: appended to a count mismatch */
     int write;           /* written by the exporter (opset 13), in list order */
+    size_t count_offset; /* LIST: where the count goes */
+    const char *const *names; /* ENUM */
+    int window;          /* INTS of a window (kernel, strides, dilations, pads): 1-D ops read and write one axis */
 } nm_attr_def;
 
 #define NM_ATTR_FIELD(f) offsetof(nm_attrs, f)
 /* The attributes Conv, MaxPool and AveragePool share, in the order they are written. */
-#define NM_WINDOW_ONLY_2D ": only 2-D windows are supported"
+#define NM_WINDOW_ONLY_2D ": 1-D and 2-D windows are supported"
 #define NM_WINDOW_ATTRS                                                                                                  \
     {.name = "kernel_shape", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(kernel), .count = 2, .why = NM_WINDOW_ONLY_2D, \
-     .write = 1},                                                                                                        \
+     .write = 1, .window = 1},                                                                                           \
     {.name = "strides", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(stride), .count = 2, .def = 1,                      \
-     .why = NM_WINDOW_ONLY_2D, .write = 1},                                                                              \
-    {.name = "pads", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(pad), .count = 4, .why = NM_WINDOW_ONLY_2D, .write = 1}, \
+     .why = NM_WINDOW_ONLY_2D, .write = 1, .window = 1},                                                                 \
+    {.name = "pads", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(pad), .count = 4, .why = NM_WINDOW_ONLY_2D, .write = 1, \
+     .window = 1},                                                                                                       \
     {.name = "auto_pad", .kind = NM_ATTR_AUTO_PAD, .offset = NM_ATTR_FIELD(auto_pad)}
 
 /* A constant input the exporter adds to a node (opset 13 wants as inputs
@@ -111,6 +128,7 @@ typedef struct {
     char *name;
     nm_shape shape;   /* at the batch size the net was loaded with */
     int varying, batched;
+    int is_int;       /* an integer constant (idata), e.g. a shape; varying values are always float */
     int producer;     /* index of the node that writes it; -1 for the input and constants */
     float *cdata;     /* constant float data (owned), or NULL */
     int64_t *idata;   /* constant integer data (owned), or NULL */
@@ -166,7 +184,14 @@ typedef struct {
     float *dy;
     nm_shape dys;
     float *gp[NM_NODE_MAX_IN];
+    int64_t *iy; /* folding an integer constant: its data (y is NULL then) */
 } nm_pass;
+
+/* Data inputs and outputs of the ops that move data of either type (net.h
+ * int_data): float32 elements, or int64 when an integer constant is folded. */
+static inline size_t nm_pass_esize(const nm_pass *p) { return p->iy ? sizeof(int64_t) : sizeof(float); }
+static inline const void *nm_pass_in(const nm_pass *p, int i) { return p->iy ? (const void *)p->ix[i] : (const void *)p->x[i]; }
+static inline void *nm_pass_out(const nm_pass *p) { return p->iy ? (void *)p->iy : (void *)p->y; }
 
 /* Scratch memory owned by the net, valid until the next call; NULL (and a
  * message on p->ctx) when it cannot be grown. */
@@ -191,6 +216,12 @@ typedef struct {
     const char *(*export_refusal)(const struct nm_net *net, const nm_node *nd);
     int export_inputs; /* how many of the node's own inputs are written (0: all) */
     int hides_nonfinite; /* its output can be finite where its input is not (Relu: NaN → 0): the forward pass checks its input */
+    int int_data;        /* moves data of either type: its data inputs may be integer constants (a shape), folded into one */
+    int shape_only;      /* reads only its input's shape (Shape): its output is a constant even for a varying input */
+    int smooth;          /* a smooth nonlinearity (Sigmoid, ...): the net is then not piecewise linear, and its
+                            linearization freezes a curvature, not only masks */
+    /* optional: whether this node is not piecewise linear (Mul of two varying values) */
+    int (*nonlinear_node)(const struct nm_net *net, const nm_node *nd);
     /* optional: constant inputs the exporter appends; returns how many (≤ 2) */
     int (*export_extra)(const struct nm_net *net, const nm_node *nd, nm_export_input extra[2]);
     nm_status (*infer)(nm_ctx *ctx, struct nm_net *net, nm_node *nd);
@@ -274,6 +305,21 @@ nm_status nm_net_from_model(nm_ctx *ctx, const struct Onnx__ModelProto *m, int n
  * output size (OH, OW) for an input of H×W, with ceil_mode where set. */
 nm_status nm_window_resolve(nm_ctx *ctx, const nm_node *nd, nm_attrs *a, int64_t H, int64_t W,
                             int64_t *OH, int64_t *OW);
+/* A (N, C, L) shape seen as (N, C, 1, L), the layout of 1-D windows; other shapes unchanged. */
+static inline nm_shape nm_as_image(const nm_shape *s)
+{
+    if (s->ndim != 3) return *s;
+    return (nm_shape){4, {s->d[0], s->d[1], 1, s->d[2]}};
+}
+
+/* Axis a (negative counts from the end) of a rank-r tensor into *out; 0 when out of range. */
+int nm_axis(int64_t a, int r, int64_t *out);
+/* Stub pass for ops that are always folded at load (Shape, Range, ...): never called on varying values. */
+nm_status nm_pass_folded_only(const nm_node *nd, nm_pass *p);
+/* The data-movement ops' gather for elements of esize bytes (float32 or int64): element i of y, in the
+ * row-major order of shape o, is src[off(i)], off from the strides st (nm_strided's copy for any type). */
+void nm_strided_any(const nm_shape *o, const int64_t *st, void *y, const void *src, size_t esize);
+
 /* The output value of nd, and input i's value (NULL when absent). */
 #define NM_OUT(net, nd) (&(net)->v[(nd)->out])
 #define NM_IN(net, nd, i) ((nd)->in[i] >= 0 ? &(net)->v[(nd)->in[i]] : NULL)

@@ -31,7 +31,7 @@ static void tables(void)
         for (const nm_attr_def *a = d->attrs; a && a->name; a++) {
             snprintf(what, sizeof what, "%s.%s: written attributes are stored ones", d->name, a->name);
             check_true(what, !a->write || a->kind == NM_ATTR_INT || a->kind == NM_ATTR_BOOL || a->kind == NM_ATTR_FLOAT ||
-                                 (a->kind == NM_ATTR_INTS && a->count > 0));
+                                 a->kind == NM_ATTR_LIST || (a->kind == NM_ATTR_ENUM && a->names) || (a->kind == NM_ATTR_INTS && a->count > 0));
         }
     }
     int n = 0;

@@ -153,8 +153,8 @@ static void file_cases(void)
         if (!cv && strcmp(g->node[k]->op_type, "Conv") == 0) cv = g->node[k];
     }
     char *op = relu->op_type;
-    relu->op_type = "Tanh";
-    expect_model("unsupported op", m, NM_ERR_UNSUPPORTED, "op Tanh");
+    relu->op_type = "LSTM";
+    expect_model("unsupported op", m, NM_ERR_UNSUPPORTED, "op LSTM");
     relu->op_type = op;
     Onnx__AttributeProto foo = ONNX__ATTRIBUTE_PROTO__INIT, **attrs = cv->attribute, *more[16];
     foo.name = "foo";

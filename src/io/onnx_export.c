@@ -94,6 +94,17 @@ static Onnx__AttributeProto *attr_int(arena *ar, const char *name, int64_t v)
     return a;
 }
 
+static Onnx__AttributeProto *attr_string(arena *ar, const char *name, const char *v)
+{
+    Onnx__AttributeProto *a = attr_new(ar, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+    char *d = astr(ar, v);
+    if (!a || !d) return NULL;
+    a->has_s = 1;
+    a->s.len = strlen(d);
+    a->s.data = (uint8_t *)d;
+    return a;
+}
+
 static Onnx__AttributeProto *attr_float(arena *ar, const char *name, float v)
 {
     Onnx__AttributeProto *a = attr_new(ar, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
@@ -113,9 +124,14 @@ static int node_attrs(arena *ar, const nm_node *nd, Onnx__AttributeProto **at)
     for (const nm_attr_def *d = nm_op_table[nd->op]->attrs; d && d->name; d++) {
         if (!d->write) continue;
         const char *f = (const char *)&nd->a + d->offset;
+        const int64_t *v = (const int64_t *)f;
         if (d->kind == NM_ATTR_FLOAT) at[n++] = attr_float(ar, d->name, *(const float *)f);
-        else if (d->kind == NM_ATTR_INTS) at[n++] = attr_ints(ar, d->name, (size_t)d->count, (const int64_t *)f);
-        else at[n++] = attr_int(ar, d->name, *(const int64_t *)f);
+        else if (d->kind == NM_ATTR_INTS && d->window && nd->a.spatial == 1) /* a 1-D window: its second axis */
+            at[n++] = attr_ints(ar, d->name, (size_t)d->count / 2, d->count == 4 ? (const int64_t[]){v[1], v[3]} : &v[1]);
+        else if (d->kind == NM_ATTR_INTS) at[n++] = attr_ints(ar, d->name, (size_t)d->count, v);
+        else if (d->kind == NM_ATTR_LIST) at[n++] = attr_ints(ar, d->name, (size_t)*(const int64_t *)((const char *)&nd->a + d->count_offset), v);
+        else if (d->kind == NM_ATTR_ENUM) at[n++] = attr_string(ar, d->name, d->names[*v]);
+        else at[n++] = attr_int(ar, d->name, *v);
     }
     for (int i = 0; i < n; i++)
         if (!at[i]) return 0;

@@ -149,6 +149,31 @@ static int is_string(const attr_t *at, const char *s)
     return at->has_s && at->s.len == strlen(s) && memcmp(at->s.data, s, at->s.len) == 0;
 }
 
+/* A one-element tensor attribute (ConstantOfShape's value) as a double, and whether it is an integer. */
+static nm_status scalar_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, double *v, int64_t *is_int)
+{
+    const Onnx__TensorProto *t = at->t;
+    if (!t) return bad_attr(ctx, n, at, "is not a tensor");
+    int64_t numel = 1;
+    for (size_t i = 0; i < t->n_dims; i++) numel *= t->dims[i] >= 0 && t->dims[i] <= 1 ? t->dims[i] : 2;
+    if (numel != 1) return bad_attr(ctx, n, at, "must hold one value");
+    *is_int = !(t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE);
+    if (!*is_int) {
+        nm_array arr;
+        nm_status st = nm_onnx_tensor_to_array(ctx, t, n->name, &arr);
+        if (st != NM_OK) return st;
+        *v = arr.dtype == NM_F64 ? ((double *)arr.data)[0] : ((float *)arr.data)[0];
+        nm_array_free(ctx, &arr);
+        return isfinite(*v) ? NM_OK : bad_attr(ctx, n, at, "is not finite");
+    }
+    int64_t *iv = NULL;
+    nm_status st = int_tensor(ctx, t, n->name, 1, &iv);
+    if (st != NM_OK) return st;
+    *v = (double)iv[0];
+    nm_free(ctx, iv);
+    return NM_OK;
+}
+
 /* One attribute read by its entry d of the op's attribute list. */
 static nm_status read_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, const nm_attr_def *d, nm_attrs *a)
 {
@@ -160,6 +185,12 @@ static nm_status read_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *
     case NM_ATTR_FLOAT: *(float *)f = at->f; return NM_OK;
     case NM_ATTR_INTS: {
         size_t max = (size_t)(d->count < 0 ? -d->count : d->count);
+        if (d->window && d->count > 0 && at->n_ints == max / 2) { /* a 1-D window: its one axis is stored as the second */
+            int64_t *v = (int64_t *)f;
+            if (max == 4) v[0] = 0, v[1] = at->ints[0], v[2] = 0, v[3] = at->ints[1];
+            else v[0] = 1, v[1] = at->ints[0];
+            return NM_OK;
+        }
         if (d->count < 0 ? at->n_ints > max : at->n_ints != max) {
             char why[128];
             if (d->count < 0) snprintf(why, sizeof why, "has too many values");
@@ -169,6 +200,20 @@ static nm_status read_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *
         memcpy(f, at->ints, at->n_ints * sizeof(int64_t));
         return NM_OK;
     }
+    case NM_ATTR_LIST:
+        if (at->n_ints > (size_t)d->count) return bad_attr(ctx, n, at, "has too many values");
+        memcpy(f, at->ints, at->n_ints * sizeof(int64_t));
+        *(int64_t *)((char *)a + d->count_offset) = (int64_t)at->n_ints;
+        return NM_OK;
+    case NM_ATTR_ENUM:
+        for (int k = 0; d->names[k]; k++)
+            if (is_string(at, d->names[k])) {
+                *(int64_t *)f = k;
+                return NM_OK;
+            }
+        return bad_attr(ctx, n, at, "has a value that is not supported");
+    case NM_ATTR_SCALAR:
+        return scalar_attr(ctx, n, at, (double *)f, &a->value_is_int);
     case NM_ATTR_AUTO_PAD:
         for (int k = 0; k < 4; k++)
             if (is_string(at, auto_pads[k])) {

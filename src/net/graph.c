@@ -142,6 +142,7 @@ int nm_net_add_const(nm_ctx *ctx, nm_net *net, const char *name, const nm_shape 
     }
     net->v[v].cdata = data;
     net->v[v].idata = idata;
+    net->v[v].is_int = idata != NULL;
     return v;
 }
 
@@ -155,13 +156,13 @@ int nm_net_add_node(nm_ctx *ctx, nm_net *net, nm_op op, const char *name, const 
     int varying = 0;
     for (int i = 0; i < nin; i++) {
         if (in[i] >= net->nv) return nm_fail(ctx, NM_ERR_ARG, "node '%s': input value %d does not exist", name, in[i]);
-        /* integer tensors are read only where the op says (shapes, pads, modes); every other constant must be float */
-        if (in[i] >= 0 && !net->v[in[i]].varying && !net->v[in[i]].cdata && !def->int_input[i])
+        /* integer tensors are read only where the op says (shapes, pads, modes, or data it moves); every other constant must be float */
+        if (in[i] >= 0 && net->v[in[i]].is_int && !def->int_input[i] && !def->int_data)
             return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): input %d ('%s') is an integer tensor where a float one is needed",
                            name, def->name, i, net->v[in[i]].name);
         if (in[i] < 0 && i < def->min_inputs)
             return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): required input %d is missing", name, def->name, i);
-        if (in[i] >= 0) varying |= net->v[in[i]].varying;
+        if (in[i] >= 0 && !def->shape_only) varying |= net->v[in[i]].varying;
     }
     int out = add_value(ctx, net, out_name, NULL);
     if (out < 0) return out;
@@ -186,14 +187,11 @@ int nm_net_add_node(nm_ctx *ctx, nm_net *net, nm_op op, const char *name, const 
         o->producer = net->nn - 1;
         return out;
     }
-    /* Constant folding: every input is a constant, so evaluate now. */
+    /* Constant folding: every input is a constant (or only its shape is read), so evaluate now. */
     o->batched = 0;
-    for (int i = 0; i < nin; i++)
-        if (in[i] >= 0 && i == 0 && !net->v[in[i]].cdata)
-            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): integer tensors are supported only as shapes and pads",
-                           name, def->name);
-    o->cdata = nm_alloc(ctx, (size_t)nm_shape_numel(&o->shape), sizeof(float));
-    if (!o->cdata) return NM_ERR_NOMEM;
+    size_t numel = (size_t)nm_shape_numel(&o->shape);
+    if (o->is_int ? !(o->idata = nm_alloc(ctx, numel ? numel : 1, sizeof(int64_t))) : !(o->cdata = nm_alloc(ctx, numel ? numel : 1, sizeof(float))))
+        return NM_ERR_NOMEM;
     nm_pass p = {.ctx = ctx, .net = net};
     for (int i = 0; i < nin; i++) {
         if (in[i] < 0) continue;
@@ -202,6 +200,7 @@ int nm_net_add_node(nm_ctx *ctx, nm_net *net, nm_op op, const char *name, const 
         p.ix[i] = net->v[in[i]].idata;
     }
     p.y = o->cdata;
+    p.iy = o->idata;
     p.ys = o->shape;
     st = def->forward(nd, &p);
     if (st != NM_OK) return st;
@@ -282,6 +281,15 @@ int64_t nm_net_param_count(const nm_net *net)
     return n;
 }
 
+int nm_net_piecewise_linear(const nm_net *net)
+{
+    for (int k = 0; k <= nm_net_logits_node(net); k++) {
+        const nm_op_def *def = nm_op_table[net->node[k].op];
+        if (def->smooth || (def->nonlinear_node && def->nonlinear_node(net, &net->node[k]))) return 0;
+    }
+    return 1;
+}
+
 int nm_net_relu_count(const nm_net *net)
 {
     int n = 0;
@@ -353,6 +361,7 @@ static nm_status copy_value(nm_ctx *ctx, const nm_value *s, nm_value *d)
     d->shape = s->shape;
     d->varying = s->varying;
     d->batched = s->batched;
+    d->is_int = s->is_int;
     d->producer = s->producer;
     int64_t n = nm_shape_numel(&s->shape);
     if (!(d->name = dup_str(ctx, s->name))) return NM_ERR_NOMEM;

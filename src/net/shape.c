@@ -7,6 +7,7 @@
 #include "../net.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int64_t nm_shape_numel(const nm_shape *s)
 {
@@ -147,3 +148,38 @@ nm_status nm_window_resolve(nm_ctx *ctx, const nm_node *nd, nm_attrs *a, int64_t
     return st;
 }
 
+
+int nm_axis(int64_t a, int r, int64_t *out)
+{
+    if (a < -r || a >= r) return 0;
+    *out = a < 0 ? a + r : a;
+    return 1;
+}
+
+nm_status nm_pass_folded_only(const nm_node *nd, nm_pass *p)
+{
+    return nm_fail(p->ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s) runs only on constants, folded at load", nd->name, nm_op_name(nd->op));
+}
+
+void nm_strided_any(const nm_shape *o, const int64_t *st, void *y, const void *src, size_t esize)
+{
+    int r = o->ndim;
+    int64_t n = nm_shape_numel(o);
+    if (n == 0) return;
+    int64_t inner = r ? o->d[r - 1] : 1, sin = r ? st[r - 1] : 0;
+    int64_t idx[NM_MAX_DIMS] = {0}, off = 0;
+    char *yb = y;
+    const char *sb = src;
+    for (int64_t base = 0; base < n; base += inner) {
+        if (sin == 1) memcpy(yb + (size_t)base * esize, sb + (size_t)off * esize, (size_t)inner * esize);
+        else
+            for (int64_t j = 0; j < inner; j++) memcpy(yb + (size_t)(base + j) * esize, sb + (size_t)(off + j * sin) * esize, esize);
+        for (int k = r - 2; k >= 0; k--) {
+            idx[k]++;
+            off += st[k];
+            if (idx[k] < o->d[k]) break;
+            off -= st[k] * o->d[k];
+            idx[k] = 0;
+        }
+    }
+}

@@ -20,8 +20,10 @@ typedef struct {
     int direct;  /* 1×1, stride 1, no padding: x itself is the column buffer */
 } conv_dims;
 
-static conv_dims dims_of(const nm_attrs *a, const nm_shape *xs, const nm_shape *ws, const nm_shape *ys)
+static conv_dims dims_of(const nm_attrs *a, const nm_shape *xs4, const nm_shape *ws4, const nm_shape *ys4)
 {
+    nm_shape x = nm_as_image(xs4), w = nm_as_image(ws4), y = nm_as_image(ys4); /* 1-D: (N, C, 1, L) */
+    const nm_shape *xs = &x, *ws = &w, *ys = &y;
     conv_dims d;
     d.C = xs->d[1]; d.H = xs->d[2]; d.W = xs->d[3];
     d.M = ws->d[0]; d.KH = ws->d[2]; d.KW = ws->d[3];
@@ -136,24 +138,26 @@ static nm_status conv_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     nm_attrs *a = &nd->a;
     if (Wt->varying || (B && B->varying))
         return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Conv): weights and bias must be constants", nd->name);
-    if (X->shape.ndim != 4 || Wt->shape.ndim != 4)
-        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Conv): only 2-D convolution is supported (input of rank %d, weight of rank %d)",
+    if ((X->shape.ndim != 4 && X->shape.ndim != 3) || Wt->shape.ndim != X->shape.ndim)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Conv): only 1-D and 2-D convolutions are supported (input of rank %d, weight of rank %d)",
                        nd->name, X->shape.ndim, Wt->shape.ndim);
+    a->spatial = X->shape.ndim - 2;
+    nm_shape x4 = nm_as_image(&X->shape), w4 = nm_as_image(&Wt->shape);
     int64_t C = X->shape.d[1], M = Wt->shape.d[0];
     if (a->group < 1 || C % a->group || M % a->group || Wt->shape.d[1] * a->group != C)
         return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Conv): %lld input channels, weight (%lld, %lld, ...) and group %lld do not agree",
                        nd->name, (long long)C, (long long)M, (long long)Wt->shape.d[1], (long long)a->group);
-    if ((a->kernel[0] && a->kernel[0] != Wt->shape.d[2]) || (a->kernel[1] && a->kernel[1] != Wt->shape.d[3]))
+    if ((a->kernel[0] && a->kernel[0] != w4.d[2]) || (a->kernel[1] && a->kernel[1] != w4.d[3]))
         return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Conv): kernel_shape disagrees with the weight", nd->name);
-    a->kernel[0] = Wt->shape.d[2];
-    a->kernel[1] = Wt->shape.d[3];
+    a->kernel[0] = w4.d[2];
+    a->kernel[1] = w4.d[3];
     if (B && (B->shape.ndim != 1 || B->shape.d[0] != M))
         return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (Conv): bias must have %lld entries", nd->name, (long long)M);
     int64_t OH, OW;
-    nm_status st = nm_window_resolve(ctx, nd, a, X->shape.d[2], X->shape.d[3], &OH, &OW);
+    nm_status st = nm_window_resolve(ctx, nd, a, x4.d[2], x4.d[3], &OH, &OW);
     if (st != NM_OK) return st;
     nm_value *Y = NM_OUT(net, nd);
-    Y->shape = (nm_shape){4, {X->shape.d[0], M, OH, OW}};
+    Y->shape = a->spatial == 1 ? (nm_shape){3, {X->shape.d[0], M, OW}} : (nm_shape){4, {X->shape.d[0], M, OH, OW}};
     Y->batched = X->batched;
     return NM_OK;
 }
@@ -336,7 +340,7 @@ static nm_status conv_vjp(const nm_node *nd, nm_pass *p)
 static const nm_attr_def conv_attrs[] = {
     NM_WINDOW_ATTRS,
     {.name = "dilations", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(dil), .count = 2, .def = 1, .why = NM_WINDOW_ONLY_2D,
-     .write = 1},
+     .write = 1, .window = 1},
     {.name = "group", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(group), .def = 1, .write = 1},
     {0}};
 

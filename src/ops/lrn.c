@@ -113,6 +113,6 @@ static const nm_attr_def lrn_attrs[] = {
     {0}};
 
 const nm_op_def nm_op_lrn = {
-    .name = "LRN", .min_inputs = 1, .max_inputs = 1, .attrs = lrn_attrs,
+    .name = "LRN", .min_inputs = 1, .max_inputs = 1, .attrs = lrn_attrs, .smooth = 1,
     .infer = lrn_infer, .forward = lrn_forward, .jvp = lrn_jvp, .vjp = lrn_vjp,
 };

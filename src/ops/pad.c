@@ -1,8 +1,10 @@
 /*
- * pad.c — Pad, constant mode: pads (begin and end per axis; negative values
- * crop) from the attribute (opset < 11) or a constant input, and the fill
- * value from the attribute or a constant input. The fill is a constant, so
- * jvp pads the tangent with zeros and vjp gathers the interior back.
+ * pad.c — Pad, constant, reflect and edge modes: pads (begin and end per
+ * axis; negative values crop) from the attribute (opset < 11) or a constant
+ * input, and the fill value from the attribute or a constant input. Each
+ * output element is an input element or the constant fill, so jvp pads the
+ * tangent the same way (with zeros for the fill) and vjp adds each output's
+ * cotangent to the input element it came from.
  *
  * Shapes: x (d_0, ..., d_r−1); y (d_i + begin_i + end_i).
  */
@@ -37,17 +39,28 @@ static nm_status pad_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     return NM_OK;
 }
 
-/* For each y element: its x offset, or −1 in the padding. */
+enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE };
+
+/* For each y element: its x offset, or −1 in a constant padding; reflect mirrors about the edge
+ * (x_1, x_0 | x_0 ... — ONNX's, without repeating the edge), edge repeats it. */
 static int64_t source(const nm_attrs *a, const nm_shape *xs, const nm_shape *ys, int64_t o)
 {
     int r = ys->ndim;
     int64_t off = 0, stride = 1;
     for (int k = r - 1; k >= 0; k--) {
-        int64_t i = o % ys->d[k] - a->pads[k];
+        int64_t i = o % ys->d[k] - a->pads[k], d = xs->d[k];
         o /= ys->d[k];
-        if (i < 0 || i >= xs->d[k]) return -1;
+        if (i < 0 || i >= d) {
+            if (a->mode == PAD_CONSTANT || d == 0) return -1;
+            if (a->mode == PAD_EDGE || d == 1) i = i < 0 ? 0 : d - 1;
+            else { /* reflect, with period 2(d − 1) for pads wider than the axis */
+                int64_t per = 2 * (d - 1);
+                i = ((i % per) + per) % per;
+                if (i >= d) i = per - i;
+            }
+        }
         off += i * stride;
-        stride *= xs->d[k];
+        stride *= d;
     }
     return off;
 }
@@ -87,8 +100,9 @@ static nm_status pad_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+static const char *const pad_modes[] = {"constant", "reflect", "edge", NULL};
 static const nm_attr_def pad_attrs[] = {
-    {.name = "mode", .kind = NM_ATTR_CHECK, .str = "constant", .why = "supports only \"constant\""},
+    {.name = "mode", .kind = NM_ATTR_ENUM, .offset = NM_ATTR_FIELD(mode), .names = pad_modes, .write = 1},
     {.name = "pads", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(pads), .count = -2 * NM_MAX_DIMS},
     {.name = "paddings", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(pads), .count = -2 * NM_MAX_DIMS}, /* opset < 2 */
     {.name = "value", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(pad_value)},

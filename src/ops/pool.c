@@ -16,9 +16,10 @@ typedef struct {
     int64_t NC, H, W, OH, OW;
 } pool_dims;
 
-static pool_dims pdims(const nm_shape *xs, const nm_shape *ys)
+static pool_dims pdims(const nm_shape *xs4, const nm_shape *ys4)
 {
-    return (pool_dims){xs->d[0] * xs->d[1], xs->d[2], xs->d[3], ys->d[2], ys->d[3]};
+    nm_shape xs = nm_as_image(xs4), ys = nm_as_image(ys4); /* 1-D: (N, C, 1, L) */
+    return (pool_dims){xs.d[0] * xs.d[1], xs.d[2], xs.d[3], ys.d[2], ys.d[3]};
 }
 
 /* The kernel offsets [*lo, *hi) along one axis whose positions
@@ -66,16 +67,18 @@ static int windows_inside(const nm_attrs *a, const pool_dims *d)
 static nm_status pool_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
 {
     const nm_value *X = NM_IN(net, nd, 0);
-    if (X->shape.ndim != 4)
-        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): only 2-D pooling is supported (input of rank %d)",
+    if (X->shape.ndim != 4 && X->shape.ndim != 3)
+        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): only 1-D and 2-D pooling is supported (input of rank %d)",
                        nd->name, nm_op_name(nd->op), X->shape.ndim);
     if (nd->a.kernel[0] < 1 || nd->a.kernel[1] < 1)
-        return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): kernel_shape must give two positive sizes", nd->name, nm_op_name(nd->op));
+        return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): kernel_shape must give positive sizes", nd->name, nm_op_name(nd->op));
+    nd->a.spatial = X->shape.ndim - 2;
+    nm_shape x4 = nm_as_image(&X->shape);
     int64_t OH, OW;
-    nm_status st = nm_window_resolve(ctx, nd, &nd->a, X->shape.d[2], X->shape.d[3], &OH, &OW);
+    nm_status st = nm_window_resolve(ctx, nd, &nd->a, x4.d[2], x4.d[3], &OH, &OW);
     if (st != NM_OK) return st;
     nm_value *Y = NM_OUT(net, nd);
-    Y->shape = (nm_shape){4, {X->shape.d[0], X->shape.d[1], OH, OW}};
+    Y->shape = nd->a.spatial == 1 ? (nm_shape){3, {X->shape.d[0], X->shape.d[1], OW}} : (nm_shape){4, {X->shape.d[0], X->shape.d[1], OH, OW}};
     Y->batched = X->batched;
     return NM_OK;
 }
@@ -321,7 +324,7 @@ static nm_status gap_vjp(const nm_node *nd, nm_pass *p)
 static const nm_attr_def maxpool_attrs[] = {
     NM_WINDOW_ATTRS,
     {.name = "dilations", .kind = NM_ATTR_INTS, .offset = NM_ATTR_FIELD(dil), .count = 2, .def = 1, .why = NM_WINDOW_ONLY_2D,
-     .write = 1},
+     .write = 1, .window = 1},
     {.name = "ceil_mode", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(ceil_mode), .write = 1},
     {.name = "storage_order", .kind = NM_ATTR_IGNORE}, /* affects only the indices output */
     {0}};

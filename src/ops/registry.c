@@ -37,6 +37,8 @@ nm_attrs nm_attrs_default(nm_op op)
     a.stride[0] = a.stride[1] = a.dil[0] = a.dil[1] = 1;
     a.group = 1;
     a.legacy_axis = -1;
+    a.spatial = 2;
+    a.keepdims = 1;
     for (const nm_attr_def *d = nm_op_table[op]->attrs; d && d->name; d++) {
         char *f = (char *)&a + d->offset;
         switch (d->kind) {

@@ -23,6 +23,7 @@ static nm_status same_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     nm_value *Y = NM_OUT(net, nd);
     Y->shape = X->shape;
     Y->batched = X->batched;
+    Y->is_int = X->is_int;
     return NM_OK;
 }
 
@@ -42,6 +43,7 @@ static nm_status flatten_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     nm_value *Y = NM_OUT(net, nd);
     Y->shape = (nm_shape){2, {lead, rest}};
     Y->batched = X->batched && axis >= 1 && lead == X->shape.d[0]; /* the first axis is still the batch alone */
+    Y->is_int = X->is_int;
     return NM_OK;
 }
 
@@ -85,6 +87,7 @@ static nm_status reshape_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
     nm_value *Y = NM_OUT(net, nd);
     Y->shape = out;
     Y->batched = X->batched && r >= 1 && out.d[0] == X->shape.d[0];
+    Y->is_int = X->is_int;
     return NM_OK;
 }
 
@@ -92,7 +95,7 @@ static nm_status reshape_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
 static nm_status copy_forward(const nm_node *nd, nm_pass *p)
 {
     (void)nd;
-    memcpy(p->y, p->x[0], (size_t)nm_shape_numel(&p->ys) * sizeof(float));
+    memcpy(nm_pass_out(p), nm_pass_in(p, 0), (size_t)nm_shape_numel(&p->ys) * nm_pass_esize(p));
     return NM_OK;
 }
 
@@ -137,7 +140,7 @@ static const char *reshape_refusal(const nm_net *net, const nm_node *nd)
 }
 
 const nm_op_def nm_op_identity = {
-    .name = "Identity", .min_inputs = 1, .max_inputs = 1,
+    .name = "Identity", .min_inputs = 1, .max_inputs = 1, .int_data = 1,
     .infer = same_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
 };
 /* inference Dropout ignores its ratio and mode, so only its data input is written */
@@ -146,11 +149,11 @@ const nm_op_def nm_op_dropout = {
     .infer = same_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
 };
 const nm_op_def nm_op_flatten = {
-    .name = "Flatten", .min_inputs = 1, .max_inputs = 1, .attrs = flatten_attrs,
+    .name = "Flatten", .min_inputs = 1, .max_inputs = 1, .int_data = 1, .attrs = flatten_attrs,
     .infer = flatten_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
 };
 const nm_op_def nm_op_reshape = {
-    .name = "Reshape", .min_inputs = 2, .max_inputs = 2, .int_input = {[1] = 1}, .attrs = reshape_attrs,
+    .name = "Reshape", .min_inputs = 2, .max_inputs = 2, .int_input = {[1] = 1}, .int_data = 1, .attrs = reshape_attrs,
     .export_refusal = reshape_refusal,
     .infer = reshape_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
 };
