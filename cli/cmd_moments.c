@@ -56,7 +56,8 @@ typedef struct {
     nm_moments res[NM_METHOD_MAX];
     double times[NM_METHOD_MAX];
     nm_mc_result mcr;
-    double t_mc, chg[2]; /* ReLU states changed below and above the split, over chg_n draws */
+    double t_mc;
+    nm_decision_changes chg; /* kinks and max-pool argmaxes changed below and above the split, over chg_n draws */
     long long chg_n;
 } results;
 
@@ -246,7 +247,7 @@ static int run(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu, cons
         st = nm_net_montecarlo(ctx, net, mu, cov, a->mc, &rng, a->o.want_cov, isatty(2) && !a->json ? mc_progress : NULL, NULL, &r->mcr);
         r->t_mc = cli_now() - t0;
         /* how far the noise leaves the linear region the split freezes, on the MC's first draws */
-        if (st == NM_OK) st = nm_net_relu_changes(ctx, net, mu, cov, &a->o, r->chg_n, &rng, &r->chg[0], &r->chg[1]);
+        if (st == NM_OK) st = nm_net_decision_changes(ctx, net, mu, cov, &a->o, r->chg_n, &rng, &r->chg);
         if (st != NM_OK) return cli_fail(ctx, st, "--mc");
     }
     return a->save ? save_linearization(ctx, a, net, mu) : 0;
@@ -285,8 +286,10 @@ static void print_json(const args *a, const nm_net *net, const results *r, int64
         cJSON_AddNumberToObject(j, "mc_samples", (double)a->mc);
         cJSON_AddNumberToObject(j, "seed", (double)a->seed);
         cJSON_AddNumberToObject(j, "time_mc_s", r->t_mc);
-        cJSON_AddNumberToObject(j, "relu_changed_below", r->chg[0]);
-        cJSON_AddNumberToObject(j, "relu_changed_above", r->chg[1]);
+        cJSON_AddNumberToObject(j, "relu_changed_below", r->chg.kinks_below);
+        cJSON_AddNumberToObject(j, "relu_changed_above", r->chg.kinks_above);
+        cJSON_AddNumberToObject(j, "argmax_changed_below", r->chg.argmax_below);
+        cJSON_AddNumberToObject(j, "argmax_changed_above", r->chg.argmax_above);
     }
     char *txt = cJSON_PrintUnformatted(j);
     printf("%s\n", txt);
@@ -331,7 +334,9 @@ static void print_table(const args *a, const nm_net *net, const results *r, int6
         printf("\nMonte Carlo: %lld samples, seed %llu, %.3f s: %.3gx the %s time (ratios are MC / analytic)\n", a->mc, (unsigned long long)a->seed, r->t_mc,
                r->t_mc / r->times[m], nm_method_str(m));
         printf("ReLU states the noise changes against the linearization point (first %lld samples): %.2f %% below the split, "
-               "%.2f %% above it\n", r->chg_n, 100 * r->chg[0], 100 * r->chg[1]);
+               "%.2f %% above it\n", r->chg_n, 100 * r->chg.kinks_below, 100 * r->chg.kinks_above);
+        printf("max-pool argmaxes it changes: %.2f %% below the split, %.2f %% above it\n", 100 * r->chg.argmax_below,
+               100 * r->chg.argmax_above);
     }
 }
 

@@ -382,13 +382,16 @@ typedef struct {
     int64_t shape[NM_MAX_DIMS]; /* output shape at the loaded batch size */
     int64_t params;       /* elements of the constants it reads */
     int batched;
-    int relu_index;       /* l for the l-th Relu (1-based, §1.6 split points), else 0 */
+    int relu_index;       /* l for the l-th split point (1-based, §1.6), else 0 */
 } nm_node_info;
 
 NM_API nm_status nm_net_node_info(nm_ctx *ctx, const nm_net *net, int i, nm_node_info *out);
 
-/* Number of Relu nodes, and the node index of the l-th (1-based; −1 when
- * there is none). */
+/* Split points (§1.6): the piecewise-linear activations (ReLU, LeakyReLU,
+ * PReLU, Clip, HardSigmoid) up to the logits whose input is the output of
+ * the node before them and around which no later node reads an earlier
+ * value (a skip connection over a ReLU makes it no split point). Their
+ * number, and the node index of the l-th (1-based; −1 when there is none). */
 NM_API int nm_net_relu_count(const nm_net *net);
 NM_API int nm_net_relu_node(const nm_net *net, int l);
 /* The node whose output are the logits: the node before a final Softmax or
@@ -557,15 +560,24 @@ NM_API nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu,
 /* How far the noise carries the net out of the region its two-stage
  * linearization freezes (§1.6): over n_samples draws of N(mu, sigma) (the
  * first draws of nm_net_montecarlo with the same rng), the share of
- * (sample, unit) pairs whose ReLU state (output > 0) differs from the state
- * at the linearization point of opt (split_relu, x0, y0, as nm_net_moments
- * takes them). *bottom counts the ReLUs below the split (states at x₀),
- * *top those above it (states at y₀); the split ReLU itself, whose moments
- * are exact, neither. 0 where a part has no ReLU. Max-pool argmax changes
- * are not counted. */
+ * (sample, unit) pairs whose decision differs from the one at the
+ * linearization point of opt (split_relu, x0, y0, as nm_net_moments takes
+ * them): the side of each kink of ReLU, LeakyReLU, PReLU, Clip,
+ * HardSigmoid and HardSwish units, and, separately, the argmax of each
+ * max-pool window. "below" counts the nodes before the split (decisions at
+ * x₀), "above" those after it (at y₀); the split itself, whose moments are
+ * exact, neither. 0 where a part has none. */
 #define NM_RELU_CHANGE_SAMPLES 2000 /* the draws the experiments and the CLI count over */
+typedef struct {
+    double kinks_below, kinks_above;
+    double argmax_below, argmax_above;
+} nm_decision_changes;
+NM_API nm_status nm_net_decision_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                                         const nm_net_moments_options *opt, int64_t n_samples, const nm_rng *rng,
+                                         nm_decision_changes *out);
+/* The kinks' shares alone (*bottom, *top) of nm_net_decision_changes. */
 NM_API nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
-                              int64_t n_samples, const nm_rng *rng, double *bottom, double *top);
+                                     int64_t n_samples, const nm_rng *rng, double *bottom, double *top);
 
 /* ---------------------------------------------------------------- tightness experiments (DESIGN §1.8, §2) */
 

@@ -186,7 +186,7 @@ static nm_status check_options(nm_ctx *ctx, const nm_ara_options *o)
 }
 
 nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double *m, double *S, const double *B,
-                                const double *c2, const nm_ara_options *opt, nm_moments *out)
+                                const double *c2, const nm_ara_options *opt, const nm_act *act, nm_moments *out)
 {
     memset(out, 0, sizeof *out);
     nm_ara_options o = opt ? *opt : nm_ara_options_default();
@@ -210,13 +210,22 @@ nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double 
     const nm_method_def *def = nm_method_def_of(o.method);
     #pragma omp parallel for
     for (int64_t u = 0; u < p; u++) {
-        nm_unit un = nm_unit_of(m[u], S[u * p + u]);
-        r[u] = def->mean(&un);
+        if (!act || act->plain) {
+            nm_unit un = nm_unit_of(m[u], S[u * p + u]);
+            r[u] = def->mean(&un);
+            continue;
+        }
+        /* E[f_u(z)] = Σ_k w_k g_u E[relu(z − t_k)] + α_u m_u + β */
+        r[u] = act->beta + (act->alpha ? act->alpha[u] * m[u] : 0);
+        for (int k = 0; k < act->nh; k++) {
+            nm_unit un = nm_unit_of(m[u] - act->t[k], S[u * p + u]);
+            r[u] += act->w[k] * (act->g ? act->g[u] : 1) * def->mean(&un);
+        }
     }
     memcpy(out->mean, c2, (size_t)d * sizeof(double));
     nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, 1, p, 1.0, B, p, r, 1, 1.0, out->mean, 1);
     /* covariance of relu(z), in place over S, then B C Bᵀ */
-    if ((st = nm_relu_cov_matrix(ctx, p, m, S, o.method, S)) != NM_OK) goto done;
+    if ((st = nm_act_cov_matrix(ctx, p, m, S, o.method, act, S)) != NM_OK) goto done;
     if ((st = times_sym(ctx, p, d, B, S, o.precision, T)) != NM_OK) goto done;
     for (int64_t i = 0; i < d; i++) {
         double v = 0;
@@ -243,7 +252,7 @@ nm_status nm_ara_moments(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
     if ((st = nm_ara_load(ctx, net, mu, sigma, &a)) != NM_OK) return st;
     double *S = NULL;
     if ((st = nm_ara_form_S(ctx, a.p, a.A, sigma, o.precision, &S)) == NM_OK)
-        st = nm_ara_moments_from_S(ctx, a.p, a.d, a.m, S, a.B, a.c2, &o, out);
+        st = nm_ara_moments_from_S(ctx, a.p, a.d, a.m, S, a.B, a.c2, &o, NULL, out);
     nm_free(ctx, S);
     nm_ara_data_free(ctx, &a);
     return st;

@@ -152,11 +152,30 @@ nm_status nm_ara_load(nm_ctx *ctx, const nm_ara *net, const nm_array *mu, const 
                       nm_ara_data *out);
 void nm_ara_data_free(nm_ctx *ctx, nm_ara_data *a);
 
+/* The activation at the split as hinges (DESIGN §1.6 with ReLU's kin): unit u
+ * maps z to f_u(z) = Σ_k w_k g_u relu(z − t_k) + α_u z + β. ReLU is one
+ * hinge (plain: the fast path); LeakyReLU and PReLU one with g_u = 1 − α_u;
+ * Clip(lo, hi) two, lo + relu(z − lo) − relu(z − hi); HardSigmoid two. */
+typedef struct {
+    int plain;           /* f = relu: the other fields are unused */
+    int nh;              /* hinges, 1 or 2 */
+    double w[2], t[2], beta;
+    double *g, *alpha;   /* per unit (p), or NULL: g_u = 1, α_u = 0 */
+} nm_act;
+
+/* f_u(z) of one unit (for the linearization point y₀ = f(R_bot(x₀))). */
+double nm_act_apply(const nm_act *act, int64_t u, double z);
+
+/* The covariance of f(z), z ~ N(m, S) (p×p, lower triangle read), into C
+ * (may be S), by the method's rules for each pair of hinges and Stein's
+ * lemma for the linear part; plain acts are nm_relu_cov_matrix. */
+nm_status nm_act_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const double *S, nm_method method, const nm_act *act, double *C);
+
 /* The moments from z = A x + c1 ~ N(m, S): S (p×p, both triangles or the
- * lower one) is overwritten by the ReLU covariance; B (d×p) and c2 (d) in
- * double. Shared by the ARA and the network paths. */
+ * lower one) is overwritten by the covariance of f(z) (act NULL: ReLU);
+ * B (d×p) and c2 (d) in double. Shared by the ARA and the network paths. */
 nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double *m, double *S, const double *B,
-                                const double *c2, const nm_ara_options *opt, nm_moments *out);
+                                const double *c2, const nm_ara_options *opt, const nm_act *act, nm_moments *out);
 
 /* A·L (p×k) and S = (A L)(A L)ᵀ (p×p, lower triangle, double; the SYRK in
  * the chosen precision) for A p×n in double; newly allocated. */

@@ -12,6 +12,8 @@
 
 void nm_lin_free(nm_ctx *ctx, nm_lin *L)
 {
+    nm_free(ctx, L->act.g);
+    nm_free(ctx, L->act.alpha);
     nm_free(ctx, L->x0);
     nm_free(ctx, L->r0);
     nm_free(ctx, L->B);
@@ -73,26 +75,76 @@ static int64_t unit_shape(const nm_value *v, nm_shape *s)
     return nm_shape_numel(s);
 }
 
+/* The split node k's activation as hinges (linearize.h): ReLU plain; LeakyReLU and PReLU by their
+ * slope per unit, read off the node run on −1s; Clip and HardSigmoid from their attributes. */
+static nm_status split_act(nm_ctx *ctx, nm_net *net, const nm_lin *L, nm_act *act)
+{
+    const nm_node *nd = &net->node[L->k];
+    memset(act, 0, sizeof *act);
+    switch (nd->op) {
+    case NM_OP_RELU: act->plain = 1; return NM_OK;
+    case NM_OP_LEAKYRELU:
+    case NM_OP_PRELU: {
+        float *ones = nm_alloc(ctx, (size_t)L->p, sizeof(float));
+        act->g = nm_alloc(ctx, (size_t)L->p, sizeof(double)), act->alpha = nm_alloc(ctx, (size_t)L->p, sizeof(double));
+        nm_status st = ones && act->g && act->alpha ? NM_OK : NM_ERR_NOMEM;
+        for (int64_t u = 0; st == NM_OK && u < L->p; u++) ones[u] = -1.0f;
+        if (st == NM_OK && (st = nm_net_run(ctx, net, L->k, L->k, 1, ones)) == NM_OK)
+            for (int64_t u = 0; u < L->p; u++) { /* f(z) = (1 − α) relu(z) + α z, and f(−1) = −α */
+                act->alpha[u] = -net->v[nd->out].x[u];
+                act->g[u] = 1 - act->alpha[u];
+            }
+        nm_free(ctx, ones);
+        act->nh = 1, act->w[0] = 1, act->t[0] = 0;
+        return st;
+    }
+    case NM_OP_CLIP: { /* lo + relu(z − lo) − relu(z − hi), one-sided when a bound is absent */
+        double lo = nd->a.lo, hi = nd->a.hi, big = 1e30;
+        if (lo <= -big && hi >= big) return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (Clip): without bounds it is no split point", nd->name);
+        if (lo <= -big) act->nh = 1, act->w[0] = -1, act->t[0] = hi, act->alpha = NULL;
+        else if (hi >= big) act->nh = 1, act->w[0] = 1, act->t[0] = lo, act->beta = lo;
+        else act->nh = 2, act->w[0] = 1, act->t[0] = lo, act->w[1] = -1, act->t[1] = hi, act->beta = lo;
+        if (lo <= -big) { /* min(z, hi) = z − relu(z − hi): the identity as a linear part */
+            if (!(act->alpha = nm_alloc(ctx, (size_t)L->p, sizeof(double)))) return NM_ERR_NOMEM;
+            for (int64_t u = 0; u < L->p; u++) act->alpha[u] = 1;
+        }
+        return NM_OK;
+    }
+    default: { /* HardSigmoid: clip(a z + b, 0, 1) = a relu(z + b/a) − a relu(z − (1 − b)/a) for a > 0 */
+        double a = nd->a.alpha, b = nd->a.beta;
+        if (!(a > 0)) return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (HardSigmoid): alpha %g is no split point", nd->name, a);
+        act->nh = 2, act->w[0] = a, act->t[0] = -b / a, act->w[1] = -a, act->t[1] = (1 - b) / a;
+        return NM_OK;
+    }
+    }
+}
+
 nm_status nm_lin_point(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_net_moments_options *o, nm_lin *L)
 {
     memset(L, 0, sizeof *L);
     int nr = nm_net_relu_count(net);
-    if (nr == 0) return nm_fail(ctx, NM_ERR_UNSUPPORTED, "the model has no ReLU to split at");
-    if (o->split_relu < 0 || o->split_relu > nr)
-        return nm_fail(ctx, NM_ERR_ARG, "split ReLU %d is out of range: the model has ReLUs 1..%d", o->split_relu, nr);
-    L->k = nm_net_relu_node(net, o->split_relu ? o->split_relu : nr);
     L->last = nm_net_logits_node(net);
-    if (L->k > L->last)
-        return nm_fail(ctx, NM_ERR_ARG, "ReLU %d comes after the logits", o->split_relu ? o->split_relu : nr);
-    if (net->node[L->k].in[0] != nm_net_range_input(net, L->k))
-        return nm_fail(ctx, NM_ERR_UNSUPPORTED, "ReLU node '%s' does not read the output of the node before it",
-                       net->node[L->k].name);
+    if (o->split_relu < 0 || o->split_relu > nr) {
+        if (nr) return nm_fail(ctx, NM_ERR_ARG, "split ReLU %d is out of range: the model has ReLUs 1..%d", o->split_relu, nr);
+        return nm_fail(ctx, NM_ERR_ARG, "split ReLU %d: the model has no split point (no ReLU-like activation whose output alone "
+                       "feeds the rest)", o->split_relu);
+    }
+    /* no split point (no ReLU-like activation that alone feeds the rest): the whole net is the bottom part and the
+     * activation the identity, so the moments are those of its linearization at x₀ (the delta method) */
+    L->k = nr ? nm_net_relu_node(net, o->split_relu ? o->split_relu : nr) : L->last + 1;
     nm_status st = nm_require_batchable(ctx, net, L->last, "moments need");
     if (st != NM_OK) return st;
     nm_shape out;
     L->n = unit_shape(&net->v[net->input], &L->in_shape);
-    L->p = unit_shape(&net->v[net->node[L->k].out], &L->mid_shape);
+    L->p = unit_shape(&net->v[net->node[nr ? L->k : L->last].out], &L->mid_shape);
     L->d = unit_shape(&net->v[net->node[L->last].out], &out);
+    if (!nr) { /* f(z) = z */
+        L->act.nh = 0;
+        if (!(L->act.alpha = nm_alloc(ctx, (size_t)L->p, sizeof(double)))) return NM_ERR_NOMEM;
+        for (int64_t u = 0; u < L->p; u++) L->act.alpha[u] = 1;
+    } else if ((st = split_act(ctx, net, L, &L->act)) != NM_OK) {
+        return st; /* before R_bot(x₀), whose primal stays recorded */
+    }
     st = nm_to_float(ctx, o->x0 ? o->x0 : mu, L->n, o->x0 ? "x0" : "the input mean", &L->x0);
     if (st != NM_OK) return st;
     /* R_bot(x₀) */
@@ -110,7 +162,7 @@ nm_status nm_lin_top_point(nm_ctx *ctx, const nm_lin *L, const nm_net_moments_op
 {
     if (o->y0) return nm_to_float(ctx, o->y0, L->p, "y0", y0);
     if (!(*y0 = nm_alloc(ctx, (size_t)L->p, sizeof(float)))) return NM_ERR_NOMEM;
-    for (int64_t i = 0; i < L->p; i++) (*y0)[i] = L->r0[i] > 0 ? L->r0[i] : 0.0f;
+    for (int64_t i = 0; i < L->p; i++) (*y0)[i] = L->act.plain ? (L->r0[i] > 0 ? L->r0[i] : 0.0f) : (float)nm_act_apply(&L->act, i, L->r0[i]);
     return NM_OK;
 }
 
@@ -122,7 +174,7 @@ nm_status nm_lin_prepare(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_
     L->B = nm_alloc_zero(ctx, (size_t)(L->d * L->p), sizeof(double));
     L->c2 = nm_alloc(ctx, (size_t)L->d, sizeof(double));
     if (!L->B || !L->c2) st = NM_ERR_NOMEM;
-    if (st == NM_OK && L->k == L->last) { /* the logits are the split ReLU's output: B = I, c2 = 0 */
+    if (st == NM_OK && L->k >= L->last) { /* the logits are the split's output (or there is no split): B = I, c2 = 0 */
         for (int64_t i = 0; i < L->p; i++) L->B[i * L->p + i] = 1.0;
         memset(L->c2, 0, (size_t)L->d * sizeof(double));
     } else if (st == NM_OK && (st = nm_net_run(ctx, net, L->k + 1, L->last, 1, y0)) == NM_OK) {

@@ -19,6 +19,7 @@ typedef struct {
     nm_shape in_shape, mid_shape; /* batch 1 */
     float *x0, *r0;               /* n, p */
     double *B, *c2;               /* d×p, d */
+    nm_act act;                   /* the split activation as hinges (its g, alpha owned) */
 } nm_lin;
 
 void nm_lin_free(nm_ctx *ctx, nm_lin *L);

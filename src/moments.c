@@ -130,7 +130,7 @@ nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, c
     for (int i = 0; st == NM_OK && i < count; i++) {
         nm_ara_options ao = {methods[i], o.precision, o.want_cov};
         if (i + 1 < count) memcpy(Si, S, (size_t)(L.p * L.p) * sizeof(double));
-        st = nm_ara_moments_from_S(ctx, L.p, L.d, m, i + 1 < count ? Si : S, L.B, L.c2, &ao, &out[i]);
+        st = nm_ara_moments_from_S(ctx, L.p, L.d, m, i + 1 < count ? Si : S, L.B, L.c2, &ao, &L.act, &out[i]);
     }
     if (st != NM_OK)
         for (int i = 0; i < count; i++) nm_moments_free(ctx, &out[i]);

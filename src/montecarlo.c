@@ -7,7 +7,8 @@
  * through SGEMM, the real network through forward passes, and the count of
  * ReLU states the noise changes. Draws are x = μ + L ε with ε from the
  * counter-based RNG by sample index, so results are identical for any
- * thread count.
+ * thread count. The count covers every decision the linearization freezes:
+ * the kinks of ReLU and its kin, and the argmax of max pools.
  */
 #include "linearize.h"
 
@@ -354,83 +355,101 @@ nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const 
     return st;
 }
 
-/* ---------------------------------------------------------------- ReLU states the noise changes */
+/* ---------------------------------------------------------------- decisions the noise changes */
 
 typedef struct {
     net_batch nb;
-    int k;                   /* the split ReLU node */
-    int nr, *relu;           /* the counted ReLU nodes: all up to the logits but the split */
-    unsigned char *ref;      /* their states at the linearization points, unit by unit */
-    int64_t changed[2], total[2]; /* below and above the split */
-} relu_count;
+    int k;                     /* the split node, whose moments are exact: not counted */
+    int nd, *node;             /* the counted nodes: every node up to the logits that decides (kinks, argmax) */
+    int64_t *units, off_max;   /* codes per sample of each; the most */
+    int32_t *ref, *codes;      /* the codes at the linearization points (per node, one sample each); a batch's */
+    int64_t changed[4], total[4]; /* kinks below, above; argmax below, above */
+} decision_count;
 
-static nm_status relu_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Y, int64_t *d)
+static int slot(const decision_count *dc, int j)
 {
-    relu_count *rc = user;
-    nm_status st = net_eval(&rc->nb, ctx, first, rows, Y, d);
+    return (dc->node[j] > dc->k) + 2 * (nm_op_table[dc->nb.net->node[dc->node[j]].op]->decides == NM_DECIDES_ARGMAX);
+}
+
+static nm_status decision_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Y, int64_t *d)
+{
+    decision_count *dc = user;
+    nm_status st = net_eval(&dc->nb, ctx, first, rows, Y, d);
     *Y = NULL; /* counted, not accumulated */
-    for (int64_t i = 0, u = 0; st == NM_OK && i < rc->nr; i++) {
-        const nm_value *v = &rc->nb.net->v[rc->nb.net->node[rc->relu[i]].out];
-        int64_t m = nm_shape_numel(&v->xs) / rows, c = 0, part = rc->relu[i] > rc->k;
+    const int32_t *ref = dc->ref;
+    for (int j = 0; st == NM_OK && j < dc->nd; j++) {
+        int64_t m = dc->units[j], c = 0, s = slot(dc, j);
+        if ((st = nm_net_decide(ctx, dc->nb.net, dc->node[j], dc->codes)) != NM_OK) break;
         for (int64_t r = 0; r < rows; r++)
-            for (int64_t t = 0; t < m; t++) c += (v->x[r * m + t] > 0) != rc->ref[u + t];
-        rc->changed[part] += c, rc->total[part] += rows * m;
-        u += m;
+            for (int64_t t = 0; t < m; t++) c += dc->codes[r * m + t] != ref[t];
+        dc->changed[s] += c, dc->total[s] += rows * m;
+        ref += m;
     }
     return st;
 }
 
-/* The counted ReLUs and their states at x₀ (bottom; the pass R_bot(x₀) of
- * nm_lin_point left them in the net) and at y₀ (top). */
-static nm_status relu_reference(nm_ctx *ctx, nm_net *net, const nm_lin *L, const float *y0, relu_count *rc)
+/* The counted nodes and their codes at x₀ (the bottom's; nm_lin_point's pass R_bot(x₀) left them in the
+ * net) and at y₀ (the top's). */
+static nm_status decision_reference(nm_ctx *ctx, nm_net *net, const nm_lin *L, const float *y0, decision_count *dc)
 {
-    int64_t units = 0;
-    if (!(rc->relu = nm_alloc(ctx, (size_t)nm_net_relu_count(net) + 1, sizeof(int)))) return NM_ERR_NOMEM;
-    for (int l = 1; l <= nm_net_relu_count(net); l++) {
-        int j = nm_net_relu_node(net, l);
-        if (j == L->k || j > L->last) continue;
-        rc->relu[rc->nr++] = j;
-        units += nm_shape_numel(&net->v[net->node[j].out].shape) / net->v[net->node[j].out].shape.d[0];
+    int64_t total = 0;
+    dc->node = nm_alloc(ctx, (size_t)net->nn, sizeof(int));
+    dc->units = nm_alloc(ctx, (size_t)net->nn, sizeof(int64_t));
+    if (!dc->node || !dc->units) return NM_ERR_NOMEM;
+    for (int j = 0; j <= L->last; j++) {
+        if (j == L->k || !nm_op_table[net->node[j].op]->decide) continue;
+        const nm_value *o = &net->v[net->node[j].out];
+        int64_t m = nm_shape_numel(&o->shape) / (o->shape.d[0] ? o->shape.d[0] : 1);
+        dc->node[dc->nd] = j, dc->units[dc->nd++] = m, total += m;
+        if (m > dc->off_max) dc->off_max = m;
     }
-    if (!(rc->ref = nm_alloc(ctx, (size_t)(units ? units : 1), 1))) return NM_ERR_NOMEM;
-    for (int part = 0; part < 2; part++) {
+    if (!(dc->ref = nm_alloc(ctx, (size_t)(total ? total : 1), sizeof(int32_t))) ||
+        !(dc->codes = nm_alloc(ctx, (size_t)(dc->off_max ? dc->off_max : 1) * 500, sizeof(int32_t))))
+        return NM_ERR_NOMEM;
+    nm_status st = NM_OK;
+    for (int part = 0; st == NM_OK && part < 2; part++) {
         int first = part ? L->k + 1 : 0, last = part ? L->last : L->k - 1;
-        nm_status st;
         if (first > last) continue;
         if (part && (st = nm_net_run(ctx, net, first, last, 1, y0)) != NM_OK) return st;
-        for (int64_t i = 0, u = 0; i < rc->nr; i++) {
-            const nm_value *v = &net->v[net->node[rc->relu[i]].out];
-            if (rc->relu[i] >= first && rc->relu[i] <= last) /* batch 1 */
-                for (int64_t t = 0; t < nm_shape_numel(&v->xs); t++) rc->ref[u + t] = v->x[t] > 0;
-            u += nm_shape_numel(&v->shape) / v->shape.d[0];
+        int32_t *ref = dc->ref;
+        for (int j = 0; st == NM_OK && j < dc->nd; j++) {
+            if (dc->node[j] >= first && dc->node[j] <= last) st = nm_net_decide(ctx, net, dc->node[j], ref);
+            ref += dc->units[j];
         }
     }
-    return NM_OK;
+    return st;
+}
+
+nm_status nm_net_decision_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
+                                  int64_t n_samples, const nm_rng *rng, nm_decision_changes *out)
+{
+    if (!ctx || !net || !mu || !sigma || !opt || !rng || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    memset(out, 0, sizeof *out);
+    if (n_samples < 1) return nm_fail(ctx, NM_ERR_ARG, "counting ReLU changes needs at least 1 sample");
+    nm_lin L;
+    float *y0 = NULL;
+    decision_count dc = {.nb = {.net = net}};
+    nm_status st = nm_lin_point(ctx, net, mu, opt, &L);
+    dc.k = L.k, dc.nb.last = L.last;
+    if (st == NM_OK) st = nm_lin_top_point(ctx, &L, opt, &y0);
+    if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, rng, &dc.nb.sm);
+    if (st == NM_OK) st = decision_reference(ctx, net, &L, y0, &dc);
+    if (st == NM_OK) st = mc_drive(ctx, n_samples, decision_eval, &dc, 0, NULL, NULL, NULL);
+    double *share[4] = {&out->kinks_below, &out->kinks_above, &out->argmax_below, &out->argmax_above};
+    for (int s = 0; st == NM_OK && s < 4; s++) *share[s] = dc.total[s] ? (double)dc.changed[s] / (double)dc.total[s] : 0;
+    nm_free(ctx, dc.node), nm_free(ctx, dc.units), nm_free(ctx, dc.ref), nm_free(ctx, dc.codes);
+    nm_free(ctx, y0);
+    sampler_free(ctx, &dc.nb.sm);
+    nm_lin_free(ctx, &L);
+    return st;
 }
 
 nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
                               int64_t n_samples, const nm_rng *rng, double *bottom, double *top)
 {
-    if (!ctx || !net || !mu || !sigma || !opt || !rng || !bottom || !top) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
-    *bottom = *top = 0;
-    if (n_samples < 1) return nm_fail(ctx, NM_ERR_ARG, "counting ReLU changes needs at least 1 sample");
-    nm_lin L;
-    float *y0 = NULL;
-    relu_count rc = {.nb = {.net = net}};
-    nm_status st = nm_lin_point(ctx, net, mu, opt, &L);
-    rc.k = L.k, rc.nb.last = L.last;
-    if (st == NM_OK) st = nm_lin_top_point(ctx, &L, opt, &y0);
-    if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, rng, &rc.nb.sm);
-    if (st == NM_OK) st = relu_reference(ctx, net, &L, y0, &rc);
-    if (st == NM_OK) st = mc_drive(ctx, n_samples, relu_eval, &rc, 0, NULL, NULL, NULL);
-    if (st == NM_OK) {
-        *bottom = rc.total[0] ? (double)rc.changed[0] / (double)rc.total[0] : 0;
-        *top = rc.total[1] ? (double)rc.changed[1] / (double)rc.total[1] : 0;
-    }
-    nm_free(ctx, rc.relu);
-    nm_free(ctx, rc.ref);
-    nm_free(ctx, y0);
-    sampler_free(ctx, &rc.nb.sm);
-    nm_lin_free(ctx, &L);
+    if (!bottom || !top) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    nm_decision_changes c;
+    nm_status st = nm_net_decision_changes(ctx, net, mu, sigma, opt, n_samples, rng, &c);
+    *bottom = c.kinks_below, *top = c.kinks_above;
     return st;
 }

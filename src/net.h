@@ -216,10 +216,15 @@ typedef struct {
     const char *(*export_refusal)(const struct nm_net *net, const nm_node *nd);
     int export_inputs; /* how many of the node's own inputs are written (0: all) */
     int hides_nonfinite; /* its output can be finite where its input is not (Relu: NaN → 0): the forward pass checks its input */
+    int split;           /* a piecewise-linear activation the net can be split at (DESIGN §1.6): ReLU and its kin */
     int int_data;        /* moves data of either type: its data inputs may be integer constants (a shape), folded into one */
     int shape_only;      /* reads only its input's shape (Shape): its output is a constant even for a varying input */
     int smooth;          /* a smooth nonlinearity (Sigmoid, ...): the net is then not piecewise linear, and its
                             linearization freezes a curvature, not only masks */
+    /* optional: the decisions the linearization freezes at the primal (bound in p), one code per output
+     * element into codes: the side of each kink (activations) or the argmax (max pools); decides tells which */
+    nm_status (*decide)(const nm_node *nd, nm_pass *p, int32_t *codes);
+    int decides;         /* NM_DECIDES_KINK or NM_DECIDES_ARGMAX */
     /* optional: whether this node is not piecewise linear (Mul of two varying values) */
     int (*nonlinear_node)(const struct nm_net *net, const nm_node *nd);
     /* optional: constant inputs the exporter appends; returns how many (≤ 2) */
@@ -229,6 +234,8 @@ typedef struct {
     nm_status (*jvp)(const nm_node *nd, nm_pass *p);
     nm_status (*vjp)(const nm_node *nd, nm_pass *p);
 } nm_op_def;
+
+enum { NM_DECIDES_KINK = 1, NM_DECIDES_ARGMAX = 2 };
 
 extern const nm_op_def *const nm_op_table[NM_OP_COUNT];
 const char *nm_op_name(nm_op op);
@@ -270,6 +277,8 @@ enum { NM_VJP_PARAMS = 1, NM_VJP_NO_INPUT = 2 }; /* flags of nm_net_run_vjp */
 nm_status nm_net_run_vjp(nm_ctx *ctx, struct nm_net *net, int first, int last, int64_t t, const float *dy,
                          unsigned flags);
 int nm_net_range_input(const struct nm_net *net, int first);
+/* The decisions of node k at the recorded primal (its op's decide hook), one code per output element. */
+nm_status nm_net_decide(nm_ctx *ctx, struct nm_net *net, int k, int32_t *codes);
 
 /* Building nets layer by layer (src/builder.c), for the built-in
  * architectures and the synthetic nets. After the first failure every call

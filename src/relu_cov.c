@@ -35,3 +35,63 @@ nm_status nm_relu_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const doub
     nm_free(ctx, un);
     return NM_OK;
 }
+
+/* ---------------------------------------------------------------- the hinges of ReLU's kin */
+
+double nm_act_apply(const nm_act *act, int64_t u, double z)
+{
+    if (act->plain) return z > 0 ? z : 0;
+    double g = act->g ? act->g[u] : 1, y = act->beta + (act->alpha ? act->alpha[u] * z : 0);
+    for (int k = 0; k < act->nh; k++) y += act->w[k] * g * (z > act->t[k] ? z - act->t[k] : 0);
+    return y;
+}
+
+/* Cov[f_u(z_u), f_v(z_v)] from the hinges' units (un[k][·]: mean m − t_k), S_uv and ρ; for u = v
+ * (same = 1) the hinges of one unit, with ρ = 1 between them. */
+static double act_pair(const nm_method_def *def, const nm_act *act, const nm_unit *const un[2], int64_t u, int64_t v, double S_uv,
+                       double rho, int same)
+{
+    double gu = act->g ? act->g[u] : 1, gv = act->g ? act->g[v] : 1;
+    double au = act->alpha ? act->alpha[u] : 0, av = act->alpha ? act->alpha[v] : 0, c = 0, su = 0, sv = 0;
+    for (int k = 0; k < act->nh; k++) {
+        su += act->w[k] * gu * def->slope(&un[k][u]);
+        sv += act->w[k] * gv * def->slope(&un[k][v]);
+        for (int l = 0; l < act->nh; l++) {
+            double w = act->w[k] * gu * act->w[l] * gv, ss = un[k][u].s * un[l][v].s;
+            if (!(ss > 0)) continue;
+            c += w * (same && k == l ? def->var(&un[k][u]) : def->cov(&un[k][u], &un[l][v], S_uv, rho));
+        }
+    }
+    return c + (av * su + au * sv + au * av) * S_uv; /* Stein: Cov[relu(z_u − t), z_v] = E[relu'] S_uv */
+}
+
+nm_status nm_act_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const double *S, nm_method method, const nm_act *act, double *C)
+{
+    if (!act || act->plain) return nm_relu_cov_matrix(ctx, p, m, S, method, C);
+    if (p < 0 || !m || !S || !C || act->nh < 0 || act->nh > 2) return nm_fail(ctx, NM_ERR_ARG, "act_cov_matrix: bad arguments");
+    const nm_method_def *def = nm_method_def_of(method);
+    nm_unit *buf = nm_alloc(ctx, (size_t)(2 * (p ? p : 1)), sizeof(nm_unit));
+    if (!buf) return NM_ERR_NOMEM;
+    const nm_unit *un[2] = {buf, buf + p};
+    for (int k = 0; k < act->nh; k++)
+        for (int64_t u = 0; u < p; u++) buf[k * p + u] = nm_unit_of(m[u] - act->t[k], S[u * p + u]);
+    double *diag = nm_alloc(ctx, (size_t)(p ? p : 1), sizeof(double));
+    if (!diag) {
+        nm_free(ctx, buf);
+        return NM_ERR_NOMEM;
+    }
+    for (int64_t u = 0; u < p; u++) diag[u] = S[u * p + u];
+    #pragma omp parallel for schedule(dynamic, 16)
+    for (int64_t u = 0; u < p; u++)
+        for (int64_t v = 0; v < u; v++) {
+            double ss = un[0][u].s * un[0][v].s, rho = ss > 0 ? S[u * p + v] / ss : 0;
+            rho = rho > 1 ? 1 : rho < -1 ? -1 : rho;
+            double c = act_pair(def, act, un, u, v, S[u * p + v], rho, 0);
+            C[u * p + v] = c;
+            C[v * p + u] = c;
+        }
+    for (int64_t u = 0; u < p; u++) C[u * p + u] = act_pair(def, act, un, u, u, diag[u], 1, 1);
+    nm_free(ctx, diag);
+    nm_free(ctx, buf);
+    return NM_OK;
+}

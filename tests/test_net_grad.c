@@ -198,6 +198,99 @@ static void check_op(const char *name, nm_net *net, int piecewise, double xscale
     nm_net_free(ctx, net);
 }
 
+/* A one-node net: op on x, attributes a (NULL: defaults). */
+static nm_net *one_op(nm_shape in, nm_op op, const nm_attrs *a)
+{
+    int x;
+    nm_net *net = start(in, &x);
+    nm_attrs d = nm_attrs_default(op);
+    finish(net, NODE(net, op, a ? a : &d, x));
+    return net;
+}
+
+/* The ops of issue 13, each against central differences, the adjoint identity and batching. */
+static void new_op_tests(nm_shape img)
+{
+    int x, y;
+    nm_net *net;
+    nm_attrs a;
+    static const nm_op smooth[] = {NM_OP_SIGMOID, NM_OP_TANH, NM_OP_ELU, NM_OP_SOFTPLUS, NM_OP_ERF, NM_OP_GELU};
+    for (size_t i = 0; i < sizeof smooth / sizeof smooth[0]; i++) check_op(nm_op_name(smooth[i]), one_op(img, smooth[i], NULL), 0, 1);
+    a = nm_attrs_default(NM_OP_GELU);
+    a.mode = 1;
+    check_op("Gelu tanh", one_op(img, NM_OP_GELU, &a), 0, 1);
+    check_op("HardSigmoid", one_op(img, NM_OP_HARDSIGMOID, NULL), 1, 4);
+    check_op("HardSwish", one_op(img, NM_OP_HARDSWISH, NULL), 0, 1); /* quadratic between its kinks at ±3 */
+    a = nm_attrs_default(NM_OP_CLIP);
+    a.lo = -0.5f, a.hi = 0.7f;
+    check_op("Clip", one_op(img, NM_OP_CLIP, &a), 1, 1);
+    check_op("GlobalMaxPool", one_op(img, NM_OP_GLOBALMAXPOOL, NULL), 1, 1);
+    a = nm_attrs_default(NM_OP_TRANSPOSE);
+    a.naxes = 4, a.axes[0] = 0, a.axes[1] = 2, a.axes[2] = 3, a.axes[3] = 1;
+    check_op("Transpose (0, 2, 3, 1)", one_op(img, NM_OP_TRANSPOSE, &a), 0, 1);
+    a = nm_attrs_default(NM_OP_REDUCEMEAN);
+    a.naxes = 2, a.axes[0] = 2, a.axes[1] = -1;
+    check_op("ReduceMean (2, 3)", one_op(img, NM_OP_REDUCEMEAN, &a), 0, 1);
+    a.keepdims = 0, a.naxes = 1, a.axes[0] = 1;
+    check_op("ReduceSum 1 no keepdims", one_op(img, NM_OP_REDUCESUM, &a), 0, 1);
+    a = nm_attrs_default(NM_OP_UNSQUEEZE);
+    a.naxes = 1, a.axes[0] = 2;
+    check_op("Unsqueeze 2", one_op(img, NM_OP_UNSQUEEZE, &a), 0, 1);
+    a = nm_attrs_default(NM_OP_CAST);
+    check_op("Cast to float", one_op(img, NM_OP_CAST, &a), 0, 1);
+    for (int mode = 1; mode <= 2; mode++) {
+        a = nm_attrs_default(NM_OP_PAD);
+        a.mode = mode;
+        a.pads[2] = 2, a.pads[3] = 1, a.pads[6] = 3, a.pads[7] = 2; /* H 2 before 3 after, W 1 before 2 after (3 > W - 1 wraps) */
+        check_op(mode == 1 ? "Pad reflect" : "Pad edge", one_op(img, NM_OP_PAD, &a), 0, 1);
+    }
+
+    net = start(img, &x);
+    y = NODE(net, NM_OP_RELU, NULL, x);
+    finish(net, NODE(net, NM_OP_CONCAT, NULL, x, rconst(net, SHAPE(1, 2, 6, 6), 1, 0), y));
+    check_op("Concat (varying, constant, varying) on channels", net, 1, 1);
+    net = start(img, &x);
+    a = nm_attrs_default(NM_OP_CONCAT);
+    a.axis = -1;
+    finish(net, NODE(net, NM_OP_CONCAT, &a, x, x));
+    check_op("Concat on the last axis", net, 0, 1);
+    net = start(img, &x);
+    finish(net, NODE(net, NM_OP_SLICE, NULL, x, iconst(net, 2, (int64_t[]){-1, 1}), iconst(net, 2, (int64_t[]){-100, 5}),
+                     iconst(net, 2, (int64_t[]){3, 2}), iconst(net, 2, (int64_t[]){-2, 2})));
+    check_op("Slice (reversed step 2, 1:5:2)", net, 0, 1);
+    net = start(img, &x);
+    a = nm_attrs_default(NM_OP_GATHER);
+    a.axis = 1;
+    finish(net, NODE(net, NM_OP_GATHER, &a, x, iconst(net, 3, (int64_t[]){3, -4, 1})));
+    check_op("Gather on channels", net, 0, 1);
+    net = start(img, &x);
+    a = nm_attrs_default(NM_OP_REDUCEMEAN);
+    a.naxes = 2, a.axes[0] = 2, a.axes[1] = 3;
+    finish(net, NODE(net, NM_OP_EXPAND, NULL, NODE(net, NM_OP_REDUCEMEAN, &a, x), iconst(net, 4, (int64_t[]){1, 4, 6, 6})));
+    check_op("Expand (after a ReduceMean)", net, 0, 1);
+    static const nm_op arith[] = {NM_OP_SUB, NM_OP_MUL, NM_OP_DIV};
+    for (size_t i = 0; i < 3; i++) {
+        char what[64];
+        net = start(img, &x);
+        finish(net, NODE(net, arith[i], NULL, x, rconst(net, SHAPE(4, 1, 1), 0.5, 2)));
+        snprintf(what, sizeof what, "%s by a constant", nm_op_name(arith[i]));
+        check_op(what, net, 0, 1);
+        net = start(img, &x);
+        y = NODE(net, NM_OP_SIGMOID, NULL, x);
+        finish(net, NODE(net, arith[i], NULL, arith[i] == NM_OP_DIV ? rconst(net, SHAPE(1, 4, 6, 6), 1, 0) : x, y));
+        snprintf(what, sizeof what, "%s of two varying values", nm_op_name(arith[i]));
+        check_op(what, net, 0, 1);
+    }
+    net = start(SHAPE(1, 3, 16), &x);
+    a = nm_attrs_default(NM_OP_CONV);
+    a.kernel[0] = 1, a.kernel[1] = 5, a.pad[1] = 2, a.pad[3] = 1, a.stride[1] = 2;
+    y = NODE(net, NM_OP_CONV, &a, x, rconst(net, SHAPE(4, 3, 5), 0.3, 0), rconst(net, SHAPE(4), 0.3, 0));
+    a = nm_attrs_default(NM_OP_MAXPOOL);
+    a.kernel[0] = 1, a.kernel[1] = 2, a.stride[1] = 2;
+    finish(net, NODE(net, NM_OP_MAXPOOL, &a, y));
+    check_op("Conv1d, MaxPool1d", net, 1, 1);
+}
+
 static void per_op_tests(void)
 {
     int x, y;
@@ -274,6 +367,8 @@ static void per_op_tests(void)
     net = start(img, &x);
     finish(net, NODE(net, NM_OP_NEG, NULL, x));
     check_op("Neg", net, 0, 1);
+
+    new_op_tests(img);
 
     net = start(img, &x);
     a = nm_attrs_default(NM_OP_MAXPOOL);

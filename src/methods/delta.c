@@ -21,7 +21,12 @@ static double delta_cov(const nm_unit *u, const nm_unit *v, double S_uv, double 
     return u->m > 0 && v->m > 0 ? S_uv : 0;
 }
 
+static double delta_slope(const nm_unit *u)
+{
+    return u->m > 0;
+}
+
 const nm_method_def nm_method_delta = {
     .name = "delta", .summary = "the delta method: linearized at the mean (DESIGN 1.7)",
-    .at_mean = 1, .mean = delta_mean, .var = delta_var, .cov = delta_cov,
+    .at_mean = 1, .mean = delta_mean, .var = delta_var, .cov = delta_cov, .slope = delta_slope,
 };

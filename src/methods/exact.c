@@ -26,7 +26,12 @@ static double exact_cov(const nm_unit *u, const nm_unit *v, double S_uv, double 
                              : nm_relu_pair_cov(u->m, v->m, u->s, v->s, rho);
 }
 
+static double exact_slope(const nm_unit *u)
+{
+    return u->Pa;
+}
+
 const nm_method_def nm_method_exact = {
     .name = "exact", .summary = "exact for an Affine-ReLU-Affine net, any mean (DESIGN 1.5; the default)",
-    .mean = exact_mean, .var = exact_var, .cov = exact_cov,
+    .mean = exact_mean, .var = exact_var, .cov = exact_cov, .slope = exact_slope,
 };

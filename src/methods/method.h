@@ -24,6 +24,8 @@ typedef struct {
     double (*var)(const nm_unit *u);                                   /* Var[relu z_u] */
     /* Cov[relu z_u, relu z_v] for s_u s_v > 0, S_uv and ρ = S_uv/(s_u s_v) ∈ [−1, 1] */
     double (*cov)(const nm_unit *u, const nm_unit *v, double S_uv, double rho);
+    /* E[relu'(z_u)], for Cov[relu z_u, z_v] = E[relu'(z_u)] S_uv (Stein's lemma) */
+    double (*slope)(const nm_unit *u);
 } nm_method_def;
 
 /* The definition of method m (a valid index: nm_method_count()). */

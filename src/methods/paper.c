@@ -27,7 +27,13 @@ static double paper_cov(const nm_unit *u, const nm_unit *v, double S_uv, double 
     return ss / TWO_PI * (sqrt((1 - rho) * (1 + rho)) + rho * acos(-rho) - 1);
 }
 
+static double paper_slope(const nm_unit *u)
+{
+    (void)u;
+    return 0.5; /* the zero-mean formula: Φ(0) */
+}
+
 const nm_method_def nm_method_paper = {
     .name = "paper", .summary = "the paper's Theorem 2 (zero-mean pair covariance, DESIGN 1.4)",
-    .mean = paper_mean, .var = paper_var, .cov = paper_cov,
+    .mean = paper_mean, .var = paper_var, .cov = paper_cov, .slope = paper_slope,
 };

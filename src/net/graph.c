@@ -256,6 +256,22 @@ static int64_t node_params(const nm_net *net, const nm_node *nd)
     return n;
 }
 
+/* Node k can split the net (DESIGN §1.6): a piecewise-linear activation up to
+ * the logits whose input is the output of node k − 1, with no later node
+ * reading a varying value computed before it (a skip around it would leave
+ * the top part depending on more than its output). */
+static int split_ok(const nm_net *net, int k)
+{
+    if (!nm_op_table[net->node[k].op]->split || k > nm_net_logits_node(net)) return 0;
+    if (net->node[k].in[0] != nm_net_range_input(net, k)) return 0;
+    for (int j = k + 1; j < net->nn; j++)
+        for (int i = 0; i < net->node[j].nin; i++) {
+            int v = net->node[j].in[i];
+            if (v >= 0 && net->v[v].varying && net->v[v].producer < k) return 0;
+        }
+    return 1;
+}
+
 nm_status nm_net_node_info(nm_ctx *ctx, const nm_net *net, int i, nm_node_info *out)
 {
     if (i < 0 || i >= net->nn) return nm_fail(ctx, NM_ERR_ARG, "node %d outside 0..%d", i, net->nn - 1);
@@ -270,7 +286,7 @@ nm_status nm_net_node_info(nm_ctx *ctx, const nm_net *net, int i, nm_node_info *
     out->params = node_params(net, nd);
     out->batched = o->batched;
     out->relu_index = 0;
-    for (int k = 0; k <= i && nd->op == NM_OP_RELU; k++) out->relu_index += net->node[k].op == NM_OP_RELU;
+    for (int k = 0; k <= i && split_ok(net, i); k++) out->relu_index += split_ok(net, k);
     return NM_OK;
 }
 
@@ -293,14 +309,14 @@ int nm_net_piecewise_linear(const nm_net *net)
 int nm_net_relu_count(const nm_net *net)
 {
     int n = 0;
-    for (int k = 0; k < net->nn; k++) n += net->node[k].op == NM_OP_RELU;
+    for (int k = 0; k < net->nn; k++) n += split_ok(net, k);
     return n;
 }
 
 int nm_net_relu_node(const nm_net *net, int l)
 {
     for (int k = 0; k < net->nn; k++)
-        if (net->node[k].op == NM_OP_RELU && --l == 0) return k;
+        if (split_ok(net, k) && --l == 0) return k;
     return -1;
 }
 

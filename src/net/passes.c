@@ -149,6 +149,14 @@ nm_status nm_net_run(nm_ctx *ctx, nm_net *net, int first, int last, int64_t n, c
     return NM_OK;
 }
 
+nm_status nm_net_decide(nm_ctx *ctx, nm_net *net, int k, int32_t *codes)
+{
+    const nm_node *nd = &net->node[k];
+    nm_pass p = {.ctx = ctx, .net = net};
+    bind_primal(net, nd, &p);
+    return nm_op_table[nd->op]->decide(nd, &p, codes);
+}
+
 /* A forward call whose range covers first..last has recorded the primal. */
 static nm_status need_primal(nm_ctx *ctx, const nm_net *net, int first, int last)
 {

@@ -143,15 +143,24 @@ static const char *prelu_refusal(const nm_net *net, const nm_node *nd)
     return nd->a.prelu_channel ? "a 1-D channel slope of opset < 7" : NULL;
 }
 
+/* x[0] (the primal): one code per element, the side of the kink at 0. */
+static nm_status act_decide(const nm_node *nd, nm_pass *p, int32_t *codes)
+{
+    (void)nd;
+    int64_t n = nm_shape_numel(&p->xs[0]);
+    for (int64_t i = 0; i < n; i++) codes[i] = p->x[0][i] > 0;
+    return NM_OK;
+}
+
 const nm_op_def nm_op_relu = {
-    .name = "Relu", .min_inputs = 1, .max_inputs = 1, .hides_nonfinite = 1,
+    .name = "Relu", .split = 1, .decide = act_decide, .decides = NM_DECIDES_KINK, .min_inputs = 1, .max_inputs = 1, .hides_nonfinite = 1,
     .infer = act_infer, .forward = act_forward, .jvp = act_jvp, .vjp = act_vjp,
 };
 const nm_op_def nm_op_leakyrelu = {
-    .name = "LeakyRelu", .min_inputs = 1, .max_inputs = 1, .attrs = leakyrelu_attrs,
+    .name = "LeakyRelu", .split = 1, .decide = act_decide, .decides = NM_DECIDES_KINK, .min_inputs = 1, .max_inputs = 1, .attrs = leakyrelu_attrs,
     .infer = act_infer, .forward = act_forward, .jvp = act_jvp, .vjp = act_vjp,
 };
 const nm_op_def nm_op_prelu = {
-    .name = "PRelu", .min_inputs = 2, .max_inputs = 2, .trainable = {[1] = 1}, .export_refusal = prelu_refusal,
+    .name = "PRelu", .split = 1, .decide = act_decide, .decides = NM_DECIDES_KINK, .min_inputs = 2, .max_inputs = 2, .trainable = {[1] = 1}, .export_refusal = prelu_refusal,
     .infer = act_infer, .forward = act_forward, .jvp = act_jvp, .vjp = act_vjp,
 };

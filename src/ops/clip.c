@@ -68,6 +68,14 @@ static nm_status clip_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* x[0] (the primal): one code per element, below lo (0), inside (1) or above hi (2). */
+static nm_status clip_decide(const nm_node *nd, nm_pass *p, int32_t *codes)
+{
+    int64_t n = nm_shape_numel(&p->xs[0]);
+    for (int64_t i = 0; i < n; i++) codes[i] = (p->x[0][i] > nd->a.lo) + (p->x[0][i] >= nd->a.hi);
+    return NM_OK;
+}
+
 static const nm_attr_def clip_attrs[] = { /* before opset 11 */
     {.name = "min", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(lo), .def = -FLT_MAX},
     {.name = "max", .kind = NM_ATTR_FLOAT, .offset = NM_ATTR_FIELD(hi), .def = FLT_MAX},
@@ -83,7 +91,7 @@ static int clip_export(const nm_net *net, const nm_node *nd, nm_export_input ext
 }
 
 const nm_op_def nm_op_clip = {
-    .name = "Clip", .min_inputs = 1, .max_inputs = 3, .attrs = clip_attrs, .hides_nonfinite = 1,
+    .name = "Clip", .split = 1, .decide = clip_decide, .decides = NM_DECIDES_KINK, .min_inputs = 1, .max_inputs = 3, .attrs = clip_attrs, .hides_nonfinite = 1,
     .export_inputs = 1, .export_extra = clip_export,
     .infer = clip_infer, .forward = clip_forward, .jvp = clip_jvp, .vjp = clip_vjp,
 };

@@ -159,6 +159,16 @@ static int32_t *argmax_table(const nm_node *nd, nm_pass *p, const pool_dims *d)
 }
 
 /* x[0] the primal (P planes), dx[0] (T, C, H, W): dy (T, C, OH, OW) = dx at each window's argmax in the primal. */
+/* x[0] (the primal): one code per output element, its window's argmax. */
+static nm_status maxpool_decide(const nm_node *nd, nm_pass *p, int32_t *codes)
+{
+    pool_dims d = pdims(&p->xs[0], &p->ys);
+    int32_t *idx = argmax_table(nd, p, &d);
+    if (!idx) return NM_ERR_NOMEM;
+    memcpy(codes, idx, sizeof(int32_t) * (size_t)(d.NC * d.OH * d.OW));
+    return NM_OK;
+}
+
 static nm_status maxpool_jvp(const nm_node *nd, nm_pass *p)
 {
     pool_dims d = pdims(&p->xs[0], &p->ys);
@@ -337,6 +347,7 @@ static const nm_attr_def avgpool_attrs[] = {
 
 const nm_op_def nm_op_maxpool = {
     .name = "MaxPool", .min_inputs = 1, .max_inputs = 1, .attrs = maxpool_attrs, .hides_nonfinite = 1,
+    .decide = maxpool_decide, .decides = NM_DECIDES_ARGMAX,
     .infer = pool_infer, .forward = maxpool_forward, .jvp = maxpool_jvp, .vjp = maxpool_vjp,
 };
 const nm_op_def nm_op_averagepool = {

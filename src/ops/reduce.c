@@ -142,6 +142,15 @@ static nm_status gmp_vjp(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* x[0] (the primal): one code per output element, its plane's argmax. */
+static nm_status gmp_decide(const nm_node *nd, nm_pass *p, int32_t *codes)
+{
+    (void)nd;
+    int64_t planes = p->xs[0].d[0] * p->xs[0].d[1], n = nm_shape_tail(&p->xs[0], 2);
+    for (int64_t c = 0; c < planes; c++) codes[c] = (int32_t)plane_argmax(p->x[0] + c * n, n);
+    return NM_OK;
+}
+
 static const nm_attr_def reduce_attrs[] = {
     {.name = "axes", .kind = NM_ATTR_LIST, .offset = NM_ATTR_FIELD(axes), .count = NM_MAX_DIMS, .count_offset = NM_ATTR_FIELD(naxes), .write = 1},
     {.name = "keepdims", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(keepdims), .def = 1, .write = 1},
@@ -171,6 +180,7 @@ const nm_op_def nm_op_reducesum = {
     .infer = reduce_infer, .forward = reduce_forward, .jvp = reduce_jvp, .vjp = reduce_vjp,
 };
 const nm_op_def nm_op_globalmaxpool = {
-    .name = "GlobalMaxPool", .min_inputs = 1, .max_inputs = 1, .hides_nonfinite = 1,
+    .name = "GlobalMaxPool", .min_inputs = 1, .max_inputs = 1, .hides_nonfinite = 1, .decide = gmp_decide,
+    .decides = NM_DECIDES_ARGMAX,
     .infer = gmp_infer, .forward = gmp_forward, .jvp = gmp_jvp, .vjp = gmp_vjp,
 };

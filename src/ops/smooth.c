@@ -64,6 +64,18 @@ static double act(nm_op op, double x, double a, double b, int64_t mode, double *
     }
 }
 
+/* HardSigmoid and HardSwish: one code per element, the piece of the primal (below, between, above the kinks). */
+static nm_status hard_decide(const nm_node *nd, nm_pass *p, int32_t *codes)
+{
+    int64_t n = nm_shape_numel(&p->xs[0]);
+    double a = nd->op == NM_OP_HARDSIGMOID ? nd->a.alpha : 1.0 / 6, b = nd->op == NM_OP_HARDSIGMOID ? nd->a.beta : 0.5;
+    for (int64_t i = 0; i < n; i++) {
+        double t = a * p->x[0][i] + b;
+        codes[i] = (t > 0) + (t >= 1);
+    }
+    return NM_OK;
+}
+
 static nm_status act_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
 {
     (void)ctx;
@@ -142,5 +154,5 @@ const nm_op_def nm_op_elu = ACT_OP("Elu", 1, elu_attrs);
 const nm_op_def nm_op_softplus = ACT_OP("Softplus", 1, NULL);
 const nm_op_def nm_op_erf = ACT_OP("Erf", 1, NULL);
 const nm_op_def nm_op_gelu = ACT_OP("Gelu", 1, gelu_attrs, .export_refusal = gelu_refusal);
-const nm_op_def nm_op_hardsigmoid = ACT_OP("HardSigmoid", 0, hardsigmoid_attrs);
-const nm_op_def nm_op_hardswish = ACT_OP("HardSwish", 1, NULL);
+const nm_op_def nm_op_hardsigmoid = ACT_OP("HardSigmoid", 0, hardsigmoid_attrs, .split = 1, .decide = hard_decide, .decides = NM_DECIDES_KINK);
+const nm_op_def nm_op_hardswish = ACT_OP("HardSwish", 1, NULL, .decide = hard_decide, .decides = NM_DECIDES_KINK);
