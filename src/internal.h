@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 struct nm_ctx {
-    char message[512];
+    char message[2048];
     long alloc_count; /* allocations made through this context */
     long fail_at;     /* 0, or the alloc_count value whose allocation fails */
     size_t live_bytes, peak_bytes; /* library memory allocated through it, now and at the most */

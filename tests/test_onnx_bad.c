@@ -154,7 +154,7 @@ static void file_cases(void)
     }
     char *op = relu->op_type;
     relu->op_type = "LSTM";
-    expect_model("unsupported op", m, NM_ERR_UNSUPPORTED, "op LSTM");
+    expect_model("unsupported op", m, NM_ERR_UNSUPPORTED, "LSTM (x1)");
     relu->op_type = op;
     Onnx__AttributeProto foo = ONNX__ATTRIBUTE_PROTO__INIT, **attrs = cv->attribute, *more[16];
     foo.name = "foo";
@@ -167,8 +167,19 @@ static void file_cases(void)
     cv->attribute = more;
     cv->n_attribute = na + 1;
     char needle[300];
-    snprintf(needle, sizeof needle, "node '%s' (Conv): attribute 'foo'", cv->name);
+    snprintf(needle, sizeof needle, "Conv.foo (node '%s')", cv->name);
     expect_model("unsupported attribute", m, NM_ERR_UNSUPPORTED, needle);
+    /* every problem at once (issue 13: only the first was named): two unsupported op types and the attribute */
+    Onnx__NodeProto *relu2 = NULL;
+    for (size_t k = 0; k < g->n_node; k++)
+        if (strcmp(g->node[k]->op_type, "Relu") == 0 && g->node[k] != relu) relu2 = g->node[k];
+    relu->op_type = "LSTM";
+    if (relu2) relu2->op_type = "Einsum";
+    expect_model("every problem at once: the first op", m, NM_ERR_UNSUPPORTED, "LSTM (x1)");
+    expect_model("every problem at once: the second op", m, NM_ERR_UNSUPPORTED, "Einsum (x1)");
+    expect_model("every problem at once: the attribute", m, NM_ERR_UNSUPPORTED, needle);
+    relu->op_type = op;
+    if (relu2) relu2->op_type = op;
     cv->attribute = attrs;
     cv->n_attribute = na;
 

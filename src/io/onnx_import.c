@@ -355,6 +355,47 @@ static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, 
     return NM_OK;
 }
 
+/* Every reason the model cannot run, at once (issue 13): the op types not
+ * supported, with their counts, and the attributes the supported ops do not
+ * know. NM_OK when there is none. */
+static nm_status scan_support(nm_ctx *ctx, const Onnx__GraphProto *g)
+{
+    enum { MAX_TYPES = 32, MAX_ATTRS = 12 };
+    const char *types[MAX_TYPES];
+    int counts[MAX_TYPES] = {0}, nt = 0, na = 0, more_types = 0, more_attrs = 0;
+    char attrs[MAX_ATTRS][160];
+    for (size_t k = 0; k < g->n_node; k++) {
+        const Onnx__NodeProto *n = g->node[k];
+        int op = nm_op_find(n->op_type);
+        if (op < 0 && strcmp(n->op_type, "Constant") != 0) {
+            int t = 0;
+            while (t < nt && strcmp(types[t], n->op_type)) t++;
+            if (t == nt && nt < MAX_TYPES) types[nt++] = n->op_type;
+            if (t < nt) counts[t]++;
+            else more_types = 1;
+            continue;
+        }
+        for (size_t i = 0; op >= 0 && i < n->n_attribute; i++) {
+            const attr_t *at = n->attribute[i];
+            const nm_attr_def *d = nm_op_table[op]->attrs;
+            while (d && d->name && strcmp(d->name, at->name)) d++;
+            if (is(at, "consumed_inputs") || (d && d->name)) continue;
+            if (na < MAX_ATTRS) snprintf(attrs[na++], sizeof attrs[0], "%s.%s (node '%.80s')", n->op_type, at->name, n->name ? n->name : "");
+            else more_attrs = 1;
+        }
+    }
+    if (!nt && !na) return NM_OK;
+    char msg[sizeof ctx->message];
+    size_t o = 0;
+    if (nt) o += (size_t)snprintf(msg + o, sizeof msg - o, "ops not supported:");
+    for (int t = 0; t < nt && o < sizeof msg; t++) o += (size_t)snprintf(msg + o, sizeof msg - o, " %s (x%d)%s", types[t], counts[t], t + 1 < nt ? "," : "");
+    if (more_types && o < sizeof msg) o += (size_t)snprintf(msg + o, sizeof msg - o, " and more");
+    if (na && o < sizeof msg) o += (size_t)snprintf(msg + o, sizeof msg - o, "%sattributes not supported:", nt ? "; " : "");
+    for (int i = 0; i < na && o < sizeof msg; i++) o += (size_t)snprintf(msg + o, sizeof msg - o, " %s%s", attrs[i], i + 1 < na ? "," : "");
+    if (more_attrs && o < sizeof msg) snprintf(msg + o, sizeof msg - o, " and more");
+    return nm_fail(ctx, NM_ERR_UNSUPPORTED, "%s (netmoments info --ops lists what is)", msg);
+}
+
 /* The strings the importer reads unguarded must be present (protobuf-c
  * leaves absent optional strings NULL). */
 static nm_status check_strings(nm_ctx *ctx, const Onnx__GraphProto *g)
@@ -380,6 +421,7 @@ nm_status nm_net_from_model(nm_ctx *ctx, const Onnx__ModelProto *m, int nbind, c
     *out = NULL;
     const Onnx__GraphProto *g = m->graph;
     nm_status st = check_strings(ctx, g);
+    if (st == NM_OK) st = scan_support(ctx, g);
     if (st != NM_OK) return st;
     int64_t opset = opset_of(m);
     if (opset < NM_OPSET_MIN || opset > NM_OPSET_MAX)
