@@ -173,13 +173,14 @@ static void file_cases(void)
     Onnx__NodeProto *relu2 = NULL;
     for (size_t k = 0; k < g->n_node; k++)
         if (strcmp(g->node[k]->op_type, "Relu") == 0 && g->node[k] != relu) relu2 = g->node[k];
+    char *op2 = relu2 ? relu2->op_type : NULL;
     relu->op_type = "LSTM";
     if (relu2) relu2->op_type = "Einsum";
     expect_model("every problem at once: the first op", m, NM_ERR_UNSUPPORTED, "LSTM (x1)");
     expect_model("every problem at once: the second op", m, NM_ERR_UNSUPPORTED, "Einsum (x1)");
     expect_model("every problem at once: the attribute", m, NM_ERR_UNSUPPORTED, needle);
     relu->op_type = op;
-    if (relu2) relu2->op_type = op;
+    if (relu2) relu2->op_type = op2;
     cv->attribute = attrs;
     cv->n_attribute = na;
 
