@@ -128,7 +128,7 @@ int cmd_ara(int argc, char **argv)
     ara_args a = {.sigma2 = NAN, .seed = 1, .opt = nm_ara_options_default()};
     int c, rc;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+    while ((c = cli_getopt(argc, argv, opts)) != -1)
         if ((rc = ara_option(c, optarg, &a))) return rc < 0 ? 0 : rc;
     if (optind < argc) return cli_error("ara: unexpected argument '%s'", argv[optind]);
     static const char *const names[5] = {"--A", "--c1", "--B", "--c2", "--mu"};
@@ -188,7 +188,7 @@ int cmd_ara_example(int argc, char **argv)
     uint64_t seed = 1;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, opts)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'n': case 'p': case 'd': {

@@ -138,8 +138,8 @@ static int parse(int argc, char **argv, args *a)
                 .o = nm_net_moments_options_default()};
     int c, rc;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
-        if ((rc = parse_option(c, optarg, argv[optind - 1], a))) return rc;
+    while ((c = cli_getopt(argc, argv, opts)) != -1)
+        if ((rc = parse_option(c, optarg, cli_optname, a))) return rc;
     if (optind < argc) return cli_error("moments: unexpected argument '%s'", argv[optind]);
     if ((a->input != NULL) == (a->image >= 0)) return cli_error("moments: give exactly one of --input and --image");
     if ((!isnan(a->sigma2)) + (a->var_path != NULL) + (a->cov_path != NULL) != 1)

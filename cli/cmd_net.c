@@ -46,7 +46,7 @@ int cmd_info(int argc, char **argv)
     const char *model = CLI_DEFAULT_MODEL;
     int json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, opts)) != -1) {
         if (c == O_MODEL) model = optarg;
         else if (c == CLI_OPT_MEM) {
             if (cli_set_mem(optarg)) return 1;
@@ -56,7 +56,7 @@ int cmd_info(int argc, char **argv)
             return printf(" (and Constant)\n"), 0;
         }
         else if (c == O_HELP || c == 'h') return fputs(info_help, stdout), 0;
-        else return cli_error("info: unknown or incomplete option '%s' (netmoments info --help)", argv[optind - 1]);
+        else return cli_error("info: unknown or incomplete option '%s' (netmoments info --help)", cli_optname);
     }
     if (optind < argc) return cli_error("info: unexpected argument '%s'", argv[optind]);
     nm_ctx *ctx = cli_ctx_create();
@@ -169,7 +169,7 @@ int cmd_forward(int argc, char **argv)
     int logits = 0, c;
     long long chunk = 1000;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, opts)) != -1) {
         if (c == O_MODEL) model = optarg;
         else if (c == CLI_OPT_MEM) {
             if (cli_set_mem(optarg)) return 1;
@@ -179,7 +179,7 @@ int cmd_forward(int argc, char **argv)
         else if (c == O_CHUNK) {
             if (!cli_parse_int(optarg, &chunk) || chunk < 1) return cli_error("forward: --chunk needs a positive integer");
         } else if (c == O_HELP || c == 'h') return fputs(forward_help, stdout), 0;
-        else return cli_error("forward: unknown or incomplete option '%s' (netmoments forward --help)", argv[optind - 1]);
+        else return cli_error("forward: unknown or incomplete option '%s' (netmoments forward --help)", cli_optname);
     }
     if (optind < argc) return cli_error("forward: unexpected argument '%s'", argv[optind]);
     if (!input || !output) return cli_error("forward: --input and --output are required");

@@ -76,12 +76,12 @@ int cmd_reproduce(int argc, char **argv)
     exp_opts e = {CLI_DEFAULT_MODEL, NULL, 1, 0, 0, 1};
     int quick = 0, c, got;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, opts)) != -1) {
         if (c == R_QUICK) quick = 1;
         else if ((got = exp_option(c, optarg, 2, &e))) {
             if (got < 0) return 1;
         } else if (c == O_HELP || c == 'h') return fputs(help, stdout), 0;
-        else return cli_error("reproduce: unknown or incomplete option '%s' (netmoments reproduce --help)", argv[optind - 1]);
+        else return cli_error("reproduce: unknown or incomplete option '%s' (netmoments reproduce --help)", cli_optname);
     }
     if (optind < argc) return cli_error("reproduce: unexpected argument '%s'", argv[optind]);
     if (!e.out) return cli_error("reproduce: --out DIR is required");

@@ -46,7 +46,7 @@ static int synthetic(int argc, char **argv)
     syn_args a = {{NULL, NULL, 1, 200, 75000, 1}, {1, 1, 1, 1, 1, 1}, {1, 1, 1}, NM_SYN_BIAS_SD};
     int c, got;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, opts)) != -1) {
         if ((got = exp_option(c, optarg, 3, &a.e))) {
             if (got < 0) return 1;
         } else if (c == O_NETS) {
@@ -57,7 +57,7 @@ static int synthetic(int argc, char **argv)
             if (!cli_parse_double(optarg, &a.bias_sd) || !(a.bias_sd >= 0) || !isfinite(a.bias_sd))
                 return cli_error("--bias-sd: '%s' is not a finite number >= 0", optarg);
         } else if (c == O_HELP || c == 'h') return fputs(help, stdout), 0;
-        else return cli_error("tightness synthetic: unknown or incomplete option '%s'", argv[optind - 1]);
+        else return cli_error("tightness synthetic: unknown or incomplete option '%s'", cli_optname);
     }
     if (optind < argc) return cli_error("tightness synthetic: unexpected argument '%s'", argv[optind]);
     return exp_staged(&a.e, "tightness synthetic", syn_fn, &a, "/{tightness-synthetic.csv,slopes.md} and the fig2-*.png/.svg figures");
@@ -72,11 +72,11 @@ static int lenet(int argc, char **argv)
     exp_opts e = {CLI_DEFAULT_MODEL, NULL, 1, 200, 75000, 1};
     int c, got;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, opts)) != -1) {
         if ((got = exp_option(c, optarg, 2, &e))) {
             if (got < 0) return 1;
         } else if (c == O_HELP || c == 'h') return fputs(help, stdout), 0;
-        else return cli_error("tightness lenet: unknown or incomplete option '%s'", argv[optind - 1]);
+        else return cli_error("tightness lenet: unknown or incomplete option '%s'", cli_optname);
     }
     if (optind < argc) return cli_error("tightness lenet: unexpected argument '%s'", argv[optind]);
     return exp_staged(&e, "tightness lenet", t1_fn, &e, "/{table1.csv,table1.md}");
@@ -106,13 +106,13 @@ int cmd_linpoints(int argc, char **argv)
     t3_args a = {{CLI_DEFAULT_MODEL, NULL, 1, 200, 20000, 1}, "5%,10%,100%", 0};
     int c, got;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, opts)) != -1) {
         if ((got = exp_option(c, optarg, 2, &a.e))) {
             if (got < 0) return 1;
         } else if (c == O_K) a.klist = optarg;
         else if (c == O_BASE) a.baseline = 1;
         else if (c == O_HELP || c == 'h') return fputs(linpoints_help, stdout), 0;
-        else return cli_error("linpoints: unknown or incomplete option '%s' (netmoments linpoints --help)", argv[optind - 1]);
+        else return cli_error("linpoints: unknown or incomplete option '%s' (netmoments linpoints --help)", cli_optname);
     }
     if (optind < argc) return cli_error("linpoints: unexpected argument '%s'", argv[optind]);
     return exp_staged(&a.e, "linpoints", t3_fn, &a, "/{table3.csv,table3.md}");

@@ -186,8 +186,8 @@ int cmd_train(int argc, char **argv)
     t.o.scale = (nm_scale){255.0, -127.5};
     int c, rc;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
-        if ((rc = train_option(c, optarg, argv[optind - 1], &t))) return rc < 0 ? 0 : rc;
+    while ((c = cli_getopt(argc, argv, opts)) != -1)
+        if ((rc = train_option(c, optarg, cli_optname, &t))) return rc < 0 ? 0 : rc;
     if (optind < argc) return cli_error("train: unexpected argument '%s'", argv[optind]);
     if (!t.out) return cli_error("train: --out M.onnx is required");
     if (!t.lr_given && t.o.opt == NM_OPT_SGD) t.o.lr = 0.01;
@@ -211,7 +211,7 @@ int cmd_eval(int argc, char **argv)
     const char *model = CLI_DEFAULT_MODEL, *data = "mnist", *split = "test";
     int json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, opts)) != -1) {
         if (c == O_MODEL) model = optarg;
         else if (c == CLI_OPT_MEM) {
             if (cli_set_mem(optarg)) return 1;
@@ -219,7 +219,7 @@ int cmd_eval(int argc, char **argv)
         else if (c == O_SPLIT) split = optarg;
         else if (c == O_JSON) json = 1;
         else if (c == O_HELP || c == 'h') return fputs(eval_help, stdout), 0;
-        else return cli_error("eval: unknown or incomplete option '%s' (netmoments eval --help)", argv[optind - 1]);
+        else return cli_error("eval: unknown or incomplete option '%s' (netmoments eval --help)", cli_optname);
     }
     if (optind < argc) return cli_error("eval: unexpected argument '%s'", argv[optind]);
     nm_ctx *ctx = cli_ctx_create();

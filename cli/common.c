@@ -5,6 +5,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <float.h>
 #include <omp.h>
 #include <math.h>
@@ -33,6 +34,20 @@ int cli_fail(nm_ctx *ctx, nm_status st, const char *what)
     int budget = st == NM_ERR_NOMEM && strstr(msg, "memory budget");
     return cli_error("%s: %s%s%s%s", what, nm_status_str(st), *msg ? ": " : "", msg,
                      budget ? " (--mem GIB or NETMOMENTS_MEM sets the budget)" : "");
+}
+
+const char *cli_optname = "";
+
+int cli_getopt(int argc, char **argv, const struct option *opts)
+{
+    int li = -1, before = optind, c = getopt_long(argc, argv, "h", opts, &li);
+    if (c == -1) return c;
+    cli_optname = argv[before < argc ? before : argc - 1]; /* the option's own text (its argument may follow) */
+    if (li < 0) return c;
+    size_t len = strcspn(cli_optname + 2, "=");
+    if (strncmp(cli_optname, "--", 2) != 0 || len != strlen(opts[li].name) || strncmp(cli_optname + 2, opts[li].name, len) != 0)
+        return '?'; /* an abbreviation: only full names are taken */
+    return c;
 }
 
 static size_t mem_bytes; /* --mem, or 0 */

@@ -21,6 +21,13 @@ size_t cli_mem_bytes(void);
 /* A context with that budget; NULL (after printing) when it cannot be made. */
 nm_ctx *cli_ctx_create(void);
 
+/* getopt_long over opts with "h" as the one short option, but only full
+ * option names: an abbreviation (--sigma for --sigma2) is returned as '?'. */
+struct option;
+int cli_getopt(int argc, char **argv, const struct option *opts);
+/* The text of the option cli_getopt last read (for the one-line error of a bad one). */
+extern const char *cli_optname;
+
 /* Prints "netmoments: <msg>" on stderr; returns 1 (the exit status). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Same, with the context's message appended for status st. */
