@@ -85,4 +85,9 @@ pid=99999999; echo $pid > "$dir/locked/.netmoments.lock"
 expect_error "linpoints with an impossible k" linpoints --k 99999 --images 3 --mc 100 --out "$dir/failed"
 [ -z "$(ls -A "$dir/failed")" ] && ok || bad "a failed run left: $(ls -A "$dir/failed")"
 
+# long options are spelled out: getopt_long's abbreviations took --sigma for --sigma2
+expect_error "--sigma, an abbreviation" moments --image 0 --sigma 1
+"$nm" moments --image 0 --sigma 1 2>&1 | grep -q -- "--sigma" && ok || bad "the abbreviation is named"
+expect_error "--m, an abbreviation" moments --image 0 --sigma2 1 --m 100
+
 finish cli_reliability
