@@ -274,7 +274,7 @@ static void print_json(const args *a, const nm_net *net, const results *r, int64
         cJSON_AddItemToObject(k, "mean", json_vec(r->res[m].mean, d));
         cJSON_AddItemToObject(k, "var", json_vec(r->res[m].var, d));
         if (r->res[m].cov) cJSON_AddItemToObject(k, "cov", json_vec(r->res[m].cov, d * d));
-        cJSON_AddNumberToObject(k, a->all ? "time_s" : "time_analytic_s", r->times[m]);
+        cJSON_AddNumberToObject(k, "time_analytic_s", r->times[m]);
         if (a->all) cJSON_AddItemToObject(j, nm_method_str(m), k);
     }
     if (a->mc) {

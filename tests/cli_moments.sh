@@ -34,7 +34,8 @@ echo "$out" | awk -v RS=',"' '
 # split at the last ReLU, only a Linear layer lies above it: no ReLU there can change state
 echo "$out" | grep -q '"relu_changed_above":0[,}]' && ok || bad "no ReLU above the last split"
 all=$("$nm" moments --image 0 --sigma2 1 --method all --json) && ok || bad "--method all"
-for key in paper exact delta time_s; do echo "$all" | grep -q "\"$key\":" && ok || bad "all: key $key"; done
+for key in paper exact delta time_analytic_s; do echo "$all" | grep -q "\"$key\":" && ok || bad "all: key $key"; done
+echo "$all" | grep -q "\"time_s\":" && bad "all: a time_s key (one name: time_analytic_s)" || ok
 "$nm" moments --image 0 --sigma2 1 | grep -q 'analytic (exact' && ok || bad "table"
 "$nm" moments --image 0 --sigma2 1 --window 10,10,7,7 >/dev/null && ok || bad "--window"
 "$nm" moments --image 0 --sigma2 1 --save-lin "$dir/lin" >/dev/null && ok || bad "--save-lin"
