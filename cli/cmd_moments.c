@@ -24,7 +24,7 @@ static const char help[] =
     "                          [--precision double|single] [--mem GIB] [--json] [--save-lin DIR]\n\n"
     "Mean and variance of the model's logits for x ~ N(mu, Sigma), analytic (DESIGN 1.6: the net split at a\n"
     "ReLU and linearized on both sides), optionally next to a Monte Carlo of the real network.\n"
-    "  --model        ONNX file (default " CLI_DEFAULT_MODEL ")\n"
+    CLI_MODEL_HELP
     "  --input x.npy  mu, already in the model's input scale: (1, C, H, W) or (C, H, W)\n"
     "  --image K      mu = held-out image K (0-based) of --data/--split, in the model's recorded input scale\n"
     "  --sigma2 S     Sigma = S I  (with --window r,c,h,w: S I on rows r..r+h-1, columns c..c+w-1 only)\n"
@@ -134,7 +134,7 @@ static int parse(int argc, char **argv, args *a)
         {"seed", required_argument, 0, 'e'},   {"precision", required_argument, 0, 'p'}, {"mem", required_argument, 0, 'g'},
         {"json", no_argument, 0, 'j'},         {"save-lin", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
         {"covariance", no_argument, 0, 'c'},   {"path", required_argument, 0, 'P'}, {0, 0, 0, 0}};
-    *a = (args){.model = CLI_DEFAULT_MODEL, .data = "mnist", .split = "test", .sigma2 = NAN, .image = -1, .seed = 1,
+    *a = (args){.model = cli_default_model(), .data = "mnist", .split = "test", .sigma2 = NAN, .image = -1, .seed = 1,
                 .o = nm_net_moments_options_default()};
     int c, rc;
     optind = 1;

@@ -19,7 +19,7 @@ static const char info_help[] =
     "Lists a model's nodes in topological order with their output shapes and\n"
     "parameter counts, and numbers its ReLUs 1.. (the split points --split-relu\n"
     "of the moments commands).\n"
-    "  --model   ONNX file (default " CLI_DEFAULT_MODEL ")\n"
+    CLI_MODEL_HELP
     "  --json    one JSON object on stdout\n";
 
 static const char forward_help[] =
@@ -27,7 +27,7 @@ static const char forward_help[] =
     "Runs the model on every input along the first axis of x.npy (float32 or\n"
     "float64, in the model's input scale) and writes the outputs as float32.\n"
     "An x without the batch axis is read as a batch of one.\n"
-    "  --model    ONNX file (default " CLI_DEFAULT_MODEL ")\n"
+    CLI_MODEL_HELP
     "  --logits   stop before a final Softmax/LogSoftmax (output the logits)\n"
     "  --chunk B  inputs per pass (default 1000)\n";
 
@@ -43,7 +43,7 @@ int cmd_info(int argc, char **argv)
     enum { O_MODEL = 1000, O_JSON, O_OPS, O_HELP };
     static const struct option opts[] = {CLI_MEM_OPTION, {"model", required_argument, 0, O_MODEL}, {"json", no_argument, 0, O_JSON},
                                          {"ops", no_argument, 0, O_OPS}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    const char *model = CLI_DEFAULT_MODEL;
+    const char *model = cli_default_model();
     int json = 0, c;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -165,7 +165,7 @@ int cmd_forward(int argc, char **argv)
         {"model", required_argument, 0, O_MODEL}, {"input", required_argument, 0, O_INPUT},
         {"output", required_argument, 0, O_OUTPUT}, {"logits", no_argument, 0, O_LOGITS},
         {"chunk", required_argument, 0, O_CHUNK}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    const char *model = CLI_DEFAULT_MODEL, *input = NULL, *output = NULL;
+    const char *model = cli_default_model(), *input = NULL, *output = NULL;
     int logits = 0, c;
     long long chunk = 1000;
     optind = 1;

@@ -19,7 +19,8 @@ static const char help[] =
     "usage: netmoments reproduce [--quick] [--model M.onnx] [--seed S] --out DIR\n\n"
     "Runs `tightness synthetic`, `tightness lenet` and `linpoints --baseline` into DIR and writes DIR/README.md\n"
     "with the tables, the figures and the paper's numbers beside ours. Full size follows the paper (200 runs,\n"
-    "75,000 samples; hours on 2 cores); --quick takes 30/20 runs, 5,000 samples and 30 digits for Table 3.\n";
+    "75,000 samples; hours on 2 cores); --quick takes 30/20 runs, 5,000 samples and 30 digits for Table 3.\n"
+    CLI_MODEL_HELP;
 
 /* The paper's Table 1 and Table 3 (k = 5000 and k = 500), from its text. */
 static const double paper_t1[10][4] = {
@@ -73,7 +74,7 @@ int cmd_reproduce(int argc, char **argv)
     static const struct option opts[] = {CLI_MEM_OPTION, {"quick", no_argument, 0, R_QUICK}, {"out", required_argument, 0, O_OUT},
                                          {"model", required_argument, 0, O_MODEL}, {"seed", required_argument, 0, O_SEED},
                                          {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    exp_opts e = {CLI_DEFAULT_MODEL, NULL, 1, 0, 0, 1};
+    exp_opts e = {cli_default_model(), NULL, 1, 0, 0, 1};
     int quick = 0, c, got;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {

@@ -27,7 +27,8 @@ static const char help[] =
     "  lenet      Table 1: the mean of each run is a random held-out digit, split at the last ReLU (the paper's\n"
     "             l = 3) and linearized at the digit. Writes DIR/table1.csv, DIR/table1.md\n"
     "  --runs R   runs per net and regime (default 200)     --mc N   samples per run (default 75000)\n"
-    "  --seed S   default 1\n";
+    "  --seed S   default 1\n"
+    CLI_MODEL_HELP;
 
 static int syn_fn(const void *a, FILE *report) { return exp_synthetic(a, report); }
 static int t1_fn(const void *a, FILE *report) { return exp_table1(a, report); }
@@ -69,7 +70,7 @@ static int lenet(int argc, char **argv)
                                          {"runs", required_argument, 0, O_RUNS},   {"mc", required_argument, 0, O_MC},
                                          {"seed", required_argument, 0, O_SEED},   {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},         {0, 0, 0, 0}};
-    exp_opts e = {CLI_DEFAULT_MODEL, NULL, 1, 200, 75000, 1};
+    exp_opts e = {cli_default_model(), NULL, 1, 200, 75000, 1};
     int c, got;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -94,7 +95,8 @@ static const char linpoints_help[] =
     "               the paper's 250/500/5000 of 5,000)\n"
     "  --images N   digits evaluated, drawn at random by the seed (default 200)\n"
     "  --mc N       samples per digit (default 20000)   --regime  default medium   --seed  default 1\n"
-    "Writes DIR/table3.csv and DIR/table3.md.\n";
+    "Writes DIR/table3.csv and DIR/table3.md.\n"
+    CLI_MODEL_HELP;
 
 int cmd_linpoints(int argc, char **argv)
 {
@@ -103,7 +105,7 @@ int cmd_linpoints(int argc, char **argv)
                                          {"regime", required_argument, 0, O_REGIME}, {"mc", required_argument, 0, O_MC},
                                          {"seed", required_argument, 0, O_SEED},    {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},          {0, 0, 0, 0}};
-    t3_args a = {{CLI_DEFAULT_MODEL, NULL, 1, 200, 20000, 1}, "5%,10%,100%", 0};
+    t3_args a = {{cli_default_model(), NULL, 1, 200, 20000, 1}, "5%,10%,100%", 0};
     int c, got;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {

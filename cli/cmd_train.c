@@ -36,7 +36,7 @@ static const char eval_help[] =
     "usage: netmoments eval [--model M.onnx] [--data mnist|fashion-mnist] [--split test|train] [--json]\n\n"
     "Accuracy, per-class accuracy and confusion matrix (rows: true class, columns:\n"
     "predicted) of a model, with the input scale recorded in the model.\n"
-    "  --model   ONNX file (default " CLI_DEFAULT_MODEL ")\n"
+    CLI_MODEL_HELP
     "  --data    mnist (default) or fashion-mnist\n"
     "  --split   test (default; MNIST: the 1,996 held-out digits) or train\n"
     "  --json    one JSON object on stdout\n";
@@ -208,7 +208,7 @@ int cmd_eval(int argc, char **argv)
     static const struct option opts[] = {CLI_MEM_OPTION, {"model", required_argument, 0, O_MODEL}, {"data", required_argument, 0, O_DATA},
                                          {"split", required_argument, 0, O_SPLIT}, {"json", no_argument, 0, O_JSON},
                                          {"help", no_argument, 0, O_HELP},         {0, 0, 0, 0}};
-    const char *model = CLI_DEFAULT_MODEL, *data = "mnist", *split = "test";
+    const char *model = cli_default_model(), *data = "mnist", *split = "test";
     int json = 0, c;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {

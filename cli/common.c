@@ -157,13 +157,28 @@ int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
     return rc;
 }
 
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* $NETMOMENTS_DATA, else data/ where data/mnist exists, else the source tree's data/. */
+static const char *data_root(void)
+{
+    const char *env = getenv("NETMOMENTS_DATA");
+    if (env && *env) return env;
+    if (is_dir("data/mnist") || !is_dir(NM_SOURCE_DIR "/data/mnist")) return "data";
+    return NM_SOURCE_DIR "/data";
+}
+
 int cli_load_dataset(nm_ctx *ctx, const char *name, const char *split, nm_dataset *out)
 {
     char img[1024], lbl[1024];
     int train = !strcmp(split, "train");
     if (!train && strcmp(split, "test")) return cli_error("--split: '%s' is neither train nor test", split);
     if (!strcmp(name, "mnist")) {
-        const char *root = getenv("NETMOMENTS_DATA") ? getenv("NETMOMENTS_DATA") : "data";
+        const char *root = data_root();
         snprintf(img, sizeof img, "%s/mnist/%s-images-idx3-ubyte.gz", root, split);
         snprintf(lbl, sizeof lbl, "%s/mnist/%s-labels-idx1-ubyte.gz", root, split);
     } else if (!strcmp(name, "fashion-mnist")) {
@@ -249,4 +264,31 @@ int cli_check_f32(const nm_array *a, const char *opt, const char *path)
                              path, v, (long long)i);
     }
     return 0;
+}
+
+static int is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+const char *cli_default_model(void)
+{
+    static char path[4096];
+    static const char rel[] = "models/lenet-mnist.onnx";
+    const char *env = getenv("NETMOMENTS_MODEL");
+    if (env && *env) return env;
+    if (is_file(rel)) return rel;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        char found[4096];
+        if (snprintf(found, sizeof found, "%s/%s/lenet-mnist.onnx", exe, NM_BIN_TO_DATA) < (int)sizeof found && is_file(found))
+            return realpath(found, path) ? path : strcpy(path, found);
+    }
+    if (snprintf(path, sizeof path, "%s/%s", NM_SOURCE_DIR, rel) < (int)sizeof path && is_file(path)) return path;
+    return rel;
 }

@@ -50,7 +50,8 @@ int cli_load_cov(nm_ctx *ctx, int64_t n, double sigma2, const char *var_path,
 
 /* Loads data set `name` (mnist | fashion-mnist), split `split` (train |
  * test): MNIST from data/mnist (fetched by scripts/setup.sh; the directory
- * $NETMOMENTS_DATA replaces data/), Fashion-MNIST from Debian's
+ * $NETMOMENTS_DATA replaces data/; where ./data/mnist is absent, the source
+ * tree's data/ is used), Fashion-MNIST from Debian's
  * /usr/share/datasets/fashion-mnist. Returns 0, or 1 after printing why. */
 int cli_load_dataset(nm_ctx *ctx, const char *name, const char *split, nm_dataset *out);
 
@@ -79,7 +80,16 @@ void cli_progress_print(void *user, int64_t done, int64_t total);
  * 1 after printing "<opt>: cannot create directory <dir>". */
 int cli_make_dir(const char *dir, const char *opt);
 
-/* The model every command uses unless --model says otherwise. */
-#define CLI_DEFAULT_MODEL "models/lenet-mnist.onnx"
+/* The model every command uses unless --model says otherwise:
+ * $NETMOMENTS_MODEL, else the first of models/lenet-mnist.onnx (the current
+ * directory), <bin>/../share/netmoments/lenet-mnist.onnx (installed) and the
+ * source tree's models/lenet-mnist.onnx that exists; when none does, the
+ * first (so the error names it). Static storage. */
+const char *cli_default_model(void);
+/* The --model line of a command's --help, naming where the default is looked for. */
+#define CLI_MODEL_HELP                                                                              \
+    "  --model   ONNX file; default $NETMOMENTS_MODEL, else the first of\n"                          \
+    "            ./models/lenet-mnist.onnx, <bin>/../share/netmoments/lenet-mnist.onnx and the\n"    \
+    "            source tree's models/lenet-mnist.onnx (`netmoments info` says which is used)\n"
 
 #endif

@@ -39,3 +39,11 @@ pc="$tmp/prefix/lib/pkgconfig"; [ -d "$pc" ] || pc=$(dirname "$(find "$tmp/prefi
 got=$(LD_LIBRARY_PATH="$(dirname "$(find "$tmp/prefix" -name 'libnetmoments.so' | head -1)")" "$tmp/app/pc")
 [ "$got" = "$want" ] || { echo "pkg-config: got '$got'"; exit 1; }
 echo "pkg-config netmoments: built and ran"
+# the installed command finds its default model from any directory, and $NETMOMENTS_MODEL replaces it
+mkdir -p "$tmp/elsewhere" && cd "$tmp/elsewhere"
+got=$("$tmp/prefix/bin/netmoments" info | head -1)
+[ "$got" = "model $(cd "$tmp/prefix/share/netmoments" && pwd -P)/lenet-mnist.onnx" ] || { echo "installed default model: got '$got'"; exit 1; }
+cp "$tmp/prefix/share/netmoments/lenet-mnist.onnx" "$tmp/mine.onnx"
+got=$(NETMOMENTS_MODEL="$tmp/mine.onnx" "$tmp/prefix/bin/netmoments" info | head -1)
+[ "$got" = "model $tmp/mine.onnx" ] || { echo "NETMOMENTS_MODEL: got '$got'"; exit 1; }
+echo "installed netmoments: default model found from another directory; NETMOMENTS_MODEL honoured"
