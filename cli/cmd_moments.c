@@ -23,13 +23,16 @@ static const char help[] =
     "                          [--split-relu L] [--method M|all] [--mc N] [--seed S]\n"
     "                          [--precision double|single] [--mem GIB] [--json] [--save-lin DIR]\n\n"
     "Mean and variance of the model's logits for x ~ N(mu, Sigma), analytic (DESIGN 1.6: the net split at a\n"
-    "ReLU and linearized on both sides), optionally next to a Monte Carlo of the real network.\n"
+    "ReLU-like activation and linearized on both sides), optionally next to a Monte Carlo of the real network.\n"
+    "Input scale: the model sees x = a p + b for pixels p in [0, 1], \"a b\" from its metadata key\n"
+    "netmoments.input_scale (x = p when absent); mu and Sigma are in x's units. The ops a model may use, and\n"
+    "which make the moments approximate below the split too (smooth ones), are listed by `netmoments ops`.\n"
     CLI_MODEL_HELP
     "  --input x.npy  mu, already in the model's input scale: (1, C, H, W) or (C, H, W)\n"
     "  --image K      mu = held-out image K (0-based) of --data/--split, in the model's recorded input scale\n"
     "  --sigma2 S     Sigma = S I  (with --window r,c,h,w: S I on rows r..r+h-1, columns c..c+w-1 only)\n"
     "  --var v.npy    Sigma = diag(v);  --cov C.npy: Sigma = C (n x n, checked PSD)\n"
-    "  --split-relu L split at the L-th ReLU (netmoments info numbers them; default the last)\n"
+    "  --split-relu L split at the L-th split point (netmoments info numbers them; default the last)\n"
     "  --method M     one of the methods listed below (default exact), or all\n"
     "  --mc N         also N Monte Carlo samples through the real network\n"
     "  --seed S       Monte Carlo seed (default 1)\n"
@@ -159,6 +162,13 @@ static int load_mean(nm_ctx *ctx, const args *a, const nm_net *net, nm_array *mu
     shape[0] = 1;
     for (int i = 0; i < ndim; i++) n *= shape[i];
     nm_status st;
+    if (!nm_net_batchable(net)) {
+        char buf[256];
+        nm_net_input_shape(net, &ndim, shape);
+        cli_shape_text(ndim, shape, buf, sizeof buf);
+        return cli_error("%s: the input %s has no batch axis (the graph mixes values along its first axis); the moments need "
+                         "one: export the model with a batched dummy input, e.g. (1, ...)", a->model, buf);
+    }
     if (a->input) {
         if ((st = nm_npy_read(ctx, a->input, mu)) != NM_OK) return cli_fail(ctx, st, "--input");
         if (cli_check_f32(mu, "--input", a->input)) return 1;
@@ -266,6 +276,7 @@ static void print_json(const args *a, const nm_net *net, const results *r, int64
     int logits = nm_net_logits_node(net), nr = nm_net_relu_count(net);
     cJSON_AddStringToObject(j, "model", a->model);
     cJSON_AddNumberToObject(j, "split_relu", a->relu ? (int)a->relu : nr);
+    cJSON_AddBoolToObject(j, "piecewise_linear", nm_net_piecewise_linear(net));
     cJSON_AddBoolToObject(j, "logits_before_softmax", logits < nm_net_node_count(net) - 1);
     for (int m = 0; m < nm_method_count(); m++) {
         if (!method_on(a, m)) continue;
@@ -324,9 +335,15 @@ static void print_method(const args *a, const results *r, int m, int64_t d)
 
 static void print_table(const args *a, const nm_net *net, const results *r, int64_t d)
 {
-    int logits = nm_net_logits_node(net), nr = nm_net_relu_count(net);
-    printf("model %s, split at ReLU %d of %d%s\n", a->model, a->relu ? (int)a->relu : nr, nr,
-           logits < nm_net_node_count(net) - 1 ? "; moments of the logits (the input of the final softmax)" : "");
+    int logits = nm_net_logits_node(net), nr = nm_net_relu_count(net), l = a->relu ? (int)a->relu : nr;
+    nm_node_info info = {.op = "Relu"};
+    if (nr > 0) nm_net_node_info(NULL, net, nm_net_relu_node(net, l), &info);
+    if (nr == 0) printf("model %s, no split point: linearized whole at mu", a->model);
+    else if (!strcmp(info.op, "Relu")) printf("model %s, split at ReLU %d of %d", a->model, l, nr);
+    else printf("model %s, split at split point %d of %d (%s)", a->model, l, nr, info.op);
+    printf("%s\n", logits < nm_net_node_count(net) - 1 ? "; moments of the logits (the input of the final softmax)" : "");
+    if (!nm_net_piecewise_linear(net))
+        printf("not piecewise linear (smooth ops: netmoments info): the moments approximate below the split too\n");
     for (int m = 0; m < nm_method_count(); m++)
         if (method_on(a, m)) print_method(a, r, m, d);
     if (a->mc) {

@@ -17,8 +17,12 @@ static const char info_help[] =
     "usage: netmoments info [--model M.onnx] [--json]\n"
     "       netmoments info --ops        the ONNX ops the loader supports\n\n"
     "Lists a model's nodes in topological order with their output shapes and\n"
-    "parameter counts, and numbers its ReLUs 1.. (the split points --split-relu\n"
-    "of the moments commands).\n"
+    "parameter counts, numbers its split points 1.. (--split-relu of the moments\n"
+    "commands: each ReLU, LeakyReLU, PReLU, Clip or HardSigmoid whose output alone\n"
+    "feeds the rest), says when the net is not piecewise linear, and gives the\n"
+    "input scale: the model sees x = a p + b for pixels p in [0, 1], with \"a b\"\n"
+    "from the metadata key netmoments.input_scale (x = p when absent). The ops a\n"
+    "model may use are listed by `netmoments ops`.\n"
     CLI_MODEL_HELP
     "  --json    one JSON object on stdout\n";
 
@@ -31,12 +35,6 @@ static const char forward_help[] =
     "  --logits   stop before a final Softmax/LogSoftmax (output the logits)\n"
     "  --chunk B  inputs per pass (default 1000)\n";
 
-static void shape_text(int ndim, const int64_t *d, char *buf, size_t len)
-{
-    size_t o = (size_t)snprintf(buf, len, "(");
-    for (int i = 0; i < ndim && o < len; i++) o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? ", " : "", (long long)d[i]);
-    if (o < len) snprintf(buf + o, len - o, ")");
-}
 
 int cmd_info(int argc, char **argv)
 {
@@ -79,18 +77,21 @@ int cmd_info(int argc, char **argv)
         cJSON_AddBoolToObject(root, "batchable", nm_net_batchable(net));
         cJSON_AddNumberToObject(root, "parameters", (double)nm_net_param_count(net));
         cJSON_AddNumberToObject(root, "relus", nm_net_relu_count(net));
+        cJSON_AddBoolToObject(root, "piecewise_linear", nm_net_piecewise_linear(net));
         cJSON_AddNumberToObject(root, "logits_node", logits);
         jn = cJSON_AddArrayToObject(root, "nodes");
     } else {
-        shape_text(ndim, in, buf, sizeof buf);
+        cli_shape_text(ndim, in, buf, sizeof buf);
         printf("model %s\ninput %s%s\n\n", model, buf,
-               nm_net_batchable(net) ? ", any batch size" : ", fixed batch size (the graph mixes samples)");
+               nm_net_batchable(net) ? ", any batch size"
+                                     : ", no batch axis (the graph mixes values along the first axis: forward runs it whole,\n"
+                                       "the moments need a batch axis)");
         printf("%4s  %-24s %-20s %-22s %10s  %s\n", "node", "name", "op", "output shape", "params", "split point");
     }
     for (int i = 0; i < nn; i++) {
         nm_node_info info;
         nm_net_node_info(ctx, net, i, &info);
-        shape_text(info.ndim, info.shape, buf, sizeof buf);
+        cli_shape_text(info.ndim, info.shape, buf, sizeof buf);
         if (json) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name", info.name);
@@ -114,11 +115,18 @@ int cmd_info(int argc, char **argv)
         cJSON_Delete(root);
     } else {
         int nr = nm_net_relu_count(net);
-        printf("\n%lld parameters; %d ReLU%s%s%s\n", (long long)nm_net_param_count(net), nr, nr == 1 ? "" : "s",
-               nr ? " (split points for --split-relu; the paper splits at the last)" : "",
+        printf("\n%lld parameters; %d split point%s%s%s\n", (long long)nm_net_param_count(net), nr, nr == 1 ? "" : "s",
+               nr ? " (ReLU-like activations for --split-relu; the paper splits at the last)"
+                  : " (no ReLU-like activation feeds the rest alone: the moments linearize the whole net at mu)",
                logits < nn - 1 ? "; moments are taken on the logits, before the final softmax" : "");
-        const char *scale = nm_net_get_meta(net, "netmoments.input_scale");
-        if (scale) printf("input scale: %s\n", scale);
+        if (!nm_net_piecewise_linear(net))
+            printf("not piecewise linear: a smooth op or a product of varying values is below the logits, so the\n"
+                   "moments approximate below the split too (netmoments ops gives each op's role)\n");
+        nm_scale sc = nm_net_get_input_scale(net);
+        if (nm_net_get_meta(net, "netmoments.input_scale"))
+            printf("input scale: x = %g p %+g for pixels p in [0, 1] (metadata netmoments.input_scale)\n", sc.a, sc.b);
+        else
+            printf("input scale: none recorded (x = p: --image feeds pixels in [0, 1])\n");
     }
     nm_net_free(ctx, net);
     nm_ctx_free(ctx);
@@ -194,16 +202,27 @@ int cmd_forward(int argc, char **argv)
         int ndim;
         int64_t in[NM_MAX_DIMS];
         nm_net_input_shape(net, &ndim, in);
-        if (x.ndim == ndim - 1) { /* one input without its batch axis */
+        if (!nm_net_batchable(net)) { /* no batch axis: x is one input of exactly the model's shape */
+            int same = x.ndim == ndim;
+            for (int i = 0; same && i < ndim; i++) same = x.shape[i] == in[i];
+            char want[256], got[256];
+            cli_shape_text(ndim, in, want, sizeof want);
+            cli_shape_text(x.ndim, x.shape, got, sizeof got);
+            if (!same)
+                rc = cli_error("forward: %s: the model has no batch axis and runs only on its input shape %s, not %s", input, want, got);
+            else if ((st = nm_net_forward(ctx, net, 0, logits ? nm_net_logits_node(net) : nm_net_node_count(net) - 1, &x, &out)) != NM_OK)
+                rc = cli_fail(ctx, st, "forward");
+            x.ndim = 1, x.shape[0] = 1; /* one input, for the summary line */
+        } else if (x.ndim == ndim - 1) { /* one input without its batch axis */
             memmove(x.shape + 1, x.shape, sizeof(int64_t) * (size_t)x.ndim);
             x.shape[0] = 1;
             x.ndim++;
         }
-        rc = forward_chunks(ctx, net, logits ? nm_net_logits_node(net) : nm_net_node_count(net) - 1, &x, chunk, &out);
+        if (nm_net_batchable(net)) rc = forward_chunks(ctx, net, logits ? nm_net_logits_node(net) : nm_net_node_count(net) - 1, &x, chunk, &out);
     }
     if (!rc && !out.data) rc = cli_error("forward: %s holds no inputs", input);
     if (!rc && (st = nm_npy_write(ctx, output, &out)) != NM_OK) rc = cli_fail(ctx, st, "forward");
-    if (!rc) fprintf(stderr, "forward: %lld inputs in %.3f s -> %s\n", (long long)x.shape[0], cli_now() - t0, output);
+    if (!rc) fprintf(stderr, "forward: %lld input(s) in %.3f s -> %s\n", (long long)x.shape[0], cli_now() - t0, output);
     nm_array_free(ctx, &x);
     nm_array_free(ctx, &out);
     nm_net_free(ctx, net);

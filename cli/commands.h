@@ -12,6 +12,7 @@ CLI_COMMAND("tightness", cmd_tightness, "the paper's tightness experiments: Fig 
 CLI_COMMAND("linpoints", cmd_linpoints, "the paper's Table 3: linearizing at k-means centres instead of at each digit")
 CLI_COMMAND("reproduce", cmd_reproduce, "run Fig 2, Table 1 and Table 3 and write a report with the paper's numbers")
 CLI_COMMAND("info", cmd_info, "a model's nodes, shapes, parameters and ReLU split points (--ops: the supported ops)")
+CLI_COMMAND("ops", cmd_ops, "the ONNX ops the loader supports: their role in the moments and their attributes")
 CLI_COMMAND("forward", cmd_forward, "run a model on a batch of inputs (NPY in, NPY out)")
 CLI_COMMAND("train", cmd_train, "train a LeNet or MLP on MNIST or Fashion-MNIST and write it as ONNX")
 CLI_COMMAND("eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model")

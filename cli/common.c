@@ -292,3 +292,10 @@ const char *cli_default_model(void)
     if (snprintf(path, sizeof path, "%s/%s", NM_SOURCE_DIR, rel) < (int)sizeof path && is_file(path)) return path;
     return rel;
 }
+
+void cli_shape_text(int ndim, const int64_t *d, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < ndim && o < len; i++) o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? ", " : "", (long long)d[i]);
+    if (o < len) snprintf(buf + o, len - o, ")");
+}

@@ -80,6 +80,9 @@ void cli_progress_print(void *user, int64_t done, int64_t total);
  * 1 after printing "<opt>: cannot create directory <dir>". */
 int cli_make_dir(const char *dir, const char *opt);
 
+/* "(d0, d1, ...)" into buf. */
+void cli_shape_text(int ndim, const int64_t *d, char *buf, size_t len);
+
 /* The model every command uses unless --model says otherwise:
  * $NETMOMENTS_MODEL, else the first of models/lenet-mnist.onnx (the current
  * directory), <bin>/../share/netmoments/lenet-mnist.onnx (installed) and the

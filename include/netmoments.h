@@ -342,6 +342,25 @@ NM_API nm_status nm_net_copy(nm_ctx *ctx, const nm_net *src, nm_net **out);
  * past the last. */
 NM_API const char *nm_op_supported(int i);
 
+/* One supported op as `netmoments ops` lists it. role says what the op is
+ * to the moments: "linear"; "piecewise linear, a split point" (ReLU and its
+ * kin: a net may be split there, DESIGN §1.6; elsewhere its kinks are frozen
+ * at the linearization point); "piecewise linear, argmax frozen" (max
+ * pools); "smooth, linearized by its derivative" (the moments are then an
+ * approximation also below the split); "linear in each operand, smooth when
+ * both vary" (Mul; Div likewise in its denominator); "folded at load" (constant or shape-only inputs);
+ * "final node only" (Softmax: the moments are those of its input). attrs
+ * are the ONNX attributes it reads (any other is refused). */
+typedef struct {
+    const char *name;
+    int min_inputs, max_inputs;
+    const char *role;
+    int nattrs;
+    const char *attrs[16];
+} nm_op_info;
+/* Fills *out for the i-th supported op; 1, or 0 past the last. */
+NM_API int nm_op_describe(int i, nm_op_info *out);
+
 /* Built-in architectures (DESIGN §2), input (N, 1, 28, 28):
  *   lenet        the paper's LeNet: conv 32@5×5 pad 2, maxpool 2, ReLU,
  *                conv 64@5×5 pad 2, maxpool 2, ReLU, Linear 3136→1024,

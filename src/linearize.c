@@ -62,8 +62,10 @@ nm_status nm_require_batchable(nm_ctx *ctx, const nm_net *net, int last, const c
 {
     for (int i = 0; i <= last; i++)
         if (!net->v[net->node[i].out].batched)
-            return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' mixes samples along the first axis; %s a batchable net",
-                           net->node[i].name, what);
+            return nm_fail(ctx, NM_ERR_UNSUPPORTED,
+                           "node '%s' (%s) mixes values along the input's first axis, so it is no batch axis (a model "
+                           "exported without one?); %s a batch axis first: export with a batched dummy input, e.g. (1, ...)",
+                           net->node[i].name, nm_op_name(net->node[i].op), what);
     return NM_OK;
 }
 

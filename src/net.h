@@ -219,6 +219,8 @@ typedef struct {
     int split;           /* a piecewise-linear activation the net can be split at (DESIGN §1.6): ReLU and its kin */
     int int_data;        /* moves data of either type: its data inputs may be integer constants (a shape), folded into one */
     int shape_only;      /* reads only its input's shape (Shape): its output is a constant even for a varying input */
+    const char *role;    /* optional: what it is to the moments where the flags do not say it (nm_op_describe) */
+    int final_only;      /* allowed only as the final node, whose input is the logits (Softmax) */
     int smooth;          /* a smooth nonlinearity (Sigmoid, ...): the net is then not piecewise linear, and its
                             linearization freezes a curvature, not only masks */
     /* optional: the decisions the linearization freezes at the primal (bound in p), one code per output

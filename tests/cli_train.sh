@@ -13,7 +13,7 @@ need_mnist
 out=$("$nm" train --arch mlp --epochs 1 --seed 2 --out "$dir/m.onnx" 2>/dev/null) && ok || bad "train runs"
 acc=$(echo "$out" | sed -n 's/.*held-out accuracy \([0-9.]*\).*/\1/p')
 awk -v a="$acc" 'BEGIN { exit !(a > 0.8) }' && ok || bad "held-out accuracy $acc after one epoch"
-"$nm" info --model "$dir/m.onnx" | grep -q 'input scale: 255 -127.5' && ok || bad "input scale recorded"
+"$nm" info --model "$dir/m.onnx" | grep -q 'input scale: x = 255 p -127.5' && ok || bad "input scale recorded"
 txt=$("$nm" eval --model "$dir/m.onnx") && echo "$txt" | grep -q "accuracy $acc" && ok || bad "eval agrees with train: $txt"
 js=$("$nm" eval --model "$dir/m.onnx" --json) && ok || bad "eval --json"
 for key in accuracy per_class_accuracy confusion n; do echo "$js" | grep -q "\"$key\":" && ok || bad "json key $key"; done

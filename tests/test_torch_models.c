@@ -7,7 +7,8 @@
  * ones whose ReLU states the noise leaves as they are (counted), the means
  * and variances are within 5 % of a 20,000-sample Monte Carlo of the real
  * network (the moments are then exact; where states change, the
- * linearization is not, and the gap is printed).
+ * linearization is not, and the gap is printed). The models in unbatched/
+ * have no batch axis: forward runs them whole, the moments are refused.
  */
 #include "netmoments.h"
 #include "check.h"
@@ -102,6 +103,37 @@ static void one_model(const char *name)
     nm_net_free(ctx, net);
 }
 
+/* An unbatched export (the input has no batch axis): forward runs it whole and matches torch;
+ * the moments are refused, naming the missing batch axis. */
+static void one_unbatched(const char *name)
+{
+    char path[512], in[512], out[512], what[1024];
+    snprintf(path, sizeof path, DIR_MODELS "/unbatched/%.128s.onnx", name);
+    snprintf(in, sizeof in, DIR_MODELS "/unbatched/%.128s.input.npy", name);
+    snprintf(out, sizeof out, DIR_MODELS "/unbatched/%.128s.output.npy", name);
+    nm_net *net = NULL;
+    nm_array x = {0}, y = {0};
+    nm_status st = nm_net_read_onnx(ctx, path, &net);
+    snprintf(what, sizeof what, "unbatched %.100s loads (%.400s)", name, st == NM_OK ? "ok" : nm_ctx_message(ctx));
+    if (check_true(what, st == NM_OK) && check_true("its input and output read", nm_npy_read(ctx, in, &x) == NM_OK &&
+                                                                                  nm_npy_read(ctx, out, &y) == NM_OK)) {
+        double e = forward_error(net, &x, &y);
+        snprintf(what, sizeof what, "unbatched %.100s: forward on the whole input within %g of torch (worst %.3g)", name, TOL_TORCH, e);
+        check_true(what, e <= TOL_TORCH);
+        check_true("it is not batchable", !nm_net_batchable(net));
+        nm_cov *cov;
+        nm_moments m;
+        nm_cov_isotropic(ctx, nm_array_numel(&x), SIGMA2, &cov);
+        st = nm_net_moments(ctx, net, &x, cov, NULL, &m);
+        snprintf(what, sizeof what, "unbatched %.100s: moments refused, naming the batch axis (%.400s)", name, nm_ctx_message(ctx));
+        check_true(what, st == NM_ERR_UNSUPPORTED && strstr(nm_ctx_message(ctx), "no batch axis"));
+        if (st == NM_OK) nm_moments_free(ctx, &m);
+        nm_cov_free(ctx, cov);
+    }
+    nm_array_free(ctx, &x), nm_array_free(ctx, &y);
+    nm_net_free(ctx, net);
+}
+
 int main(void)
 {
     ctx = nm_ctx_create();
@@ -120,6 +152,8 @@ int main(void)
     closedir(d);
     qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
     for (int i = 0; i < n; i++) one_model(names[i]);
+    one_unbatched("linear_1d");
+    one_unbatched("conv_chw");
     check_true("the models are there", n >= 10);
     nm_ctx_free(ctx);
     return check_finish("test_torch_models");

@@ -218,7 +218,7 @@ nm_status nm_net_set_output(nm_ctx *ctx, nm_net *net, int value)
         return nm_fail(ctx, NM_ERR_UNSUPPORTED, "output '%s' must be written by the last node", net->v[value].name);
     for (int k = 0; k + 1 < net->nn; k++) {
         nm_op op = net->node[k].op;
-        if (op == NM_OP_SOFTMAX || op == NM_OP_LOGSOFTMAX)
+        if (nm_op_table[op]->final_only)
             return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): supported only as the final node", net->node[k].name,
                            nm_op_name(op));
     }
@@ -323,8 +323,7 @@ int nm_net_relu_node(const nm_net *net, int l)
 int nm_net_logits_node(const nm_net *net)
 {
     int last = net->nn - 1;
-    nm_op op = net->node[last].op;
-    return (op == NM_OP_SOFTMAX || op == NM_OP_LOGSOFTMAX) && last > 0 ? last - 1 : last;
+    return nm_op_table[net->node[last].op]->final_only && last > 0 ? last - 1 : last;
 }
 
 const char *nm_net_get_meta(const nm_net *net, const char *key)

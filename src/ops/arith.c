@@ -152,13 +152,13 @@ static const nm_attr_def arith_attrs[] = {
     {.name = "axis", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(legacy_axis), .def = -1},
     {0}};
 
-#define ARITH_OP(NAME)                                                                                                 \
+#define ARITH_OP(NAME, ROLE)                                                                                           \
     {                                                                                                                  \
-        .name = NAME, .min_inputs = 2, .max_inputs = 2, .trainable = {[0] = 1, [1] = 1}, .int_data = 1,                \
+        .name = NAME, .role = ROLE, .min_inputs = 2, .max_inputs = 2, .trainable = {[0] = 1, [1] = 1}, .int_data = 1,                \
         .attrs = arith_attrs, .nonlinear_node = arith_smooth, .infer = arith_infer, .forward = arith_forward,           \
         .jvp = arith_jvp, .vjp = arith_vjp,                                                                            \
     }
-const nm_op_def nm_op_add = ARITH_OP("Add");
-const nm_op_def nm_op_sub = ARITH_OP("Sub");
-const nm_op_def nm_op_mul = ARITH_OP("Mul");
-const nm_op_def nm_op_div = ARITH_OP("Div");
+const nm_op_def nm_op_add = ARITH_OP("Add", NULL);
+const nm_op_def nm_op_sub = ARITH_OP("Sub", NULL);
+const nm_op_def nm_op_mul = ARITH_OP("Mul", "linear in each operand, smooth when both vary");
+const nm_op_def nm_op_div = ARITH_OP("Div", "linear in the numerator, smooth in the denominator");

@@ -51,7 +51,7 @@ static void concat_apply(const nm_node *nd, int nin, const void *const *src, con
     int64_t at = 0;
     for (int i = 0; i < nin; i++) {
         int64_t len = s[i].d[axis], run = len * inner, in_outer = nm_shape_numel(&s[i]) / (run ? run : 1);
-        for (int64_t o = 0; o < outer; o++) {
+        for (int64_t o = 0; run > 0 && in_outer > 0 && o < outer; o++) { /* an empty input (shape chains) moves nothing */
             char *dst = (char *)y + (size_t)((o * ylen + at) * inner) * esize;
             if (split) {
                 if (!src[i]) continue;

@@ -30,6 +30,31 @@ const char *nm_op_supported(int i)
     return i >= 0 && i < NM_OP_COUNT ? nm_op_table[i]->name : NULL;
 }
 
+static const char *op_role(const nm_op_def *d)
+{
+    if (d->role) return d->role;
+    if (d->final_only) return "final node only";
+    if (d->jvp == nm_pass_folded_only) return d->shape_only ? "folded at load (reads only a shape)" : "folded at load";
+    if (d->split) return "piecewise linear, a split point";
+    if (d->decides == NM_DECIDES_ARGMAX) return "piecewise linear, argmax frozen";
+    if (d->smooth) return "smooth, linearized by its derivative";
+    return "linear";
+}
+
+int nm_op_describe(int i, nm_op_info *out)
+{
+    if (i < 0 || i >= NM_OP_COUNT || !out) return 0;
+    const nm_op_def *d = nm_op_table[i];
+    memset(out, 0, sizeof *out);
+    out->name = d->name;
+    out->min_inputs = d->min_inputs;
+    out->max_inputs = d->max_inputs;
+    out->role = op_role(d);
+    for (const nm_attr_def *a = d->attrs; a && a->name && out->nattrs < (int)(sizeof out->attrs / sizeof out->attrs[0]); a++)
+        out->attrs[out->nattrs++] = a->name;
+    return 1;
+}
+
 nm_attrs nm_attrs_default(nm_op op)
 {
     nm_attrs a;

@@ -131,12 +131,12 @@ static const char *softmax_refusal(const nm_net *net, const nm_node *nd)
 }
 
 const nm_op_def nm_op_softmax = {
-    .name = "Softmax", .min_inputs = 1, .max_inputs = 1, .attrs = softmax_attrs,
+    .name = "Softmax", .min_inputs = 1, .max_inputs = 1, .attrs = softmax_attrs, .final_only = 1,
     .opset_defaults = softmax_opset_defaults, .export_refusal = softmax_refusal,
     .infer = softmax_infer, .forward = softmax_forward, .jvp = softmax_jvp, .vjp = softmax_vjp,
 };
 const nm_op_def nm_op_logsoftmax = {
-    .name = "LogSoftmax", .min_inputs = 1, .max_inputs = 1, .attrs = softmax_attrs,
+    .name = "LogSoftmax", .min_inputs = 1, .max_inputs = 1, .attrs = softmax_attrs, .final_only = 1,
     .opset_defaults = softmax_opset_defaults, .export_refusal = softmax_refusal,
     .infer = softmax_infer, .forward = softmax_forward, .jvp = softmax_jvp, .vjp = softmax_vjp,
 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
 make.py — exports the PyTorch models the ONNX loader is tested on (issue 13),
-with torch's own outputs on fixed inputs, for tests/cli_torch_models.sh.
+with torch's own outputs on fixed inputs, for tests/test_torch_models.c.
 Run only where Debian's python3-torch (and python3-torchvision) are
 installed; CI never needs torch: the models and outputs are committed.
 
@@ -9,7 +9,8 @@ installed; CI never needs torch: the models and outputs are committed.
 
 Default: the small set in tests/models/ (random weights, seed 0, each file
 well under 1 MB): for each model M, M.onnx, M.input.npy (a fixed input,
-batch 2) and M.output.npy (torch's output on it, float32).
+batch 2) and M.output.npy (torch's output on it, float32); in unbatched/,
+models exported from an input without a batch axis (one input, no batch).
 --full DIR: the issue's full-size torchvision models (3x64x64, AlexNet and
 VGG at 224) into DIR, to measure against; not committed.
 """
@@ -105,6 +106,13 @@ def small_models():
     return m
 
 
+def unbatched_models():
+    """Models exported from an input without a batch axis (a 1-D vector, a 3-D image): netmoments runs
+    forward on them whole and refuses the moments, which need a batch axis."""
+    return {"linear_1d": (nn.Linear(784, 10), torch.randn(784)),
+            "conv_chw": (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(0), nn.Linear(4 * 6 * 6, 10)), torch.randn(3, 8, 8))}
+
+
 def full_models():
     import torchvision.models as tv
     x64, x224 = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 224, 224)
@@ -115,13 +123,16 @@ def full_models():
             "mobilenet_v3_small": (tv.mobilenet_v3_small(), x64), "efficientnet_b0": (tv.efficientnet_b0(), x64)}
 
 
-def export(name, model, x, out, opset=13):
+def export(name, model, x, out, opset=13, batched=True):
     model.eval()
     with torch.no_grad():
         y = model(x)
     path = os.path.join(out, name + ".onnx")
-    torch.onnx.export(model, x[:1], path, opset_version=opset, input_names=["input"], output_names=["output"],
-                      dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+    if batched:
+        torch.onnx.export(model, x[:1], path, opset_version=opset, input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+    else:
+        torch.onnx.export(model, x, path, opset_version=opset, input_names=["input"], output_names=["output"])
     np.save(os.path.join(out, name + ".input.npy"), x.numpy().astype(np.float32))
     np.save(os.path.join(out, name + ".output.npy"), y.numpy().astype(np.float32))
     print(f"{name}: {os.path.getsize(path)} bytes, input {tuple(x.shape)}, output {tuple(y.shape)}")
@@ -136,6 +147,9 @@ def main():
     out = os.path.dirname(os.path.abspath(__file__))
     for name, (model, x) in small_models().items():
         export(name, model, x, out)
+    os.makedirs(os.path.join(out, "unbatched"), exist_ok=True)
+    for name, (model, x) in unbatched_models().items():
+        export(name, model, x, os.path.join(out, "unbatched"), batched=False)
 
 
 if __name__ == "__main__":
