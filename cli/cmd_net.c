@@ -36,6 +36,31 @@ static const char forward_help[] =
     "  --chunk B  inputs per pass (default 1000)\n";
 
 
+/* info --ops: the supported op types on one line (netmoments ops gives the table). */
+static void print_op_names(void)
+{
+    for (int i = 0; nm_op_supported(i); i++) printf("%s%s", i ? " " : "", nm_op_supported(i));
+    printf(" (and Constant)\n");
+}
+
+/* info's lines after the node table: parameters, split points, piecewise linearity, input scale. */
+static void print_summary(const nm_net *net)
+{
+    int nr = nm_net_relu_count(net), nn = nm_net_node_count(net), logits = nm_net_logits_node(net);
+    printf("\n%lld parameters; %d split point%s%s%s\n", (long long)nm_net_param_count(net), nr, nr == 1 ? "" : "s",
+           nr ? " (ReLU-like activations for --split-relu; the paper splits at the last)"
+              : " (no ReLU-like activation feeds the rest alone: the moments linearize the whole net at mu)",
+           logits < nn - 1 ? "; moments are taken on the logits, before the final softmax" : "");
+    if (!nm_net_piecewise_linear(net))
+        printf("not piecewise linear: a smooth op or a product of varying values is below the logits, so the\n"
+               "moments approximate below the split too (netmoments ops gives each op's role)\n");
+    nm_scale sc = nm_net_get_input_scale(net);
+    if (nm_net_get_meta(net, "netmoments.input_scale"))
+        printf("input scale: x = %g p %+g for pixels p in [0, 1] (metadata netmoments.input_scale)\n", sc.a, sc.b);
+    else
+        printf("input scale: none recorded (x = p: --image feeds pixels in [0, 1])\n");
+}
+
 int cmd_info(int argc, char **argv)
 {
     enum { O_MODEL = 1000, O_JSON, O_OPS, O_HELP };
@@ -49,10 +74,7 @@ int cmd_info(int argc, char **argv)
         else if (c == CLI_OPT_MEM) {
             if (cli_set_mem(optarg)) return 1;
         } else if (c == O_JSON) json = 1;
-        else if (c == O_OPS) {
-            for (int i = 0; nm_op_supported(i); i++) printf("%s%s", i ? " " : "", nm_op_supported(i));
-            return printf(" (and Constant)\n"), 0;
-        }
+        else if (c == O_OPS) return print_op_names(), 0;
         else if (c == O_HELP || c == 'h') return fputs(info_help, stdout), 0;
         else return cli_error("info: unknown or incomplete option '%s' (netmoments info --help)", cli_optname);
     }
@@ -114,19 +136,7 @@ int cmd_info(int argc, char **argv)
         free(txt);
         cJSON_Delete(root);
     } else {
-        int nr = nm_net_relu_count(net);
-        printf("\n%lld parameters; %d split point%s%s%s\n", (long long)nm_net_param_count(net), nr, nr == 1 ? "" : "s",
-               nr ? " (ReLU-like activations for --split-relu; the paper splits at the last)"
-                  : " (no ReLU-like activation feeds the rest alone: the moments linearize the whole net at mu)",
-               logits < nn - 1 ? "; moments are taken on the logits, before the final softmax" : "");
-        if (!nm_net_piecewise_linear(net))
-            printf("not piecewise linear: a smooth op or a product of varying values is below the logits, so the\n"
-                   "moments approximate below the split too (netmoments ops gives each op's role)\n");
-        nm_scale sc = nm_net_get_input_scale(net);
-        if (nm_net_get_meta(net, "netmoments.input_scale"))
-            printf("input scale: x = %g p %+g for pixels p in [0, 1] (metadata netmoments.input_scale)\n", sc.a, sc.b);
-        else
-            printf("input scale: none recorded (x = p: --image feeds pixels in [0, 1])\n");
+        print_summary(net);
     }
     nm_net_free(ctx, net);
     nm_ctx_free(ctx);
