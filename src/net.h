@@ -325,6 +325,8 @@ static inline nm_shape nm_as_image(const nm_shape *s)
 
 /* Axis a (negative counts from the end) of a rank-r tensor into *out; 0 when out of range. */
 int nm_axis(int64_t a, int r, int64_t *out);
+/* Shape inference of an elementwise op: the output is shaped and batched like input 0. */
+nm_status nm_infer_elementwise(nm_ctx *ctx, struct nm_net *net, nm_node *nd);
 /* Stub pass for ops that are always folded at load (Shape, Range, ...): never called on varying values. */
 nm_status nm_pass_folded_only(const nm_node *nd, nm_pass *p);
 /* The data-movement ops' gather for elements of esize bytes (float32 or int64): element i of y, in the

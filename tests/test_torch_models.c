@@ -81,18 +81,25 @@ static void moments_check(const char *name, nm_net *net, const nm_array *x, int 
     nm_moments_free(ctx, &m), nm_mc_result_free(ctx, &mc), nm_cov_free(ctx, cov);
 }
 
-static void one_model(const char *name)
+/* Loads DIR_MODELS/sub/name.onnx with its input and torch's output; 1 when all three read (checked). */
+static int load_case(const char *sub, const char *name, nm_net **net, nm_array *x, nm_array *y)
 {
     char path[512], in[512], out[512], what[1024];
-    snprintf(path, sizeof path, DIR_MODELS "/%.128s.onnx", name);
-    snprintf(in, sizeof in, DIR_MODELS "/%.128s.input.npy", name);
-    snprintf(out, sizeof out, DIR_MODELS "/%.128s.output.npy", name);
+    snprintf(path, sizeof path, DIR_MODELS "%s/%.128s.onnx", sub, name);
+    snprintf(in, sizeof in, DIR_MODELS "%s/%.128s.input.npy", sub, name);
+    snprintf(out, sizeof out, DIR_MODELS "%s/%.128s.output.npy", sub, name);
+    nm_status st = nm_net_read_onnx(ctx, path, net);
+    snprintf(what, sizeof what, "%.100s loads (%.400s)", path, st == NM_OK ? "ok" : nm_ctx_message(ctx));
+    return check_true(what, st == NM_OK) &&
+           check_true("its input and torch's output read", nm_npy_read(ctx, in, x) == NM_OK && nm_npy_read(ctx, out, y) == NM_OK);
+}
+
+static void one_model(const char *name)
+{
+    char what[1024];
     nm_net *net = NULL;
     nm_array x = {0}, y = {0};
-    nm_status st = nm_net_read_onnx(ctx, path, &net);
-    snprintf(what, sizeof what, "%.100s loads (%.400s)", name, st == NM_OK ? "ok" : nm_ctx_message(ctx));
-    if (check_true(what, st == NM_OK) && check_true("its input and torch's output read", nm_npy_read(ctx, in, &x) == NM_OK &&
-                                                                                           nm_npy_read(ctx, out, &y) == NM_OK)) {
+    if (load_case("", name, &net, &x, &y)) {
         double e = forward_error(net, &x, &y);
         snprintf(what, sizeof what, "%.100s: forward within %g of torch (worst %.3g)", name, TOL_TORCH, e);
         check_true(what, e <= TOL_TORCH);
@@ -107,16 +114,10 @@ static void one_model(const char *name)
  * the moments are refused, naming the missing batch axis. */
 static void one_unbatched(const char *name)
 {
-    char path[512], in[512], out[512], what[1024];
-    snprintf(path, sizeof path, DIR_MODELS "/unbatched/%.128s.onnx", name);
-    snprintf(in, sizeof in, DIR_MODELS "/unbatched/%.128s.input.npy", name);
-    snprintf(out, sizeof out, DIR_MODELS "/unbatched/%.128s.output.npy", name);
+    char what[1024];
     nm_net *net = NULL;
     nm_array x = {0}, y = {0};
-    nm_status st = nm_net_read_onnx(ctx, path, &net);
-    snprintf(what, sizeof what, "unbatched %.100s loads (%.400s)", name, st == NM_OK ? "ok" : nm_ctx_message(ctx));
-    if (check_true(what, st == NM_OK) && check_true("its input and output read", nm_npy_read(ctx, in, &x) == NM_OK &&
-                                                                                  nm_npy_read(ctx, out, &y) == NM_OK)) {
+    if (load_case("/unbatched", name, &net, &x, &y)) {
         double e = forward_error(net, &x, &y);
         snprintf(what, sizeof what, "unbatched %.100s: forward on the whole input within %g of torch (worst %.3g)", name, TOL_TORCH, e);
         check_true(what, e <= TOL_TORCH);
@@ -124,7 +125,7 @@ static void one_unbatched(const char *name)
         nm_cov *cov;
         nm_moments m;
         nm_cov_isotropic(ctx, nm_array_numel(&x), SIGMA2, &cov);
-        st = nm_net_moments(ctx, net, &x, cov, NULL, &m);
+        nm_status st = nm_net_moments(ctx, net, &x, cov, NULL, &m);
         snprintf(what, sizeof what, "unbatched %.100s: moments refused, naming the batch axis (%.400s)", name, nm_ctx_message(ctx));
         check_true(what, st == NM_ERR_UNSUPPORTED && strstr(nm_ctx_message(ctx), "no batch axis"));
         if (st == NM_OK) nm_moments_free(ctx, &m);

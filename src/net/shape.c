@@ -156,6 +156,16 @@ int nm_axis(int64_t a, int r, int64_t *out)
     return 1;
 }
 
+nm_status nm_infer_elementwise(nm_ctx *ctx, nm_net *net, nm_node *nd)
+{
+    (void)ctx;
+    const nm_value *X = NM_IN(net, nd, 0);
+    nm_value *Y = NM_OUT(net, nd);
+    Y->shape = X->shape;
+    Y->batched = X->batched;
+    return NM_OK;
+}
+
 nm_status nm_pass_folded_only(const nm_node *nd, nm_pass *p)
 {
     return nm_fail(p->ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s) runs only on constants, folded at load", nd->name, nm_op_name(nd->op));

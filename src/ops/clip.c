@@ -15,7 +15,6 @@
 
 static nm_status clip_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
 {
-    const nm_value *X = NM_IN(net, nd, 0);
     for (int i = 1; i < nd->nin; i++) {
         const nm_value *B = NM_IN(net, nd, i);
         if (!B) continue;
@@ -25,10 +24,7 @@ static nm_status clip_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
         else nd->a.hi = B->cdata[0];
     }
     if (!(nd->a.lo <= nd->a.hi)) return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (Clip): min %g above max %g", nd->name, nd->a.lo, nd->a.hi);
-    nm_value *Y = NM_OUT(net, nd);
-    Y->shape = X->shape;
-    Y->batched = X->batched;
-    return NM_OK;
+    return nm_infer_elementwise(ctx, net, nd);
 }
 
 /* x[0]: y = clamp(x, lo, hi). */

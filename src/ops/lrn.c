@@ -19,10 +19,7 @@ static nm_status lrn_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
         return nm_fail(ctx, NM_ERR_SHAPE, "node '%s' (LRN): input of rank %d has no channel axis", nd->name, X->shape.ndim);
     if (nd->a.size < 1)
         return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (LRN): size must be a positive integer", nd->name);
-    nm_value *Y = NM_OUT(net, nd);
-    Y->shape = X->shape;
-    Y->batched = X->batched;
-    return NM_OK;
+    return nm_infer_elementwise(ctx, net, nd);
 }
 
 typedef struct {

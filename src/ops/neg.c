@@ -6,16 +6,6 @@
  */
 #include "../net.h"
 
-static nm_status neg_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
-{
-    (void)ctx;
-    const nm_value *X = NM_IN(net, nd, 0);
-    nm_value *Y = NM_OUT(net, nd);
-    Y->shape = X->shape;
-    Y->batched = X->batched;
-    return NM_OK;
-}
-
 /* x[0] any shape: y = −x. */
 static nm_status neg_forward(const nm_node *nd, nm_pass *p)
 {
@@ -46,5 +36,5 @@ static nm_status neg_vjp(const nm_node *nd, nm_pass *p)
 
 const nm_op_def nm_op_neg = {
     .name = "Neg", .min_inputs = 1, .max_inputs = 1,
-    .infer = neg_infer, .forward = neg_forward, .jvp = neg_jvp, .vjp = neg_vjp,
+    .infer = nm_infer_elementwise, .forward = neg_forward, .jvp = neg_jvp, .vjp = neg_vjp,
 };

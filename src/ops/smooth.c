@@ -76,16 +76,6 @@ static nm_status hard_decide(const nm_node *nd, nm_pass *p, int32_t *codes)
     return NM_OK;
 }
 
-static nm_status act_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
-{
-    (void)ctx;
-    const nm_value *X = NM_IN(net, nd, 0);
-    nm_value *Y = NM_OUT(net, nd);
-    Y->shape = X->shape;
-    Y->batched = X->batched;
-    return NM_OK;
-}
-
 /* x[0]: y = f(x). */
 static nm_status act_forward(const nm_node *nd, nm_pass *p)
 {
@@ -145,7 +135,7 @@ static const char *gelu_refusal(const nm_net *net, const nm_node *nd)
 #define ACT_OP(NAME, SMOOTH, ATTRS, ...)                                                                               \
     {                                                                                                                  \
         .name = NAME, .min_inputs = 1, .max_inputs = 1, .smooth = SMOOTH, .hides_nonfinite = SMOOTH, .attrs = ATTRS,    \
-        .infer = act_infer,                                                                                            \
+        .infer = nm_infer_elementwise,                                                                                            \
         .forward = act_forward, .jvp = act_jvp, .vjp = act_vjp, __VA_ARGS__                                            \
     }
 const nm_op_def nm_op_sigmoid = ACT_OP("Sigmoid", 1, NULL);
