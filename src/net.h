@@ -325,6 +325,30 @@ static inline nm_shape nm_as_image(const nm_shape *s)
 
 /* Axis a (negative counts from the end) of a rank-r tensor into *out; 0 when out of range. */
 int nm_axis(int64_t a, int r, int64_t *out);
+/* Runs BODY for every element i = b·np + k of n tangent elements, k the element of the primal (np elements)
+ * it belongs to: blocks of np without the per-element modulo, so that the loop vectorizes; parallel over the
+ * blocks when there are many, else within each (n > MIN elements). */
+#define NM_FOR_TANGENTS(n, np, MIN, BODY)                                                                              \
+    do {                                                                                                               \
+        int64_t nb_ = (np) ? (n) / (np) : 0, np_ = (np), n_ = (n), min_ = (MIN);                                       \
+        if (nb_ >= 16) {                                                                                               \
+            _Pragma("omp parallel for schedule(static) if (n_ > min_)")                                                \
+            for (int64_t b_ = 0; b_ < nb_; b_++)                                                                       \
+                for (int64_t k = 0; k < np_; k++) {                                                                    \
+                    int64_t i = b_ * np_ + k;                                                                          \
+                    BODY                                                                                               \
+                }                                                                                                      \
+        } else {                                                                                                       \
+            for (int64_t b_ = 0; b_ < nb_; b_++) {                                                                     \
+                _Pragma("omp parallel for schedule(static) if (np_ > min_)")                                           \
+                for (int64_t k = 0; k < np_; k++) {                                                                    \
+                    int64_t i = b_ * np_ + k;                                                                          \
+                    BODY                                                                                               \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+    } while (0)
+
 /* Shape inference of an elementwise op: the output is shaped and batched like input 0. */
 nm_status nm_infer_elementwise(nm_ctx *ctx, struct nm_net *net, nm_node *nd);
 /* Stub pass for ops that are always folded at load (Shape, Range, ...): never called on varying values. */

@@ -315,6 +315,17 @@ static void per_op_tests(void)
     finish(net, y);
     check_op("Conv strided dilated grouped", net, 0, 1);
 
+    /* stride 1: the vjp is itself a convolution (flipped kernel, padding k−1−p), here with groups, dilation and
+     * uneven pads */
+    net = start(img, &x);
+    a = nm_attrs_default(NM_OP_CONV);
+    a.dil[0] = 2;
+    a.group = 2;
+    a.pad[0] = 2, a.pad[1] = 0, a.pad[2] = 1, a.pad[3] = 1;
+    y = NODE(net, NM_OP_CONV, &a, x, rconst(net, SHAPE(6, 2, 3, 2), 0.3, 0), rconst(net, SHAPE(6), 0.3, 0));
+    finish(net, y);
+    check_op("Conv stride 1 dilated grouped, uneven pads", net, 0, 1);
+
     net = start(img, &x);
     y = NODE(net, NM_OP_CONV, NULL, x, rconst(net, SHAPE(3, 4, 1, 1), 0.3, 0), rconst(net, SHAPE(3), 0.3, 0));
     finish(net, y);

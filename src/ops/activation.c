@@ -102,11 +102,8 @@ static nm_status act_jvp(const nm_node *nd, nm_pass *p)
     neg_slope s = slope_of(nd, p);
     int64_t n = nm_shape_numel(&p->dxs[0]), np = nm_shape_numel(&p->xs[0]);
     const float *x = p->x[0], *dx = p->dx[0];
-    #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        int64_t k = i % np;
-        p->dy[i] = x[k] > 0 ? dx[i] : neg(&s, k) * dx[i];
-    }
+    if (nd->op == NM_OP_RELU) NM_FOR_TANGENTS(n, np, 65536, { p->dy[i] = x[k] > 0 ? dx[i] : 0.0f; });
+    else NM_FOR_TANGENTS(n, np, 65536, { p->dy[i] = x[k] > 0 ? dx[i] : neg(&s, k) * dx[i]; });
     return NM_OK;
 }
 
@@ -118,11 +115,8 @@ static nm_status act_vjp(const nm_node *nd, nm_pass *p)
     const float *x = p->x[0], *dy = p->dy;
     if (p->dx[0]) {
         float *dx = p->dx[0];
-        #pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; i++) {
-            int64_t k = i % np;
-            dx[i] += x[k] > 0 ? dy[i] : neg(&s, k) * dy[i];
-        }
+        if (nd->op == NM_OP_RELU) NM_FOR_TANGENTS(n, np, 65536, { dx[i] += x[k] > 0 ? dy[i] : 0.0f; });
+        else NM_FOR_TANGENTS(n, np, 65536, { dx[i] += x[k] > 0 ? dy[i] : neg(&s, k) * dy[i]; });
     }
     if (nd->op == NM_OP_PRELU && p->gp[1]) /* ∂y/∂slope = x where x ≤ 0 */
         for (int64_t i = 0; i < n; i++) {

@@ -42,11 +42,8 @@ static nm_status clip_jvp(const nm_node *nd, nm_pass *p)
 {
     int64_t n = nm_shape_numel(&p->dys), np = nm_shape_numel(&p->xs[0]);
     const float *x = p->x[0];
-    #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i % np];
-        p->dy[i] = v > nd->a.lo && v < nd->a.hi ? p->dx[0][i] : 0.0f;
-    }
+    float lo = nd->a.lo, hi = nd->a.hi;
+    NM_FOR_TANGENTS(n, np, 65536, { p->dy[i] = x[k] > lo && x[k] < hi ? p->dx[0][i] : 0.0f; });
     return NM_OK;
 }
 
@@ -56,11 +53,8 @@ static nm_status clip_vjp(const nm_node *nd, nm_pass *p)
     if (!p->dx[0]) return NM_OK;
     int64_t n = nm_shape_numel(&p->dys), np = nm_shape_numel(&p->xs[0]);
     const float *x = p->x[0];
-    #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i % np];
-        if (v > nd->a.lo && v < nd->a.hi) p->dx[0][i] += p->dy[i];
-    }
+    float lo = nd->a.lo, hi = nd->a.hi;
+    NM_FOR_TANGENTS(n, np, 65536, { p->dx[0][i] += x[k] > lo && x[k] < hi ? p->dy[i] : 0.0f; });
     return NM_OK;
 }
 

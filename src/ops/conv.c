@@ -64,27 +64,31 @@ static void im2col(const nm_attrs *a, const conv_dims *d, const float *x, float 
                     int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
                     float *r = row + oh * d->OW;
                     if (h < 0 || h >= d->H) {
-                        memset(r, 0, (size_t)d->OW * sizeof(float));
+                        for (int64_t ow = 0; ow < d->OW; ow++) r[ow] = 0.0f;
                         continue;
                     }
                     const float *xr = x + (c * d->H + h) * d->W;
                     for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0.0f;
-                    if (s == 1) memcpy(r + lo, xr + lo + off, (size_t)(hi - lo) * sizeof(float));
-                    else
+                    if (s == 1) { /* a loop, not memcpy: rows are short (a few to tens of floats) */
+                        const float *xo = xr + off;
+                        for (int64_t ow = lo; ow < hi; ow++) r[ow] = xo[ow];
+                    } else {
                         for (int64_t ow = lo; ow < hi; ow++) r[ow] = xr[ow * s + off];
+                    }
                     for (int64_t ow = hi; ow < d->OW; ow++) r[ow] = 0.0f;
                 }
             }
 }
 
-/* x (Cg, H, W) += the adjoint of im2col applied to col (K, OHW). */
-static void col2im_add(const nm_attrs *a, const conv_dims *d, const float *col, float *x)
+/* x (Cg, H, W) += the adjoint of im2col applied to col's rows of channels [c0, c1) (col's first row is that of
+ * channel c0), rows ldc ≥ OHW apart. */
+static void col2im_add(const nm_attrs *a, const conv_dims *d, const float *col, int64_t ldc, float *x, int64_t c0, int64_t c1)
 {
     int64_t s = a->stride[1];
-    for (int64_t c = 0; c < d->Cg; c++)
+    for (int64_t c = c0; c < c1; c++)
         for (int64_t i = 0; i < d->KH; i++)
             for (int64_t j = 0; j < d->KW; j++) {
-                const float *row = col + ((c * d->KH + i) * d->KW + j) * d->OHW;
+                const float *row = col + (((c - c0) * d->KH + i) * d->KW + j) * ldc;
                 int64_t off = j * a->dil[1] - a->pad[1], lo, hi;
                 valid_cols(off, s, d->W, d->OW, &lo, &hi);
                 for (int64_t oh = 0; oh < d->OH; oh++) {
@@ -92,7 +96,12 @@ static void col2im_add(const nm_attrs *a, const conv_dims *d, const float *col, 
                     if (h < 0 || h >= d->H) continue;
                     float *xr = x + (c * d->H + h) * d->W;
                     const float *r = row + oh * d->OW;
-                    for (int64_t ow = lo; ow < hi; ow++) xr[ow * s + off] += r[ow];
+                    if (s == 1) { /* contiguous: vectorized */
+                        float *xo = xr + off;
+                        for (int64_t ow = lo; ow < hi; ow++) xo[ow] += r[ow];
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++) xr[ow * s + off] += r[ow];
+                    }
                 }
             }
 }
@@ -163,6 +172,142 @@ static nm_status conv_infer(nm_ctx *ctx, nm_net *net, nm_node *nd)
 }
 
 /* x[0] (N, C, H, W), x[1] weight (M, C/G, KH, KW), x[2] bias (M) or NULL: y (N, M, OH, OW). */
+/* ---- many tangents through one primal: S tangents' columns side by side
+ * make one GEMM per group, (Mg × K)·(K × S·OHW), instead of S small ones
+ * that each stream the weights (issue 13). */
+
+/* Tangents per chunk: the chunk's K + Mg rows of S·OHW columns stay under 32 MiB (at least one tangent). */
+static int64_t chunk_of(const conv_dims *d, int64_t T)
+{
+    int64_t per = (d->K + d->Mg) * d->OHW * (int64_t)sizeof(float), S = ((int64_t)32 << 20) / (per ? per : 1);
+    if (S < 1) S = 1;
+    return S < T ? S : T;
+}
+
+/* dst (rows, ns·cols) ← for each s < ns, rows of src + s·sstride (cols each, rows sld apart) side by side. */
+static void side_by_side(float *dst, const float *src, int64_t ns, int64_t rows, int64_t cols, int64_t sld, int64_t sstride)
+{
+    int64_t ld = ns * cols;
+    #pragma omp parallel for schedule(static) if (ns * rows * cols > 65536)
+    for (int64_t s = 0; s < ns; s++)
+        for (int64_t r = 0; r < rows; r++) memcpy(dst + r * ld + s * cols, src + s * sstride + r * sld, (size_t)cols * sizeof(float));
+}
+
+/* y (T, M, OH, OW) = (or, with add, +=) conv(x (T, C, H, W); w, a) without the bias, for the tangents listed in
+ * idx (all when idx is NULL), chunk by chunk: im2col of each tangent into its columns, one GEMM per group, and
+ * the columns back. */
+static nm_status conv_batched(nm_pass *p, const nm_attrs *a, const conv_dims *d, const float *w, const float *x,
+                              const int64_t *idx, int64_t T, float *y, int add)
+{
+    int64_t S = chunk_of(d, T), ld = S * d->OHW;
+    float *buf = nm_pass_scratch(p, (size_t)((d->K + d->Mg) * ld));
+    if (!buf) return NM_ERR_NOMEM;
+    float *col = buf, *prod = buf + d->K * ld;
+    nm_blas_serial_begin(); /* nm_gemm_f32 splits C over the OpenMP threads: one thread pool, not two spinning */
+    for (int64_t t0 = 0; t0 < T; t0 += S) {
+        int64_t ns = T - t0 < S ? T - t0 : S, ldn = ns * d->OHW;
+        for (int64_t g = 0; g < d->G; g++) {
+            #pragma omp parallel for schedule(static)
+            for (int64_t s = 0; s < ns; s++) {
+                int64_t t = idx ? idx[t0 + s] : t0 + s;
+                const float *xg = x + (t * d->C + g * d->Cg) * d->HW;
+                if (d->direct)
+                    for (int64_t k = 0; k < d->K; k++) memcpy(col + k * ldn + s * d->OHW, xg + k * d->HW, (size_t)d->OHW * sizeof(float));
+                else
+                    im2col(a, d, xg, col + s * d->OHW, ldn);
+            }
+            nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, d->Mg, ldn, d->K, 1.0f, w + g * d->Mg * d->K, d->K, col, ldn, 0.0f, prod, ldn);
+            #pragma omp parallel for schedule(static)
+            for (int64_t s = 0; s < ns; s++) {
+                int64_t t = idx ? idx[t0 + s] : t0 + s;
+                for (int64_t m = 0; m < d->Mg; m++) {
+                    float *yr = y + (t * d->M + g * d->Mg + m) * d->OHW;
+                    const float *pr = prod + m * ldn + s * d->OHW;
+                    if (add)
+                        for (int64_t o = 0; o < d->OHW; o++) yr[o] += pr[o];
+                    else
+                        memcpy(yr, pr, (size_t)d->OHW * sizeof(float));
+                }
+            }
+        }
+    }
+    nm_blas_serial_end();
+    return NM_OK;
+}
+
+/* A stride-1 convolution's adjoint is a convolution (of dy, with the kernel flipped and its channel axes
+ * swapped, and the padding k−1−p): with inner size Mg·KH·KW its GEMMs are better shaped than the transposed
+ * product's (inner size Mg) and nothing is scattered back. 0 when the conv has strides or pads beyond the
+ * kernel; else *at, *dt and the flipped weights wt (G·Cg × Mg·KH·KW, allocated) describe it. */
+static int adjoint_conv(nm_ctx *ctx, const nm_attrs *a, const conv_dims *d, const float *w, int64_t T, nm_attrs *at,
+                        conv_dims *dt, float **wt, nm_status *st)
+{
+    *st = NM_OK;
+    if (a->stride[0] != 1 || a->stride[1] != 1) return 0;
+    int64_t eh = a->dil[0] * (d->KH - 1), ew = a->dil[1] * (d->KW - 1);
+    if (a->pad[0] > eh || a->pad[2] > eh || a->pad[1] > ew || a->pad[3] > ew) return 0;
+    *at = *a;
+    at->pad[0] = eh - a->pad[0], at->pad[2] = eh - a->pad[2], at->pad[1] = ew - a->pad[1], at->pad[3] = ew - a->pad[3];
+    nm_shape xs = {4, {T, d->M, d->OH, d->OW}}, ws = {4, {d->C, d->Mg, d->KH, d->KW}}, ys = {4, {T, d->C, d->H, d->W}};
+    *dt = dims_of(at, &xs, &ws, &ys);
+    if (!(*wt = nm_alloc(ctx, (size_t)(d->C * d->Mg * d->KH * d->KW), sizeof(float)))) return *st = NM_ERR_NOMEM, 1;
+    for (int64_t g = 0; g < d->G; g++)
+        for (int64_t m = 0; m < d->Mg; m++)
+            for (int64_t c = 0; c < d->Cg; c++)
+                for (int64_t i = 0; i < d->KH; i++)
+                    for (int64_t j = 0; j < d->KW; j++)
+                        (*wt)[((((g * d->Cg + c) * d->Mg + m) * d->KH + i) * d->KW + j)] =
+                            w[(((g * d->Mg + m) * d->Cg + c) * d->KH + (d->KH - 1 - i)) * d->KW + (d->KW - 1 - j)];
+    return 1;
+}
+
+/* dx (T, C, H, W) += convᵀ(dy (T, M, OH, OW)), chunk by chunk: the chunk's dy side by side (Mg × ns·OHW per
+ * group), then tiles of a few tangents × a block of input channels, each on one thread: one GEMM wᵀ·dy for the
+ * tile's rows and columns into a buffer that stays in cache, and col2im from it (a tile writes only its own
+ * tangents' channels, so tiles run in parallel). */
+static nm_status conv_vjp_batched(const nm_node *nd, nm_pass *p, const conv_dims *d)
+{
+    int64_t T = p->dys.d[0], S = chunk_of(d, T), ld = S * d->OHW, kk = d->KH * d->KW;
+    int64_t ts = (256 + d->OHW - 1) / d->OHW;                  /* tangents per tile: about 256 columns */
+    if (ts > S) ts = S;
+    int64_t cb = 65536 / (ts * d->OHW * kk);                   /* channels per tile: about 64 Ki floats */
+    if (cb < 1) cb = 1;
+    if (cb > d->Cg) cb = d->Cg;
+    int nt = nm_threads();
+    size_t tile = (size_t)(cb * kk * ts * d->OHW);
+    float *buf = nm_pass_scratch(p, (size_t)(d->Mg * ld) + (size_t)nt * tile);
+    if (!buf) return NM_ERR_NOMEM;
+    float *dyc = buf;
+    int64_t ncb = (d->Cg + cb - 1) / cb;
+    nm_blas_serial_begin();
+    for (int64_t t0 = 0; t0 < T; t0 += S) {
+        int64_t ns = T - t0 < S ? T - t0 : S, ldn = ns * d->OHW, nts = (ns + ts - 1) / ts;
+        for (int64_t g = 0; g < d->G; g++) {
+            side_by_side(dyc, p->dy + (t0 * d->M + g * d->Mg) * d->OHW, ns, d->Mg, d->OHW, d->OHW, d->M * d->OHW);
+            #pragma omp parallel for schedule(dynamic, 1)
+            for (int64_t job = 0; job < nts * ncb; job++) {
+                float *dcol = buf + (size_t)(d->Mg * ld) + (size_t)omp_get_thread_num() * tile;
+                int64_t s0 = (job / ncb) * ts, s1 = s0 + ts < ns ? s0 + ts : ns, c0 = (job % ncb) * cb,
+                        c1 = c0 + cb < d->Cg ? c0 + cb : d->Cg, cols = (s1 - s0) * d->OHW, rows = (c1 - c0) * kk;
+                nm_gemm_f32(NM_TRANS, NM_NOTRANS, rows, cols, d->Mg, 1.0f, p->x[1] + g * d->Mg * d->K + c0 * kk, d->K,
+                            dyc + s0 * d->OHW, ldn, 0.0f, dcol, cols);
+                for (int64_t s = s0; s < s1; s++) {
+                    float *dxg = p->dx[0] + ((t0 + s) * d->C + g * d->Cg) * d->HW;
+                    const float *c = dcol + (s - s0) * d->OHW;
+                    if (d->direct) {
+                        for (int64_t k = c0; k < c1; k++)
+                            for (int64_t o = 0; o < d->OHW; o++) dxg[k * d->HW + o] += c[(k - c0) * cols + o];
+                    } else {
+                        col2im_add(&nd->a, d, c, cols, dxg, c0, c1);
+                    }
+                }
+            }
+        }
+    }
+    nm_blas_serial_end();
+    return NM_OK;
+}
+
 static nm_status conv_forward(const nm_node *nd, nm_pass *p)
 {
     conv_dims d = dims_of(&nd->a, &p->xs[0], &p->xs[1], &p->ys);
@@ -221,18 +366,21 @@ static void im2col_box(const nm_attrs *a, const conv_dims *d, const float *x, co
             }
 }
 
-/* dx[0] (T, C, H, W) tangents, x[1] the weight: dy (T, M, OH, OW) = conv(dx) without the bias, each tangent
- * over the output box its support reaches. */
+/* dx[0] (T, C, H, W) tangents, x[1] the weight: dy (T, M, OH, OW) = conv(dx) without the bias. A local
+ * tangent (its support reaches under half the output) is convolved over its output box alone; the others
+ * go through the batched GEMMs. */
 static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
 {
     const nm_attrs *a = &nd->a;
     conv_dims d = dims_of(a, &p->dxs[0], &p->xs[1], &p->dys);
     int64_t T = p->dxs[0].d[0];
-    if (d.direct || T < nm_threads()) return conv_apply(nd, p, p->dx[0], T, p->x[1], NULL, p->dy, &d);
+    if (d.direct || T < nm_threads()) return conv_batched(p, a, &d, p->x[1], p->dx[0], NULL, T, p->dy, 0);
+    int64_t *spread = nm_alloc(p->ctx, (size_t)T, sizeof *spread);
+    if (!spread) return NM_ERR_NOMEM;
     int nt = nm_threads();
     size_t per = (size_t)((d.K + d.Mg) * d.OHW);
     float *scratch = nm_pass_scratch(p, (size_t)nt * per);
-    if (!scratch) return NM_ERR_NOMEM;
+    if (!scratch) return nm_free(p->ctx, spread), NM_ERR_NOMEM;
     nm_blas_serial_begin();
     #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t t = 0; t < T; t++) {
@@ -240,18 +388,15 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
         float *y = p->dy + t * d.M * d.OHW;
         const float *x = p->dx[0] + t * d.C * d.HW;
         int64_t ib[4], ob[4];
+        spread[t] = 0;
         memset(y, 0, (size_t)(d.M * d.OHW) * sizeof(float));
         if (!support_box(x, &d, ib)) continue; /* a zero tangent stays zero */
         out_range(ib[0], ib[1], a->stride[0], a->pad[0], a->dil[0], d.KH, d.OH, &ob[0], &ob[1]);
         out_range(ib[2], ib[3], a->stride[1], a->pad[1], a->dil[1], d.KW, d.OW, &ob[2], &ob[3]);
         int64_t bh = ob[1] - ob[0], bw = ob[3] - ob[2], bsz = bh * bw;
         if (bsz == 0) continue;
-        if (2 * bsz > d.OHW) { /* a spread-out tangent: the whole output, as in forward */
-            for (int64_t g = 0; g < d.G; g++) {
-                im2col(a, &d, x + g * d.Cg * d.HW, col, d.OHW);
-                nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, d.Mg, d.OHW, d.K, 1.0f, p->x[1] + g * d.Mg * d.K, d.K, col, d.OHW, 0.0f,
-                            y + g * d.Mg * d.OHW, d.OHW);
-            }
+        if (2 * bsz > d.OHW) { /* spread out: batched below */
+            spread[t] = 1;
             continue;
         }
         for (int64_t g = 0; g < d.G; g++) {
@@ -264,7 +409,12 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
         }
     }
     nm_blas_serial_end();
-    return NM_OK;
+    int64_t ns = 0;
+    for (int64_t t = 0; t < T; t++)
+        if (spread[t]) spread[ns++] = t;
+    nm_status st = ns ? conv_batched(p, a, &d, p->x[1], p->dx[0], spread, ns, p->dy, 0) : NM_OK;
+    nm_free(p->ctx, spread);
+    return st;
 }
 
 /* dy (T, M, OH, OW): dx[0] (T, C, H, W) += convᵀ(dy); gp[1] (M, C/G, KH, KW) += Σ_t dy_t · col(x_t)ᵀ and gp[2] (M)
@@ -272,30 +422,20 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
 static nm_status conv_vjp(const nm_node *nd, nm_pass *p)
 {
     conv_dims d = dims_of(&nd->a, &p->xs[0], &p->xs[1], &p->ys);
-    const float *w = p->x[1], *dy = p->dy;
+    const float *dy = p->dy;
     int64_t T = p->dys.d[0], P = p->xs[0].d[0];
-    int par = T >= nm_threads();
-    int nslices = par ? nm_threads() : 1;
-    float *scratch = nm_pass_scratch(p, (size_t)nslices * (size_t)(d.K * d.OHW));
-    if (!scratch) return NM_ERR_NOMEM;
     if (p->dx[0]) {
-        if (par) nm_blas_serial_begin();
-        #pragma omp parallel for if (par) schedule(static)
-        for (int64_t t = 0; t < T; t++) {
-            float *dcol = scratch + (size_t)(par ? omp_get_thread_num() : 0) * (size_t)(d.K * d.OHW);
-            for (int64_t g = 0; g < d.G; g++) {
-                float *dxg = p->dx[0] + (t * d.C + g * d.Cg) * d.HW;
-                const float *dyg = dy + (t * d.M + g * d.Mg) * d.OHW;
-                const float *wg = w + g * d.Mg * d.K;
-                if (d.direct) { /* dx += wᵀ dy directly */
-                    nm_gemm_f32(NM_TRANS, NM_NOTRANS, d.K, d.OHW, d.Mg, 1.0f, wg, d.K, dyg, d.OHW, 1.0f, dxg, d.OHW);
-                } else {
-                    nm_gemm_f32(NM_TRANS, NM_NOTRANS, d.K, d.OHW, d.Mg, 1.0f, wg, d.K, dyg, d.OHW, 0.0f, dcol, d.OHW);
-                    col2im_add(&nd->a, &d, dcol, dxg);
-                }
-            }
+        nm_attrs at;
+        conv_dims dt;
+        float *wt = NULL;
+        nm_status st;
+        if (!d.direct && adjoint_conv(p->ctx, &nd->a, &d, p->x[1], T, &at, &dt, &wt, &st)) {
+            if (st == NM_OK) st = conv_batched(p, &at, &dt, wt, dy, NULL, T, p->dx[0], 1);
+            nm_free(p->ctx, wt);
+        } else {
+            st = conv_vjp_batched(nd, p, &d);
         }
-        if (par) nm_blas_serial_end();
+        if (st != NM_OK) return st;
     }
     /* Weight gradient: dW_g += dY_g · colᵀ summed over samples, chunk by
      * chunk: S samples' columns side by side make one GEMM of inner size

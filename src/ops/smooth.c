@@ -92,12 +92,11 @@ static nm_status act_forward(const nm_node *nd, nm_pass *p)
 static nm_status act_jvp(const nm_node *nd, nm_pass *p)
 {
     int64_t n = nm_shape_numel(&p->dys), np = nm_shape_numel(&p->xs[0]);
-    #pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; i++) {
+    NM_FOR_TANGENTS(n, np, 16384, {
         double df;
-        act(nd->op, p->x[0][i % np], nd->a.alpha, nd->a.beta, nd->a.mode, &df);
+        act(nd->op, p->x[0][k], nd->a.alpha, nd->a.beta, nd->a.mode, &df);
         p->dy[i] = (float)(df * p->dx[0][i]);
-    }
+    });
     return NM_OK;
 }
 
@@ -106,12 +105,11 @@ static nm_status act_vjp(const nm_node *nd, nm_pass *p)
 {
     if (!p->dx[0]) return NM_OK;
     int64_t n = nm_shape_numel(&p->dys), np = nm_shape_numel(&p->xs[0]);
-    #pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; i++) {
+    NM_FOR_TANGENTS(n, np, 16384, {
         double df;
-        act(nd->op, p->x[0][i % np], nd->a.alpha, nd->a.beta, nd->a.mode, &df);
+        act(nd->op, p->x[0][k], nd->a.alpha, nd->a.beta, nd->a.mode, &df);
         p->dx[0][i] += (float)(df * p->dy[i]);
-    }
+    });
     return NM_OK;
 }
 
