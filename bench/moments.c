@@ -9,8 +9,15 @@
  * layout, random weights, p = 4096, n = 150,528) under 7×7 windowed noise:
  * A (4.9 GB in double) exceeds the 2 GiB budget, so S is accumulated from
  * jvp passes; its time and the peak memory are printed.
+ * With --onnx M.onnx (a user's model, e.g. torchvision's resnet18 or
+ * alexnet from tests/models/make.py --full; bench/big_models.sh runs them
+ * beside PyTorch): on a seeded N(0, 1) input, method exact under sigma^2 =
+ * 1e-4 on every input (or on a --window r,c,h,w only), best of --reps
+ * runs, the time of the p vjp rows of the bottom part alone (its Jacobian,
+ * what torch's batched vjp computes), and the peak resident memory.
  * Run from the repository root after scripts/setup.sh.
  * Usage: bench/moments [--mc N] [--alexnet]
+ *        bench/moments --onnx M.onnx [--window r,c,h,w] [--reps R]
  */
 #include "netmoments.h"
 
@@ -35,18 +42,89 @@ static void die(nm_ctx *ctx, const char *what)
     exit(1);
 }
 
+static double peak_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+/* The --onnx mode: a user's model at a seeded input. */
+static int bench_onnx(const char *path, const long *win, int reps)
+{
+    nm_ctx *ctx = nm_ctx_create();
+    nm_net *net;
+    if (nm_net_read_onnx(ctx, path, &net) != NM_OK) die(ctx, path);
+    nm_array x;
+    int ndim;
+    int64_t shape[NM_MAX_DIMS];
+    nm_net_input_shape(net, &ndim, shape);
+    shape[0] = 1;
+    if (nm_array_alloc(ctx, &x, NM_F32, ndim, shape) != NM_OK) die(ctx, "input");
+    int64_t n = nm_array_numel(&x);
+    nm_rng rng = {7};
+    nm_rng_normals(&rng, 0, 0, (uint64_t)n, x.data);
+    nm_cov *cov;
+    nm_status st = win ? nm_cov_window(ctx, shape[1], shape[2], shape[3], win[0], win[1], win[2], win[3], 1e-4, &cov)
+                       : nm_cov_isotropic(ctx, n, 1e-4, &cov);
+    if (st != NM_OK) die(ctx, "covariance");
+    nm_net_moments_options o = nm_net_moments_options_default();
+    nm_moments m;
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        if (nm_net_moments(ctx, net, &x, cov, &o, &m) != NM_OK) die(ctx, "moments");
+        best = fmin(best, now() - t0);
+        nm_moments_free(ctx, &m);
+    }
+    printf("bench/moments: %s, input %lld values, %d OpenMP threads\n", path, (long long)n, omp_get_max_threads());
+    if (win) printf("  exact moments, sigma^2 1e-4 on the %ldx%ld window at (%ld, %ld): %.3f s (best of %d)\n", win[2], win[3],
+                    win[0], win[1], best, reps);
+    else printf("  exact moments, sigma^2 1e-4 on every input: %.3f s (best of %d, linearization included)\n", best, reps);
+    printf("  peak resident memory: %.0f MiB\n", peak_mib());
+    int k = nm_net_relu_node(net, nm_net_relu_count(net));
+    nm_array y, out, U;
+    if (nm_net_forward(ctx, net, 0, k, &x, &y) != NM_OK) die(ctx, "forward");
+    int64_t p = nm_array_numel(&y), chunk = 256;
+    int64_t us[NM_MAX_DIMS];
+    memcpy(us, y.shape, sizeof us);
+    us[0] = chunk;
+    if (nm_array_alloc(ctx, &U, NM_F32, y.ndim, us) != NM_OK) die(ctx, "cotangents");
+    double t0 = now();
+    for (int64_t c0 = 0; !win && c0 < p; c0 += chunk) { /* the rows of the bottom part's Jacobian, 256 at a time */
+        memset(U.data, 0, (size_t)(chunk * p) * sizeof(float));
+        for (int64_t i = 0; i < chunk && c0 + i < p; i++) ((float *)U.data)[i * p + c0 + i] = 1;
+        if (nm_net_vjp(ctx, net, 0, k, &U, &out) != NM_OK) die(ctx, "vjp");
+        nm_array_free(ctx, &out);
+    }
+    double tv = now() - t0;
+    if (!win) printf("  the bottom part's Jacobian (split at node %d), %lld vjp rows (256 per pass): %.3f s\n", k, (long long)p, tv);
+    nm_array_free(ctx, &U), nm_array_free(ctx, &y), nm_array_free(ctx, &x);
+    nm_cov_free(ctx, cov);
+    nm_net_free(ctx, net);
+    nm_ctx_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    long mc = 75000;
-    int alexnet = 0;
+    long mc = 75000, win[4];
+    int alexnet = 0, have_win = 0, reps = 3;
+    const char *onnx = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mc") && i + 1 < argc) mc = atol(argv[++i]);
         else if (!strcmp(argv[i], "--alexnet")) alexnet = 1;
+        else if (!strcmp(argv[i], "--onnx") && i + 1 < argc) onnx = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--window") && i + 1 < argc)
+            have_win = sscanf(argv[++i], "%ld,%ld,%ld,%ld", &win[0], &win[1], &win[2], &win[3]) == 4;
         else {
-            fprintf(stderr, "usage: bench/moments [--mc N] [--alexnet]\n");
+            fprintf(stderr, "usage: bench/moments [--mc N] [--alexnet]\n"
+                            "       bench/moments --onnx M.onnx [--window r,c,h,w] [--reps R]\n");
             return 2;
         }
     }
+    if (onnx) return bench_onnx(onnx, have_win ? win : NULL, reps > 0 ? reps : 1);
     nm_ctx *ctx = nm_ctx_create();
     nm_net *net;
     nm_dataset ds;

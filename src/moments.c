@@ -21,11 +21,16 @@ static double matrix_bytes(const nm_lin *L, const nm_cov *sigma, nm_precision pr
     return (double)L->p * ((double)L->n * sizeof(double) + k * (sizeof(double) + (prec == NM_PREC_SINGLE ? sizeof(float) : 0)));
 }
 
-/* The matrix path when asked for, or (NM_PATH_AUTO) when what it holds fits
- * both the options' budget and, with S, what the context's budget has left. */
+/* The matrix path when asked for, or (NM_PATH_AUTO) when it takes fewer passes
+ * (forming A is min(p, n) vjp or jvp passes, the operator path one jvp per
+ * column of Σ's factor and one for m: a window's few columns favour it) and
+ * what it holds fits both the options' budget and, with S, what the
+ * context's budget has left. */
 static int use_matrix(const nm_ctx *ctx, const nm_lin *L, const nm_cov *sigma, const nm_net_moments_options *o)
 {
     if (o->path != NM_PATH_AUTO) return o->path == NM_PATH_MATRIX;
+    int64_t passes = L->p < L->n ? L->p : L->n;
+    if (L->k > 0 && passes > nm_cov_rank(sigma) + 1) return 0;
     double need = matrix_bytes(L, sigma, o->precision), S = (double)L->p * (double)L->p * sizeof(double);
     double left = (double)ctx->mem_limit - (double)ctx->live_bytes;
     return need <= (double)o->mem_budget && need + S <= left;

@@ -5,13 +5,14 @@ with torch's own outputs on fixed inputs, for tests/test_torch_models.c.
 Run only where Debian's python3-torch (and python3-torchvision) are
 installed; CI never needs torch: the models and outputs are committed.
 
-  /usr/bin/python3 tests/models/make.py [--full DIR]
+  /usr/bin/python3 tests/models/make.py [--full DIR [NAME...]]
 
 Default: the small set in tests/models/ (random weights, seed 0, each file
 well under 1 MB): for each model M, M.onnx, M.input.npy (a fixed input,
 batch 2) and M.output.npy (torch's output on it, float32); in unbatched/,
 models exported from an input without a batch axis (one input, no batch).
---full DIR: the issue's full-size torchvision models (3x64x64, AlexNet and
+--full DIR [NAME...]: the issue's full-size torchvision models (all, or the
+NAMEs; 3x64x64, AlexNet and
 VGG at 224) into DIR, to measure against; not committed.
 """
 import os
@@ -139,10 +140,11 @@ def export(name, model, x, out, opset=13, batched=True):
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--full":
+    if len(sys.argv) >= 3 and sys.argv[1] == "--full":
         os.makedirs(sys.argv[2], exist_ok=True)
         for name, (model, x) in full_models().items():
-            export(name, model, x, sys.argv[2])
+            if len(sys.argv) == 3 or name in sys.argv[3:]:
+                export(name, model, x, sys.argv[2])
         return
     out = os.path.dirname(os.path.abspath(__file__))
     for name, (model, x) in small_models().items():
