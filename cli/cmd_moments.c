@@ -20,7 +20,7 @@
 static const char help[] =
     "usage: netmoments moments [--model M.onnx] (--input x.npy | --image K [--data mnist|fashion-mnist] [--split test|train])\n"
     "                          (--sigma2 S [--window r,c,h,w] | --var v.npy | --cov C.npy)\n"
-    "                          [--split-relu L] [--method M|all] [--mc N] [--seed S]\n"
+    "                          [--split-relu L|none] [--method M|all] [--mc N] [--seed S]\n"
     "                          [--precision double|single] [--mem GIB] [--json] [--save-lin DIR]\n\n"
     "Mean and variance of the model's logits for x ~ N(mu, Sigma), analytic (DESIGN 1.6: the net split at a\n"
     "ReLU-like activation and linearized on both sides), optionally next to a Monte Carlo of the real network.\n"
@@ -32,7 +32,8 @@ static const char help[] =
     "  --image K      mu = held-out image K (0-based) of --data/--split, in the model's recorded input scale\n"
     "  --sigma2 S     Sigma = S I  (with --window r,c,h,w: S I on rows r..r+h-1, columns c..c+w-1 only)\n"
     "  --var v.npy    Sigma = diag(v);  --cov C.npy: Sigma = C (n x n, checked PSD)\n"
-    "  --split-relu L split at the L-th split point (netmoments info numbers them; default the last)\n"
+    "  --split-relu L split at the L-th split point (netmoments info numbers them; default the last), or none:\n"
+    "                 the whole net linearized at mu (for nets whose split points have too many units)\n"
     "  --method M     one of the methods listed below (default exact), or all\n"
     "  --mc N         also N Monte Carlo samples through the real network\n"
     "  --seed S       Monte Carlo seed (default 1)\n"
@@ -102,7 +103,8 @@ static int parse_option(int c, const char *arg, const char *opt, args *a)
         a->have_window = 1;
         return 0;
     case 'r':
-        return !cli_parse_range(arg, 1, INT_MAX, &a->relu) ? cli_error("--split-relu: '%s' is not an integer in 1..%d", arg, INT_MAX) : 0;
+        if (!strcmp(arg, "none")) return a->relu = -1, 0;
+        return !cli_parse_range(arg, 1, INT_MAX, &a->relu) ? cli_error("--split-relu: '%s' is neither none nor an integer in 1..%d", arg, INT_MAX) : 0;
     case 'm': return cli_parse_method(arg, &a->o.method, &a->all);
     case 'n': return !cli_parse_int(arg, &a->mc) || a->mc < 2 ? cli_error("--mc: '%s' is not an integer >= 2", arg) : 0;
     case 'e': return !cli_parse_seed(arg, &a->seed) ? cli_error("--seed: '%s' is not an integer in 0..2^64-1", arg) : 0;
@@ -337,8 +339,9 @@ static void print_table(const args *a, const nm_net *net, const results *r, int6
 {
     int logits = nm_net_logits_node(net), nr = nm_net_relu_count(net), l = a->relu ? (int)a->relu : nr;
     nm_node_info info = {.op = "Relu"};
-    if (nr > 0) nm_net_node_info(NULL, net, nm_net_relu_node(net, l), &info);
+    if (nr > 0 && l > 0) nm_net_node_info(NULL, net, nm_net_relu_node(net, l), &info);
     if (nr == 0) printf("model %s, no split point: linearized whole at mu", a->model);
+    else if (l < 0) printf("model %s, not split (--split-relu none): linearized whole at mu", a->model);
     else if (!strcmp(info.op, "Relu")) printf("model %s, split at ReLU %d of %d", a->model, l, nr);
     else printf("model %s, split at split point %d of %d (%s)", a->model, l, nr, info.op);
     printf("%s\n", logits < nm_net_node_count(net) - 1 ? "; moments of the logits (the input of the final softmax)" : "");

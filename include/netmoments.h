@@ -531,7 +531,8 @@ NM_API void nm_eval_result_free(nm_ctx *ctx, nm_eval_result *r);
 typedef enum { NM_PATH_AUTO = 0, NM_PATH_MATRIX = 1, NM_PATH_OPERATOR = 2 } nm_path;
 
 typedef struct {
-    int split_relu;          /* split at the l-th ReLU (1-based); 0: the last (the paper's choice) */
+    int split_relu;          /* split at the l-th split point (1-based, nm_net_relu_count); 0: the last (the paper's
+                                choice); −1: none, the whole net linearized at x0 (the delta method's linearization) */
     const nm_array *x0;      /* where the bottom part is linearized (input shape); NULL: the mean μ */
     const nm_array *y0;      /* where the top part is linearized (the split ReLU's output shape);
                                 NULL: relu_l(R_bot(x0)) */

@@ -36,11 +36,12 @@ static nm_status jacobian(nm_ctx *ctx, nm_net *net, int first, int last, int64_t
 {
     int by_rows = out_dim <= in_dim;
     int64_t count = by_rows ? out_dim : in_dim, width = by_rows ? out_dim : in_dim;
-    float *E = nm_alloc_zero(ctx, (size_t)(NM_LIN_CHUNK * width), sizeof(float));
+    int64_t chunk = nm_net_batch_fit(ctx, nm_net_sample_bytes(net, first, last), NM_LIN_CHUNK);
+    float *E = nm_alloc_zero(ctx, (size_t)(chunk * width), sizeof(float));
     if (!E) return NM_ERR_NOMEM;
     nm_status st = NM_OK;
-    for (int64_t c0 = 0; st == NM_OK && c0 < count; c0 += NM_LIN_CHUNK) {
-        int64_t c = count - c0 < NM_LIN_CHUNK ? count - c0 : NM_LIN_CHUNK;
+    for (int64_t c0 = 0; st == NM_OK && c0 < count; c0 += chunk) {
+        int64_t c = count - c0 < chunk ? count - c0 : chunk;
         memset(E, 0, (size_t)(c * width) * sizeof(float));
         for (int64_t i = 0; i < c; i++) E[i * width + c0 + i] = 1.0f;
         if (by_rows) { /* cotangent e_i → row i of J (in_dim) */
@@ -126,21 +127,33 @@ nm_status nm_lin_point(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_ne
     memset(L, 0, sizeof *L);
     int nr = nm_net_relu_count(net);
     L->last = nm_net_logits_node(net);
-    if (o->split_relu < 0 || o->split_relu > nr) {
-        if (nr) return nm_fail(ctx, NM_ERR_ARG, "split ReLU %d is out of range: the model has ReLUs 1..%d", o->split_relu, nr);
-        return nm_fail(ctx, NM_ERR_ARG, "split ReLU %d: the model has no split point (no ReLU-like activation whose output alone "
+    if (o->split_relu < -1 || o->split_relu > nr) {
+        if (nr) return nm_fail(ctx, NM_ERR_ARG, "split point %d is out of range: the model has split points 1..%d (or -1: none)",
+                               o->split_relu, nr);
+        return nm_fail(ctx, NM_ERR_ARG, "split point %d: the model has no split point (no ReLU-like activation whose output alone "
                        "feeds the rest)", o->split_relu);
     }
-    /* no split point (no ReLU-like activation that alone feeds the rest): the whole net is the bottom part and the
-     * activation the identity, so the moments are those of its linearization at x₀ (the delta method) */
-    L->k = nr ? nm_net_relu_node(net, o->split_relu ? o->split_relu : nr) : L->last + 1;
+    /* no split (asked for, or no ReLU-like activation that alone feeds the rest): the whole net is the bottom part and
+     * the activation the identity, so the moments are those of its linearization at x₀ (the delta method) */
+    int split = nr > 0 && o->split_relu != -1;
+    L->k = split ? nm_net_relu_node(net, o->split_relu ? o->split_relu : nr) : L->last + 1;
     nm_status st = nm_require_batchable(ctx, net, L->last, "moments need");
     if (st != NM_OK) return st;
     nm_shape out;
     L->n = unit_shape(&net->v[net->input], &L->in_shape);
-    L->p = unit_shape(&net->v[net->node[nr ? L->k : L->last].out], &L->mid_shape);
+    L->p = unit_shape(&net->v[net->node[split ? L->k : L->last].out], &L->mid_shape);
     L->d = unit_shape(&net->v[net->node[L->last].out], &out);
-    if (!nr) { /* f(z) = z */
+    double s_bytes = (double)L->p * (double)L->p * sizeof(double), room = ctx->mem_limit ? (double)ctx->mem_limit - (double)ctx->live_bytes : 1e300;
+    if (s_bytes > room) {
+        char b1[32], b2[32];
+        return nm_fail(ctx, NM_ERR_NOMEM,
+                       "the split at node '%s' has %lld units, whose covariance (%lld x %lld in double) needs %s, beyond the %s "
+                       "the memory budget has left: choose a split point with fewer units, or none (the whole net linearized)",
+                       net->node[split ? L->k : L->last].name, (long long)L->p, (long long)L->p, (long long)L->p,
+                       nm_human_bytes(s_bytes < 1e19 ? (size_t)s_bytes : (size_t)1e19, b1, sizeof b1),
+                       nm_human_bytes(room > 0 ? (size_t)room : 0, b2, sizeof b2));
+    }
+    if (!split) { /* f(z) = z */
         L->act.nh = 0;
         if (!(L->act.alpha = nm_alloc(ctx, (size_t)L->p, sizeof(double)))) return NM_ERR_NOMEM;
         for (int64_t u = 0; u < L->p; u++) L->act.alpha[u] = 1;

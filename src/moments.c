@@ -72,7 +72,8 @@ static nm_status bottom_jvp(nm_ctx *ctx, nm_net *net, const nm_lin *L, int64_t t
 static nm_status operator_m_S(nm_ctx *ctx, nm_net *net, const nm_lin *L, const float *mu, const nm_cov *sigma, double **m_out,
                               double **S_out)
 {
-    int64_t n = L->n, p = L->p, k = nm_cov_rank(sigma), C = k < NM_LIN_CHUNK ? k : NM_LIN_CHUNK;
+    int64_t n = L->n, p = L->p, k = nm_cov_rank(sigma), C = L->k > 0 ? nm_net_batch_fit(ctx, nm_net_sample_bytes(net, 0, L->k - 1), NM_LIN_CHUNK) : NM_LIN_CHUNK;
+    if (C > k) C = k;
     double *m = nm_alloc(ctx, (size_t)p, sizeof(double)), *S = nm_alloc_zero(ctx, (size_t)(p * p), sizeof(double));
     float *T = nm_alloc_zero(ctx, (size_t)(C * n), sizeof(float)), *E = nm_alloc_zero(ctx, (size_t)(C * k), sizeof(float));
     double *G = nm_alloc(ctx, (size_t)(C * p), sizeof(double));

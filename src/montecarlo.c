@@ -327,16 +327,28 @@ typedef struct {
     sampler sm;
     nm_net *net;
     int last;
+    int64_t sub;  /* draws per forward pass: the batch, or fewer where the net's values would not fit the budget */
+    float *Y;     /* the batch's outputs when it runs in several passes */
 } net_batch;
 
+/* The batch's draws through the net, in passes of b->sub draws (the statistics see the same batch either way). */
 static nm_status net_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Y, int64_t *d)
 {
     net_batch *b = user;
     nm_status st = sampler_draw(ctx, &b->sm, first, rows);
-    if (st == NM_OK) st = nm_net_run(ctx, b->net, 0, b->last, rows, b->sm.X);
     const nm_value *o = &b->net->v[b->net->node[b->last].out];
-    *Y = o->x;
-    *d = nm_shape_numel(&o->xs) / rows;
+    for (int64_t r0 = 0; st == NM_OK && r0 < rows; r0 += b->sub) {
+        int64_t r = rows - r0 < b->sub ? rows - r0 : b->sub;
+        if ((st = nm_net_run(ctx, b->net, 0, b->last, r, b->sm.X + r0 * b->sm.n)) != NM_OK) break;
+        *d = nm_shape_numel(&o->xs) / r;
+        if (r == rows) {
+            *Y = o->x;
+            break;
+        }
+        if (!b->Y && !(b->Y = nm_alloc(ctx, (size_t)(NM_MC_BATCH * *d), sizeof(float)))) return NM_ERR_NOMEM;
+        memcpy(b->Y + r0 * *d, o->x, (size_t)(r * *d) * sizeof(float));
+        *Y = b->Y;
+    }
     return st;
 }
 
@@ -350,8 +362,10 @@ nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const 
     nm_status st = nm_require_batchable(ctx, net, b.last, "sampling needs");
     if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, rng, &b.sm);
     if (st != NM_OK) return st;
+    b.sub = nm_net_batch_fit(ctx, nm_net_sample_bytes(net, 0, b.last), NM_MC_BATCH);
     st = mc_drive(ctx, n_samples, net_eval, &b, want_cov, progress, user, out);
     sampler_free(ctx, &b.sm);
+    nm_free(ctx, b.Y);
     return st;
 }
 
@@ -371,11 +385,10 @@ static int slot(const decision_count *dc, int j)
     return (dc->node[j] > dc->k) + 2 * (nm_op_table[dc->nb.net->node[dc->node[j]].op]->decides == NM_DECIDES_ARGMAX);
 }
 
-static nm_status decision_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Y, int64_t *d)
+/* The decisions of the rows the net's last pass ran, against the references. */
+static nm_status decision_tally(decision_count *dc, nm_ctx *ctx, int64_t rows)
 {
-    decision_count *dc = user;
-    nm_status st = net_eval(&dc->nb, ctx, first, rows, Y, d);
-    *Y = NULL; /* counted, not accumulated */
+    nm_status st = NM_OK;
     const int32_t *ref = dc->ref;
     for (int j = 0; st == NM_OK && j < dc->nd; j++) {
         int64_t m = dc->units[j], c = 0, s = slot(dc, j);
@@ -385,6 +398,22 @@ static nm_status decision_eval(void *user, nm_ctx *ctx, int64_t first, int64_t r
         dc->changed[s] += c, dc->total[s] += rows * m;
         ref += m;
     }
+    return st;
+}
+
+/* A batch's draws through the net, pass by pass (b->sub draws each), every pass's decisions tallied: counts,
+ * so the passes' size does not change them. */
+static nm_status decision_eval(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Y, int64_t *d)
+{
+    decision_count *dc = user;
+    net_batch *b = &dc->nb;
+    nm_status st = sampler_draw(ctx, &b->sm, first, rows);
+    for (int64_t r0 = 0; st == NM_OK && r0 < rows; r0 += b->sub) {
+        int64_t r = rows - r0 < b->sub ? rows - r0 : b->sub;
+        if ((st = nm_net_run(ctx, b->net, 0, b->last, r, b->sm.X + r0 * b->sm.n)) == NM_OK) st = decision_tally(dc, ctx, r);
+    }
+    *Y = NULL; /* counted, not accumulated */
+    *d = 0;
     return st;
 }
 
@@ -431,6 +460,7 @@ nm_status nm_net_decision_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, 
     decision_count dc = {.nb = {.net = net}};
     nm_status st = nm_lin_point(ctx, net, mu, opt, &L);
     dc.k = L.k, dc.nb.last = L.last;
+    dc.nb.sub = nm_net_batch_fit(ctx, nm_net_sample_bytes(net, 0, L.last), NM_MC_BATCH);
     if (st == NM_OK) st = nm_lin_top_point(ctx, &L, opt, &y0);
     if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, rng, &dc.nb.sm);
     if (st == NM_OK) st = decision_reference(ctx, net, &L, y0, &dc);

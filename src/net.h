@@ -279,6 +279,12 @@ enum { NM_VJP_PARAMS = 1, NM_VJP_NO_INPUT = 2 }; /* flags of nm_net_run_vjp */
 nm_status nm_net_run_vjp(nm_ctx *ctx, struct nm_net *net, int first, int last, int64_t t, const float *dy,
                          unsigned flags);
 int nm_net_range_input(const struct nm_net *net, int first);
+/* Bytes one more batch sample costs a forward, jvp or vjp pass over nodes first..last: the per-sample
+ * elements of the values they write, and of the range input. */
+size_t nm_net_sample_bytes(const struct nm_net *net, int first, int last);
+/* The largest batch ≤ want (at least 1) whose per-sample bytes take at most half of what the context's
+ * memory budget has left: passes over big nets run in smaller batches instead of failing. */
+int64_t nm_net_batch_fit(const nm_ctx *ctx, size_t per_sample, int64_t want);
 /* The decisions of node k at the recorded primal (its op's decide hook), one code per output element. */
 nm_status nm_net_decide(nm_ctx *ctx, struct nm_net *net, int k, int32_t *codes);
 

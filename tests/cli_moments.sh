@@ -55,4 +55,13 @@ expect_error "image out of range" moments --image 5000 --sigma2 1
 expect_error "window outside" moments --image 0 --sigma2 1 --window 25,25,7,7
 expect_error "two covariances" moments --image 0 --sigma2 1 --var "$dir/lin/c1.npy"
 
+# --split-relu none: the whole net linearized at mu, which is the delta method's linearization
+none=$("$nm" moments --image 0 --sigma2 1 --split-relu none --json | grep -o '"var":\[[^]]*\]')
+delta=$("$nm" moments --image 0 --sigma2 1 --method delta --json | grep -o '"var":\[[^]]*\]')
+# (equal up to float32 rounding: the two take the Jacobian through different passes)
+paste <(echo "$none" | tr -d '"var:[]' | tr , '\n') <(echo "$delta" | tr -d '"var:[]' | tr , '\n') \
+  | awk 'NF == 2 { n++; r = ($1 - $2) / $2; if (r < 0) r = -r; if (r > 1e-6) bad = 1 } END { exit bad || n != 10 }' \
+  && ok || bad "--split-relu none = delta within 1e-6: '$none' vs '$delta'"
+expect_error "--split-relu nine" moments --image 0 --sigma2 1 --split-relu nine
+
 finish cli_moments

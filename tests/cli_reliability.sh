@@ -90,4 +90,8 @@ expect_error "--sigma, an abbreviation" moments --image 0 --sigma 1
 "$nm" moments --image 0 --sigma 1 2>&1 | grep -q -- "--sigma" && ok || bad "the abbreviation is named"
 expect_error "--m, an abbreviation" moments --image 0 --sigma2 1 --m 100
 
+# a split whose covariance S cannot fit the budget is refused before the passes, saying what to do
+expect_error "S beyond the budget" moments --image 0 --sigma2 1 --split-relu 1 --mem 0.2
+"$nm" moments --image 0 --sigma2 1 --split-relu 1 --mem 0.2 2>&1 | grep -q 'choose a split point with fewer units, or none' && ok || bad "says what to do"
+
 finish cli_reliability

@@ -32,6 +32,25 @@ int nm_net_range_input(const nm_net *net, int first)
     return first == 0 ? net->input : net->node[first - 1].out;
 }
 
+size_t nm_net_sample_bytes(const nm_net *net, int first, int last)
+{
+    double bytes = 0;
+    for (int k = first - 1; k <= last; k++) {
+        const nm_value *v = &net->v[k < first ? nm_net_range_input(net, first) : net->node[k].out];
+        double n = (double)nm_shape_numel(&v->shape);
+        bytes += (v->batched && v->shape.d[0] ? n / (double)v->shape.d[0] : n) * sizeof(float);
+    }
+    return bytes < (double)SIZE_MAX ? (size_t)bytes : SIZE_MAX;
+}
+
+int64_t nm_net_batch_fit(const nm_ctx *ctx, size_t per_sample, int64_t want)
+{
+    size_t limit = ctx ? ctx->mem_limit : 0, live = ctx ? ctx->live_bytes : 0;
+    if (!limit || per_sample == 0) return want;
+    double room = limit > live ? (double)(limit - live) / 2 : 0, fit = room / (double)per_sample;
+    return fit >= (double)want ? want : fit >= 1 ? (int64_t)fit : 1;
+}
+
 /* Binds the primal buffers of node nd's inputs and output into p. */
 static void bind_primal(nm_net *net, const nm_node *nd, nm_pass *p)
 {
