@@ -15,7 +15,7 @@
 
 static const char info_help[] =
     "usage: netmoments info [--model M.onnx] [--json]\n"
-    "       netmoments info --ops        the ONNX ops the loader supports\n\n"
+    "       netmoments info --ops        the ONNX ops the loader supports, on one line (netmoments ops: the table)\n\n"
     "Lists a model's nodes in topological order with their output shapes and\n"
     "parameter counts, numbers its split points 1.. (--split-relu of the moments\n"
     "commands: each ReLU, LeakyReLU, PReLU, Clip or HardSigmoid whose output alone\n"

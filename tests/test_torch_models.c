@@ -57,7 +57,13 @@ static void moments_check(const char *name, nm_net *net, const nm_array *x, int 
     snprintf(what, sizeof what, "%.100s: moments (%.400s)", name, nm_ctx_message(ctx));
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    nm_status st = nm_net_moments(ctx, net, &mu, cov, NULL, &m);
+    nm_net_moments_options o = nm_net_moments_options_default();
+    nm_status st = nm_net_moments(ctx, net, &mu, cov, &o, &m);
+    if (st == NM_ERR_NOMEM && strstr(nm_ctx_message(ctx), "or none")) { /* googlenet: its split points are all in the stem */
+        printf("  %-22s %s: not split\n", name, nm_ctx_message(ctx));
+        o.split_relu = -1;
+        st = nm_net_moments(ctx, net, &mu, cov, &o, &m);
+    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double t_exact = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     snprintf(what, sizeof what, "%.100s: exact moments run (%.400s)", name, st == NM_OK ? "ok" : nm_ctx_message(ctx));
@@ -75,7 +81,6 @@ static void moments_check(const char *name, nm_net *net, const nm_array *x, int 
     }
     /* exact only where the noise leaves the linearization's masks alone: count the decisions it changes */
     nm_decision_changes chg = {0};
-    nm_net_moments_options o = nm_net_moments_options_default();
     nm_rng rng2 = {11};
     check_true("its decisions' changes counted", nm_net_decision_changes(ctx, net, &mu, cov, &o, 2000, &rng2, &chg) == NM_OK);
     int frozen = chg.kinks_below == 0 && chg.kinks_above == 0 && chg.argmax_below == 0 && chg.argmax_above == 0;

@@ -393,7 +393,7 @@ static nm_status scan_support(nm_ctx *ctx, const Onnx__GraphProto *g)
     if (na && o < sizeof msg) o += (size_t)snprintf(msg + o, sizeof msg - o, "%sattributes not supported:", nt ? "; " : "");
     for (int i = 0; i < na && o < sizeof msg; i++) o += (size_t)snprintf(msg + o, sizeof msg - o, " %s%s", attrs[i], i + 1 < na ? "," : "");
     if (more_attrs && o < sizeof msg) snprintf(msg + o, sizeof msg - o, " and more");
-    return nm_fail(ctx, NM_ERR_UNSUPPORTED, "%s (netmoments info --ops lists what is)", msg);
+    return nm_fail(ctx, NM_ERR_UNSUPPORTED, "%s (netmoments ops lists what is)", msg);
 }
 
 /* The strings the importer reads unguarded must be present (protobuf-c
