@@ -197,12 +197,12 @@ static nm_status read_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *
             else snprintf(why, sizeof why, "has %zu values (expected %zu%s)", at->n_ints, max, d->why ? d->why : "");
             return bad_attr(ctx, n, at, why);
         }
-        memcpy(f, at->ints, at->n_ints * sizeof(int64_t));
+        if (at->n_ints) memcpy(f, at->ints, at->n_ints * sizeof(int64_t));
         return NM_OK;
     }
     case NM_ATTR_LIST:
         if (at->n_ints > (size_t)d->count) return bad_attr(ctx, n, at, "has too many values");
-        memcpy(f, at->ints, at->n_ints * sizeof(int64_t));
+        if (at->n_ints) memcpy(f, at->ints, at->n_ints * sizeof(int64_t));
         *(int64_t *)((char *)a + d->count_offset) = (int64_t)at->n_ints;
         return NM_OK;
     case NM_ATTR_ENUM:
