@@ -172,6 +172,41 @@ NM_API double nm_relu_pair_m0(double s_u, double s_v, double rho);
 NM_API double nm_relu_pair(double m_u, double m_v, double s_u, double s_v, double rho);
 NM_API double nm_relu_pair_cov(double m_u, double m_v, double s_u, double s_v, double rho);
 
+/* The standard normal quantile Φ⁻¹(p) (−∞ at 0, ∞ at 1, NaN outside [0, 1]);
+ * relative error near double precision in both tails. */
+NM_API double nm_normal_quantile(double p);
+
+/* ---------------------------------------------------------------- orthant and flip probabilities (§1.10) */
+
+/* Genz's method (1992) for multivariate normal probabilities: the
+ * variables ordered as Genz and Bretz do, separated through the Cholesky
+ * factor, the unit-cube integral by a randomised lattice rule (Richtmyer
+ * generators, baker's transform, antithetic points); the standard error over
+ * the random shifts is the error estimate. Points double from min_points
+ * until that error is at most abs_tol or max_points is reached. */
+typedef struct {
+    double abs_tol;     /* target standard error (default 1e-4) */
+    int64_t min_points; /* lattice points per shift to start with (default 64) */
+    int64_t max_points; /* at most (default 32,768) */
+    int shifts;         /* random shifts, ≥ 2 (default 12) */
+    uint64_t seed;      /* the shifts (default 1) */
+} nm_mvn_options;
+NM_API nm_mvn_options nm_mvn_options_default(void);
+
+/* P(w > 0 in every component) for w ~ N(mean, cov), dimension q ≥ 0 (1 for
+ * q = 0): cov q×q symmetric PSD (lower triangle read; singular allowed).
+ * *se (may be NULL) receives the error estimate; q = 1 is exact (Φ).
+ * opt NULL: defaults. NaN/Inf: NM_ERR_NONFINITE; a negative variance or a
+ * correlation beyond ±1: NM_ERR_NOT_PSD. */
+NM_API nm_status nm_mvn_orthant(nm_ctx *ctx, int64_t q, const double *mean, const double *cov, const nm_mvn_options *opt,
+                                double *p, double *se);
+
+/* The flip probability of §1.10: P(argmax y ≠ c) for logits y ~ N(mean,
+ * cov) (d, d×d with both triangles), 1 − the (d−1)-dimensional orthant
+ * probability of (y_c − y_j)_{j≠c}. */
+NM_API nm_status nm_flip_probability(nm_ctx *ctx, int64_t d, const double *mean, const double *cov, int64_t c,
+                                     const nm_mvn_options *opt, double *p, double *se);
+
 /* ---------------------------------------------------------------- input covariances */
 
 /* An input covariance Σ (n×n) in one of several forms. Immutable once made. */
