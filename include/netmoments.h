@@ -762,6 +762,59 @@ typedef struct {
 } nm_ls_line;
 NM_API nm_ls_line nm_ls_fit(const double *x, const double *y, int64_t n, int64_t stride);
 
+/* ---------------------------------------------------------------- adversarial perturbations (DESIGN §1.9, §2 UAP) */
+
+/* The norm of a perturbation's ball: ℓ∞ or ℓ2. */
+typedef enum { NM_NORM_INF = 0, NM_NORM_2 = 2 } nm_norm;
+
+typedef struct {
+    nm_norm norm;     /* the step minimises this norm (default ℓ2) */
+    double overshoot; /* the accumulated step is scaled by 1 + overshoot (default 0.02) */
+    int max_iter;     /* at most this many linearizations (default 50) */
+} nm_deepfool_options;
+NM_API nm_deepfool_options nm_deepfool_options_default(void);
+
+/* Multi-class DeepFool (Moosavi-Dezfooli et al. 2016) at input x (the
+ * net's input size, batch 1) against class c: repeatedly linearizes the
+ * logits (their gradients by vjp), steps to the nearest linearized boundary
+ * between c and another class (1e-4 past it), until the label of
+ * x + (1 + overshoot)·r is not c or max_iter steps. r (input size) receives
+ * the perturbation, *iters (may be NULL) the steps taken, *label (may be
+ * NULL) the label at x + r — still c when it failed to fool. */
+NM_API nm_status nm_deepfool(nm_ctx *ctx, nm_net *net, const float *x, int c, const nm_deepfool_options *opt, float *r, int *iters,
+                             int *label);
+
+/* Projects v (n) on the ball of radius xi of the norm, centred at 0: ℓ∞ clips
+ * every entry to [−xi, xi], ℓ2 scales v down to norm xi when beyond it. */
+NM_API void nm_project_ball(float *v, int64_t n, nm_norm norm, double xi);
+
+#define NM_UAP_MAX_PASSES 64
+typedef struct {
+    nm_deepfool_options deepfool; /* the inner step; its norm is the ball's */
+    double xi;                    /* the ball's radius, in the model's input units (default 2000, ℓ2 on [−127.5, 127.5] pixels) */
+    double target_rate;           /* stop once the fooling rate over the images reaches it (default 0.8) */
+    int passes;                   /* at most this many passes (default 10, ≤ NM_UAP_MAX_PASSES) */
+    uint64_t seed;                /* the order of the images in each pass (default 1) */
+    void (*pass_done)(void *user, int pass, double rate); /* after each pass (may be NULL) */
+    nm_progress_fn progress;      /* after each image (may be NULL) */
+    void *user;
+} nm_uap_options;
+NM_API nm_uap_options nm_uap_options_default(void);
+
+/* The fooling rate over the images after each pass (rate[0..passes)). */
+typedef struct {
+    int passes;
+    double rate[NM_UAP_MAX_PASSES];
+} nm_uap_result;
+
+/* A universal adversarial perturbation (Moosavi-Dezfooli et al. 2017) of
+ * net over the images X (count × n, the model's input scale): passes in a
+ * seeded order; for each image whose label at x + v is still its clean
+ * label, DeepFool at x + v, and v + r projected on the ball. v (n) receives
+ * the perturbation. Fooled: the label at x + v differs from the label at x. */
+NM_API nm_status nm_uap_run(nm_ctx *ctx, nm_net *net, const float *X, int64_t count, const nm_uap_options *opt, float *v,
+                            nm_uap_result *out);
+
 /* ---------------------------------------------------------------- figures (cairo) */
 
 /* One scatter series: points (x[i·stride], y[i·stride]); marker 0 circle, 1 cross. */

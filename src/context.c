@@ -166,6 +166,13 @@ bool nm_all_finite_f64(const double *x, int64_t n)
     return true;
 }
 
+bool nm_all_finite_f32(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
+
 /* ---------------------------------------------------------------- arrays */
 
 int64_t nm_array_numel(const nm_array *a)

@@ -52,6 +52,7 @@ static inline int nm_mul_ok(int64_t a, int64_t b, int64_t *r) { return !__builti
 
 /* true iff every entry is finite. */
 bool nm_all_finite_f64(const double *x, int64_t n);
+bool nm_all_finite_f32(const float *x, int64_t n);
 
 /* ---- matrix products (src/blas.c) ----
  * Row-major throughout; op(X) is X or Xᵀ. Leading dimensions are the row

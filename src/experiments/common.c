@@ -1,0 +1,133 @@
+/*
+ * common.c — the experiments' shared passes (exp.h): logits of many inputs
+ * in memory-sized batches, the logit Jacobian at a point by vjp rows, and
+ * the per-thread driver over independent items.
+ */
+#include "exp.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+int64_t nm_exp_logit_count(const nm_net *net)
+{
+    return nm_shape_tail(&net->v[net->node[nm_net_logits_node(net)].out].shape, 1);
+}
+
+int64_t nm_exp_input_size(const nm_net *net)
+{
+    return nm_shape_tail(&net->v[net->input].shape, 1);
+}
+
+int nm_exp_argmax_f32(const float *y, int64_t d)
+{
+    int best = 0;
+    for (int64_t i = 1; i < d; i++)
+        if (y[i] > y[best]) best = (int)i;
+    return best;
+}
+
+int nm_exp_argmax_f64(const double *y, int64_t d)
+{
+    int best = 0;
+    for (int64_t i = 1; i < d; i++)
+        if (y[i] > y[best]) best = (int)i;
+    return best;
+}
+
+nm_status nm_exp_predict(nm_ctx *ctx, nm_net *net, const float *X, int64_t count, const float *add, float *logits, int *labels)
+{
+    int last = nm_net_logits_node(net);
+    int64_t n = nm_exp_input_size(net), d = nm_exp_logit_count(net);
+    int64_t B = nm_net_batchable(net) ? nm_net_batch_fit(ctx, nm_net_sample_bytes(net, 0, last), 256) : 1;
+    if (B > count) B = count;
+    float *buf = nm_alloc(ctx, (size_t)(B * n), sizeof(float));
+    if (!buf) return NM_ERR_NOMEM;
+    nm_status st = NM_OK;
+    for (int64_t i0 = 0; st == NM_OK && i0 < count; i0 += B) {
+        int64_t b = count - i0 < B ? count - i0 : B;
+        memcpy(buf, X + i0 * n, (size_t)(b * n) * sizeof(float));
+        if (add)
+            for (int64_t s = 0; s < b; s++)
+                for (int64_t j = 0; j < n; j++) buf[s * n + j] += add[j];
+        if ((st = nm_net_run(ctx, net, 0, last, b, buf)) != NM_OK) break;
+        const float *y = net->v[net->node[last].out].x;
+        for (int64_t s = 0; s < b; s++) {
+            if (logits) memcpy(logits + (i0 + s) * d, y + s * d, (size_t)d * sizeof(float));
+            if (labels) labels[i0 + s] = nm_exp_argmax_f32(y + s * d, d);
+        }
+    }
+    nm_free(ctx, buf);
+    return st;
+}
+
+nm_status nm_exp_logit_jacobian(nm_ctx *ctx, nm_net *net, const float *x, float *y, float *J)
+{
+    int last = nm_net_logits_node(net);
+    int64_t n = nm_exp_input_size(net), d = nm_exp_logit_count(net);
+    nm_status st = nm_require_batchable(ctx, net, last, "the logits' gradients");
+    float *E = st == NM_OK ? nm_alloc_zero(ctx, (size_t)(d * d), sizeof(float)) : NULL;
+    if (st == NM_OK && !E) st = NM_ERR_NOMEM;
+    if (st == NM_OK) st = nm_net_run(ctx, net, 0, last, 1, x);
+    if (st == NM_OK) {
+        memcpy(y, net->v[net->node[last].out].x, (size_t)d * sizeof(float));
+        for (int64_t k = 0; k < d; k++) E[k * d + k] = 1;
+        st = nm_net_run_vjp(ctx, net, 0, last, d, E, 0);
+    }
+    if (st == NM_OK) memcpy(J, net->v[net->input].g, (size_t)(d * n) * sizeof(float));
+    nm_free(ctx, E);
+    return st;
+}
+
+nm_status nm_exp_parallel(nm_ctx *ctx, const nm_net *net, int64_t count, size_t scratch_bytes, nm_exp_item_fn fn, void *user,
+                          nm_progress_fn progress, void *puser)
+{
+    nm_status fail = NM_OK;
+    char fail_msg[sizeof ctx->message] = "";
+    int64_t done = 0;
+    omp_lock_t lock; /* a lock of its own: named critical sections would be exported symbols */
+    omp_init_lock(&lock);
+    nm_blas_serial_begin(); /* each item's products stay on its own thread */
+    #pragma omp parallel
+    {
+        nm_ctx *tc = nm_ctx_create(); /* contexts and nets are per thread */
+        nm_net *tnet = NULL;
+        void *scratch = NULL;
+        nm_status ts = tc ? NM_OK : NM_ERR_NOMEM;
+        if (ts == NM_OK) nm_ctx_set_mem_limit(tc, (size_t)(nm_ctx_mem_limit(ctx) / (size_t)omp_get_num_threads()));
+        if (ts == NM_OK && scratch_bytes && !(scratch = nm_alloc(tc, scratch_bytes, 1))) ts = NM_ERR_NOMEM;
+        if (ts == NM_OK) ts = nm_net_copy(tc, net, &tnet);
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t r = 0; r < count; r++) {
+            int stop;
+            omp_set_lock(&lock);
+            stop = fail != NM_OK;
+            omp_unset_lock(&lock);
+            if (ts != NM_OK || stop) continue;
+            if (scratch) memset(scratch, 0, scratch_bytes);
+            ts = fn(tc, tnet, user, r, scratch);
+            omp_set_lock(&lock);
+            done++;
+            if (ts != NM_OK && fail == NM_OK) {
+                fail = ts;
+                snprintf(fail_msg, sizeof fail_msg, "%s", nm_ctx_message(tc));
+            }
+            if (progress && ts == NM_OK) progress(puser, done, count);
+            omp_unset_lock(&lock);
+        }
+        omp_set_lock(&lock);
+        if (ts != NM_OK && fail == NM_OK) {
+            fail = ts;
+            snprintf(fail_msg, sizeof fail_msg, "%s", tc ? nm_ctx_message(tc) : "out of memory");
+        }
+        omp_unset_lock(&lock);
+        if (tc) {
+            nm_free(tc, scratch);
+            nm_net_free(tc, tnet);
+        }
+        nm_ctx_free(tc);
+    }
+    nm_blas_serial_end();
+    omp_destroy_lock(&lock);
+    return fail == NM_OK ? NM_OK : nm_fail(ctx, fail, "%s", fail_msg);
+}
