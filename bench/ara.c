@@ -128,7 +128,7 @@ static void run_case(nm_ctx *ctx, int64_t n, int64_t p, int64_t d, nm_cov_kind k
     double t[4];
     const char *label[4] = {"exact double", "exact single", "paper double", "paper single"};
     for (int i = 0; i < 4; i++) {
-        nm_ara_options o = {i < 2 ? NM_METHOD_EXACT : NM_METHOD_PAPER, i % 2 ? NM_PREC_SINGLE : NM_PREC_DOUBLE, 0};
+        nm_ara_options o = {i < 2 ? NM_METHOD_EXACT : NM_METHOD_PAPER, i % 2 ? NM_PREC_SINGLE : NM_PREC_DOUBLE, 0, 0};
         t0 = now();
         nm_status st = nm_ara_moments(ctx, &net, &mu, cov, &o, &mom[i]);
         t[i] = now() - t0;

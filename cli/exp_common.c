@@ -6,6 +6,7 @@
 #include "outdir.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *const cli_regime_names[CLI_REGIMES] = {"low", "medium", "high"};
@@ -90,4 +91,45 @@ int exp_load_digits_and_model(nm_ctx *ctx, const char *model, const char *what, 
     nm_status st;
     if (!rc && (st = nm_net_read_onnx(ctx, model, net)) != NM_OK) rc = cli_fail(ctx, st, what);
     return rc;
+}
+
+int exp_parse_images(const char *arg, long long *out)
+{
+    if (!strcmp(arg, "all")) return *out = 0, 0;
+    if (!cli_parse_range(arg, 1, INT64_MAX, out)) return cli_error("--images: '%s' is neither a count >= 1 nor all", arg);
+    return 0;
+}
+
+int exp_load_images(nm_ctx *ctx, const char *model, const char *data, const char *split, long long images, const char *what,
+                    exp_images *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = cli_load_dataset(ctx, data, split, &out->ds);
+    nm_status st;
+    if (!rc && (st = nm_net_read_onnx(ctx, model, &out->net)) != NM_OK) rc = cli_fail(ctx, st, what);
+    if (!rc) {
+        int64_t shape[NM_MAX_DIMS];
+        nm_net_input_shape(out->net, &out->ndim, shape);
+        memcpy(out->shape, shape, sizeof shape);
+        out->shape[0] = 1;
+        out->n = 1;
+        for (int i = 1; i < out->ndim; i++) out->n *= shape[i];
+        if (out->n != out->ds.rows * out->ds.cols)
+            rc = cli_error("%s: the model takes %lld inputs per sample, the images have %lld pixels", what, (long long)out->n,
+                           (long long)(out->ds.rows * out->ds.cols));
+    }
+    out->count = images && images < out->ds.n ? images : out->ds.n;
+    if (!rc && !(out->X = malloc((size_t)(out->count * out->n) * sizeof(float))))
+        rc = cli_error("%s: out of memory for %lld images", what, (long long)out->count);
+    if (!rc && (st = nm_dataset_images(ctx, &out->ds, NULL, out->count, nm_net_get_input_scale(out->net), out->X)) != NM_OK)
+        rc = cli_fail(ctx, st, what);
+    return rc;
+}
+
+void exp_images_free(nm_ctx *ctx, exp_images *im)
+{
+    free(im->X);
+    nm_net_free(ctx, im->net);
+    nm_dataset_free(ctx, &im->ds);
+    memset(im, 0, sizeof *im);
 }

@@ -59,4 +59,21 @@ FILE *exp_open(const char *dir, const char *name);
 /* The held-out MNIST digits and the model; 0 or 1 after printing. */
 int exp_load_digits_and_model(nm_ctx *ctx, const char *model, const char *what, nm_dataset *ds, nm_net **net);
 
+/* A model and the first images of a data split as its inputs. */
+typedef struct {
+    nm_dataset ds;
+    nm_net *net;
+    int ndim;
+    int64_t shape[NM_MAX_DIMS]; /* the model's input shape, batch 1 */
+    int64_t n, count;           /* inputs per sample, images */
+    float *X;                   /* count × n, in the model's input scale */
+} exp_images;
+/* --images K | all: K ≥ 1, or 0 for all; 0, or 1 after printing. */
+int exp_parse_images(const char *arg, long long *out);
+/* The data split, the model and the first `images` images (0: all) as its
+ * inputs; 0, or 1 after printing (what names the command). */
+int exp_load_images(nm_ctx *ctx, const char *model, const char *data, const char *split, long long images, const char *what,
+                    exp_images *out);
+void exp_images_free(nm_ctx *ctx, exp_images *im);
+
 #endif

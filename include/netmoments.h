@@ -274,6 +274,7 @@ typedef struct {
     nm_method method;
     nm_precision precision;
     int want_cov;   /* non-zero: also fill the d×d output covariance */
+    int mean_only;  /* non-zero: only the mean (var and cov stay NULL): the pair kernel is skipped */
 } nm_ara_options;
 
 /* Defaults: method exact, double precision, variances only. */
@@ -283,7 +284,7 @@ NM_API nm_ara_options nm_ara_options_default(void);
 typedef struct {
     int64_t d;
     double *mean; /* d */
-    double *var;  /* d */
+    double *var;  /* d (NULL when only the mean was asked for) */
     double *cov;  /* d×d, or NULL when not requested */
 } nm_moments;
 
@@ -579,6 +580,7 @@ typedef struct {
     nm_method method;        /* paper, exact (default) or delta; delta linearizes the whole net at μ */
     nm_precision precision;  /* of S = AΣAᵀ and B C Bᵀ */
     int want_cov;            /* also the d×d covariance of the logits */
+    int mean_only;           /* only the mean (nm_ara_options.mean_only); S's diagonal still comes from all of Σ */
 } nm_net_moments_options;
 
 #define NM_MEM_BUDGET_DEFAULT ((size_t)2 << 30) /* 2 GiB */
@@ -814,6 +816,55 @@ typedef struct {
  * the perturbation. Fooled: the label at x + v differs from the label at x. */
 NM_API nm_status nm_uap_run(nm_ctx *ctx, nm_net *net, const float *X, int64_t count, const nm_uap_options *opt, float *v,
                             nm_uap_result *out);
+
+/* ---------------------------------------------------------------- fooling-rate prediction (DESIGN §1.9, Table 2) */
+
+#define NM_FOOLING_MAX_TOPK 10
+#define NM_FOOLING_MC_BATCH 250 /* Monte Carlo samples per forward pass */
+typedef struct {
+    double sigma2;           /* the small noise n ~ N(0, σ² I) of the prediction (default 1e-4, the paper's Σ1) */
+    nm_method method;        /* of the analytic mean (default exact); split at the last ReLU, linearized at X + N */
+    int topk;                /* orders compared for k = 1..topk (default 5) */
+    int64_t mc;              /* > 0: also a Monte Carlo of the real net at X + N + n with this many samples */
+    int flip;                /* non-zero: also the flip probability P(argmax R(X + N + n) ≠ c) (§1.10) */
+    nm_mvn_options mvn;      /* its orthant probabilities */
+    uint64_t seed;           /* the Monte Carlo's */
+    nm_progress_fn progress; /* after each image (may be NULL; under a lock) */
+    void *user;
+} nm_fooling_options;
+NM_API nm_fooling_options nm_fooling_options_default(void);
+
+/* Per image r (0..images): the clean label c = argmax R(X), the label at
+ * X + N, the argmax of the analytic mean (and of the Monte Carlo's); for
+ * k = 1..topk, topk_match[r·topk + k − 1] = 1 when the k largest analytic
+ * mean logits, in order, are those of R(X + N) (topk_match_mc the same for
+ * the Monte Carlo mean); the flip probability and its error estimate, the
+ * Monte Carlo's flip frequency. Over the images: the real, predicted and
+ * Monte Carlo fooling rates (fooled: label ≠ c), the images where the
+ * prediction and the real net disagree on fooled, the top-k accuracies.
+ * Arrays not asked for are NULL (rates NaN). */
+typedef struct {
+    int64_t images, d;
+    int topk;
+    int *clean, *perturbed, *predicted, *mc_predicted;
+    uint8_t *topk_match, *topk_match_mc;
+    double *flip, *flip_se, *mc_flip;
+    double rate_real, rate_predicted, rate_mc;
+    int64_t disagreements, disagreements_mc;
+    double topk_accuracy[NM_FOOLING_MAX_TOPK], topk_accuracy_mc[NM_FOOLING_MAX_TOPK];
+    int *ibuf;
+    double *dbuf;
+} nm_fooling;
+
+/* Runs the prediction over the images X (count × n, the model's input
+ * scale; index, may be NULL, their indices in their data set, which key the
+ * Monte Carlo's random streams) with the perturbation N (n, the model's
+ * input units; NULL: none, so that fooled means flipped by the noise) on
+ * net (borrowed; each thread works on its own copy). Results do not depend
+ * on the thread count. Free with nm_fooling_free. */
+NM_API nm_status nm_fooling_run(nm_ctx *ctx, const nm_net *net, const float *X, const int64_t *index, int64_t count, const float *N,
+                                const nm_fooling_options *opt, nm_fooling *out);
+NM_API void nm_fooling_free(nm_ctx *ctx, nm_fooling *f);
 
 /* ---------------------------------------------------------------- figures (cairo) */
 

@@ -14,7 +14,7 @@
 
 nm_ara_options nm_ara_options_default(void)
 {
-    nm_ara_options o = {NM_METHOD_EXACT, NM_PREC_DOUBLE, 0};
+    nm_ara_options o = {NM_METHOD_EXACT, NM_PREC_DOUBLE, 0, 0};
     return o;
 }
 
@@ -167,9 +167,9 @@ static nm_status times_sym(nm_ctx *ctx, int64_t p, int64_t d, const double *B, c
 static nm_status check_result(nm_ctx *ctx, const nm_moments *m)
 {
     for (int64_t i = 0; i < m->d; i++)
-        if (!isfinite(m->mean[i]) || !isfinite(m->var[i]))
+        if (!isfinite(m->mean[i]) || (m->var && !isfinite(m->var[i])))
             return nm_fail(ctx, NM_ERR_NONFINITE, "output %lld's %s is not finite (%g): the moments overflow double", (long long)i,
-                           isfinite(m->mean[i]) ? "variance" : "mean", isfinite(m->mean[i]) ? m->var[i] : m->mean[i]);
+                           isfinite(m->mean[i]) ? "variance" : "mean", isfinite(m->mean[i]) && m->var ? m->var[i] : m->mean[i]);
     for (int64_t i = 0; m->cov && i < m->d * m->d; i++)
         if (!isfinite(m->cov[i]))
             return nm_fail(ctx, NM_ERR_NONFINITE, "the outputs' covariance (%lld, %lld) is not finite: the moments overflow double",
@@ -195,14 +195,14 @@ nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double 
     double *T = NULL, *r = NULL;
     out->d = d;
     out->mean = nm_alloc(ctx, (size_t)d, sizeof(double));
-    out->var = nm_alloc(ctx, (size_t)d, sizeof(double));
+    out->var = o.mean_only ? NULL : nm_alloc(ctx, (size_t)d, sizeof(double));
     r = nm_alloc(ctx, (size_t)p, sizeof(double));
-    T = nm_alloc(ctx, (size_t)(d * p), sizeof(double));
-    if (!out->mean || !out->var || !r || !T) {
+    T = o.mean_only ? NULL : nm_alloc(ctx, (size_t)(d * p), sizeof(double));
+    if (!out->mean || (!o.mean_only && (!out->var || !T)) || !r) {
         st = NM_ERR_NOMEM;
         goto done;
     }
-    if (o.want_cov && !(out->cov = nm_alloc(ctx, (size_t)(d * d), sizeof(double)))) {
+    if (o.want_cov && !o.mean_only && !(out->cov = nm_alloc(ctx, (size_t)(d * d), sizeof(double)))) {
         st = NM_ERR_NOMEM;
         goto done;
     }
@@ -224,6 +224,10 @@ nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double 
     }
     memcpy(out->mean, c2, (size_t)d * sizeof(double));
     nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, 1, p, 1.0, B, p, r, 1, 1.0, out->mean, 1);
+    if (o.mean_only) {
+        st = check_result(ctx, out);
+        goto done;
+    }
     /* covariance of relu(z), in place over S, then B C Bᵀ */
     if ((st = nm_act_cov_matrix(ctx, p, m, S, o.method, act, S)) != NM_OK) goto done;
     if ((st = times_sym(ctx, p, d, B, S, o.precision, T)) != NM_OK) goto done;

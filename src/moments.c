@@ -134,7 +134,7 @@ nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, c
     /* the ARA moments from S, copied for all but the last method (from_S overwrites S) */
     if (st == NM_OK && count > 1 && !(Si = nm_alloc(ctx, (size_t)(L.p * L.p), sizeof(double)))) st = NM_ERR_NOMEM;
     for (int i = 0; st == NM_OK && i < count; i++) {
-        nm_ara_options ao = {methods[i], o.precision, o.want_cov};
+        nm_ara_options ao = {methods[i], o.precision, o.want_cov, o.mean_only};
         if (i + 1 < count) memcpy(Si, S, (size_t)(L.p * L.p) * sizeof(double));
         st = nm_ara_moments_from_S(ctx, L.p, L.d, m, i + 1 < count ? Si : S, L.B, L.c2, &ao, &L.act, &out[i]);
     }

@@ -105,7 +105,7 @@ static void check_form(nm_ctx *ctx, const char *name, nm_cov *cov)
     double worst_paper = 0;
     for (int prec = 0; prec < 2; prec++)
         for (int meth = 0; meth < 2; meth++) {
-            nm_ara_options o = {meth ? NM_METHOD_EXACT : NM_METHOD_PAPER, prec ? NM_PREC_SINGLE : NM_PREC_DOUBLE, 1};
+            nm_ara_options o = {meth ? NM_METHOD_EXACT : NM_METHOD_PAPER, prec ? NM_PREC_SINGLE : NM_PREC_DOUBLE, 1, 0};
             nm_moments mom;
             nm_status st = nm_ara_moments(ctx, &net, &m, cov, &o, &mom);
             if (!check_true("nm_ara_moments succeeds", st == NM_OK)) {
@@ -191,7 +191,7 @@ static void test_library_mc(nm_ctx *ctx)
                !memcmp(r1.mean, r2.mean, D * sizeof(double)) && !memcmp(r1.var, r2.var, D * sizeof(double)) &&
                    !memcmp(r1.cov, r2.cov, D * D * sizeof(double)));
     nm_moments mom;
-    nm_ara_options o = {NM_METHOD_EXACT, NM_PREC_DOUBLE, 1};
+    nm_ara_options o = {NM_METHOD_EXACT, NM_PREC_DOUBLE, 1, 0};
     nm_ara_moments(ctx, &net, &m, cov, &o, &mom);
     for (int i = 0; i < D; i++) {
         char what[96];

@@ -115,13 +115,13 @@ static void bad_networks(void)
     mu[1] = INFINITY;
     expect("Inf in mu", nm_ara_moments(ctx, &net, &m, cov, NULL, &mom), NM_ERR_NONFINITE);
     mu[1] = 0;
-    nm_ara_options o = {(nm_method)7, NM_PREC_DOUBLE, 0};
+    nm_ara_options o = {(nm_method)7, NM_PREC_DOUBLE, 0, 0};
     expect("unknown method", nm_ara_moments(ctx, &net, &m, cov, &o, &mom), NM_ERR_ARG);
     nm_rng rng = {1};
     nm_mc_result r;
     expect("MC with one sample", nm_ara_montecarlo(ctx, &net, &m, cov, 1, &rng, 0, &r), NM_ERR_ARG);
     /* every allocation failing in turn: a clean NM_ERR_NOMEM, never a crash or leak */
-    nm_ara_options full = {NM_METHOD_EXACT, NM_PREC_SINGLE, 1};
+    nm_ara_options full = {NM_METHOD_EXACT, NM_PREC_SINGLE, 1, 0};
     int failures_seen = 0;
     for (long k = 1; k < 60; k++) {
         nm_ctx_fail_alloc_after(ctx, k);

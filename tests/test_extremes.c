@@ -65,7 +65,7 @@ static void linear_regime(nm_ctx *ctx)
         nm_cov *cov;
         nm_cov_isotropic(ctx, N, sigma2, &cov);
         for (int meth = NM_METHOD_EXACT; meth <= NM_METHOD_DELTA; meth++) {
-            nm_ara_options o = {meth, NM_PREC_DOUBLE, 0};
+            nm_ara_options o = {meth, NM_PREC_DOUBLE, 0, 0};
             nm_moments mom;
             if (!check_true("moments ok", nm_ara_moments(ctx, &net, &m, cov, &o, &mom) == NM_OK)) continue;
             for (int i = 0; i < D; i++) {

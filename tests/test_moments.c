@@ -253,7 +253,7 @@ static void ara_equivalence(void)
     for (int m = 0; m < nm_method_count(); m++) {
         nm_net_moments_options o = nm_net_moments_options_default();
         o.method = (nm_method)m;
-        nm_ara_options ao = {(nm_method)m, NM_PREC_DOUBLE, 0};
+        nm_ara_options ao = {(nm_method)m, NM_PREC_DOUBLE, 0, 0};
         nm_moments a, b;
         if (!check_true("network moments", nm_net_moments(ctx, net, &mua, cov, &o, &a) == NM_OK)) continue;
         nm_ara_moments(ctx, &ara, &mu1, cov, &ao, &b);
