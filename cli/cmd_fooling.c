@@ -17,7 +17,7 @@
 
 static const char help[] =
     "usage: netmoments fooling [--model M.onnx] [--perturbation N.npy] [--data mnist|fashion-mnist] [--split test|train]\n"
-    "                          [--images K|all] [--sigma2 S1] [--method paper|exact|delta] [--topk K] [--mc K]\n"
+    "                          [--images K|all [--spread]] [--sigma2 S1] [--method paper|exact|delta] [--topk K] [--mc K]\n"
     "                          [--flip] [--seed S] --out DIR\n\n"
     "Fooling-rate prediction (the paper's 4.2, DESIGN 1.9). Per image X: clean label c = argmax R(X), the real\n"
     "label at X+N, and the prediction: the argmax of the analytic mean of R(X+N+n), n ~ N(0, S1 I), linearized\n"
@@ -25,6 +25,7 @@ static const char help[] =
     "largest analytic-mean logits, in order, equal those of R(X+N), k = 1..K. Without --perturbation, N = 0.\n"
     "  --perturbation  NPY in the model's input shape and units (netmoments uap writes one)\n"
     "  --images K|all  the first K images of the split, in the order eval and moments --image use (default all)\n"
+    EXP_SPREAD_HELP
     "  --sigma2 S1     the small noise of the prediction (default 1e-4, the paper's Sigma1)\n"
     "  --method        of the analytic mean (default exact)      --topk K  (default 5)\n"
     "  --mc K          also the argmax of a K-sample Monte Carlo mean of the real net at X+N+n (a third column)\n"
@@ -41,19 +42,20 @@ typedef struct {
     long long images, mc, topk;
     double sigma2;
     nm_method method;
-    int flip;
+    int flip, spread;
     uint64_t seed;
 } args;
 
 static int parse(int argc, char **argv, args *a)
 {
-    enum { O_MODEL = 1000, O_PERT, O_DATA, O_SPLIT, O_IMAGES, O_SIGMA2, O_METHOD, O_TOPK, O_MC, O_FLIP, O_SEED, O_OUT, O_HELP };
+    enum { O_SPREAD = 999, O_MODEL = 1000, O_PERT, O_DATA, O_SPLIT, O_IMAGES, O_SIGMA2, O_METHOD, O_TOPK, O_MC, O_FLIP, O_SEED, O_OUT, O_HELP };
     static const struct option opts[] = {CLI_MEM_OPTION,
                                          {"model", required_argument, 0, O_MODEL},
                                          {"perturbation", required_argument, 0, O_PERT},
                                          {"data", required_argument, 0, O_DATA},
                                          {"split", required_argument, 0, O_SPLIT},
                                          {"images", required_argument, 0, O_IMAGES},
+                                         {"spread", no_argument, 0, O_SPREAD},
                                          {"sigma2", required_argument, 0, O_SIGMA2},
                                          {"method", required_argument, 0, O_METHOD},
                                          {"topk", required_argument, 0, O_TOPK},
@@ -94,6 +96,7 @@ static int parse(int argc, char **argv, args *a)
             if (!cli_parse_range(optarg, 2, INT64_MAX, &a->mc)) return cli_error("--mc: '%s' is not an integer >= 2", optarg);
             break;
         case O_FLIP: a->flip = 1; break;
+        case O_SPREAD: a->spread = 1; break;
         case O_SEED:
             if (!cli_parse_seed(optarg, &a->seed)) return cli_error("--seed: '%s' is not an integer in 0..2^64-1", optarg);
             break;
@@ -145,7 +148,7 @@ static void write_csv(FILE *f, const nm_fooling *r, const exp_images *im)
     if (r->flip) fprintf(f, ",flip_probability,flip_se%s", r->mc_flip ? ",mc_flip" : "");
     fprintf(f, "\n");
     for (int64_t i = 0; i < r->images; i++) {
-        fprintf(f, "%lld,%d,%d,%d,%d,%d,%d", (long long)i, im->ds.labels[i], r->clean[i], r->perturbed[i], r->predicted[i],
+        fprintf(f, "%lld,%d,%d,%d,%d,%d,%d", (long long)im->index[i], im->labels[i], r->clean[i], r->perturbed[i], r->predicted[i],
                 r->perturbed[i] != r->clean[i], r->predicted[i] != r->clean[i]);
         for (int k = 0; k < K; k++) fprintf(f, ",%d", r->topk_match[i * K + k]);
         if (r->mc_predicted) {
@@ -245,8 +248,10 @@ static int write_calibration(nm_ctx *ctx, const char *dir, const nm_fooling *r)
     int nb = 0;
     for (int b = 0; b < BINS; b++)
         if (cnt[b] > 0) px[nb] = bx[b] / cnt[b], py[nb] = by[b] / cnt[b], nb++;
-    nm_plot_panel p = {"Flip probability: analytic (Genz) vs Monte Carlo", "predicted P(label changes)", "Monte Carlo frequency", 2,
-                       {{"bins of 0.1 (mean)", px, py, nb, 1, 0}, {"images", r->flip, r->mc_flip, r->images, 1, 1}}};
+    nm_plot_panel p = {"Flip probability: analytic (Genz) vs Monte Carlo", "predicted P(label changes)", "Monte Carlo frequency", 0, {{0}}};
+    if (r->images >= 2) p.series[p.nseries++] = (nm_plot_series){"images", r->flip, r->mc_flip, r->images, 1, 1};
+    if (nb >= 2) p.series[p.nseries++] = (nm_plot_series){"bins of 0.1 (mean)", px, py, nb, 1, 0};
+    if (!p.nseries) return 0; /* one image: nothing to draw */
     char png[4200], svg[4200];
     snprintf(png, sizeof png, "%s/flip-calibration.png", dir);
     snprintf(svg, sizeof svg, "%s/flip-calibration.svg", dir);
@@ -262,14 +267,14 @@ static int run(const args *a, const char *dir)
     nm_array N = {0};
     nm_fooling r = {0};
     double t0 = cli_now();
-    int rc = exp_load_images(ctx, a->model, a->data, a->split, a->images, "fooling", &im);
+    int rc = exp_load_images(ctx, a->model, a->data, a->split, a->images, a->spread, "fooling", &im);
     if (!rc && a->pert) rc = load_perturbation(ctx, a->pert, &im, &N);
     if (!rc) {
         cli_progress pg = cli_progress_make("fooling", "images");
         nm_fooling_options o = nm_fooling_options_default();
         o.sigma2 = a->sigma2, o.method = a->method, o.topk = (int)a->topk, o.mc = a->mc, o.flip = a->flip, o.seed = a->seed;
         o.progress = cli_progress_print, o.user = &pg;
-        nm_status st = nm_fooling_run(ctx, im.net, im.X, NULL, im.count, a->pert ? N.data : NULL, &o, &r);
+        nm_status st = nm_fooling_run(ctx, im.net, im.X, im.index, im.count, a->pert ? N.data : NULL, &o, &r);
         if (pg.tty) fprintf(stderr, "\r\033[K");
         if (st != NM_OK) rc = cli_fail(ctx, st, "fooling");
     }

@@ -3,7 +3,7 @@
  * model over a data split (nm_uap_run), its fooling rate printed after each
  * pass, written as an NPY in the model's input shape and scale.
  */
-#include "common.h"
+#include "experiments.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -110,50 +110,33 @@ int cmd_uap(int argc, char **argv)
     if (!out) return cli_error("uap: --out N.npy is required");
     nm_ctx *ctx = cli_ctx_create();
     if (!ctx) return 1;
-    nm_dataset ds = {0};
-    nm_net *net = NULL;
-    float *X = NULL, *v = NULL;
+    exp_images im;
+    float *v = NULL;
     nm_status st;
-    int rc = cli_load_dataset(ctx, data, split, &ds);
-    if (!rc && (st = nm_net_read_onnx(ctx, model, &net)) != NM_OK) rc = cli_fail(ctx, st, "uap");
-    int ndim = 0;
-    int64_t shape[NM_MAX_DIMS], n = 0;
-    if (!rc) {
-        nm_net_input_shape(net, &ndim, shape);
-        n = 1;
-        for (int i = 1; i < ndim; i++) n *= shape[i];
-        if (n != ds.rows * ds.cols)
-            rc = cli_error("uap: the model takes %lld inputs per sample, the images have %lld pixels", (long long)n,
-                           (long long)(ds.rows * ds.cols));
-    }
-    int64_t count = images && images < ds.n ? images : ds.n;
-    if (!rc && (!(X = malloc((size_t)(count * n) * sizeof(float))) || !(v = malloc((size_t)n * sizeof(float)))))
-        rc = cli_error("uap: out of memory for %lld images", (long long)count);
-    if (!rc && (st = nm_dataset_images(ctx, &ds, NULL, count, nm_net_get_input_scale(net), X)) != NM_OK) rc = cli_fail(ctx, st, "uap");
+    int rc = exp_load_images(ctx, model, data, split, images, 0, "uap", &im);
+    if (!rc && !(v = malloc((size_t)im.n * sizeof(float)))) rc = cli_error("uap: out of memory");
     uap_ui ui = {cli_progress_make("uap", "image steps")};
     double t0 = cli_now();
     nm_uap_result res;
     if (!rc) {
-        printf("uap: %lld %s images of %s, %s ball of radius %g, target %.1f %%, at most %d passes, seed %llu\n", (long long)count, split,
+        printf("uap: %lld %s images of %s, %s ball of radius %g, target %.1f %%, at most %d passes, seed %llu\n", (long long)im.count, split,
                data, o.deepfool.norm == NM_NORM_INF ? "l-inf" : "l2", o.xi, 100 * o.target_rate, o.passes, (unsigned long long)o.seed);
         o.pass_done = pass_done, o.progress = cli_progress_print, o.user = &ui;
         /* progress and pass_done share user: the progress line's state comes first in uap_ui */
-        if ((st = nm_uap_run(ctx, net, X, count, &o, v, &res)) != NM_OK) rc = cli_fail(ctx, st, "uap");
+        if ((st = nm_uap_run(ctx, im.net, im.X, im.count, &o, v, &res)) != NM_OK) rc = cli_fail(ctx, st, "uap");
     }
     if (!rc) {
         double l2 = 0, li = 0;
-        for (int64_t j = 0; j < n; j++) l2 += (double)v[j] * v[j], li = fmax(li, fabs(v[j]));
-        shape[0] = 1;
-        nm_array a = {NM_F32, ndim, {0}, v};
-        memcpy(a.shape, shape, sizeof(int64_t) * (size_t)ndim);
+        for (int64_t j = 0; j < im.n; j++) l2 += (double)v[j] * v[j], li = fmax(li, fabs(v[j]));
+        nm_array a = {NM_F32, im.ndim, {0}, v};
+        memcpy(a.shape, im.shape, sizeof(int64_t) * (size_t)im.ndim);
         if ((st = nm_npy_write(ctx, out, &a)) != NM_OK) rc = cli_fail(ctx, st, "uap");
         else
             printf("fooling rate %.2f %% after %d pass%s (%.1f s); |v|_2 = %.1f, |v|_inf = %.1f; wrote %s\n", 100 * res.rate[res.passes - 1],
                    res.passes, res.passes == 1 ? "" : "es", cli_now() - t0, sqrt(l2), li, out);
     }
-    free(X), free(v);
-    nm_net_free(ctx, net);
-    nm_dataset_free(ctx, &ds);
+    free(v);
+    exp_images_free(ctx, &im);
     nm_ctx_free(ctx);
     return rc;
 }

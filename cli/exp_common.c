@@ -100,7 +100,7 @@ int exp_parse_images(const char *arg, long long *out)
     return 0;
 }
 
-int exp_load_images(nm_ctx *ctx, const char *model, const char *data, const char *split, long long images, const char *what,
+int exp_load_images(nm_ctx *ctx, const char *model, const char *data, const char *split, long long images, int spread, const char *what,
                     exp_images *out)
 {
     memset(out, 0, sizeof *out);
@@ -119,16 +119,21 @@ int exp_load_images(nm_ctx *ctx, const char *model, const char *data, const char
                            (long long)(out->ds.rows * out->ds.cols));
     }
     out->count = images && images < out->ds.n ? images : out->ds.n;
-    if (!rc && !(out->X = malloc((size_t)(out->count * out->n) * sizeof(float))))
+    if (!rc && (!(out->X = malloc((size_t)(out->count * out->n) * sizeof(float))) || !(out->index = malloc((size_t)out->count * sizeof(int64_t))) ||
+                !(out->labels = malloc((size_t)out->count))))
         rc = cli_error("%s: out of memory for %lld images", what, (long long)out->count);
-    if (!rc && (st = nm_dataset_images(ctx, &out->ds, NULL, out->count, nm_net_get_input_scale(out->net), out->X)) != NM_OK)
+    for (int64_t i = 0; !rc && i < out->count; i++) { /* the first K, or K spread evenly over the split */
+        out->index[i] = spread ? (int64_t)((double)i * (double)out->ds.n / (double)out->count) : i;
+        out->labels[i] = out->ds.labels[out->index[i]];
+    }
+    if (!rc && (st = nm_dataset_images(ctx, &out->ds, out->index, out->count, nm_net_get_input_scale(out->net), out->X)) != NM_OK)
         rc = cli_fail(ctx, st, what);
     return rc;
 }
 
 void exp_images_free(nm_ctx *ctx, exp_images *im)
 {
-    free(im->X);
+    free(im->X), free(im->index), free(im->labels);
     nm_net_free(ctx, im->net);
     nm_dataset_free(ctx, &im->ds);
     memset(im, 0, sizeof *im);

@@ -67,12 +67,16 @@ typedef struct {
     int64_t shape[NM_MAX_DIMS]; /* the model's input shape, batch 1 */
     int64_t n, count;           /* inputs per sample, images */
     float *X;                   /* count × n, in the model's input scale */
+    int64_t *index;             /* count: each image's index in the split */
+    uint8_t *labels;            /* count: its label */
 } exp_images;
 /* --images K | all: K ≥ 1, or 0 for all; 0, or 1 after printing. */
 int exp_parse_images(const char *arg, long long *out);
-/* The data split, the model and the first `images` images (0: all) as its
- * inputs; 0, or 1 after printing (what names the command). */
-int exp_load_images(nm_ctx *ctx, const char *model, const char *data, const char *split, long long images, const char *what,
+/* The data split, the model and `images` images (0: all) as its inputs: the
+ * first ones, or with spread, image ⌊i·N/K⌋ for i < K (every class of a
+ * split sorted by label); 0, or 1 after printing (what names the command). */
+#define EXP_SPREAD_HELP "  --spread        with --images K: K images spread evenly over the split (image floor(i N / K)), not the first K\n"
+int exp_load_images(nm_ctx *ctx, const char *model, const char *data, const char *split, long long images, int spread, const char *what,
                     exp_images *out);
 void exp_images_free(nm_ctx *ctx, exp_images *im);
 

@@ -866,6 +866,70 @@ NM_API nm_status nm_fooling_run(nm_ctx *ctx, const nm_net *net, const float *X, 
                                 const nm_fooling_options *opt, nm_fooling *out);
 NM_API void nm_fooling_free(nm_ctx *ctx, nm_fooling *f);
 
+/* ---------------------------------------------------------------- spatial sensitivity maps (the paper's §4.4, Fig 3) */
+
+typedef struct {
+    int64_t h, w;            /* the window (default 7×7) */
+    int64_t stride;          /* between positions, no padding (default 1: 22×22 positions on 28×28) */
+    double sigma2;           /* the window's noise σ² I, zero mean (default 200, the paper's Σ3 level) */
+    nm_method method;        /* of the mean: exact (default) or paper (the same mean) */
+    int flip;                /* non-zero: also the flip probability per position (§1.10; needs a ReLU at the split) */
+    int want_means;          /* non-zero: keep the analytic mean logits of every position */
+    nm_mvn_options mvn;      /* the flip probabilities' orthant options */
+    nm_progress_fn progress; /* after each image (may be NULL; under a lock) */
+    void *user;
+} nm_sensitivity_options;
+NM_API nm_sensitivity_options nm_sensitivity_options_default(void);
+
+/* Per image i (0..images) and position (row pr, column q of P × Q; the
+ * window's top-left pixel at (pr·stride, q·stride)): map[(i·P + pr)·Q + q] is
+ * 1 when the argmax of the analytic mean of the logits under the window's
+ * noise differs from the clean label clean[i] (fooled in expectation), else
+ * 0; flip (and flip_se, its error estimate) the flip probability; mean
+ * (images × P × Q × d) the mean logits. Per class k (classes = d; an image's
+ * class is its label[i]): class_map (and class_flip) the mean over its
+ * class_count[k] images (NaN for a class without images). */
+typedef struct {
+    int64_t images, P, Q, d;
+    int classes;
+    int *clean, *label;
+    double *map, *flip, *flip_se, *mean;
+    double *class_map, *class_flip;
+    int64_t *class_count;
+    double *buf;
+} nm_sensitivity;
+
+/* The maps of the images X (count × n, the model's input scale, an
+ * (N, C, H, W) input) on net (borrowed; a copy per thread): each image is
+ * linearized once at itself, split at the last ReLU; every position's
+ * window variances come from A's columns (see src/experiments/
+ * sensitivity.c). The flip probability uses the exact variance of each
+ * split unit and Stein's-lemma cross-covariances. labels (count, may be
+ * NULL: the clean labels) choose the classes averaged over. Results do not
+ * depend on the thread count. Free with nm_sensitivity_free. */
+NM_API nm_status nm_sensitivity_run(nm_ctx *ctx, const nm_net *net, const float *X, const uint8_t *labels, int64_t count,
+                                    const nm_sensitivity_options *opt, nm_sensitivity *out);
+NM_API void nm_sensitivity_free(nm_ctx *ctx, nm_sensitivity *s);
+
+/* Verification by sampling: `pairs` (image, position) pairs drawn by the
+ * seed; for each, an mc-sample Monte Carlo of the real net with the window's
+ * noise: whether its mean logits leave the clean label, its flip frequency
+ * and its mean's margin (clean logit minus the largest other). agreement:
+ * the share of pairs where fooled-in-expectation matches the map's;
+ * flip_mae: the mean |flip probability − Monte Carlo frequency| (NaN
+ * without flips in s). opt and X as given to nm_sensitivity_run. */
+typedef struct {
+    int64_t pairs;
+    int64_t *image, *position;
+    double *mc_fooled, *mc_flip, *mc_margin;
+    double agreement, flip_mae;
+    double *buf;
+} nm_sensitivity_check;
+NM_API nm_status nm_sensitivity_verify(nm_ctx *ctx, nm_net *net, const float *X, const nm_sensitivity *s,
+                                       const nm_sensitivity_options *opt, int64_t pairs, int64_t mc, uint64_t seed,
+                                       nm_sensitivity_check *out);
+NM_API void nm_sensitivity_check_free(nm_ctx *ctx, nm_sensitivity_check *c);
+
 /* ---------------------------------------------------------------- figures (cairo) */
 
 /* One scatter series: points (x[i·stride], y[i·stride]); marker 0 circle, 1 cross. */
@@ -886,6 +950,25 @@ typedef struct {
  * the origin, its slope and the free line's in the legend (nm_ls_fit), and the diagonal y = x dashed; written as PNG and/or
  * SVG (either path may be NULL). */
 NM_API nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels);
+
+/* One image with a map over it: the image (H×W, grey from its smallest to
+ * its largest value) and map (P×Q, coloured blue → red over 0..vmax, drawn
+ * translucent); map cell (r, q) covers the step×step pixels from row
+ * r0 + r·step, column c0 + q·step (for a window slid with stride s, its
+ * centre: r0 = c0 = (h − s)/2, step = s). */
+typedef struct {
+    const char *title;
+    const double *image;
+    int64_t H, W;
+    const double *map;
+    int64_t P, Q;
+    double r0, c0, step;
+} nm_plot_heat;
+
+/* Up to 20 images with their maps in rows of five, a colour bar, a title
+ * above and a caption below; PNG and/or SVG (either may be NULL). */
+NM_API nm_status nm_plot_heatmaps(nm_ctx *ctx, const char *png, const char *svg, int n, const nm_plot_heat *maps, double vmax,
+                                  const char *title, const char *caption);
 
 #ifdef __cplusplus
 }

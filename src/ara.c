@@ -185,6 +185,25 @@ static nm_status check_options(nm_ctx *ctx, const nm_ara_options *o)
     return NM_OK;
 }
 
+void nm_act_means(const nm_act *act, const nm_method_def *def, int64_t p, const double *m, const double *suu, int64_t stride, double *r)
+{
+    #pragma omp parallel for
+    for (int64_t u = 0; u < p; u++) {
+        double v = suu[u * stride];
+        if (!act || act->plain) {
+            nm_unit un = nm_unit_of(m[u], v);
+            r[u] = def->mean(&un);
+            continue;
+        }
+        /* E[f_u(z)] = Σ_k w_k g_u E[relu(z − t_k)] + α_u m_u + β */
+        r[u] = act->beta + (act->alpha ? act->alpha[u] * m[u] : 0);
+        for (int k = 0; k < act->nh; k++) {
+            nm_unit un = nm_unit_of(m[u] - act->t[k], v);
+            r[u] += act->w[k] * (act->g ? act->g[u] : 1) * def->mean(&un);
+        }
+    }
+}
+
 nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double *m, double *S, const double *B,
                                 const double *c2, const nm_ara_options *opt, const nm_act *act, nm_moments *out)
 {
@@ -207,21 +226,7 @@ nm_status nm_ara_moments_from_S(nm_ctx *ctx, int64_t p, int64_t d, const double 
         goto done;
     }
     /* mean (§1.2: B E[relu z] + c2, with the method's E[relu z]) */
-    const nm_method_def *def = nm_method_def_of(o.method);
-    #pragma omp parallel for
-    for (int64_t u = 0; u < p; u++) {
-        if (!act || act->plain) {
-            nm_unit un = nm_unit_of(m[u], S[u * p + u]);
-            r[u] = def->mean(&un);
-            continue;
-        }
-        /* E[f_u(z)] = Σ_k w_k g_u E[relu(z − t_k)] + α_u m_u + β */
-        r[u] = act->beta + (act->alpha ? act->alpha[u] * m[u] : 0);
-        for (int k = 0; k < act->nh; k++) {
-            nm_unit un = nm_unit_of(m[u] - act->t[k], S[u * p + u]);
-            r[u] += act->w[k] * (act->g ? act->g[u] : 1) * def->mean(&un);
-        }
-    }
+    nm_act_means(act, nm_method_def_of(o.method), p, m, S, p + 1, r);
     memcpy(out->mean, c2, (size_t)d * sizeof(double));
     nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, 1, p, 1.0, B, p, r, 1, 1.0, out->mean, 1);
     if (o.mean_only) {

@@ -149,21 +149,16 @@ static nm_status finish(nm_ctx *ctx, nm_afile *af, cairo_status_t cs)
     return nm_fail(ctx, NM_ERR_IO, "%s: %s", af->path, cairo_status_to_string(cs));
 }
 
-nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels)
+/* Draws the figure into PNG and/or SVG files (either may be NULL), each written whole or not at all. */
+static nm_status write_figure(nm_ctx *ctx, const char *png, const char *svg, double w, double h, void (*fig)(cairo_t *, const void *),
+                              const void *arg)
 {
-    if (!ctx || npanels < 1 || npanels > 4 || !panels) return nm_fail(ctx, NM_ERR_ARG, "1 to 4 panels");
-    for (int i = 0; i < npanels; i++) {
-        if (panels[i].nseries < 0 || panels[i].nseries > 4) return nm_fail(ctx, NM_ERR_ARG, "0 to 4 series a panel");
-        for (int s = 0; s < panels[i].nseries; s++)
-            if (panels[i].series[s].n < 2) return nm_fail(ctx, NM_ERR_ARG, "a series needs at least 2 points");
-    }
-    double w = PANEL_W * npanels, h = PANEL_H;
     nm_afile af;
     nm_status st = NM_OK;
     if (png && (st = nm_afile_open(ctx, png, &af)) == NM_OK) {
         cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)w, (int)h);
         cairo_t *cr = cairo_create(sf);
-        draw(cr, npanels, panels);
+        fig(cr, arg);
         cairo_destroy(cr);
         cairo_status_t cs = cairo_surface_write_to_png_stream(sf, to_file, af.f);
         cairo_surface_destroy(sf);
@@ -172,7 +167,7 @@ nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npa
     if (st == NM_OK && svg && (st = nm_afile_open(ctx, svg, &af)) == NM_OK) {
         cairo_surface_t *sf = cairo_svg_surface_create_for_stream(to_file, af.f, w, h);
         cairo_t *cr = cairo_create(sf);
-        draw(cr, npanels, panels);
+        fig(cr, arg);
         cairo_destroy(cr);
         cairo_surface_finish(sf);
         cairo_status_t cs = cairo_surface_status(sf);
@@ -180,4 +175,115 @@ nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npa
         st = finish(ctx, &af, cs);
     }
     return st;
+}
+
+typedef struct {
+    int npanels;
+    const nm_plot_panel *panels;
+} scatter_fig;
+
+static void draw_scatter(cairo_t *cr, const void *arg)
+{
+    const scatter_fig *f = arg;
+    draw(cr, f->npanels, f->panels);
+}
+
+nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels)
+{
+    if (!ctx || npanels < 1 || npanels > 4 || !panels) return nm_fail(ctx, NM_ERR_ARG, "1 to 4 panels");
+    for (int i = 0; i < npanels; i++) {
+        if (panels[i].nseries < 0 || panels[i].nseries > 4) return nm_fail(ctx, NM_ERR_ARG, "0 to 4 series a panel");
+        for (int s = 0; s < panels[i].nseries; s++)
+            if (panels[i].series[s].n < 2) return nm_fail(ctx, NM_ERR_ARG, "a series needs at least 2 points");
+    }
+    scatter_fig f = {npanels, panels};
+    return write_figure(ctx, png, svg, PANEL_W * npanels, PANEL_H, draw_scatter, &f);
+}
+
+/* ---------------------------------------------------------------- heat maps over images */
+
+#define HEAT_CELL 168.0 /* pixels per image side */
+#define HEAT_GAP 26.0
+#define HEAT_COLS 5
+#define HEAT_BAR 70.0
+
+/* Blue → white → red (a diverging map) at t ∈ [0, 1]. */
+static void heat_color(double t, double *rgb)
+{
+    static const double lo[3] = {0.23, 0.30, 0.75}, mid[3] = {0.87, 0.87, 0.87}, hi[3] = {0.71, 0.02, 0.15};
+    t = fmin(1, fmax(0, t));
+    for (int k = 0; k < 3; k++) rgb[k] = t < 0.5 ? lo[k] + (mid[k] - lo[k]) * 2 * t : mid[k] + (hi[k] - mid[k]) * (2 * t - 1);
+}
+
+typedef struct {
+    int n;
+    const nm_plot_heat *h;
+    double vmax;
+    const char *title, *caption;
+} heat_fig;
+
+static void draw_heat(cairo_t *cr, const void *arg)
+{
+    const heat_fig *f = arg;
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, 16, 26, f->title, 0, 15);
+    for (int i = 0; i < f->n; i++) {
+        const nm_plot_heat *h = &f->h[i];
+        double ox = HEAT_GAP + (i % HEAT_COLS) * (HEAT_CELL + HEAT_GAP), oy = 60 + (i / HEAT_COLS) * (HEAT_CELL + 2 * HEAT_GAP);
+        double px = HEAT_CELL / (double)(h->W > h->H ? h->W : h->H), lo = INFINITY, hi = -INFINITY;
+        for (int64_t k = 0; k < h->H * h->W; k++) lo = fmin(lo, h->image[k]), hi = fmax(hi, h->image[k]);
+        if (!(hi > lo)) hi = lo + 1;
+        for (int64_t y = 0; y < h->H; y++)
+            for (int64_t x = 0; x < h->W; x++) {
+                double g = (h->image[y * h->W + x] - lo) / (hi - lo);
+                cairo_set_source_rgb(cr, g, g, g);
+                cairo_rectangle(cr, ox + x * px, oy + y * px, px + 0.5, px + 0.5);
+                cairo_fill(cr);
+            }
+        for (int64_t r = 0; r < h->P; r++)
+            for (int64_t q = 0; q < h->Q; q++) {
+                double v = h->map[r * h->Q + q], rgb[3];
+                if (!isfinite(v)) continue;
+                heat_color(v / f->vmax, rgb);
+                cairo_set_source_rgba(cr, rgb[0], rgb[1], rgb[2], 0.62);
+                cairo_rectangle(cr, ox + (h->c0 + q * h->step) * px, oy + (h->r0 + r * h->step) * px, h->step * px, h->step * px);
+                cairo_fill(cr);
+            }
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        text(cr, ox + HEAT_CELL / 2, oy + HEAT_CELL + 17, h->title ? h->title : "", 0.5, 12);
+    }
+    /* the colour bar */
+    int rows = (f->n + HEAT_COLS - 1) / HEAT_COLS;
+    double bx = HEAT_GAP + HEAT_COLS * (HEAT_CELL + HEAT_GAP) + 10, by = 60, bh = rows * (HEAT_CELL + 2 * HEAT_GAP) - 2 * HEAT_GAP;
+    for (int k = 0; k < 100; k++) {
+        double rgb[3];
+        heat_color(1 - k / 99.0, rgb);
+        cairo_set_source_rgb(cr, rgb[0], rgb[1], rgb[2]);
+        cairo_rectangle(cr, bx, by + k * bh / 100, 18, bh / 100 + 0.5);
+        cairo_fill(cr);
+    }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    char buf[32];
+    for (int k = 0; k <= 4; k++) {
+        snprintf(buf, sizeof buf, "%.2g", f->vmax * (1 - k / 4.0));
+        text(cr, bx + 24, by + k * bh / 4 + 4, buf, 0, 11);
+    }
+    text(cr, 16, 60 + rows * (HEAT_CELL + 2 * HEAT_GAP) + 4, f->caption ? f->caption : "", 0, 12);
+}
+
+nm_status nm_plot_heatmaps(nm_ctx *ctx, const char *png, const char *svg, int n, const nm_plot_heat *maps, double vmax, const char *title,
+                           const char *caption)
+{
+    if (!ctx || n < 1 || n > 20 || !maps) return nm_fail(ctx, NM_ERR_ARG, "1 to 20 heat maps");
+    if (!(vmax > 0) || !isfinite(vmax)) return nm_fail(ctx, NM_ERR_ARG, "the colour scale's maximum must be finite and > 0");
+    for (int i = 0; i < n; i++)
+        if (!maps[i].image || !maps[i].map || maps[i].H < 1 || maps[i].W < 1 || maps[i].P < 1 || maps[i].Q < 1 || !(maps[i].step > 0))
+            return nm_fail(ctx, NM_ERR_ARG, "heat map %d: an image and a map of positive sizes and step", i);
+    heat_fig f = {n, maps, vmax, title ? title : "", caption};
+    int rows = (n + HEAT_COLS - 1) / HEAT_COLS;
+    return write_figure(ctx, png, svg, HEAT_GAP + HEAT_COLS * (HEAT_CELL + HEAT_GAP) + HEAT_BAR, 60 + rows * (HEAT_CELL + 2 * HEAT_GAP) + 20,
+                        draw_heat, &f);
 }

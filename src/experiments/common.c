@@ -131,3 +131,38 @@ nm_status nm_exp_parallel(nm_ctx *ctx, const nm_net *net, int64_t count, size_t 
     omp_destroy_lock(&lock);
     return fail == NM_OK ? NM_OK : nm_fail(ctx, fail, "%s", fail_msg);
 }
+
+nm_status nm_exp_mc_flip(nm_ctx *ctx, nm_net *net, const float *x, double sigma, const int64_t *support, int64_t ns, int64_t K,
+                         uint64_t seed, uint64_t stream, int c, float *buf, double *mean, double *flip)
+{
+    int64_t n = nm_exp_input_size(net), d = nm_exp_logit_count(net), B = NM_FOOLING_MC_BATCH, flips = 0;
+    nm_rng rng = {seed};
+    float s = (float)sigma, *E = buf, *Y = buf + B * n, *zt = Y + B * d;
+    if (!support) ns = n;
+    memset(mean, 0, (size_t)d * sizeof(double));
+    for (int64_t k0 = 0; k0 < K; k0 += B) {
+        int64_t b = K - k0 < B ? K - k0 : B;
+        float *Z = E + b * (n - ns); /* the normals, packed at the end of the batch's inputs */
+        nm_rng_normals(&rng, stream, (uint64_t)(k0 * ns), b * ns, Z);
+        for (int64_t t = 0; t < b; t++) {
+            float *xt = E + t * n;
+            const float *z = Z + t * ns;
+            if (!support) {
+                for (int64_t i = 0; i < n; i++) xt[i] = x[i] + s * z[i];
+                continue;
+            }
+            memcpy(zt, z, (size_t)ns * sizeof(float)); /* z may overlap xt's region */
+            memcpy(xt, x, (size_t)n * sizeof(float));
+            for (int64_t i = 0; i < ns; i++) xt[support[i]] += s * zt[i];
+        }
+        nm_status st = nm_exp_predict(ctx, net, E, b, NULL, Y, NULL);
+        if (st != NM_OK) return st;
+        for (int64_t t = 0; t < b; t++) {
+            for (int64_t i = 0; i < d; i++) mean[i] += Y[t * d + i];
+            flips += nm_exp_argmax_f32(Y + t * d, d) != c;
+        }
+    }
+    for (int64_t i = 0; i < d; i++) mean[i] /= (double)K;
+    *flip = (double)flips / (double)K;
+    return NM_OK;
+}

@@ -23,6 +23,14 @@ int nm_exp_argmax_f64(const double *y, int64_t d);
  * of logit k), by one forward and d vjp rows. */
 nm_status nm_exp_logit_jacobian(nm_ctx *ctx, nm_net *net, const float *x, float *y, float *J);
 
+/* Monte Carlo of R(x + σ ε) with ε on the inputs support[0..ns) only (NULL:
+ * all n), K samples in batches of NM_FOOLING_MC_BATCH: the mean logits
+ * (d) and the share of samples whose argmax is not c. ε is stream `stream`
+ * of the seed's generator, ns normals per sample in sample order. buf holds
+ * NM_FOOLING_MC_BATCH × (n + d) + n floats. */
+nm_status nm_exp_mc_flip(nm_ctx *ctx, nm_net *net, const float *x, double sigma, const int64_t *support, int64_t ns, int64_t K,
+                         uint64_t seed, uint64_t stream, int c, float *buf, double *mean, double *flip);
+
 /* One item of a parallel experiment: tc and net are this thread's context
  * and copy of the net, scratch its scratch_bytes of zeroed memory. */
 typedef nm_status (*nm_exp_item_fn)(nm_ctx *tc, nm_net *net, void *user, int64_t item, void *scratch);

@@ -67,41 +67,14 @@ typedef struct {
     int64_t n, d;
 } fool_job;
 
-/* Monte Carlo of R(x + σ ε) over o->mc samples in batches: the mean of the
- * logits (d) and the share of samples whose argmax is not c. ε is stream
- * `image` of the seed's generator, sample by sample. */
-static nm_status fool_mc(nm_ctx *tc, nm_net *net, const fool_job *j, int64_t image, const float *x, int c, float *buf, float *Y,
-                         double *mean, double *flip)
-{
-    int64_t n = j->n, d = j->d, K = j->o->mc, B = NM_FOOLING_MC_BATCH, flips = 0;
-    nm_rng rng = {j->o->seed};
-    float s = (float)sqrt(j->o->sigma2);
-    memset(mean, 0, (size_t)d * sizeof(double));
-    for (int64_t k0 = 0; k0 < K; k0 += B) {
-        int64_t b = K - k0 < B ? K - k0 : B;
-        nm_rng_normals(&rng, (uint64_t)image, (uint64_t)(k0 * n), b * n, buf);
-        for (int64_t t = 0; t < b; t++)
-            for (int64_t i = 0; i < n; i++) buf[t * n + i] = x[i] + s * buf[t * n + i];
-        nm_status st = nm_exp_predict(tc, net, buf, b, NULL, Y, NULL);
-        if (st != NM_OK) return st;
-        for (int64_t t = 0; t < b; t++) {
-            for (int64_t i = 0; i < d; i++) mean[i] += Y[t * d + i];
-            flips += nm_exp_argmax_f32(Y + t * d, d) != c;
-        }
-    }
-    for (int64_t i = 0; i < d; i++) mean[i] /= (double)K;
-    *flip = (double)flips / (double)K;
-    return NM_OK;
-}
-
 static nm_status fool_one(nm_ctx *tc, nm_net *net, void *user, int64_t r, void *scratch)
 {
     const fool_job *j = user;
     const nm_fooling_options *o = j->o;
     nm_fooling *f = j->out;
-    int64_t n = j->n, d = j->d, B = NM_FOOLING_MC_BATCH;
+    int64_t n = j->n, d = j->d;
     double *yr = scratch, *mc_mean = yr + d;
-    float *x = (float *)(mc_mean + d), *y = x + n, *buf = y + d, *Y = buf + (o->mc ? B * n : 0);
+    float *x = (float *)(mc_mean + d), *y = x + n, *buf = y + d;
     memcpy(x, j->X + r * n, (size_t)n * sizeof(float));
     int c, pert;
     nm_status st = nm_exp_predict(tc, net, x, 1, NULL, NULL, &c);
@@ -127,7 +100,7 @@ static nm_status fool_one(nm_ctx *tc, nm_net *net, void *user, int64_t r, void *
     if (st == NM_OK && o->flip) st = nm_flip_probability(tc, d, m.mean, m.cov, c, &o->mvn, &f->flip[r], &f->flip_se[r]);
     if (st == NM_OK && o->mc) {
         double fl;
-        st = fool_mc(tc, net, j, j->index ? j->index[r] : r, x, c, buf, Y, mc_mean, &fl);
+        st = nm_exp_mc_flip(tc, net, x, sqrt(o->sigma2), NULL, 0, o->mc, o->seed, (uint64_t)(j->index ? j->index[r] : r), c, buf, mc_mean, &fl);
         if (st == NM_OK) {
             f->mc_predicted[r] = nm_exp_argmax_f64(mc_mean, d);
             top_match(mc_mean, yr, d, o->topk, f->topk_match_mc + r * o->topk);
@@ -198,7 +171,7 @@ nm_status nm_fooling_run(nm_ctx *ctx, const nm_net *net, const float *X, const i
         return st;
     }
     int64_t B = NM_FOOLING_MC_BATCH;
-    size_t scratch = (size_t)(n + d + (o->mc ? B * (n + d) : 0)) * sizeof(float) + 2 * sizeof(double) * (size_t)(d + 1);
+    size_t scratch = (size_t)(n + d + (o->mc ? B * (n + d) + n : 0)) * sizeof(float) + 2 * sizeof(double) * (size_t)(d + 1);
     fool_job j = {X, N, index, o, out, n, d};
     st = nm_exp_parallel(ctx, net, count, scratch, fool_one, &j, o->progress, o->user);
     if (st == NM_OK) fooling_summarize(o, out);

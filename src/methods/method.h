@@ -33,6 +33,9 @@ const nm_method_def *nm_method_def_of(nm_method m);
 /* The unit of mean m and variance suu (≤ 0 reads as 0). */
 nm_unit nm_unit_of(double m, double suu);
 
+/* E[f_u(z_u)] of the split activation act (NULL: ReLU) for u < p, z_u ~ N(m_u, suu[u·stride]), by def's mean rule (§1.2). */
+void nm_act_means(const nm_act *act, const nm_method_def *def, int64_t p, const double *m, const double *suu, int64_t stride, double *r);
+
 #define NM_METHOD(ENUM, def) extern const nm_method_def def;
 #include "list.h"
 #undef NM_METHOD
