@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# CLI contract of `netmoments uap`, `fooling` and `sensitivity` on the
+# shipped LeNet and a few held-out digits: --help, the files each writes and
+# their columns, a perturbation of the wrong shape, a window larger than the
+# image, NaN and bad options refused with one line on stderr, nothing left
+# behind by a failed run. (The numbers are checked by test_adversarial and
+# test_experiments against independent computations.)
+set -u
+source "$(dirname "$0")/cli_lib.sh" "$@"
+need_mnist
+
+npy() { # npy PATH SHAPE COUNT WORD: a float32 NPY of COUNT copies of the 4-byte WORD
+  local hdr="{'descr': '<f4', 'fortran_order': False, 'shape': $2, }"
+  while [ $(( (10 + ${#hdr} + 1) % 64 )) -ne 0 ]; do hdr="$hdr "; done
+  { printf '\223NUMPY\001\000'; printf "\\$(printf '%03o' $(( (${#hdr} + 1) % 256 )))\\$(printf '%03o' $(( (${#hdr} + 1) / 256 )))";
+    printf '%s\n' "$hdr"; for ((i = 0; i < $3; i++)); do printf "$4"; done; } > "$1"
+}
+
+for c in uap fooling sensitivity; do "$nm" $c --help | grep -q -- '--model' && ok || bad "$c --help"; done
+
+# uap on a few training digits
+out=$("$nm" uap --images 20 --passes 2 --xi 500 --out "$dir/v.npy") && ok || bad "uap runs: $out"
+echo "$out" | grep -q '^pass 1: fooling rate' && [ -s "$dir/v.npy" ] && ok || bad "uap prints the rate per pass and writes the NPY: $out"
+head -c 128 "$dir/v.npy" | grep -q "'shape': (1, 1, 28, 28)" && ok || bad "uap's NPY has the model's input shape"
+
+# fooling with it
+out=$("$nm" fooling --perturbation "$dir/v.npy" --images 12 --spread --mc 200 --flip --out "$dir/f") && ok || bad "fooling runs: $out"
+for f in fooling.csv fooling.json fooling.md flip-calibration.png flip-calibration.svg; do [ -s "$dir/f/$f" ] && ok || bad "fooling writes $f"; done
+head -1 "$dir/f/fooling.csv" | grep -q '^image,label,clean,perturbed,predicted,fooled_real,fooled_predicted,topk_match_1,topk_match_2,topk_match_3,topk_match_4,topk_match_5,' && ok || bad "fooling.csv columns"
+[ "$(wc -l < "$dir/f/fooling.csv")" = 13 ] && ok || bad "fooling.csv has a row per image"
+grep -q '"fooling_rate_real"' "$dir/f/fooling.json" && grep -q '"topk_accuracy"' "$dir/f/fooling.json" && grep -q '"flip_mae_pp"' "$dir/f/fooling.json" && ok || bad "fooling.json keys"
+grep -q '38.70' "$dir/f/fooling.md" && ok || bad "fooling.md gives the paper's figures beside ours"
+npy "$dir/short.npy" '(1, 100)' 100 '\000\000\200\077'
+expect_error "perturbation of the wrong shape" fooling --perturbation "$dir/short.npy" --images 2 --out "$dir/g"
+[ ! -e "$dir/g/fooling.csv" ] && ok || bad "a refused run leaves no output"
+npy "$dir/nan.npy" '(1, 1, 28, 28)' 784 '\000\000\300\177'
+expect_error "NaN perturbation" fooling --perturbation "$dir/nan.npy" --images 2 --out "$dir/g"
+expect_error "bad --images" fooling --images 0 --out "$dir/g"
+expect_error "bad --topk" fooling --topk 11 --images 2 --out "$dir/g"
+
+# sensitivity
+out=$("$nm" sensitivity --images 4 --window 7 --stride 3 --flip --verify 3 --mc 200 --out "$dir/s") && ok || bad "sensitivity runs: $out"
+for f in sensitivity.npy sensitivity-images.npy sensitivity.csv sensitivity.json flip.npy flip-images.npy verify.csv fig3.png fig3.svg; do
+  [ -s "$dir/s/$f" ] && ok || bad "sensitivity writes $f"; done
+head -c 128 "$dir/s/sensitivity-images.npy" | grep -q "'shape': (4, 8, 8)" && ok || bad "sensitivity-images.npy is (images, P, Q)"
+head -c 128 "$dir/s/sensitivity.npy" | grep -q "'shape': (10, 8, 8)" && ok || bad "sensitivity.npy is (classes, P, Q)"
+head -1 "$dir/s/sensitivity.csv" | grep -q '^class,row,col,rate,flip$' && ok || bad "sensitivity.csv columns"
+echo "$out" | grep -q 'positions/s' && echo "$out" | grep -q '^verify: 3 pairs' && ok || bad "sensitivity prints its speed and the verification"
+expect_error "window larger than the image" sensitivity --images 1 --window 29 --out "$dir/t"
+expect_error "bad window" sensitivity --window 0x3 --out "$dir/t"
+expect_error "missing --out" sensitivity --images 1
+[ ! -e "$dir/t/sensitivity.npy" ] && ok || bad "a refused sensitivity run leaves no output"
+finish cli_adversarial
