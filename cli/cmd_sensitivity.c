@@ -33,7 +33,7 @@ static const char help[] =
     "Writes DIR/sensitivity.npy (classes, P, Q: the fooling rate over each class's images, by their labels),\n"
     "DIR/sensitivity-images.npy (images, P, Q: 0/1), DIR/sensitivity.csv (class,row,col,rate[,flip]), with --flip\n"
     "DIR/flip.npy and DIR/flip-images.npy (probabilities), DIR/sensitivity.json (sizes, time, verification) and the\n"
-    "figure DIR/fig3.png/.svg (an image of each class with its map over it).\n"
+    "figure DIR/fig3.png/.svg (an image of each class with its map over it; with --flip also fig3-flip.png/.svg).\n"
     CLI_MODEL_HELP;
 
 typedef struct {
@@ -130,7 +130,7 @@ static int write_npy(nm_ctx *ctx, const char *dir, const char *name, double *dat
 }
 
 /* Fig 3: the first image of each class with its class's map. */
-static int write_figure(nm_ctx *ctx, const char *dir, const exp_images *im, const nm_sensitivity *s, const args *a, double secs)
+static int write_figure(nm_ctx *ctx, const char *dir, const exp_images *im, const nm_sensitivity *s, const args *a, double secs, int flip)
 {
     nm_plot_heat h[20];
     char titles[20][64];
@@ -146,17 +146,24 @@ static int write_figure(nm_ctx *ctx, const char *dir, const exp_images *im, cons
         for (int64_t t = 0; t < HW; t++) img[n * HW + t] = im->ds.pixels[im->index[first] * HW + t];
         snprintf(titles[n], sizeof titles[n], "class %d (%lld images)", k, (long long)s->class_count[k]);
         double off = (double)(a->h - a->stride) / 2;
-        h[n] = (nm_plot_heat){titles[n], img + n * HW, im->ds.rows, im->ds.cols, s->class_map + k * PQ, s->P, s->Q, off, (double)(a->w - a->stride) / 2,
+        h[n] = (nm_plot_heat){titles[n], img + n * HW, im->ds.rows, im->ds.cols, (flip ? s->class_flip : s->class_map) + k * PQ, s->P, s->Q, off, (double)(a->w - a->stride) / 2,
                               (double)a->stride};
         n++;
     }
     char png[4200], svg[4200], title[256], caption[256];
-    snprintf(png, sizeof png, "%s/fig3.png", dir);
-    snprintf(svg, sizeof svg, "%s/fig3.svg", dir);
-    snprintf(title, sizeof title, "Fig 3: fooling rate per position of a %lldx%lld noise window (sigma^2 = %g), per class", a->h, a->w, a->sigma2);
+    snprintf(png, sizeof png, "%s/%s.png", dir, flip ? "fig3-flip" : "fig3");
+    snprintf(svg, sizeof svg, "%s/%s.svg", dir, flip ? "fig3-flip" : "fig3");
+    snprintf(title, sizeof title, "Fig 3: %s per position of a %lldx%lld noise window (sigma^2 = %g), per class",
+             flip ? "mean flip probability" : "fooling rate in expectation", a->h, a->w, a->sigma2);
+    double vmax = 1;
+    if (flip) { /* the flip maps' scale: their largest value (at least 1e-6) */
+        vmax = 1e-6;
+        for (int64_t t = 0; t < s->classes * PQ; t++)
+            if (isfinite(s->class_flip[t])) vmax = fmax(vmax, s->class_flip[t]);
+    }
     snprintf(caption, sizeof caption, "%lld images of %s/%s; analytic mean, split at the last ReLU; stride %lld; %.0f s", (long long)s->images,
              a->data, a->split, a->stride, secs);
-    nm_status st = n ? nm_plot_heatmaps(ctx, png, svg, n, h, 1.0, title, caption) : NM_OK;
+    nm_status st = n ? nm_plot_heatmaps(ctx, png, svg, n, h, vmax, title, caption) : NM_OK;
     free(img);
     return st != NM_OK ? cli_fail(ctx, st, "sensitivity: the figure") : 0;
 }
@@ -266,7 +273,8 @@ static int run(const args *a, const char *dir)
     if (!rc) rc = write_csv(dir, &s);
     if (!rc) rc = write_json(dir, &s, a->verify ? &v : NULL, a, secs, vsecs);
     if (!rc && a->verify) rc = write_verify_csv(dir, &im, &s, &v);
-    if (!rc) rc = write_figure(ctx, dir, &im, &s, a, secs);
+    if (!rc) rc = write_figure(ctx, dir, &im, &s, a, secs, 0);
+    if (!rc && s.flip) rc = write_figure(ctx, dir, &im, &s, a, secs, 1);
     nm_sensitivity_check_free(ctx, &v);
     nm_sensitivity_free(ctx, &s);
     exp_images_free(ctx, &im);
