@@ -42,7 +42,10 @@ static const char help[] =
     "  --path P       auto (default), or force A as a matrix or as an operator through jvp\n"
     "  --json         one JSON object on stdout\n"
     "  --save-lin DIR write A.npy (p x n), c1.npy, B.npy, c2.npy of the linearization\n"
-    "  --covariance   also the d x d covariance of the logits (analytic, and MC with --mc): key cov / mc_cov\n";
+    "  --covariance   also the d x d covariance of the logits (analytic, and MC with --mc): key cov / mc_cov\n"
+    "  --flip         also the probability that the noise moves the label off c = argmax R(mu): 1 - P(logit c is\n"
+    "                 the largest) under the analytic Gaussian of the logits (DESIGN 1.10, Genz's method, with its\n"
+    "                 error estimate): keys clean_label, flip_probability, flip_se\n";
 
 /* What the command line asks for. */
 typedef struct {
@@ -50,7 +53,7 @@ typedef struct {
     double sigma2;
     long long image, mc, relu, win[4];
     uint64_t seed;
-    int json, all, have_window;
+    int json, all, have_window, flip;
     nm_net_moments_options o;
 } args;
 
@@ -63,6 +66,8 @@ typedef struct {
     double t_mc;
     nm_decision_changes chg; /* kinks and max-pool argmaxes changed below and above the split, over chg_n draws */
     long long chg_n;
+    int clean;                                   /* --flip: argmax R(mu) */
+    double flip[NM_METHOD_MAX], flip_se[NM_METHOD_MAX];
 } results;
 
 static void mc_progress(void *user, int64_t done, int64_t total)
@@ -123,6 +128,7 @@ static int parse_option(int c, const char *arg, const char *opt, args *a)
     case 'j': a->json = 1; return 0;
     case 'l': a->save = arg; return 0;
     case 'c': a->o.want_cov = 1; return 0;
+    case 'F': a->flip = 1; return 0;
     case 'h': fputs(help, stdout), cli_print_methods(stdout); return -1;
     default: return cli_error("moments: unknown or incomplete option '%s' (netmoments moments --help)", opt);
     }
@@ -138,7 +144,7 @@ static int parse(int argc, char **argv, args *a)
         {"split-relu", required_argument, 0, 'r'}, {"method", required_argument, 0, 'm'}, {"mc", required_argument, 0, 'n'},
         {"seed", required_argument, 0, 'e'},   {"precision", required_argument, 0, 'p'}, {"mem", required_argument, 0, 'g'},
         {"json", no_argument, 0, 'j'},         {"save-lin", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
-        {"covariance", no_argument, 0, 'c'},   {"path", required_argument, 0, 'P'}, {0, 0, 0, 0}};
+        {"covariance", no_argument, 0, 'c'},   {"path", required_argument, 0, 'P'}, {"flip", no_argument, 0, 'F'}, {0, 0, 0, 0}};
     *a = (args){.model = cli_default_model(), .data = "mnist", .split = "test", .sigma2 = NAN, .image = -1, .seed = 1,
                 .o = nm_net_moments_options_default()};
     int c, rc;
@@ -239,6 +245,26 @@ static int method_on(const args *a, int m)
     return a->all || m == (int)a->o.method;
 }
 
+/* --flip: the clean label argmax R(mu) and each method's flip probability from its mean and covariance. */
+static int flip_probabilities(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu, results *r)
+{
+    nm_array y;
+    nm_status st = nm_net_forward(ctx, net, 0, nm_net_logits_node(net), mu, &y);
+    if (st != NM_OK) return cli_fail(ctx, st, "--flip");
+    int64_t d = nm_array_numel(&y);
+    const float *v = y.data;
+    r->clean = 0;
+    for (int64_t i = 1; i < d; i++)
+        if (v[i] > v[r->clean]) r->clean = (int)i;
+    nm_array_free(ctx, &y);
+    for (int m = 0; m < nm_method_count(); m++) {
+        if (!method_on(a, m)) continue;
+        if ((st = nm_flip_probability(ctx, d, r->res[m].mean, r->res[m].cov, r->clean, NULL, &r->flip[m], &r->flip_se[m])) != NM_OK)
+            return cli_fail(ctx, st, "--flip");
+    }
+    return 0;
+}
+
 /* The analytic moments (each method timed alone, linearization included) and the Monte Carlo. */
 static int run(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu, const nm_cov *cov, results *r)
 {
@@ -247,11 +273,13 @@ static int run(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu, cons
         if (!method_on(a, m)) continue;
         nm_net_moments_options om = a->o;
         om.method = (nm_method)m;
+        om.want_cov |= a->flip;
         double t0 = cli_now();
         st = nm_net_moments(ctx, net, mu, cov, &om, &r->res[m]);
         r->times[m] = cli_now() - t0;
         if (st != NM_OK) return cli_fail(ctx, st, "moments");
     }
+    if (a->flip && flip_probabilities(ctx, a, net, mu, r)) return 1;
     r->chg_n = a->mc < NM_RELU_CHANGE_SAMPLES ? a->mc : NM_RELU_CHANGE_SAMPLES;
     if (a->mc) {
         nm_rng rng = {a->seed};
@@ -280,6 +308,7 @@ static void print_json(const args *a, const nm_net *net, const results *r, int64
     cJSON_AddNumberToObject(j, "split_relu", a->relu ? (int)a->relu : nr);
     cJSON_AddBoolToObject(j, "piecewise_linear", nm_net_piecewise_linear(net));
     cJSON_AddBoolToObject(j, "logits_before_softmax", logits < nm_net_node_count(net) - 1);
+    if (a->flip) cJSON_AddNumberToObject(j, "clean_label", r->clean);
     for (int m = 0; m < nm_method_count(); m++) {
         if (!method_on(a, m)) continue;
         cJSON *k = a->all ? cJSON_CreateObject() : j;
@@ -288,6 +317,10 @@ static void print_json(const args *a, const nm_net *net, const results *r, int64
         cJSON_AddItemToObject(k, "var", json_vec(r->res[m].var, d));
         if (r->res[m].cov) cJSON_AddItemToObject(k, "cov", json_vec(r->res[m].cov, d * d));
         cJSON_AddNumberToObject(k, "time_analytic_s", r->times[m]);
+        if (a->flip) {
+            cJSON_AddNumberToObject(k, "flip_probability", r->flip[m]);
+            cJSON_AddNumberToObject(k, "flip_se", r->flip_se[m]);
+        }
         if (a->all) cJSON_AddItemToObject(j, nm_method_str(m), k);
     }
     if (a->mc) {
@@ -333,6 +366,8 @@ static void print_method(const args *a, const results *r, int m, int64_t d)
         }
     }
     printf("analytic (%s, linearization included): %.4f s\n", nm_method_str(m), r->times[m]);
+    if (a->flip)
+        printf("flip probability P(argmax != %d, the label at mu): %.6g (error estimate %.2g)\n", r->clean, r->flip[m], r->flip_se[m]);
 }
 
 static void print_table(const args *a, const nm_net *net, const results *r, int64_t d)
