@@ -37,16 +37,8 @@ static const char help[] =
     "Writes DIR/fooling.csv (per image), DIR/fooling.json (the rates), DIR/fooling.md (beside the paper's).\n"
     CLI_MODEL_HELP;
 
-typedef struct {
-    const char *model, *pert, *data, *split, *out;
-    long long images, mc, topk;
-    double sigma2;
-    nm_method method;
-    int flip, spread;
-    uint64_t seed;
-} args;
 
-static int parse(int argc, char **argv, args *a)
+static int parse(int argc, char **argv, fool_args *a)
 {
     enum { O_SPREAD = 999, O_MODEL = 1000, O_PERT, O_DATA, O_SPLIT, O_IMAGES, O_SIGMA2, O_METHOD, O_TOPK, O_MC, O_FLIP, O_SEED, O_OUT, O_HELP };
     static const struct option opts[] = {CLI_MEM_OPTION,
@@ -65,7 +57,7 @@ static int parse(int argc, char **argv, args *a)
                                          {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},
                                          {0, 0, 0, 0}};
-    *a = (args){.model = cli_default_model(), .data = "mnist", .split = "test", .topk = 5, .sigma2 = 1e-4, .method = NM_METHOD_EXACT, .seed = 1};
+    *a = (fool_args){.model = cli_default_model(), .data = "mnist", .split = "test", .topk = 5, .sigma2 = 1e-4, .method = NM_METHOD_EXACT, .seed = 1};
     int c;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -173,7 +165,7 @@ static void flip_summary(const nm_fooling *r, double *mae, double *above)
     *above = 100 * a / (double)r->images;
 }
 
-static cJSON *json_rates(const nm_fooling *r, const args *a, double secs)
+static cJSON *json_rates(const nm_fooling *r, const fool_args *a, double secs)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "images", (double)r->images);
@@ -201,7 +193,7 @@ static cJSON *json_rates(const nm_fooling *r, const args *a, double secs)
     return j;
 }
 
-static void write_md(FILE *f, const nm_fooling *r, const args *a, double secs)
+static void write_md(FILE *f, const nm_fooling *r, const fool_args *a, double secs)
 {
     int mc = r->mc_predicted != NULL;
     fprintf(f, "Fooling-rate prediction (%lld images of %s/%s%s%s; analytic mean by method %s at X+N+n, n ~ N(0, %g I), "
@@ -259,7 +251,7 @@ static int write_calibration(nm_ctx *ctx, const char *dir, const nm_fooling *r)
     return st != NM_OK ? cli_fail(ctx, st, "fooling: the calibration figure") : 0;
 }
 
-static int run(const args *a, const char *dir)
+int exp_fooling(const fool_args *a, const char *dir, FILE *report)
 {
     nm_ctx *ctx = cli_ctx_create();
     if (!ctx) return 1;
@@ -286,6 +278,7 @@ static int run(const args *a, const char *dir)
         write_csv(csv, &r, &im);
         write_md(md, &r, a, secs);
         write_md(stdout, &r, a, secs);
+        if (report) write_md(report, &r, a, secs);
         cJSON *j = json_rates(&r, a, secs);
         char *txt = cJSON_Print(j);
         fprintf(js, "%s\n", txt);
@@ -305,12 +298,12 @@ static int run(const args *a, const char *dir)
 
 int cmd_fooling(int argc, char **argv)
 {
-    args a;
+    fool_args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     cli_outdir od;
     if (cli_outdir_open(&od, a.out, "--out")) return 1;
-    if ((rc = run(&a, cli_outdir_stage(&od)))) {
+    if ((rc = exp_fooling(&a, cli_outdir_stage(&od), NULL))) {
         cli_outdir_abort(&od);
         return rc;
     }

@@ -4,7 +4,10 @@
  * k-means linearization points) into one directory and writes its
  * README.md: our tables and figures with the paper's published numbers
  * beside them. The experiments run through the same functions as their
- * commands (experiments.h), which also write their tables into the report. --quick uses fewer runs and samples (minutes on 2 cores).
+ * commands (experiments.h), which also write their tables into the report;
+ * then the adversarial analysis: Table 2 and the fooling rates under the
+ * shipped universal perturbation, the flip calibration, Fig 3. --quick uses
+ * fewer runs, samples and digits (minutes on 2 cores).
  */
 #include "experiments.h"
 #include "outdir.h"
@@ -17,9 +20,11 @@
 
 static const char help[] =
     "usage: netmoments reproduce [--quick] [--model M.onnx] [--seed S] --out DIR\n\n"
-    "Runs `tightness synthetic`, `tightness lenet` and `linpoints --baseline` into DIR and writes DIR/README.md\n"
-    "with the tables, the figures and the paper's numbers beside ours. Full size follows the paper (200 runs,\n"
-    "75,000 samples; hours on 2 cores); --quick takes 30/20 runs, 5,000 samples and 30 digits for Table 3.\n"
+    "Runs `tightness synthetic`, `tightness lenet`, `linpoints --baseline`, `fooling` (Table 2 under the shipped\n"
+    "universal perturbation; flip probabilities against the Monte Carlo) and `sensitivity` (Fig 3) into DIR and\n"
+    "writes DIR/README.md with the tables, the figures and the paper's numbers beside ours. Full size follows the\n"
+    "paper (200 runs, 75,000 samples, all 1,996 held-out digits; hours on 2 cores); --quick takes 30/20 runs,\n"
+    "5,000 samples, 30 digits for Table 3, 300 for Table 2 and 100 for Fig 3.\n"
     CLI_MODEL_HELP;
 
 /* The paper's Table 1 and Table 3 (k = 5000 and k = 500), from its text. */
@@ -31,8 +36,53 @@ static const double paper_t3_5000[10][2] = {{0.9998, 0.2725}, {0.9983, 0.3782}, 
                                             {0.9936, 0.2441}, {0.991, 0.3592},  {0.9844, 0.213}, {0.9906, 0.2554}, {0.9917, 0.2685}};
 static const double paper_t3_500[10] = {0.752, 1.0235, 1.6994, 1.2021, 1.2705, 0.9686, 1.1909, 2.5221, 1.1877, 1.3469};
 
+/* dir/sub, made; NULL after printing. */
+static const char *subdir(const char *dir, const char *sub, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", dir, sub);
+    return cli_make_dir(buf, "--out") ? NULL : buf;
+}
+
+/* The shipped universal perturbation, beside the default model. */
+static const char *shipped_perturbation(char *buf, size_t len)
+{
+    const char *m = cli_default_model(), *slash = strrchr(m, '/');
+    snprintf(buf, len, "%.*suap-lenet-small.npy", slash ? (int)(slash - m + 1) : 0, m);
+    return buf;
+}
+
+/* Table 2, the fooling rates, the flip calibration and Fig 3 (issue 14). */
+static int adversarial_sections(FILE *f, const exp_opts *e, int quick)
+{
+    char pert[4200], dir[4200];
+    fool_args fa = {.model = e->model, .pert = shipped_perturbation(pert, sizeof pert), .data = "mnist", .split = "test",
+                    .images = quick ? 300 : 0, .spread = 1, .topk = 5, .sigma2 = 1e-4, .method = NM_METHOD_EXACT, .seed = e->seed};
+    fprintf(f, "\n## Table 2 and §4.2: fooling-rate prediction under a transferred universal perturbation\n\n"
+               "The perturbation (models/uap-lenet-small.npy, l2 radius 2000 in the model's units) was computed on a second net, "
+               "Caffe's LeNet layout (models/lenet-small-mnist.onnx), and is applied to the shipped LeNet, as the paper applies "
+               "VGG16's to AlexNet.\n\n");
+    fprintf(stderr, "reproduce: Table 2 (fooling-rate prediction)\n");
+    if (!subdir(e->out, "fooling", dir, sizeof dir) || exp_fooling(&fa, dir, f)) return 1;
+    fool_args fl = fa;
+    fl.pert = NULL, fl.sigma2 = 10000, fl.flip = 1, fl.mc = quick ? 2000 : 20000, fl.images = quick ? 40 : 200;
+    fprintf(f, "\n## Flip probabilities against the Monte Carlo (beyond the paper)\n\n");
+    fprintf(stderr, "reproduce: flip calibration\n");
+    if (!subdir(e->out, "flip", dir, sizeof dir) || exp_fooling(&fl, dir, f)) return 1;
+    fprintf(f, "\n![flip calibration](flip/flip-calibration.png)\n\n## Fig 3: spatial sensitivity\n\n");
+    sens_args sa = {.model = e->model, .data = "mnist", .split = "test", .images = quick ? 100 : 0, .spread = 1, .stride = 1,
+                    .verify = quick ? 50 : 500, .mc = 2000, .h = 7, .w = 7, .sigma2 = 200, .seed = e->seed};
+    fprintf(stderr, "reproduce: Fig 3 (sensitivity maps)\n");
+    if (!subdir(e->out, "fig3", dir, sizeof dir) || exp_sensitivity(&sa, dir, f)) return 1;
+    fprintf(f, "![Fig 3](fig3/fig3.png)\n\nThe same windows at sigma^2 = 10000 with flip probabilities:\n\n");
+    sens_args sf = sa;
+    sf.images = quick ? 20 : 200, sf.sigma2 = 10000, sf.flip = 1, sf.verify = quick ? 20 : 100;
+    if (!subdir(e->out, "fig3-flip", dir, sizeof dir) || exp_sensitivity(&sf, dir, f)) return 1;
+    fprintf(f, "![Fig 3, flip probabilities](fig3-flip/fig3-flip.png)\n");
+    return 0;
+}
+
 /* The report's sections after its heading, with the experiments run in order. */
-static int sections(FILE *f, const syn_args *syn, const exp_opts *t1, const t3_args *t3)
+static int sections(FILE *f, const syn_args *syn, const exp_opts *t1, const t3_args *t3, int quick)
 {
     fprintf(f, "## Fig 2: synthetic nets\n\nSlopes of the least-squares line through the origin, Monte Carlo (y) against analytic (x), "
                "over the runs (%lld runs, %lld samples each; input mean 0, linearized at 0). A slope of 1 is tight. The free line's "
@@ -65,7 +115,7 @@ static int sections(FILE *f, const syn_args *syn, const exp_opts *t1, const t3_a
     fprintf(f, "\nThe paper's Table 3 (5,000 validation images; k = 5000 is every image its own centre, ours k = 1996):\n\n"
                "| logit | k=5000 E[Eratio] | k=5000 E[varratio] | k=500 E[Eratio] |\n|---|---|---|---|\n");
     for (int i = 0; i < 10; i++) fprintf(f, "| %d | %.4f | %.4f | %.4f |\n", i, paper_t3_5000[i][0], paper_t3_5000[i][1], paper_t3_500[i]);
-    return 0;
+    return adversarial_sections(f, t1, quick);
 }
 
 int cmd_reproduce(int argc, char **argv)
@@ -101,7 +151,7 @@ int cmd_reproduce(int argc, char **argv)
     char *text = NULL, path[4200];
     size_t len = 0;
     FILE *body = open_memstream(&text, &len), *f = NULL;
-    int rc = body ? sections(body, &syn, &t1, &t3) : cli_error("out of memory");
+    int rc = body ? sections(body, &syn, &t1, &t3, quick) : cli_error("out of memory");
     if (body) fclose(body);
     snprintf(path, sizeof path, "%s/README.md", e.out);
     if (!rc && !(f = fopen(path, "w"))) rc = cli_error("cannot write %s", path);

@@ -36,13 +36,6 @@ static const char help[] =
     "figure DIR/fig3.png/.svg (an image of each class with its map over it; with --flip also fig3-flip.png/.svg).\n"
     CLI_MODEL_HELP;
 
-typedef struct {
-    const char *model, *data, *split, *out;
-    long long images, stride, verify, mc, h, w;
-    double sigma2;
-    int flip, spread;
-    uint64_t seed;
-} args;
 
 static int parse_window(const char *s, long long *h, long long *w)
 {
@@ -55,7 +48,7 @@ static int parse_window(const char *s, long long *h, long long *w)
     return 0;
 }
 
-static int parse(int argc, char **argv, args *a)
+static int parse(int argc, char **argv, sens_args *a)
 {
     enum { O_SPREAD = 999, O_MODEL = 1000, O_DATA, O_SPLIT, O_IMAGES, O_WINDOW, O_STRIDE, O_SIGMA2, O_FLIP, O_VERIFY, O_MC, O_SEED, O_OUT, O_HELP };
     static const struct option opts[] = {CLI_MEM_OPTION,
@@ -74,7 +67,7 @@ static int parse(int argc, char **argv, args *a)
                                          {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},
                                          {0, 0, 0, 0}};
-    *a = (args){.model = cli_default_model(), .data = "mnist", .split = "test", .stride = 1, .mc = 20000, .h = 7, .w = 7, .sigma2 = 200, .seed = 1};
+    *a = (sens_args){.model = cli_default_model(), .data = "mnist", .split = "test", .stride = 1, .mc = 20000, .h = 7, .w = 7, .sigma2 = 200, .seed = 1};
     int c;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -130,7 +123,7 @@ static int write_npy(nm_ctx *ctx, const char *dir, const char *name, double *dat
 }
 
 /* Fig 3: the first image of each class with its class's map. */
-static int write_figure(nm_ctx *ctx, const char *dir, const exp_images *im, const nm_sensitivity *s, const args *a, double secs, int flip)
+static int write_figure(nm_ctx *ctx, const char *dir, const exp_images *im, const nm_sensitivity *s, const sens_args *a, double secs, int flip)
 {
     nm_plot_heat h[20];
     char titles[20][64];
@@ -184,7 +177,7 @@ static int write_csv(const char *dir, const nm_sensitivity *s)
     return fclose(f) ? cli_error("sensitivity: writing sensitivity.csv failed") : 0;
 }
 
-static int write_json(const char *dir, const nm_sensitivity *s, const nm_sensitivity_check *v, const args *a, double secs, double vsecs)
+static int write_json(const char *dir, const nm_sensitivity *s, const nm_sensitivity_check *v, const sens_args *a, double secs, double vsecs)
 {
     FILE *f = exp_open(dir, "sensitivity.json");
     if (!f) return 1;
@@ -232,7 +225,28 @@ static int write_verify_csv(const char *dir, const exp_images *im, const nm_sens
     return fclose(f) ? cli_error("sensitivity: writing verify.csv failed") : 0;
 }
 
-static int run(const args *a, const char *dir)
+/* The report's lines: sizes, the overall rate, the time, the verification, the figures. */
+static void write_report(FILE *f, const nm_sensitivity *s, const nm_sensitivity_check *v, const sens_args *a, double secs, double vsecs)
+{
+    double all = 0, fl = 0;
+    int64_t N = s->images * s->P * s->Q;
+    for (int64_t i = 0; i < N; i++) all += s->map[i], fl += s->flip ? s->flip[i] : 0;
+    fprintf(f, "%lld images of %s/%s%s, a %lldx%lld window of noise sigma^2 = %g slid with stride %lld (%lld positions an image): "
+               "fooled in expectation at %.3f %% of the (image, position) pairs%s",
+            (long long)s->images, a->data, a->split, a->spread ? " (spread over the split)" : "", a->h, a->w, a->sigma2, a->stride,
+            (long long)(s->P * s->Q), 100 * all / (double)N, s->flip ? "; mean flip probability " : "");
+    if (s->flip) fprintf(f, "%.4f %%", 100 * fl / (double)N);
+    fprintf(f, ". Time %.1f s (%.0f positions/s).", secs, (double)N / secs);
+    if (v) {
+        fprintf(f, " Against a %lld-sample Monte Carlo of the real net on %lld random pairs (%.0f s): fooled-in-expectation agrees on %.1f %%",
+                a->mc, (long long)v->pairs, vsecs, 100 * v->agreement);
+        if (s->flip) fprintf(f, ", flip probability mean absolute error %.3f percentage points", 100 * v->flip_mae);
+        fprintf(f, ".");
+    }
+    fprintf(f, "\n\n");
+}
+
+int exp_sensitivity(const sens_args *a, const char *dir, FILE *report)
 {
     nm_ctx *ctx = cli_ctx_create();
     if (!ctx) return 1;
@@ -273,6 +287,7 @@ static int run(const args *a, const char *dir)
     if (!rc) rc = write_csv(dir, &s);
     if (!rc) rc = write_json(dir, &s, a->verify ? &v : NULL, a, secs, vsecs);
     if (!rc && a->verify) rc = write_verify_csv(dir, &im, &s, &v);
+    if (!rc && report) write_report(report, &s, a->verify ? &v : NULL, a, secs, vsecs);
     if (!rc) rc = write_figure(ctx, dir, &im, &s, a, secs, 0);
     if (!rc && s.flip) rc = write_figure(ctx, dir, &im, &s, a, secs, 1);
     nm_sensitivity_check_free(ctx, &v);
@@ -284,12 +299,12 @@ static int run(const args *a, const char *dir)
 
 int cmd_sensitivity(int argc, char **argv)
 {
-    args a;
+    sens_args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     cli_outdir od;
     if (cli_outdir_open(&od, a.out, "--out")) return 1;
-    if ((rc = run(&a, cli_outdir_stage(&od)))) {
+    if ((rc = exp_sensitivity(&a, cli_outdir_stage(&od), NULL))) {
         cli_outdir_abort(&od);
         return rc;
     }

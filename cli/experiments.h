@@ -59,6 +59,26 @@ FILE *exp_open(const char *dir, const char *name);
 /* The held-out MNIST digits and the model; 0 or 1 after printing. */
 int exp_load_digits_and_model(nm_ctx *ctx, const char *model, const char *what, nm_dataset *ds, nm_net **net);
 
+/* `fooling` and `sensitivity`: their options, and the runs that write their files into dir and their
+ * Markdown into report (may be NULL); 0, or 1 after printing. */
+typedef struct {
+    const char *model, *pert, *data, *split, *out;
+    long long images, mc, topk;
+    double sigma2;
+    nm_method method;
+    int flip, spread;
+    uint64_t seed;
+} fool_args;
+int exp_fooling(const fool_args *a, const char *dir, FILE *report);
+typedef struct {
+    const char *model, *data, *split, *out;
+    long long images, stride, verify, mc, h, w;
+    double sigma2;
+    int flip, spread;
+    uint64_t seed;
+} sens_args;
+int exp_sensitivity(const sens_args *a, const char *dir, FILE *report);
+
 /* A model and the first images of a data split as its inputs. */
 typedef struct {
     nm_dataset ds;

@@ -17,11 +17,9 @@
  *               then Linear to a scalar
  * FC-A and Conv-A are exactly (Affine, ReLU, Affine).
  */
-#include "../net.h"
+#include "exp.h"
 
 #include <math.h>
-#include <omp.h>
-#include <stdio.h>
 #include <string.h>
 
 static const char *const syn_names[NM_SYN_COUNT] = {"fc-a", "fc-b", "fc-c", "conv-a", "conv-b", "conv-c"};
@@ -189,6 +187,21 @@ static nm_status tightness_one(nm_ctx *tc, nm_net *net, const nm_dataset *images
     return ts;
 }
 
+typedef struct {
+    const nm_dataset *images;
+    nm_scale scale;
+    const nm_tightness_options *opt;
+    const nm_shape *in;
+    nm_tightness *out;
+} tight_job;
+
+/* nm_exp_parallel's item: run r, with this thread's mean buffer as scratch. */
+static nm_status tight_item(nm_ctx *tc, nm_net *net, void *user, int64_t r, void *scratch)
+{
+    const tight_job *j = user;
+    return tightness_one(tc, net, j->images, j->scale, j->opt, r, scratch, j->in, j->out);
+}
+
 nm_status nm_tightness_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *images, nm_scale scale,
                            const nm_tightness_options *opt, nm_tightness *out)
 {
@@ -209,45 +222,10 @@ nm_status nm_tightness_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *ima
                        (long long)n);
     nm_status fail = tightness_alloc(ctx, opt, R, d, out);
     if (fail != NM_OK) return fail;
-    char fail_msg[sizeof ctx->message] = "";
-    int64_t done = 0;
-    omp_lock_t lock; /* a lock of its own: named critical sections would be exported symbols */
-    omp_init_lock(&lock);
-    nm_blas_serial_begin(); /* each run's products stay on its own thread */
-    #pragma omp parallel
-    {
-        nm_ctx *tc = nm_ctx_create(); /* contexts and nets are per thread */
-        nm_net *tnet = NULL;
-        float *mu = tc ? nm_alloc_zero(tc, (size_t)n, sizeof(float)) : NULL;
-        nm_status ts = !tc || !mu ? NM_ERR_NOMEM : nm_net_copy(tc, net, &tnet);
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t r = 0; r < R; r++) {
-            if (ts != NM_OK) continue;
-            ts = tightness_one(tc, tnet, images, scale, opt, r, mu, &in, out);
-            omp_set_lock(&lock);
-            done++;
-            if (opt->progress && ts == NM_OK) opt->progress(opt->user, done, R);
-            omp_unset_lock(&lock);
-        }
-        omp_set_lock(&lock);
-        if (ts != NM_OK && fail == NM_OK) {
-            fail = ts;
-            snprintf(fail_msg, sizeof fail_msg, "%s", tc ? nm_ctx_message(tc) : "out of memory");
-        }
-        omp_unset_lock(&lock);
-        if (tc) {
-            nm_free(tc, mu);
-            nm_net_free(tc, tnet);
-        }
-        nm_ctx_free(tc);
-    }
-    nm_blas_serial_end();
-    omp_destroy_lock(&lock);
-    if (fail != NM_OK) {
-        nm_tightness_free(ctx, out);
-        return nm_fail(ctx, fail, "%s", fail_msg);
-    }
-    return NM_OK;
+    tight_job j = {images, scale, opt, &in, out};
+    fail = nm_exp_parallel(ctx, net, R, (size_t)n * sizeof(float), tight_item, &j, opt->progress, opt->user);
+    if (fail != NM_OK) nm_tightness_free(ctx, out);
+    return fail;
 }
 
 /* ---------------------------------------------------------------- summaries */
