@@ -40,39 +40,25 @@ static const char help[] =
 
 static int parse(int argc, char **argv, fool_args *a)
 {
-    enum { O_SPREAD = 999, O_MODEL = 1000, O_PERT, O_DATA, O_SPLIT, O_IMAGES, O_SIGMA2, O_METHOD, O_TOPK, O_MC, O_FLIP, O_SEED, O_OUT, O_HELP };
-    static const struct option opts[] = {CLI_MEM_OPTION,
-                                         {"model", required_argument, 0, O_MODEL},
+    enum { O_PERT = 1000, O_SIGMA2, O_METHOD, O_TOPK, O_MC, O_FLIP, O_HELP };
+    static const struct option opts[] = {EXP_IMAGE_OPTIONS,
                                          {"perturbation", required_argument, 0, O_PERT},
-                                         {"data", required_argument, 0, O_DATA},
-                                         {"split", required_argument, 0, O_SPLIT},
-                                         {"images", required_argument, 0, O_IMAGES},
-                                         {"spread", no_argument, 0, O_SPREAD},
                                          {"sigma2", required_argument, 0, O_SIGMA2},
                                          {"method", required_argument, 0, O_METHOD},
                                          {"topk", required_argument, 0, O_TOPK},
                                          {"mc", required_argument, 0, O_MC},
                                          {"flip", no_argument, 0, O_FLIP},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},
                                          {0, 0, 0, 0}};
-    *a = (fool_args){.model = cli_default_model(), .data = "mnist", .split = "test", .topk = 5, .sigma2 = 1e-4, .method = NM_METHOD_EXACT, .seed = 1};
+    *a = (fool_args){.c = exp_image_defaults("test"), .topk = 5, .sigma2 = 1e-4, .method = NM_METHOD_EXACT};
     int c;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {
+        int got = exp_image_option(c, optarg, &a->c);
+        if (got < 0) return 1;
+        if (got) continue;
         switch (c) {
-        case CLI_OPT_MEM:
-            if (cli_set_mem(optarg)) return 1;
-            break;
-        case O_MODEL: a->model = optarg; break;
         case O_PERT: a->pert = optarg; break;
-        case O_DATA: a->data = optarg; break;
-        case O_SPLIT: a->split = optarg; break;
-        case O_OUT: a->out = optarg; break;
-        case O_IMAGES:
-            if (exp_parse_images(optarg, &a->images)) return 1;
-            break;
         case O_SIGMA2:
             if (!cli_parse_double(optarg, &a->sigma2) || !(a->sigma2 > 0) || !isfinite(a->sigma2))
                 return cli_error("--sigma2: '%s' is not a finite number > 0", optarg);
@@ -88,17 +74,13 @@ static int parse(int argc, char **argv, fool_args *a)
             if (!cli_parse_range(optarg, 2, INT64_MAX, &a->mc)) return cli_error("--mc: '%s' is not an integer >= 2", optarg);
             break;
         case O_FLIP: a->flip = 1; break;
-        case O_SPREAD: a->spread = 1; break;
-        case O_SEED:
-            if (!cli_parse_seed(optarg, &a->seed)) return cli_error("--seed: '%s' is not an integer in 0..2^64-1", optarg);
-            break;
         case O_HELP:
         case 'h': return fputs(help, stdout), -1;
         default: return cli_error("fooling: unknown or incomplete option '%s' (netmoments fooling --help)", cli_optname);
         }
     }
     if (optind < argc) return cli_error("fooling: unexpected argument '%s'", argv[optind]);
-    if (!a->out) return cli_error("fooling: --out DIR is required");
+    if (!a->c.out) return cli_error("fooling: --out DIR is required");
     return 0;
 }
 
@@ -198,7 +180,7 @@ static void write_md(FILE *f, const nm_fooling *r, const fool_args *a, double se
     int mc = r->mc_predicted != NULL;
     fprintf(f, "Fooling-rate prediction (%lld images of %s/%s%s%s; analytic mean by method %s at X+N+n, n ~ N(0, %g I), "
                "split at the last ReLU%s%s; paper: AlexNet with VGG16's universal perturbation on ImageNet)\n\n",
-            (long long)r->images, a->data, a->split, a->pert ? ", perturbation " : ", no perturbation", a->pert ? a->pert : "",
+            (long long)r->images, a->c.data, a->c.split, a->pert ? ", perturbation " : ", no perturbation", a->pert ? a->pert : "",
             nm_method_str(a->method), a->sigma2, mc ? "; Monte Carlo: " : "", "");
     if (mc) fprintf(f, "%lld samples per image\n\n", a->mc);
     fprintf(f, "| | real R(X+N) | predicted (analytic mean) |%s paper real | paper predicted |\n|---|---|---|%s---|---|\n",
@@ -259,12 +241,12 @@ int exp_fooling(const fool_args *a, const char *dir, FILE *report)
     nm_array N = {0};
     nm_fooling r = {0};
     double t0 = cli_now();
-    int rc = exp_load_images(ctx, a->model, a->data, a->split, a->images, a->spread, "fooling", &im);
+    int rc = exp_load_images(ctx, a->c.model, a->c.data, a->c.split, a->c.images, a->c.spread, "fooling", &im);
     if (!rc && a->pert) rc = load_perturbation(ctx, a->pert, &im, &N);
     if (!rc) {
         cli_progress pg = cli_progress_make("fooling", "images");
         nm_fooling_options o = nm_fooling_options_default();
-        o.sigma2 = a->sigma2, o.method = a->method, o.topk = (int)a->topk, o.mc = a->mc, o.flip = a->flip, o.seed = a->seed;
+        o.sigma2 = a->sigma2, o.method = a->method, o.topk = (int)a->topk, o.mc = a->mc, o.flip = a->flip, o.seed = a->c.seed;
         o.progress = cli_progress_print, o.user = &pg;
         nm_status st = nm_fooling_run(ctx, im.net, im.X, im.index, im.count, a->pert ? N.data : NULL, &o, &r);
         if (pg.tty) fprintf(stderr, "\r\033[K");
@@ -302,11 +284,11 @@ int cmd_fooling(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     cli_outdir od;
-    if (cli_outdir_open(&od, a.out, "--out")) return 1;
+    if (cli_outdir_open(&od, a.c.out, "--out")) return 1;
     if ((rc = exp_fooling(&a, cli_outdir_stage(&od), NULL))) {
         cli_outdir_abort(&od);
         return rc;
     }
-    if (!(rc = cli_outdir_commit(&od))) printf("wrote %s/{fooling.csv,fooling.json,fooling.md}%s\n", a.out, a.flip && a.mc ? " and flip-calibration.png/.svg" : "");
+    if (!(rc = cli_outdir_commit(&od))) printf("wrote %s/{fooling.csv,fooling.json,fooling.md}%s\n", a.c.out, a.flip && a.mc ? " and flip-calibration.png/.svg" : "");
     return rc;
 }

@@ -55,8 +55,8 @@ static const char *shipped_perturbation(char *buf, size_t len)
 static int adversarial_sections(FILE *f, const exp_opts *e, int quick)
 {
     char pert[4200], dir[4200];
-    fool_args fa = {.model = e->model, .pert = shipped_perturbation(pert, sizeof pert), .data = "mnist", .split = "test",
-                    .images = quick ? 300 : 0, .spread = 1, .topk = 5, .sigma2 = 1e-4, .method = NM_METHOD_EXACT, .seed = e->seed};
+    exp_image_args im = {.model = e->model, .data = "mnist", .split = "test", .images = quick ? 300 : 0, .spread = 1, .seed = e->seed};
+    fool_args fa = {.c = im, .pert = shipped_perturbation(pert, sizeof pert), .topk = 5, .sigma2 = 1e-4, .method = NM_METHOD_EXACT};
     fprintf(f, "\n## Table 2 and §4.2: fooling-rate prediction under a transferred universal perturbation\n\n"
                "The perturbation (models/uap-lenet-small.npy, l2 radius 2000 in the model's units) was computed on a second net, "
                "Caffe's LeNet layout (models/lenet-small-mnist.onnx), and is applied to the shipped LeNet, as the paper applies "
@@ -64,18 +64,18 @@ static int adversarial_sections(FILE *f, const exp_opts *e, int quick)
     fprintf(stderr, "reproduce: Table 2 (fooling-rate prediction)\n");
     if (!subdir(e->out, "fooling", dir, sizeof dir) || exp_fooling(&fa, dir, f)) return 1;
     fool_args fl = fa;
-    fl.pert = NULL, fl.sigma2 = 10000, fl.flip = 1, fl.mc = quick ? 2000 : 20000, fl.images = quick ? 40 : 200;
+    fl.pert = NULL, fl.sigma2 = 10000, fl.flip = 1, fl.mc = quick ? 2000 : 20000, fl.c.images = quick ? 40 : 200;
     fprintf(f, "\n## Flip probabilities against the Monte Carlo (beyond the paper)\n\n");
     fprintf(stderr, "reproduce: flip calibration\n");
     if (!subdir(e->out, "flip", dir, sizeof dir) || exp_fooling(&fl, dir, f)) return 1;
     fprintf(f, "\n![flip calibration](flip/flip-calibration.png)\n\n## Fig 3: spatial sensitivity\n\n");
-    sens_args sa = {.model = e->model, .data = "mnist", .split = "test", .images = quick ? 100 : 0, .spread = 1, .stride = 1,
-                    .verify = quick ? 50 : 500, .mc = 2000, .h = 7, .w = 7, .sigma2 = 200, .seed = e->seed};
+    sens_args sa = {.c = im, .stride = 1, .verify = quick ? 50 : 500, .mc = 2000, .h = 7, .w = 7, .sigma2 = 200};
+    sa.c.images = quick ? 100 : 0;
     fprintf(stderr, "reproduce: Fig 3 (sensitivity maps)\n");
     if (!subdir(e->out, "fig3", dir, sizeof dir) || exp_sensitivity(&sa, dir, f)) return 1;
     fprintf(f, "![Fig 3](fig3/fig3.png)\n\nThe same windows at sigma^2 = 10000 with flip probabilities:\n\n");
     sens_args sf = sa;
-    sf.images = quick ? 20 : 200, sf.sigma2 = 10000, sf.flip = 1, sf.verify = quick ? 20 : 100;
+    sf.c.images = quick ? 20 : 200, sf.sigma2 = 10000, sf.flip = 1, sf.verify = quick ? 20 : 100;
     if (!subdir(e->out, "fig3-flip", dir, sizeof dir) || exp_sensitivity(&sf, dir, f)) return 1;
     fprintf(f, "![Fig 3, flip probabilities](fig3-flip/fig3-flip.png)\n");
     return 0;

@@ -50,38 +50,24 @@ static int parse_window(const char *s, long long *h, long long *w)
 
 static int parse(int argc, char **argv, sens_args *a)
 {
-    enum { O_SPREAD = 999, O_MODEL = 1000, O_DATA, O_SPLIT, O_IMAGES, O_WINDOW, O_STRIDE, O_SIGMA2, O_FLIP, O_VERIFY, O_MC, O_SEED, O_OUT, O_HELP };
-    static const struct option opts[] = {CLI_MEM_OPTION,
-                                         {"model", required_argument, 0, O_MODEL},
-                                         {"data", required_argument, 0, O_DATA},
-                                         {"split", required_argument, 0, O_SPLIT},
-                                         {"images", required_argument, 0, O_IMAGES},
-                                         {"spread", no_argument, 0, O_SPREAD},
+    enum { O_WINDOW = 1000, O_STRIDE, O_SIGMA2, O_FLIP, O_VERIFY, O_MC, O_HELP };
+    static const struct option opts[] = {EXP_IMAGE_OPTIONS,
                                          {"window", required_argument, 0, O_WINDOW},
                                          {"stride", required_argument, 0, O_STRIDE},
                                          {"sigma2", required_argument, 0, O_SIGMA2},
                                          {"flip", no_argument, 0, O_FLIP},
                                          {"verify", required_argument, 0, O_VERIFY},
                                          {"mc", required_argument, 0, O_MC},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},
                                          {0, 0, 0, 0}};
-    *a = (sens_args){.model = cli_default_model(), .data = "mnist", .split = "test", .stride = 1, .mc = 20000, .h = 7, .w = 7, .sigma2 = 200, .seed = 1};
+    *a = (sens_args){.c = exp_image_defaults("test"), .stride = 1, .mc = 20000, .h = 7, .w = 7, .sigma2 = 200};
     int c;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {
+        int got = exp_image_option(c, optarg, &a->c);
+        if (got < 0) return 1;
+        if (got) continue;
         switch (c) {
-        case CLI_OPT_MEM:
-            if (cli_set_mem(optarg)) return 1;
-            break;
-        case O_MODEL: a->model = optarg; break;
-        case O_DATA: a->data = optarg; break;
-        case O_SPLIT: a->split = optarg; break;
-        case O_OUT: a->out = optarg; break;
-        case O_IMAGES:
-            if (exp_parse_images(optarg, &a->images)) return 1;
-            break;
         case O_WINDOW:
             if (parse_window(optarg, &a->h, &a->w)) return 1;
             break;
@@ -93,15 +79,11 @@ static int parse(int argc, char **argv, sens_args *a)
                 return cli_error("--sigma2: '%s' is not a finite number > 0", optarg);
             break;
         case O_FLIP: a->flip = 1; break;
-        case O_SPREAD: a->spread = 1; break;
         case O_VERIFY:
             if (!cli_parse_range(optarg, 1, INT64_MAX, &a->verify)) return cli_error("--verify: '%s' is not an integer >= 1", optarg);
             break;
         case O_MC:
             if (!cli_parse_range(optarg, 2, INT64_MAX, &a->mc)) return cli_error("--mc: '%s' is not an integer >= 2", optarg);
-            break;
-        case O_SEED:
-            if (!cli_parse_seed(optarg, &a->seed)) return cli_error("--seed: '%s' is not an integer in 0..2^64-1", optarg);
             break;
         case O_HELP:
         case 'h': return fputs(help, stdout), -1;
@@ -109,7 +91,7 @@ static int parse(int argc, char **argv, sens_args *a)
         }
     }
     if (optind < argc) return cli_error("sensitivity: unexpected argument '%s'", argv[optind]);
-    if (!a->out) return cli_error("sensitivity: --out DIR is required");
+    if (!a->c.out) return cli_error("sensitivity: --out DIR is required");
     return 0;
 }
 
@@ -155,7 +137,7 @@ static int write_figure(nm_ctx *ctx, const char *dir, const exp_images *im, cons
             if (isfinite(s->class_flip[t])) vmax = fmax(vmax, s->class_flip[t]);
     }
     snprintf(caption, sizeof caption, "%lld images of %s/%s; analytic mean, split at the last ReLU; stride %lld; %.0f s", (long long)s->images,
-             a->data, a->split, a->stride, secs);
+             a->c.data, a->c.split, a->stride, secs);
     nm_status st = n ? nm_plot_heatmaps(ctx, png, svg, n, h, vmax, title, caption) : NM_OK;
     free(img);
     return st != NM_OK ? cli_fail(ctx, st, "sensitivity: the figure") : 0;
@@ -233,7 +215,7 @@ static void write_report(FILE *f, const nm_sensitivity *s, const nm_sensitivity_
     for (int64_t i = 0; i < N; i++) all += s->map[i], fl += s->flip ? s->flip[i] : 0;
     fprintf(f, "%lld images of %s/%s%s, a %lldx%lld window of noise sigma^2 = %g slid with stride %lld (%lld positions an image): "
                "fooled in expectation at %.3f %% of the (image, position) pairs%s",
-            (long long)s->images, a->data, a->split, a->spread ? " (spread over the split)" : "", a->h, a->w, a->sigma2, a->stride,
+            (long long)s->images, a->c.data, a->c.split, a->c.spread ? " (spread over the split)" : "", a->h, a->w, a->sigma2, a->stride,
             (long long)(s->P * s->Q), 100 * all / (double)N, s->flip ? "; mean flip probability " : "");
     if (s->flip) fprintf(f, "%.4f %%", 100 * fl / (double)N);
     fprintf(f, ". Time %.1f s (%.0f positions/s).", secs, (double)N / secs);
@@ -254,7 +236,7 @@ int exp_sensitivity(const sens_args *a, const char *dir, FILE *report)
     nm_sensitivity s = {0};
     nm_sensitivity_check v = {0};
     double t0 = cli_now(), secs = 0, vsecs = 0;
-    int rc = exp_load_images(ctx, a->model, a->data, a->split, a->images, a->spread, "sensitivity", &im);
+    int rc = exp_load_images(ctx, a->c.model, a->c.data, a->c.split, a->c.images, a->c.spread, "sensitivity", &im);
     nm_sensitivity_options o = nm_sensitivity_options_default();
     o.h = a->h, o.w = a->w, o.stride = a->stride, o.sigma2 = a->sigma2, o.flip = a->flip;
     if (!rc) {
@@ -270,7 +252,7 @@ int exp_sensitivity(const sens_args *a, const char *dir, FILE *report)
                (long long)s.images, (long long)(s.P * s.Q), a->h, a->w, a->stride, a->sigma2, secs, (double)(s.images * s.P * s.Q) / secs);
     if (!rc && a->verify) {
         double t1 = cli_now();
-        nm_status st = nm_sensitivity_verify(ctx, im.net, im.X, &s, &o, a->verify, a->mc, a->seed, &v);
+        nm_status st = nm_sensitivity_verify(ctx, im.net, im.X, &s, &o, a->verify, a->mc, a->c.seed, &v);
         if (st != NM_OK) rc = cli_fail(ctx, st, "sensitivity --verify");
         vsecs = cli_now() - t1;
         if (!rc) {
@@ -303,11 +285,11 @@ int cmd_sensitivity(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     cli_outdir od;
-    if (cli_outdir_open(&od, a.out, "--out")) return 1;
+    if (cli_outdir_open(&od, a.c.out, "--out")) return 1;
     if ((rc = exp_sensitivity(&a, cli_outdir_stage(&od), NULL))) {
         cli_outdir_abort(&od);
         return rc;
     }
-    if (!(rc = cli_outdir_commit(&od))) printf("wrote %s/{sensitivity.npy,sensitivity-images.npy,sensitivity.csv,sensitivity.json,fig3.png,fig3.svg}\n", a.out);
+    if (!(rc = cli_outdir_commit(&od))) printf("wrote %s/{sensitivity.npy,sensitivity-images.npy,sensitivity.csv,sensitivity.json,fig3.png,fig3.svg}\n", a.c.out);
     return rc;
 }

@@ -12,7 +12,7 @@
 #include <string.h>
 
 static const char help[] =
-    "usage: netmoments uap [--model M.onnx] [--data mnist|fashion-mnist] [--split train|test] [--images K]\n"
+    "usage: netmoments uap [--model M.onnx] [--data mnist|fashion-mnist] [--split train|test] [--images K [--spread]]\n"
     "                      [--norm inf|2] [--xi X] [--target-rate R] [--passes P] [--overshoot O]\n"
     "                      [--seed S] --out N.npy\n\n"
     "A universal adversarial perturbation (Moosavi-Dezfooli et al. 2017): passes over the images in a\n"
@@ -24,7 +24,7 @@ static const char help[] =
     "model's input shape (batch 1), ready for `netmoments fooling --perturbation`.\n"
     CLI_MODEL_HELP
     "  --data        mnist (default) or fashion-mnist      --split  train (default) or test\n"
-    "  --images K    the first K images of the split (default all)\n"
+    "  --images K    the first K images of the split (default all); --spread: K spread evenly over it\n"
     "  --norm        2 (default) or inf: the ball and DeepFool's norm\n"
     "  --xi X        the ball's radius in input units (default 2000)\n"
     "  --target-rate R  stop once the fooling rate reaches R (default 0.8)\n"
@@ -45,38 +45,25 @@ static void pass_done(void *user, int pass, double rate)
 
 int cmd_uap(int argc, char **argv)
 {
-    enum { O_MODEL = 1000, O_DATA, O_SPLIT, O_IMAGES, O_NORM, O_XI, O_RATE, O_PASSES, O_OVER, O_SEED, O_OUT, O_HELP };
-    static const struct option opts[] = {CLI_MEM_OPTION,
-                                         {"model", required_argument, 0, O_MODEL},
-                                         {"data", required_argument, 0, O_DATA},
-                                         {"split", required_argument, 0, O_SPLIT},
-                                         {"images", required_argument, 0, O_IMAGES},
+    enum { O_NORM = 1000, O_XI, O_RATE, O_PASSES, O_OVER, O_HELP };
+    static const struct option opts[] = {EXP_IMAGE_OPTIONS,
                                          {"norm", required_argument, 0, O_NORM},
                                          {"xi", required_argument, 0, O_XI},
                                          {"target-rate", required_argument, 0, O_RATE},
                                          {"passes", required_argument, 0, O_PASSES},
                                          {"overshoot", required_argument, 0, O_OVER},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},
                                          {0, 0, 0, 0}};
-    const char *model = cli_default_model(), *data = "mnist", *split = "train", *out = NULL;
-    long long images = 0, passes;
+    exp_image_args im_a = exp_image_defaults("train");
+    long long passes;
     nm_uap_options o = nm_uap_options_default();
     int c;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {
+        int got = exp_image_option(c, optarg, &im_a);
+        if (got < 0) return 1;
+        if (got) continue;
         switch (c) {
-        case CLI_OPT_MEM:
-            if (cli_set_mem(optarg)) return 1;
-            break;
-        case O_MODEL: model = optarg; break;
-        case O_DATA: data = optarg; break;
-        case O_SPLIT: split = optarg; break;
-        case O_OUT: out = optarg; break;
-        case O_IMAGES:
-            if (!cli_parse_range(optarg, 1, INT64_MAX, &images)) return cli_error("--images: '%s' is not an integer >= 1", optarg);
-            break;
         case O_NORM:
             if (!strcmp(optarg, "2")) o.deepfool.norm = NM_NORM_2;
             else if (!strcmp(optarg, "inf")) o.deepfool.norm = NM_NORM_INF;
@@ -98,29 +85,27 @@ int cmd_uap(int argc, char **argv)
             if (!cli_parse_double(optarg, &o.deepfool.overshoot) || !(o.deepfool.overshoot >= 0) || !isfinite(o.deepfool.overshoot))
                 return cli_error("--overshoot: '%s' is not a number >= 0", optarg);
             break;
-        case O_SEED:
-            if (!cli_parse_seed(optarg, &o.seed)) return cli_error("--seed: '%s' is not an integer in 0..2^64-1", optarg);
-            break;
         case O_HELP:
         case 'h': return fputs(help, stdout), 0;
         default: return cli_error("uap: unknown or incomplete option '%s' (netmoments uap --help)", cli_optname);
         }
     }
     if (optind < argc) return cli_error("uap: unexpected argument '%s'", argv[optind]);
-    if (!out) return cli_error("uap: --out N.npy is required");
+    if (!im_a.out) return cli_error("uap: --out N.npy is required");
     nm_ctx *ctx = cli_ctx_create();
     if (!ctx) return 1;
     exp_images im;
     float *v = NULL;
     nm_status st;
-    int rc = exp_load_images(ctx, model, data, split, images, 0, "uap", &im);
+    int rc = exp_load_images(ctx, im_a.model, im_a.data, im_a.split, im_a.images, im_a.spread, "uap", &im);
     if (!rc && !(v = malloc((size_t)im.n * sizeof(float)))) rc = cli_error("uap: out of memory");
     uap_ui ui = {cli_progress_make("uap", "image steps")};
     double t0 = cli_now();
     nm_uap_result res;
+    o.seed = im_a.seed;
     if (!rc) {
-        printf("uap: %lld %s images of %s, %s ball of radius %g, target %.1f %%, at most %d passes, seed %llu\n", (long long)im.count, split,
-               data, o.deepfool.norm == NM_NORM_INF ? "l-inf" : "l2", o.xi, 100 * o.target_rate, o.passes, (unsigned long long)o.seed);
+        printf("uap: %lld %s images of %s, %s ball of radius %g, target %.1f %%, at most %d passes, seed %llu\n", (long long)im.count, im_a.split,
+               im_a.data, o.deepfool.norm == NM_NORM_INF ? "l-inf" : "l2", o.xi, 100 * o.target_rate, o.passes, (unsigned long long)o.seed);
         o.pass_done = pass_done, o.progress = cli_progress_print, o.user = &ui;
         /* progress and pass_done share user: the progress line's state comes first in uap_ui */
         if ((st = nm_uap_run(ctx, im.net, im.X, im.count, &o, v, &res)) != NM_OK) rc = cli_fail(ctx, st, "uap");
@@ -130,10 +115,10 @@ int cmd_uap(int argc, char **argv)
         for (int64_t j = 0; j < im.n; j++) l2 += (double)v[j] * v[j], li = fmax(li, fabs(v[j]));
         nm_array a = {NM_F32, im.ndim, {0}, v};
         memcpy(a.shape, im.shape, sizeof(int64_t) * (size_t)im.ndim);
-        if ((st = nm_npy_write(ctx, out, &a)) != NM_OK) rc = cli_fail(ctx, st, "uap");
+        if ((st = nm_npy_write(ctx, im_a.out, &a)) != NM_OK) rc = cli_fail(ctx, st, "uap");
         else
             printf("fooling rate %.2f %% after %d pass%s (%.1f s); |v|_2 = %.1f, |v|_inf = %.1f; wrote %s\n", 100 * res.rate[res.passes - 1],
-                   res.passes, res.passes == 1 ? "" : "es", cli_now() - t0, sqrt(l2), li, out);
+                   res.passes, res.passes == 1 ? "" : "es", cli_now() - t0, sqrt(l2), li, im_a.out);
     }
     free(v);
     exp_images_free(ctx, &im);

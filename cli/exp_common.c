@@ -138,3 +138,25 @@ void exp_images_free(nm_ctx *ctx, exp_images *im)
     nm_dataset_free(ctx, &im->ds);
     memset(im, 0, sizeof *im);
 }
+
+exp_image_args exp_image_defaults(const char *split)
+{
+    return (exp_image_args){.model = cli_default_model(), .data = "mnist", .split = split, .seed = 1};
+}
+
+int exp_image_option(int c, const char *arg, exp_image_args *a)
+{
+    switch (c) {
+    case CLI_OPT_MEM: return cli_set_mem(arg) ? -1 : 1;
+    case EO_MODEL: a->model = arg; return 1;
+    case EO_DATA: a->data = arg; return 1;
+    case EO_SPLIT: a->split = arg; return 1;
+    case EO_OUT: a->out = arg; return 1;
+    case EO_SPREAD: a->spread = 1; return 1;
+    case EO_IMAGES: return exp_parse_images(arg, &a->images) ? -1 : 1;
+    case EO_SEED:
+        if (!cli_parse_seed(arg, &a->seed)) return cli_error("--seed: '%s' is not an integer in 0..2^64-1", arg), -1;
+        return 1;
+    default: return 0;
+    }
+}

@@ -61,21 +61,37 @@ int exp_load_digits_and_model(nm_ctx *ctx, const char *model, const char *what, 
 
 /* `fooling` and `sensitivity`: their options, and the runs that write their files into dir and their
  * Markdown into report (may be NULL); 0, or 1 after printing. */
+/* The options of the commands over a data split's images (uap, fooling, sensitivity). */
 typedef struct {
-    const char *model, *pert, *data, *split, *out;
-    long long images, mc, topk;
+    const char *model, *data, *split, *out;
+    long long images; /* 0: all */
+    int spread;
+    uint64_t seed;
+} exp_image_args;
+enum { EO_MODEL = 1100, EO_DATA, EO_SPLIT, EO_IMAGES, EO_SPREAD, EO_SEED, EO_OUT };
+#define EXP_IMAGE_OPTIONS                                                                                                   \
+    CLI_MEM_OPTION, {"model", required_argument, 0, EO_MODEL}, {"data", required_argument, 0, EO_DATA},                   \
+        {"split", required_argument, 0, EO_SPLIT}, {"images", required_argument, 0, EO_IMAGES},                           \
+        {"spread", no_argument, 0, EO_SPREAD}, {"seed", required_argument, 0, EO_SEED}, {"out", required_argument, 0, EO_OUT}
+/* Defaults: the default model, mnist, the given split, all images, seed 1. */
+exp_image_args exp_image_defaults(const char *split);
+/* One of EXP_IMAGE_OPTIONS into a: 1 when c was one, −1 after printing why its value is bad, 0 otherwise. */
+int exp_image_option(int c, const char *arg, exp_image_args *a);
+
+typedef struct {
+    exp_image_args c;
+    const char *pert;
+    long long mc, topk;
     double sigma2;
     nm_method method;
-    int flip, spread;
-    uint64_t seed;
+    int flip;
 } fool_args;
 int exp_fooling(const fool_args *a, const char *dir, FILE *report);
 typedef struct {
-    const char *model, *data, *split, *out;
-    long long images, stride, verify, mc, h, w;
+    exp_image_args c;
+    long long stride, verify, mc, h, w;
     double sigma2;
-    int flip, spread;
-    uint64_t seed;
+    int flip;
 } sens_args;
 int exp_sensitivity(const sens_args *a, const char *dir, FILE *report);
 
