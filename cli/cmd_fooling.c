@@ -179,10 +179,11 @@ static void write_md(FILE *f, const nm_fooling *r, const fool_args *a, double se
 {
     int mc = r->mc_predicted != NULL;
     fprintf(f, "Fooling-rate prediction (%lld images of %s/%s%s%s; analytic mean by method %s at X+N+n, n ~ N(0, %g I), "
-               "split at the last ReLU%s%s; paper: AlexNet with VGG16's universal perturbation on ImageNet)\n\n",
+               "split at the last ReLU",
             (long long)r->images, a->c.data, a->c.split, a->pert ? ", perturbation " : ", no perturbation", a->pert ? a->pert : "",
-            nm_method_str(a->method), a->sigma2, mc ? "; Monte Carlo: " : "", "");
-    if (mc) fprintf(f, "%lld samples per image\n\n", a->mc);
+            nm_method_str(a->method), a->sigma2);
+    if (mc) fprintf(f, "; Monte Carlo of the real net: %lld samples per image", a->mc);
+    fprintf(f, "; paper: AlexNet with VGG16's universal perturbation on ImageNet)\n\n");
     fprintf(f, "| | real R(X+N) | predicted (analytic mean) |%s paper real | paper predicted |\n|---|---|---|%s---|---|\n",
             mc ? " Monte Carlo mean |" : "", mc ? "---|" : "");
     fprintf(f, "| fooling rate | %.2f %% | %.2f %% |", 100 * r->rate_real, 100 * r->rate_predicted);

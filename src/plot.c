@@ -205,7 +205,7 @@ nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npa
 #define HEAT_CELL 168.0 /* pixels per image side */
 #define HEAT_GAP 26.0
 #define HEAT_COLS 5
-#define HEAT_BAR 70.0
+#define HEAT_BAR 92.0
 
 /* Blue → white → red (a diverging map) at t ∈ [0, 1]. */
 static void heat_color(double t, double *rgb)

@@ -25,6 +25,7 @@ head -c 128 "$dir/v.npy" | grep -q "'shape': (1, 1, 28, 28)" && ok || bad "uap's
 
 # fooling with it
 out=$("$nm" fooling --perturbation "$dir/v.npy" --images 12 --spread --mc 200 --flip --out "$dir/f") && ok || bad "fooling runs: $out"
+"$nm" fooling --images 2 --mc 50 --out "$dir/f2" >/dev/null && [ -s "$dir/f2/fooling.csv" ] && ok || bad "fooling --mc without --flip"
 for f in fooling.csv fooling.json fooling.md flip-calibration.png flip-calibration.svg; do [ -s "$dir/f/$f" ] && ok || bad "fooling writes $f"; done
 head -1 "$dir/f/fooling.csv" | grep -q '^image,label,clean,perturbed,predicted,fooled_real,fooled_predicted,topk_match_1,topk_match_2,topk_match_3,topk_match_4,topk_match_5,' && ok || bad "fooling.csv columns"
 [ "$(wc -l < "$dir/f/fooling.csv")" = 13 ] && ok || bad "fooling.csv has a row per image"

@@ -106,6 +106,11 @@ static void test_fooling(nm_net *net, const float *X)
         nm_array_free(ctx, &y0), nm_array_free(ctx, &y1);
     }
     check_true("no disagreements", f.disagreements == 0);
+    nm_fooling g;
+    o.flip = 0; /* a Monte Carlo without flip probabilities (a crash before) */
+    check_true("fooling with --mc, without --flip", nm_fooling_run(ctx, net, X, NULL, IMAGES, N, &o, &g) == NM_OK && !g.flip && !g.mc_flip && g.mc_predicted);
+    nm_fooling_free(ctx, &g);
+    o.flip = 1;
     int threads = omp_get_max_threads();
     omp_set_num_threads(1);
     o.sigma2 = 0.5;

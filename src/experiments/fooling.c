@@ -104,7 +104,7 @@ static nm_status fool_one(nm_ctx *tc, nm_net *net, void *user, int64_t r, void *
         if (st == NM_OK) {
             f->mc_predicted[r] = nm_exp_argmax_f64(mc_mean, d);
             top_match(mc_mean, yr, d, o->topk, f->topk_match_mc + r * o->topk);
-            f->mc_flip[r] = fl;
+            if (f->mc_flip) f->mc_flip[r] = fl;
         }
     }
     nm_moments_free(tc, &m);
