@@ -636,6 +636,32 @@ NM_API nm_status nm_net_decision_changes(nm_ctx *ctx, nm_net *net, const nm_arra
 NM_API nm_status nm_net_relu_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
                                      int64_t n_samples, const nm_rng *rng, double *bottom, double *top);
 
+/* ---------------------------------------------------------------- gradients of the moments (DESIGN §1.11) */
+
+/* A net linearized once at x0 (its two-stage linearization A, c1, B, c2 of
+ * §1.6, split as opt says; opt->x0 and y0 are ignored: x0 is the point),
+ * kept to evaluate the logits' mean and its gradients for many noise
+ * parameters, as the attacks of Eq 3 and Eq 4 do. Holds A and A∘A in double
+ * (16 bytes per entry of A). Needs a ReLU at the split. */
+typedef struct nm_linearized nm_linearized;
+NM_API nm_status nm_linearized_create(nm_ctx *ctx, nm_net *net, const nm_array *x0, const nm_net_moments_options *opt,
+                                      nm_linearized **out);
+NM_API void nm_linearized_free(nm_ctx *ctx, nm_linearized *l);
+NM_API int64_t nm_linearized_inputs(const nm_linearized *l);  /* n */
+NM_API int64_t nm_linearized_outputs(const nm_linearized *l); /* d */
+
+/* For x ~ N(mu, diag(v)) under the frozen linearization: the logits' mean
+ * (d) and its Jacobians with respect to the mean (d×n, row i the gradient
+ * of logit i) and to the per-input variances (d×n), and to an isotropic σ²
+ * (d; v = σ² 1: the rows' sums). All four share one allocation (free with
+ * nm_mean_grad_free). */
+typedef struct {
+    int64_t d, n;
+    double *mean, *dmean_dmu, *dmean_dv, *dmean_dsigma2;
+} nm_mean_grad;
+NM_API nm_status nm_linearized_mean_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_mean_grad *out);
+NM_API void nm_mean_grad_free(nm_ctx *ctx, nm_mean_grad *g);
+
 /* ---------------------------------------------------------------- tightness experiments (DESIGN §1.8, §2) */
 
 /* The synthetic nets of the paper's Fig 2 (widths and kernels are ours:
