@@ -956,6 +956,40 @@ NM_API nm_status nm_sensitivity_verify(nm_ctx *ctx, nm_net *net, const float *X,
                                        nm_sensitivity_check *out);
 NM_API void nm_sensitivity_check_free(nm_ctx *ctx, nm_sensitivity_check *c);
 
+/* ---------------------------------------------------------------- Gaussian attacks (the paper's Eq 3, §4.5) */
+
+typedef struct {
+    int target;              /* the class to reach (required: not the image's label) */
+    double beta;             /* −β ≤ μx ≤ β (default 30, the paper's on MNIST) */
+    double sigma2_max;       /* 0 < σ² ≤ σ²max (default 2) */
+    int relinearize;         /* 0 (default): linearized once at M, as the paper; R: again at M + μx every R evaluations */
+    int max_iter;            /* evaluations of the moments at the most (default 300) */
+    double margin;           /* stop once max_{i≠j} E_i − E_j ≤ −margin (default 0.5) */
+    int split_relu;          /* as nm_net_moments_options (default 0: the last) */
+    const uint8_t *support;  /* n flags: μx may be non-zero only where set (NULL: everywhere) */
+} nm_attack_options;
+NM_API nm_attack_options nm_attack_options_default(void);
+
+typedef struct {
+    int label, target;       /* argmax R(M), the target */
+    double sigma2;           /* the σ² found */
+    int iterations;          /* evaluations of the moments */
+    int64_t support;         /* inputs μx may use */
+    double gap;              /* max_{i≠j} E_i − E_j at the result (< 0: fooled in expectation towards j) */
+    int fooled_analytic;     /* gap < 0 */
+    int64_t d;
+    double *analytic_mean;   /* d: the logits' analytic mean at M + μx + σ ε */
+} nm_attack_result;
+
+/* The targeted attack on image M (n inputs, the model's scale): minimises
+ * max_{i≠j} (E_i − E_j) over (μx, σ²) in the bounds by NLopt's MMA on the
+ * epigraph form with the gradients of §1.11 (src/experiments/attack.c says
+ * why MMA). mu_x (n) receives μx (0 off the support). Free the result with
+ * nm_attack_result_free. */
+NM_API nm_status nm_attack_run(nm_ctx *ctx, nm_net *net, const float *M, const nm_attack_options *opt, float *mu_x,
+                               nm_attack_result *out);
+NM_API void nm_attack_result_free(nm_ctx *ctx, nm_attack_result *r);
+
 /* ---------------------------------------------------------------- figures (cairo) */
 
 /* One scatter series: points (x[i·stride], y[i·stride]); marker 0 circle, 1 cross. */

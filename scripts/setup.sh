@@ -16,6 +16,8 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
   # figures (cairo writes the PNGs itself), files
   libcairo2-dev zlib1g-dev libcjson-dev
+  # optimisation (the Gaussian attacks)
+  libnlopt-dev
   # data
   dataset-fashion-mnist
   # tests: localedef and the de_DE source, for a decimal-comma locale (test_api); GNU time for RSS (cli_reliability)

@@ -1,0 +1,197 @@
+/*
+ * attack.c — the paper's Gaussian targeted attack (Eq 3, DESIGN §2 and
+ * §1.11): noise N(μx, σ² I) added to an image M that fools the net in
+ * expectation towards a target class j, by minimising max_{i≠j} (E_i − E_j)
+ * over −β ≤ μx ≤ β (on the support, 0 elsewhere) and 0 < σ² ≤ σ²max, E the
+ * analytic mean of the logits at M + x under the frozen two-stage
+ * linearization (nm_linearized). NLopt's MMA (Svanberg's method of moving
+ * asymptotes) solves the epigraph form — variables (μx, σ², t), minimise t
+ * subject to E_i − E_j ≤ t for every i ≠ j — with the analytic gradients:
+ * MMA takes bound constraints natively, many inequality constraints with
+ * their gradients, and stays feasible in the bounds at every iterate,
+ * where SLSQP builds a dense quasi-Newton matrix of the 786 variables.
+ * With relinearize = R the net is linearized again at M + μx every R
+ * evaluations (beyond the paper).
+ */
+#include "exp.h"
+
+#include <math.h>
+#include <nlopt.h>
+#include <string.h>
+
+nm_attack_options nm_attack_options_default(void)
+{
+    nm_attack_options o;
+    memset(&o, 0, sizeof o);
+    o.target = -1;
+    o.beta = 30;
+    o.sigma2_max = 2;
+    o.max_iter = 300;
+    o.margin = 0.5;
+    return o;
+}
+
+typedef struct {
+    nm_ctx *ctx;
+    const nm_linearized *lin;
+    const float *M;
+    const uint8_t *support;
+    int64_t n, d, ns;      /* inputs, logits, variables of μx */
+    const int64_t *idx;    /* the support's input indices (ns) */
+    int target;
+    double *mu, *v;        /* n: M + μx, σ² 1 */
+    nm_mean_grad g;        /* at the last point evaluated */
+    nm_status st;
+    int evals;
+} attack_job;
+
+/* E and its gradients at z = (μx on the support, σ², t). */
+static int evaluate(attack_job *j, const double *z)
+{
+    for (int64_t k = 0; k < j->n; k++) j->mu[k] = j->M[k], j->v[k] = z[j->ns];
+    for (int64_t s = 0; s < j->ns; s++) j->mu[j->idx[s]] += z[s];
+    nm_mean_grad_free(j->ctx, &j->g);
+    j->st = nm_linearized_mean_grad(j->ctx, j->lin, j->mu, j->v, &j->g);
+    j->evals++;
+    return j->st == NM_OK;
+}
+
+static double objective(unsigned nz, const double *z, double *grad, void *user)
+{
+    (void)user;
+    if (grad) {
+        memset(grad, 0, nz * sizeof(double));
+        grad[nz - 1] = 1;
+    }
+    return z[nz - 1]; /* t */
+}
+
+/* c_r = E_i − E_j − t for the r-th i ≠ j. */
+static void constraints(unsigned m, double *c, unsigned nz, const double *z, double *grad, void *user)
+{
+    attack_job *j = user;
+    if (!evaluate(j, z)) {
+        for (unsigned r = 0; r < m; r++) c[r] = HUGE_VAL;
+        return;
+    }
+    const nm_mean_grad *g = &j->g;
+    int64_t n = j->n, ns = j->ns, tg = j->target;
+    for (int64_t i = 0, r = 0; i < j->d; i++) {
+        if (i == tg) continue;
+        c[r] = g->mean[i] - g->mean[tg] - z[nz - 1];
+        if (grad) {
+            double *gr = grad + r * nz;
+            for (int64_t s = 0; s < ns; s++) gr[s] = g->dmean_dmu[i * n + j->idx[s]] - g->dmean_dmu[tg * n + j->idx[s]];
+            gr[ns] = g->dmean_dsigma2[i] - g->dmean_dsigma2[tg];
+            gr[ns + 1] = -1;
+        }
+        r++;
+    }
+}
+
+/* max_{i≠j} (E_i − E_j) of the last evaluation. */
+static double worst_gap(const attack_job *j)
+{
+    double w = -INFINITY;
+    for (int64_t i = 0; i < j->d; i++)
+        if (i != j->target) w = fmax(w, j->g.mean[i] - j->g.mean[j->target]);
+    return w;
+}
+
+void nm_attack_result_free(nm_ctx *ctx, nm_attack_result *r)
+{
+    if (!r) return;
+    nm_free(ctx, r->analytic_mean);
+    memset(r, 0, sizeof *r);
+}
+
+nm_status nm_attack_run(nm_ctx *ctx, nm_net *net, const float *M, const nm_attack_options *opt, float *mu_x, nm_attack_result *out)
+{
+    if (!ctx || !net || !M || !opt || !mu_x || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    memset(out, 0, sizeof *out);
+    const nm_attack_options *o = opt;
+    int64_t n = nm_exp_input_size(net), d = nm_exp_logit_count(net);
+    if (!(o->beta > 0) || !isfinite(o->beta)) return nm_fail(ctx, NM_ERR_ARG, "the attack's beta must be finite and > 0");
+    if (!(o->sigma2_max > 0) || !isfinite(o->sigma2_max)) return nm_fail(ctx, NM_ERR_ARG, "the attack's sigma2 bound must be finite and > 0");
+    if (o->max_iter < 1 || o->relinearize < 0) return nm_fail(ctx, NM_ERR_ARG, "the attack needs max_iter >= 1 and relinearize >= 0");
+    if (!nm_all_finite_f32(M, n)) return nm_fail(ctx, NM_ERR_NONFINITE, "the image is not finite");
+    int c;
+    nm_status st = nm_exp_predict(ctx, net, M, 1, NULL, NULL, &c);
+    if (st != NM_OK) return st;
+    if (o->target < 0 || o->target >= d) return nm_fail(ctx, NM_ERR_ARG, "target %d is not one of the %lld classes", o->target, (long long)d);
+    if (o->target == c) return nm_fail(ctx, NM_ERR_ARG, "target %d is the image's own label", o->target);
+    attack_job j = {.ctx = ctx, .M = M, .support = o->support, .n = n, .d = d, .target = o->target};
+    int64_t *idx = nm_alloc(ctx, (size_t)n, sizeof(int64_t));
+    double *buf = nm_alloc(ctx, (size_t)(2 * n + 3 * (n + 2) + d), sizeof(double));
+    float *x0 = nm_alloc(ctx, (size_t)n, sizeof(float));
+    if (!idx || !buf || !x0) st = NM_ERR_NOMEM;
+    for (int64_t k = 0; st == NM_OK && k < n; k++)
+        if (!o->support || o->support[k]) idx[j.ns++] = k;
+    if (st == NM_OK && j.ns == 0) st = nm_fail(ctx, NM_ERR_ARG, "the attack's support is empty");
+    unsigned nz = (unsigned)(j.ns + 2);
+    double *z = buf + 2 * n, *lo = z + nz, *hi = lo + nz;
+    j.idx = idx, j.mu = buf, j.v = buf + n;
+    nm_linearized *lin = NULL;
+    nm_net_moments_options mo = nm_net_moments_options_default();
+    mo.split_relu = o->split_relu;
+    memcpy(x0, M, (size_t)n * sizeof(float));
+    if (st == NM_OK) {
+        for (int64_t s = 0; s < j.ns; s++) z[s] = 0, lo[s] = -o->beta, hi[s] = o->beta;
+        z[j.ns] = 0.5 * o->sigma2_max, lo[j.ns] = 1e-6 * o->sigma2_max, hi[j.ns] = o->sigma2_max; /* 0 < σ² ≤ σ²max */
+        lo[j.ns + 1] = -HUGE_VAL, hi[j.ns + 1] = HUGE_VAL;
+    }
+    int success = 0;
+    while (st == NM_OK && j.evals < o->max_iter && !success) {
+        nm_array xa = {NM_F32, 1, {n}, x0};
+        nm_linearized_free(ctx, lin), lin = NULL;
+        if ((st = nm_linearized_create(ctx, net, &xa, &mo, &lin)) != NM_OK) break;
+        j.lin = lin;
+        if (!evaluate(&j, z)) break;
+        z[j.ns + 1] = worst_gap(&j); /* t starts feasible */
+        nlopt_opt nl = nlopt_create(NLOPT_LD_MMA, nz);
+        if (!nl) {
+            st = nm_fail(ctx, NM_ERR_NOMEM, "NLopt could not make its optimiser");
+            break;
+        }
+        double *tol = hi + nz; /* d − 1 constraint tolerances */
+        for (int64_t r = 0; r + 1 < d; r++) tol[r] = 1e-9;
+        int budget = o->max_iter - j.evals;
+        if (o->relinearize > 0 && o->relinearize < budget) budget = o->relinearize;
+        nlopt_set_lower_bounds(nl, lo), nlopt_set_upper_bounds(nl, hi);
+        nlopt_set_min_objective(nl, objective, NULL);
+        nlopt_add_inequality_mconstraint(nl, (unsigned)(d - 1), constraints, &j, tol);
+        nlopt_set_stopval(nl, -o->margin);
+        nlopt_set_maxeval(nl, budget);
+        nlopt_set_ftol_abs(nl, 1e-7);
+        double f;
+        nlopt_result res = nlopt_optimize(nl, z, &f);
+        nlopt_destroy(nl);
+        if (j.st != NM_OK) {
+            st = j.st;
+            break;
+        }
+        if (res < 0 && res != NLOPT_ROUNDOFF_LIMITED) {
+            st = nm_fail(ctx, NM_ERR_NUMERIC, "NLopt's MMA failed (%s)", nlopt_result_to_string(res));
+            break;
+        }
+        if (!evaluate(&j, z)) break; /* the moments at the point returned */
+        success = worst_gap(&j) < -o->margin + 1e-9;
+        if (!o->relinearize || res != NLOPT_MAXEVAL_REACHED) break; /* converged (or out of budget) without relinearizing */
+        for (int64_t k = 0; k < n; k++) x0[k] = (float)j.mu[k]; /* linearize again at M + μx */
+    }
+    if (st == NM_OK && j.st != NM_OK) st = j.st;
+    if (st == NM_OK) {
+        for (int64_t k = 0; k < n; k++) mu_x[k] = 0;
+        for (int64_t s = 0; s < j.ns; s++) mu_x[idx[s]] = (float)z[s];
+        out->label = c, out->target = o->target, out->sigma2 = z[j.ns], out->iterations = j.evals, out->support = j.ns;
+        out->gap = worst_gap(&j);
+        out->fooled_analytic = out->gap < 0;
+        out->d = d;
+        if (!(out->analytic_mean = nm_alloc(ctx, (size_t)d, sizeof(double)))) st = NM_ERR_NOMEM;
+        else memcpy(out->analytic_mean, j.g.mean, (size_t)d * sizeof(double));
+    }
+    nm_mean_grad_free(ctx, &j.g);
+    nm_linearized_free(ctx, lin);
+    nm_free(ctx, idx), nm_free(ctx, buf), nm_free(ctx, x0);
+    return st;
+}
