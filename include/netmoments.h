@@ -990,6 +990,12 @@ NM_API nm_status nm_attack_run(nm_ctx *ctx, nm_net *net, const float *M, const n
                                nm_attack_result *out);
 NM_API void nm_attack_result_free(nm_ctx *ctx, nm_attack_result *r);
 
+/* Verification by sampling the real net (as the paper does): mc draws of
+ * M + μx + σ ε (ε from stream 0 of the seed's generator) through the net;
+ * mc_mean (d) their mean logits, *share the fraction classified as cls. */
+NM_API nm_status nm_attack_verify(nm_ctx *ctx, nm_net *net, const float *M, const float *mu_x, double sigma2, int64_t mc, uint64_t seed,
+                                  int cls, double *mc_mean, double *share);
+
 /* ---------------------------------------------------------------- figures (cairo) */
 
 /* One scatter series: points (x[i·stride], y[i·stride]); marker 0 circle, 1 cross. */

@@ -51,4 +51,19 @@ expect_error "window larger than the image" sensitivity --images 1 --window 29 -
 expect_error "bad window" sensitivity --window 0x3 --out "$dir/t"
 expect_error "missing --out" sensitivity --images 1
 [ ! -e "$dir/t/sensitivity.npy" ] && ok || bad "a refused sensitivity run leaves no output"
+
+# attack targeted (digit 3 is a 0 in the held-out order: its label is 0)
+"$nm" attack --help | grep -q -- '--target' && ok || bad "attack --help"
+out=$("$nm" attack targeted --image 3 --target 8 --max-iter 40 --mc 200 --out "$dir/a") && ok || bad "attack runs: $out"
+[ -s "$dir/a/mu.npy" ] && head -c 128 "$dir/a/mu.npy" | grep -q "'shape': (1, 1, 28, 28)" && ok || bad "attack writes mu.npy in the input shape"
+for k in '"label"' '"target"' '"sigma2"' '"beta"' '"support"' '"analytic_mean"' '"mc_mean"' '"mc_share_target"' '"success"' '"iterations"' '"time_s"'; do
+  grep -q "$k" "$dir/a/attack.json" && ok || bad "attack.json has $k"; done
+mu_linf=$(head -c 4000 "$dir/a/attack.json" | grep -o '"mu_linf":[^,]*' | tr -dc '0-9.e-')
+awk -v m="$mu_linf" 'BEGIN { exit !(m <= 30) }' && ok || bad "|mu|_inf within beta: $mu_linf"
+expect_error "target = label" attack targeted --image 3 --target 0 --out "$dir/b"
+expect_error "target out of range" attack targeted --image 3 --target 10 --out "$dir/b"
+expect_error "beta 0" attack targeted --image 3 --target 8 --beta 0 --out "$dir/b"
+expect_error "no target" attack targeted --image 3 --out "$dir/b"
+expect_error "attack without a mode" attack --image 3 --target 8 --out "$dir/b"
+[ ! -e "$dir/b/attack.json" ] && ok || bad "a refused attack leaves no output"
 finish cli_adversarial

@@ -140,13 +140,18 @@ nm_status nm_attack_run(nm_ctx *ctx, nm_net *net, const float *M, const nm_attac
         z[j.ns] = 0.5 * o->sigma2_max, lo[j.ns] = 1e-6 * o->sigma2_max, hi[j.ns] = o->sigma2_max; /* 0 < σ² ≤ σ²max */
         lo[j.ns + 1] = -HUGE_VAL, hi[j.ns + 1] = HUGE_VAL;
     }
-    int success = 0;
-    while (st == NM_OK && j.evals < o->max_iter && !success) {
+    /* Rounds: linearize at x0 (M, then M + μx with relinearize), stop if already fooled by the margin there,
+     * else optimise for the round's budget (all of it without relinearize). The result is judged under the
+     * linearization at its own point when relinearizing, as the paper's is under the one at M. */
+    int success = 0, last_round = 0;
+    while (st == NM_OK) {
         nm_array xa = {NM_F32, 1, {n}, x0};
         nm_linearized_free(ctx, lin), lin = NULL;
         if ((st = nm_linearized_create(ctx, net, &xa, &mo, &lin)) != NM_OK) break;
         j.lin = lin;
         if (!evaluate(&j, z)) break;
+        success = worst_gap(&j) < -o->margin + 1e-9;
+        if (success || last_round || j.evals >= o->max_iter) break;
         z[j.ns + 1] = worst_gap(&j); /* t starts feasible */
         nlopt_opt nl = nlopt_create(NLOPT_LD_MMA, nz);
         if (!nl) {
@@ -174,10 +179,15 @@ nm_status nm_attack_run(nm_ctx *ctx, nm_net *net, const float *M, const nm_attac
             st = nm_fail(ctx, NM_ERR_NUMERIC, "NLopt's MMA failed (%s)", nlopt_result_to_string(res));
             break;
         }
-        if (!evaluate(&j, z)) break; /* the moments at the point returned */
-        success = worst_gap(&j) < -o->margin + 1e-9;
-        if (!o->relinearize || res != NLOPT_MAXEVAL_REACHED) break; /* converged (or out of budget) without relinearizing */
-        for (int64_t k = 0; k < n; k++) x0[k] = (float)j.mu[k]; /* linearize again at M + μx */
+        if (!o->relinearize) { /* the paper's: judged under the linearization at M */
+            if (evaluate(&j, z)) success = worst_gap(&j) < -o->margin + 1e-9;
+            break;
+        }
+        /* linearize again at M + μx; after a round that converged or spent the budget, only to judge it */
+        last_round = res != NLOPT_MAXEVAL_REACHED && res != NLOPT_STOPVAL_REACHED;
+        for (int64_t k = 0; k < n; k++) j.mu[k] = M[k];
+        for (int64_t s = 0; s < j.ns; s++) j.mu[idx[s]] += z[s];
+        for (int64_t k = 0; k < n; k++) x0[k] = (float)j.mu[k];
     }
     if (st == NM_OK && j.st != NM_OK) st = j.st;
     if (st == NM_OK) {
@@ -193,5 +203,24 @@ nm_status nm_attack_run(nm_ctx *ctx, nm_net *net, const float *M, const nm_attac
     nm_mean_grad_free(ctx, &j.g);
     nm_linearized_free(ctx, lin);
     nm_free(ctx, idx), nm_free(ctx, buf), nm_free(ctx, x0);
+    return st;
+}
+
+nm_status nm_attack_verify(nm_ctx *ctx, nm_net *net, const float *M, const float *mu_x, double sigma2, int64_t mc, uint64_t seed, int cls,
+                           double *mc_mean, double *share)
+{
+    if (!ctx || !net || !M || !mu_x || !mc_mean || !share) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    int64_t n = nm_exp_input_size(net), d = nm_exp_logit_count(net);
+    if (mc < 1 || !(sigma2 >= 0) || !isfinite(sigma2)) return nm_fail(ctx, NM_ERR_ARG, "verification needs mc >= 1 and a finite sigma2 >= 0");
+    if (cls < 0 || cls >= d) return nm_fail(ctx, NM_ERR_ARG, "class %d is not one of the %lld classes", cls, (long long)d);
+    float *x = nm_alloc(ctx, (size_t)n, sizeof(float)), *buf = nm_alloc(ctx, (size_t)(NM_FOOLING_MC_BATCH * (n + d) + n), sizeof(float));
+    nm_status st = x && buf ? NM_OK : NM_ERR_NOMEM;
+    double flip = 0;
+    if (st == NM_OK) {
+        for (int64_t k = 0; k < n; k++) x[k] = M[k] + mu_x[k];
+        st = nm_exp_mc_flip(ctx, net, x, sqrt(sigma2), NULL, 0, mc, seed, 0, cls, buf, mc_mean, &flip);
+    }
+    if (st == NM_OK) *share = 1 - flip;
+    nm_free(ctx, x), nm_free(ctx, buf);
     return st;
 }
