@@ -17,7 +17,8 @@
 static const char help[] =
     "usage: netmoments attack targeted [--model M.onnx] (--image K | --input x.npy) --target J [--beta B]\n"
     "                                  [--sigma2-max S] [--relinearize R] [--max-iter N] [--margin G]\n"
-    "                                  [--mc N] [--seed S] --out DIR\n\n"
+    "                                  [--mc N] [--seed S] --out DIR\n"
+    "       netmoments attack sparse [--model M.onnx] (--image K | --input x.npy) [--alpha A] [--beta B] [...]\n\n"
     "The paper's Gaussian targeted attack (Eq 3, DESIGN 1.11): noise N(mu_x, sigma2 I) added to the image M that\n"
     "fools the net in expectation towards class J: minimise max_{i != J} E_i - E_J over -B <= mu_x <= B and\n"
     "0 < sigma2 <= S, E the analytic mean of the logits at M + x (the net linearized at M and split at the last\n"
@@ -30,20 +31,25 @@ static const char help[] =
     "  --max-iter N    evaluations of the moments at the most (default 300)\n"
     "  --margin G      stop once fooled in expectation by G logits (default 0.5)\n"
     "  --mc N          samples of the verification (default 10000)   --seed S  theirs (default 1)\n"
+    "sparse: the paper's alpha%-pixel attack (Eq 4): mu_x non-zero only on a random A % of the inputs (drawn by\n"
+    "--seed, fixed before optimising; default A = 4, B = 550), minimising E_c - max_{j != c} E_j for M's label c\n"
+    "(the targeted attack towards each other class in the order of M's logits, until one fools).\n"
     "Writes DIR/mu.npy (the model's input shape) and DIR/attack.json (image, label, target, sigma2, beta, support,\n"
-    "analytic_mean, mc_mean, mc_share_target, success: the Monte Carlo mean's argmax is J, iterations, time_s).\n"
+    "analytic_mean, mc_mean, mc_share_target, success: the Monte Carlo mean's argmax is J, iterations, time_s;\n"
+    "sparse: alpha, and mc_share_not_label with success: the Monte Carlo mean's argmax is not c).\n"
     CLI_MODEL_HELP;
 
 typedef struct {
     exp_image_args c;
     const char *input;
     long long image, mc, relin, max_iter, target;
-    double beta, sigma2_max, margin;
+    double beta, sigma2_max, margin, alpha;
+    int sparse, beta_set;
 } attack_args;
 
 static int parse(int argc, char **argv, attack_args *a)
 {
-    enum { O_INPUT = 1000, O_IMAGE, O_TARGET, O_BETA, O_S2, O_RELIN, O_ITER, O_MARGIN, O_MC, O_HELP };
+    enum { O_INPUT = 1000, O_IMAGE, O_TARGET, O_BETA, O_S2, O_RELIN, O_ITER, O_MARGIN, O_MC, O_ALPHA, O_HELP };
     static const struct option opts[] = {EXP_IMAGE_OPTIONS,
                                          {"input", required_argument, 0, O_INPUT},
                                          {"image", required_argument, 0, O_IMAGE},
@@ -54,15 +60,17 @@ static int parse(int argc, char **argv, attack_args *a)
                                          {"max-iter", required_argument, 0, O_ITER},
                                          {"margin", required_argument, 0, O_MARGIN},
                                          {"mc", required_argument, 0, O_MC},
+                                         {"alpha", required_argument, 0, O_ALPHA},
                                          {"help", no_argument, 0, O_HELP},
                                          {0, 0, 0, 0}};
     nm_attack_options d = nm_attack_options_default();
     *a = (attack_args){.c = exp_image_defaults("test"), .image = -1, .mc = 10000, .max_iter = d.max_iter, .target = -1, .beta = d.beta,
-                       .sigma2_max = d.sigma2_max, .margin = d.margin};
-    if (argc < 2 || strcmp(argv[1], "targeted")) {
+                       .sigma2_max = d.sigma2_max, .margin = d.margin, .alpha = 4};
+    if (argc < 2 || (strcmp(argv[1], "targeted") && strcmp(argv[1], "sparse"))) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return fputs(help, stdout), -1;
-        return cli_error("attack: the first argument must be targeted (netmoments attack --help)");
+        return cli_error("attack: the first argument must be targeted or sparse (netmoments attack --help)");
     }
+    a->sparse = !strcmp(argv[1], "sparse");
     argc--, argv++;
     int c;
     optind = 1;
@@ -80,6 +88,11 @@ static int parse(int argc, char **argv, attack_args *a)
             break;
         case O_BETA:
             if (!cli_parse_double(optarg, &a->beta) || !(a->beta > 0) || !isfinite(a->beta)) return cli_error("--beta: '%s' is not a number > 0", optarg);
+            a->beta_set = 1;
+            break;
+        case O_ALPHA:
+            if (!cli_parse_double(optarg, &a->alpha) || !(a->alpha > 0 && a->alpha <= 100))
+                return cli_error("--alpha: '%s' is not a percentage in (0, 100]", optarg);
             break;
         case O_S2:
             if (!cli_parse_double(optarg, &a->sigma2_max) || !(a->sigma2_max > 0) || !isfinite(a->sigma2_max))
@@ -104,7 +117,9 @@ static int parse(int argc, char **argv, attack_args *a)
     }
     if (optind < argc) return cli_error("attack targeted: unexpected argument '%s'", argv[optind]);
     if ((a->input != NULL) == (a->image >= 0)) return cli_error("attack targeted: give exactly one of --input and --image");
-    if (a->target < 0) return cli_error("attack targeted: --target J is required");
+    if (!a->sparse && a->target < 0) return cli_error("attack targeted: --target J is required");
+    if (a->sparse && a->target >= 0) return cli_error("attack sparse: takes no --target (it leaves the label for any class)");
+    if (a->sparse && !a->beta_set) a->beta = 550; /* the paper's for Eq 4 on MNIST */
     if (!a->c.out) return cli_error("attack targeted: --out DIR is required");
     return 0;
 }
@@ -160,13 +175,22 @@ static int run(const attack_args *a, const char *dir)
     o.target = (int)a->target, o.beta = a->beta, o.sigma2_max = a->sigma2_max, o.relinearize = (int)a->relin, o.max_iter = (int)a->max_iter;
     o.margin = a->margin;
     nm_status st;
+    uint8_t *mask = NULL;
+    if (!rc && a->sparse) {
+        o.target = NM_ATTACK_UNTARGETED;
+        if (!(mask = malloc((size_t)im.n))) rc = cli_error("attack: out of memory");
+        else if ((st = nm_attack_support(ctx, im.n, a->alpha, a->c.seed, mask, NULL)) != NM_OK) rc = cli_fail(ctx, st, "attack sparse");
+        o.support = mask;
+    }
     if (!rc && (!(mu = malloc((size_t)im.n * sizeof(float))) || !(mc_mean = malloc(64 * sizeof(double)) )))
         rc = cli_error("attack: out of memory");
-    if (!rc && (st = nm_attack_run(ctx, im.net, M, &o, mu, &r)) != NM_OK) rc = cli_fail(ctx, st, "attack targeted");
+    if (!rc && (st = nm_attack_run(ctx, im.net, M, &o, mu, &r)) != NM_OK) rc = cli_fail(ctx, st, a->sparse ? "attack sparse" : "attack targeted");
     if (!rc && r.d > 64 && !(mc_mean = realloc(mc_mean, (size_t)r.d * sizeof(double)))) rc = cli_error("attack: out of memory");
     double t_attack = cli_now() - t0;
-    if (!rc && (st = nm_attack_verify(ctx, im.net, M, mu, r.sigma2, a->mc, a->c.seed, r.target, mc_mean, &share)) != NM_OK)
-        rc = cli_fail(ctx, st, "attack targeted: the verification");
+    /* sparse: the share classified as the label, turned into the share that leaves it */
+    if (!rc && (st = nm_attack_verify(ctx, im.net, M, mu, r.sigma2, a->mc, a->c.seed, a->sparse ? r.label : r.target, mc_mean, &share)) != NM_OK)
+        rc = cli_fail(ctx, st, "attack: the verification");
+    if (!rc && a->sparse) share = 1 - share;
     if (!rc) {
         int arg = 0;
         for (int64_t i = 1; i < r.d; i++)
@@ -182,7 +206,8 @@ static int run(const attack_args *a, const char *dir)
         if (a->image >= 0) cJSON_AddNumberToObject(j, "image", (double)a->image);
         else cJSON_AddStringToObject(j, "image", a->input);
         cJSON_AddNumberToObject(j, "label", r.label);
-        cJSON_AddNumberToObject(j, "target", r.target);
+        if (!a->sparse) cJSON_AddNumberToObject(j, "target", r.target);
+        else cJSON_AddNumberToObject(j, "alpha", a->alpha), cJSON_AddNumberToObject(j, "reached", r.target);
         cJSON_AddNumberToObject(j, "sigma2", r.sigma2);
         cJSON_AddNumberToObject(j, "beta", a->beta);
         cJSON_AddNumberToObject(j, "support", (double)r.support);
@@ -192,8 +217,9 @@ static int run(const attack_args *a, const char *dir)
         cJSON_AddBoolToObject(j, "fooled_analytic", r.fooled_analytic);
         cJSON_AddItemToObject(j, "mc_mean", json_vec(mc_mean, r.d));
         cJSON_AddNumberToObject(j, "mc", (double)a->mc);
-        cJSON_AddNumberToObject(j, "mc_share_target", share);
-        cJSON_AddBoolToObject(j, "success", arg == r.target);
+        cJSON_AddNumberToObject(j, a->sparse ? "mc_share_not_label" : "mc_share_target", share);
+        int success = a->sparse ? arg != r.label : arg == r.target;
+        cJSON_AddBoolToObject(j, "success", success);
         cJSON_AddNumberToObject(j, "iterations", r.iterations);
         cJSON_AddNumberToObject(j, "relinearize", (double)a->relin);
         cJSON_AddNumberToObject(j, "time_s", t_attack);
@@ -208,12 +234,12 @@ static int run(const attack_args *a, const char *dir)
         cJSON_Delete(j);
         if (!rc)
             printf("attack %d -> %d: sigma2 %.4g, |mu|_inf %.3g, |mu|_2 %.4g, %d evaluations, %.2f s; analytic gap %.4g (%s in expectation);\n"
-                   "verified by %lld samples: the Monte Carlo mean's argmax is %d (%s), %.1f %% of the samples are classified as %d\n",
+                   "verified by %lld samples: the Monte Carlo mean's argmax is %d (%s), %.1f %% of the samples are classified %s %d\n",
                    r.label, r.target, r.sigma2, li, sqrt(l2), r.iterations, t_attack, r.gap, r.fooled_analytic ? "fooled" : "not fooled", a->mc, arg,
-                   arg == r.target ? "success" : "failure", 100 * share, r.target);
+                   success ? "success" : "failure", 100 * share, a->sparse ? "other than" : "as", a->sparse ? r.label : r.target);
     }
     nm_attack_result_free(ctx, &r);
-    free(mu), free(mc_mean);
+    free(mu), free(mc_mean), free(mask);
     exp_images_free(ctx, &im);
     nm_ctx_free(ctx);
     return rc;

@@ -959,7 +959,7 @@ NM_API void nm_sensitivity_check_free(nm_ctx *ctx, nm_sensitivity_check *c);
 /* ---------------------------------------------------------------- Gaussian attacks (the paper's Eq 3, §4.5) */
 
 typedef struct {
-    int target;              /* the class to reach (required: not the image's label) */
+    int target;              /* the class to reach (not the image's label), or NM_ATTACK_UNTARGETED */
     double beta;             /* −β ≤ μx ≤ β (default 30, the paper's on MNIST) */
     double sigma2_max;       /* 0 < σ² ≤ σ²max (default 2) */
     int relinearize;         /* 0 (default): linearized once at M, as the paper; R: again at M + μx every R evaluations */
@@ -969,6 +969,13 @@ typedef struct {
     const uint8_t *support;  /* n flags: μx may be non-zero only where set (NULL: everywhere) */
 } nm_attack_options;
 NM_API nm_attack_options nm_attack_options_default(void);
+/* target for Eq 4's objective, E_c − max_{j≠c} E_j (c the image's label): the targeted attack towards each
+ * other class in the order of the image's logits, until one fools by the margin (else the smallest gap). */
+#define NM_ATTACK_UNTARGETED (-2)
+
+/* Eq 4's fixed support: round(α % of n) inputs (at least 1) drawn by the seed; mask (n) set to 1 there, 0
+ * elsewhere; *count (may be NULL) their number. α must be in (0, 100]. */
+NM_API nm_status nm_attack_support(nm_ctx *ctx, int64_t n, double alpha, uint64_t seed, uint8_t *mask, int64_t *count);
 
 typedef struct {
     int label, target;       /* argmax R(M), the target */

@@ -66,4 +66,10 @@ expect_error "beta 0" attack targeted --image 3 --target 8 --beta 0 --out "$dir/
 expect_error "no target" attack targeted --image 3 --out "$dir/b"
 expect_error "attack without a mode" attack --image 3 --target 8 --out "$dir/b"
 [ ! -e "$dir/b/attack.json" ] && ok || bad "a refused attack leaves no output"
+out=$("$nm" attack sparse --image 3 --max-iter 20 --mc 100 --out "$dir/sp") && ok || bad "attack sparse runs: $out"
+grep -q '"support":	31,' "$dir/sp/attack.json" && grep -q '"alpha":	4,' "$dir/sp/attack.json" && grep -q '"mc_share_not_label"' "$dir/sp/attack.json" && ok || bad "sparse: support is 4 % of 784 pixels"
+nz=$(od -A n -t f4 -j 128 -v "$dir/sp/mu.npy" | tr -s ' ' '\n' | grep -v '^$' | grep -cv '^-\?0$')
+[ "$nz" -le 31 ] && ok || bad "sparse: mu is non-zero on at most the support ($nz)"
+expect_error "sparse with a target" attack sparse --image 3 --target 8 --out "$dir/b"
+expect_error "alpha 0" attack sparse --image 3 --alpha 0 --out "$dir/b"
 finish cli_adversarial

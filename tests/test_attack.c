@@ -95,11 +95,38 @@ static void test_lenet(void)
     nm_net_free(ctx, net);
 }
 
+/* Eq 4's support: exactly round(α n / 100) inputs, a function of the seed; untargeted = towards the other class on two. */
+static void test_sparse(void)
+{
+    enum { NN = 784 };
+    static uint8_t m1[NN], m2[NN];
+    int64_t k1, k2;
+    check_true("support drawn", nm_attack_support(ctx, NN, 4, 1, m1, &k1) == NM_OK && nm_attack_support(ctx, NN, 4, 2, m2, &k2) == NM_OK);
+    int64_t s1 = 0, s2 = 0, same = 0;
+    for (int i = 0; i < NN; i++) s1 += m1[i], s2 += m2[i], same += m1[i] && m2[i];
+    check_true("support is 4 % of 784 = 31 inputs", k1 == 31 && s1 == 31 && k2 == 31 && s2 == 31);
+    check_true("another seed, another support", same < 31);
+    check_true("alpha 0 refused", nm_attack_support(ctx, NN, 0, 1, m1, NULL) == NM_ERR_ARG);
+    check_true("alpha above 100 refused", nm_attack_support(ctx, NN, 100.5, 1, m1, NULL) == NM_ERR_ARG);
+    nm_net *net = affine_net();
+    float M[N_IN] = {0}, mu[N_IN], mu2[N_IN];
+    nm_attack_options o = nm_attack_options_default();
+    o.target = NM_ATTACK_UNTARGETED, o.beta = 3, o.margin = 1e9, o.max_iter = 200;
+    nm_attack_result r, r2;
+    check_true("untargeted runs", nm_attack_run(ctx, net, M, &o, mu, &r) == NM_OK);
+    o.target = r.target;
+    check_true("targeted towards the class it reached", r.target != r.label && nm_attack_run(ctx, net, M, &o, mu2, &r2) == NM_OK);
+    check_true("two classes: untargeted = targeted towards the other", !memcmp(mu, mu2, sizeof mu) && r.sigma2 == r2.sigma2);
+    nm_attack_result_free(ctx, &r), nm_attack_result_free(ctx, &r2);
+    nm_net_free(ctx, net);
+}
+
 int main(void)
 {
     ctx = nm_ctx_create();
     test_vertex();
     test_lenet();
+    test_sparse();
     nm_ctx_free(ctx);
     return check_finish("test_attack");
 }

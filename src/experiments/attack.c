@@ -105,7 +105,75 @@ void nm_attack_result_free(nm_ctx *ctx, nm_attack_result *r)
     memset(r, 0, sizeof *r);
 }
 
+static nm_status attack_targeted(nm_ctx *ctx, nm_net *net, const float *M, const nm_attack_options *opt, float *mu_x, nm_attack_result *out);
+
+/* Untargeted (Eq 4's objective, E_c − max_{j≠c} E_j): the targeted attack towards each other class in the
+ * order of R(M)'s logits, largest first, until one fools with the margin; else the one with the smallest gap. */
+static nm_status attack_untargeted(nm_ctx *ctx, nm_net *net, const float *M, const nm_attack_options *opt, float *mu_x, nm_attack_result *out)
+{
+    int64_t n = nm_exp_input_size(net), d = nm_exp_logit_count(net);
+    float *y = nm_alloc(ctx, (size_t)d, sizeof(float)), *mu = nm_alloc(ctx, (size_t)n, sizeof(float));
+    int *order = nm_alloc(ctx, (size_t)d, sizeof(int)), c;
+    nm_status st = y && mu && order ? nm_exp_predict(ctx, net, M, 1, NULL, y, &c) : NM_ERR_NOMEM;
+    for (int64_t i = 0; i < d; i++) order[i] = (int)i;
+    for (int64_t i = 1; st == NM_OK && i < d; i++) /* insertion sort by logit, decreasing */
+        for (int64_t k = i; k > 0 && y[order[k]] > y[order[k - 1]]; k--) {
+            int t = order[k];
+            order[k] = order[k - 1], order[k - 1] = t;
+        }
+    int have = 0, evals = 0;
+    for (int64_t r = 0; st == NM_OK && r < d; r++) {
+        if (order[r] == c) continue;
+        nm_attack_options o = *opt;
+        o.target = order[r];
+        nm_attack_result t;
+        if ((st = attack_targeted(ctx, net, M, &o, mu, &t)) != NM_OK) break;
+        evals += t.iterations;
+        if (!have || t.gap < out->gap) {
+            nm_attack_result_free(ctx, out);
+            *out = t, have = 1;
+            memcpy(mu_x, mu, (size_t)n * sizeof(float));
+        } else {
+            nm_attack_result_free(ctx, &t);
+        }
+        if (out->gap < -opt->margin + 1e-9) break;
+    }
+    if (st == NM_OK) out->iterations = evals;
+    else nm_attack_result_free(ctx, out);
+    nm_free(ctx, y), nm_free(ctx, mu), nm_free(ctx, order);
+    return st;
+}
+
 nm_status nm_attack_run(nm_ctx *ctx, nm_net *net, const float *M, const nm_attack_options *opt, float *mu_x, nm_attack_result *out)
+{
+    if (!ctx || !net || !M || !opt || !mu_x || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    memset(out, 0, sizeof *out);
+    if (opt->target == NM_ATTACK_UNTARGETED) return attack_untargeted(ctx, net, M, opt, mu_x, out);
+    return attack_targeted(ctx, net, M, opt, mu_x, out);
+}
+
+nm_status nm_attack_support(nm_ctx *ctx, int64_t n, double alpha, uint64_t seed, uint8_t *mask, int64_t *count)
+{
+    if (!ctx || !mask || n < 1) return nm_fail(ctx, NM_ERR_ARG, "NULL argument or no inputs");
+    if (!(alpha > 0 && alpha <= 100)) return nm_fail(ctx, NM_ERR_ARG, "alpha must be in (0, 100] (a percentage of the inputs)");
+    int64_t k = (int64_t)llround(alpha / 100 * (double)n), *perm = nm_alloc(ctx, (size_t)n, sizeof(int64_t));
+    if (!perm) return NM_ERR_NOMEM;
+    if (k < 1) k = 1;
+    for (int64_t i = 0; i < n; i++) perm[i] = i, mask[i] = 0;
+    for (int64_t i = 0; i < k; i++) { /* a partial Fisher–Yates on Philox words */
+        uint32_t ctr[4] = {(uint32_t)i, (uint32_t)(i >> 32), 0, 0x73707274u}, key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, w[4];
+        nm_philox4x32(ctr, key, w);
+        uint64_t u = ((uint64_t)w[0] << 32) | w[1];
+        int64_t j = i + (int64_t)(u % (uint64_t)(n - i)), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+        mask[perm[i]] = 1;
+    }
+    nm_free(ctx, perm);
+    if (count) *count = k;
+    return NM_OK;
+}
+
+static nm_status attack_targeted(nm_ctx *ctx, nm_net *net, const float *M, const nm_attack_options *opt, float *mu_x, nm_attack_result *out)
 {
     if (!ctx || !net || !M || !opt || !mu_x || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     memset(out, 0, sizeof *out);
