@@ -5,7 +5,6 @@
  * into --out.
  */
 #include "experiments.h"
-#include "outdir.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -245,17 +244,13 @@ static int run(const attack_args *a, const char *dir)
     return rc;
 }
 
+static int attack_fn(const void *a, const char *dir) { return run(a, dir); }
+
 int cmd_attack(int argc, char **argv)
 {
     attack_args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    cli_outdir od;
-    if (cli_outdir_open(&od, a.c.out, "--out")) return 1;
-    if ((rc = run(&a, cli_outdir_stage(&od)))) {
-        cli_outdir_abort(&od);
-        return rc;
-    }
-    if (!(rc = cli_outdir_commit(&od))) printf("wrote %s/{mu.npy,attack.json}\n", a.c.out);
+    if (!(rc = exp_in_outdir(a.c.out, attack_fn, &a))) printf("wrote %s/{mu.npy,attack.json}\n", a.c.out);
     return rc;
 }

@@ -6,7 +6,6 @@
  * --flip --mc, the calibration figure, as a unit into --out.
  */
 #include "experiments.h"
-#include "outdir.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -279,17 +278,13 @@ int exp_fooling(const fool_args *a, const char *dir, FILE *report)
     return rc;
 }
 
+static int fooling_fn(const void *a, const char *dir) { return exp_fooling(a, dir, NULL); }
+
 int cmd_fooling(int argc, char **argv)
 {
     fool_args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    cli_outdir od;
-    if (cli_outdir_open(&od, a.c.out, "--out")) return 1;
-    if ((rc = exp_fooling(&a, cli_outdir_stage(&od), NULL))) {
-        cli_outdir_abort(&od);
-        return rc;
-    }
-    if (!(rc = cli_outdir_commit(&od))) printf("wrote %s/{fooling.csv,fooling.json,fooling.md}%s\n", a.c.out, a.flip && a.mc ? " and flip-calibration.png/.svg" : "");
+    if (!(rc = exp_in_outdir(a.c.out, fooling_fn, &a))) printf("wrote %s/{fooling.csv,fooling.json,fooling.md}%s\n", a.c.out, a.flip && a.mc ? " and flip-calibration.png/.svg" : "");
     return rc;
 }

@@ -5,7 +5,6 @@
  * and CSV and the figure, as a unit into --out.
  */
 #include "experiments.h"
-#include "outdir.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -279,17 +278,13 @@ int exp_sensitivity(const sens_args *a, const char *dir, FILE *report)
     return rc;
 }
 
+static int sensitivity_fn(const void *a, const char *dir) { return exp_sensitivity(a, dir, NULL); }
+
 int cmd_sensitivity(int argc, char **argv)
 {
     sens_args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    cli_outdir od;
-    if (cli_outdir_open(&od, a.c.out, "--out")) return 1;
-    if ((rc = exp_sensitivity(&a, cli_outdir_stage(&od), NULL))) {
-        cli_outdir_abort(&od);
-        return rc;
-    }
-    if (!(rc = cli_outdir_commit(&od))) printf("wrote %s/{sensitivity.npy,sensitivity-images.npy,sensitivity.csv,sensitivity.json,fig3.png,fig3.svg}\n", a.c.out);
+    if (!(rc = exp_in_outdir(a.c.out, sensitivity_fn, &a))) printf("wrote %s/{sensitivity.npy,sensitivity-images.npy,sensitivity.csv,sensitivity.json,fig3.png,fig3.svg}\n", a.c.out);
     return rc;
 }

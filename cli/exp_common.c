@@ -160,3 +160,15 @@ int exp_image_option(int c, const char *arg, exp_image_args *a)
     default: return 0;
     }
 }
+
+int exp_in_outdir(const char *out, int (*fn)(const void *args, const char *dir), const void *args)
+{
+    cli_outdir od;
+    if (cli_outdir_open(&od, out, "--out")) return 1;
+    int rc = fn(args, cli_outdir_stage(&od));
+    if (rc) {
+        cli_outdir_abort(&od);
+        return rc;
+    }
+    return cli_outdir_commit(&od);
+}

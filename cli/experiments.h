@@ -95,6 +95,10 @@ typedef struct {
 } sens_args;
 int exp_sensitivity(const sens_args *a, const char *dir, FILE *report);
 
+/* fn(args, dir) with dir a staging directory of --out, whose files are moved into out when it succeeds
+ * (cli/outdir.h) and removed when it fails; 0, or 1 after printing why. */
+int exp_in_outdir(const char *out, int (*fn)(const void *args, const char *dir), const void *args);
+
 /* A model and the first images of a data split as its inputs. */
 typedef struct {
     nm_dataset ds;
