@@ -662,6 +662,18 @@ typedef struct {
 NM_API nm_status nm_linearized_mean_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_mean_grad *out);
 NM_API void nm_mean_grad_free(nm_ctx *ctx, nm_mean_grad *g);
 
+/* The same for the logits' variances under method exact (§1.5's pair
+ * covariance at the split; for attacks that maximise output variance):
+ * var (d) and its Jacobians with respect to mu (d×n), to v (d×n) and to an
+ * isotropic σ² (d). Costs p² Φ₂ evaluations and d products of p×p by p×n
+ * (p the split's width), and 5 p² + 2 p n doubles of scratch. */
+typedef struct {
+    int64_t d, n;
+    double *var, *dvar_dmu, *dvar_dv, *dvar_dsigma2;
+} nm_var_grad;
+NM_API nm_status nm_linearized_var_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_var_grad *out);
+NM_API void nm_var_grad_free(nm_ctx *ctx, nm_var_grad *g);
+
 /* ---------------------------------------------------------------- tightness experiments (DESIGN §1.8, §2) */
 
 /* The synthetic nets of the paper's Fig 2 (widths and kernels are ours:

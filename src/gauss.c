@@ -15,7 +15,6 @@
 #define SQRT_2PI 2.5066282746310005024157652848110
 /* Beyond |x| = 40, Φ(x) is 0 or 1 to within 1e-349: arguments are clamped
  * there, which changes no result representable in double. */
-#define NM_Z_CLAMP 40.0
 
 /* Gauss–Legendre rules on [−1, 1] (non-negative half; the rule is
  * symmetric), 6, 12 and 20 points as in Genz (2004). tests/test_gauss.c

@@ -5,6 +5,9 @@
 #ifndef NM_GAUSS_H
 #define NM_GAUSS_H
 
+/* |m/s| beyond which Φ is 0 or 1 in double. */
+#define NM_Z_CLAMP 40.0
+
 typedef struct {
     int n;        /* half the number of points */
     double x[10]; /* positive nodes on [−1, 1] */

@@ -7,8 +7,22 @@
  * ∂E/∂μ = B diag(Φ(α)) A and ∂E/∂v_k = Σ_u B_iu φ(α_u) A_uk² / (2 s_u). A and
  * A∘A are held as matrices, so each evaluation is three products of d×p by
  * p×n, whatever the number of logits' gradients asked for.
+ *
+ * The variance's gradients (method exact's variance, §1.5) follow from
+ * Bonnet's and Price's theorems, ∂E[f]/∂m_u = E[∂f/∂z_u] and
+ * ∂E[f]/∂S_uw = E[∂²f/∂z_u∂z_w] (½ on the diagonal): with b = B's row i,
+ * g = bᵀr and V = bᵀ E[relu z relu zᵀ] b − g²,
+ *   ∂V/∂m_u  = 2 b_u Σ_w b_w T_uw − 2 g b_u Φ(α_u),  T_uw = E[1{z_u>0} relu z_w] (T_uu = r_u),
+ *   ∂V/∂S_uw = b_u b_w P_uw (u ≠ w; P_uw = Φ₂(α_u, α_w; ρ)),
+ *   ∂V/∂S_uu = b_u² Φ(α_u) + 2 b_u Σ_{w≠u} b_w D_uw − g b_u φ(α_u)/s_u,
+ *   D_uw = φ(α_u)/(2 s_u) E[relu z_w | z_u = 0],
+ * and with S = A diag(v) Aᵀ, ∂V/∂v_k = (Aᵀ H A)_kk, H the matrix of the
+ * ∂V/∂S_uw. T, P and D are shared by all logits (p² each); every logit then
+ * costs one p×p by p×n product.
  */
 #include "linearize.h"
+
+#include "gauss.h"
 
 #include <math.h>
 #include <string.h>
@@ -114,6 +128,100 @@ nm_status nm_linearized_mean_grad(nm_ctx *ctx, const nm_linearized *l, const dou
     if (!nm_all_finite_f64(out->mean, d)) {
         nm_mean_grad_free(ctx, out);
         return nm_fail(ctx, NM_ERR_NONFINITE, "the mean overflows double");
+    }
+    return NM_OK;
+}
+
+void nm_var_grad_free(nm_ctx *ctx, nm_var_grad *g)
+{
+    if (!g) return;
+    nm_free(ctx, g->var);
+    memset(g, 0, sizeof *g);
+}
+
+/* The moments of one pair (u, w), z_u ~ N(m_u, s_u²), ρ their correlation:
+ * *P = P(z_u > 0, z_w > 0), *T = E[1{z_u>0} relu z_w] and
+ * *D = φ(α_u)/(2 s_u) E[relu z_w | z_u = 0] (0 when s_u = 0: no variance to
+ * move). A unit without noise has α = ±∞ (clamped) and ρ = 0. */
+static void pair_terms(double mw, double su, double sw, double au, double aw, double rho, double *P,
+                       double *T, double *D)
+{
+    double q = sqrt(fmax(0, (1 - rho) * (1 + rho))), qq = fmax(q, 1e-300);
+    *P = nm_bvn_cdf(au, aw, rho);
+    *T = mw * *P + sw * (nm_normal_pdf(aw) * nm_normal_cdf((au - rho * aw) / qq) + rho * nm_normal_pdf(au) * nm_normal_cdf((aw - rho * au) / qq));
+    *D = su > 0 ? nm_normal_pdf(au) / (2 * su) * nm_relu_mean(mw - rho * sw * au, sw * q) : 0;
+}
+
+nm_status nm_linearized_var_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_var_grad *out)
+{
+    if (!ctx || !l || !mu || !v || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    memset(out, 0, sizeof *out);
+    int64_t n = l->n, p = l->p, d = l->d;
+    if (!nm_all_finite_f64(mu, n) || !nm_all_finite_f64(v, n)) return nm_fail(ctx, NM_ERR_NONFINITE, "the noise's mean or variances are not finite");
+    for (int64_t k = 0; k < n; k++)
+        if (v[k] < 0) return nm_fail(ctx, NM_ERR_NOT_PSD, "variance %lld is negative (%g)", (long long)k, v[k]);
+    double *buf = nm_alloc(ctx, (size_t)(d + 2 * d * n + d), sizeof(double));
+    double *work = nm_alloc(ctx, (size_t)(6 * p + 5 * p * p + 2 * p * n), sizeof(double));
+    if (!buf || !work) {
+        nm_free(ctx, buf), nm_free(ctx, work);
+        return NM_ERR_NOMEM;
+    }
+    out->d = d, out->n = n;
+    out->var = buf, out->dvar_dmu = buf + d, out->dvar_dv = out->dvar_dmu + d * n, out->dvar_dsigma2 = out->dvar_dv + d * n;
+    double *m = work, *s = m + p, *a = s + p, *r = a + p, *dm = r + p, *Tb = dm + p;
+    double *S = Tb + p, *P = S + p * p, *T = P + p * p, *D = T + p * p, *C = D + p * p, *Ab = C + p * p, *Y = Ab + p * n;
+    memcpy(m, l->c1, (size_t)p * sizeof(double));
+    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, 1, n, 1.0, l->A, n, mu, 1, 1.0, m, 1); /* m = A μ + c1 */
+    for (int64_t u = 0; u < p; u++)
+        for (int64_t k = 0; k < n; k++) Ab[u * n + k] = l->A[u * n + k] * v[k];
+    nm_gemm_f64(NM_NOTRANS, NM_TRANS, p, p, n, 1.0, Ab, n, l->A, n, 0.0, S, p); /* S = A diag(v) Aᵀ */
+    for (int64_t u = 0; u < p; u++) {
+        s[u] = sqrt(fmax(0, S[u * p + u]));
+        a[u] = s[u] > 0 ? fmax(-NM_Z_CLAMP, fmin(NM_Z_CLAMP, m[u] / s[u])) : m[u] > 0 ? NM_Z_CLAMP : m[u] < 0 ? -NM_Z_CLAMP : 0;
+        r[u] = nm_relu_mean(m[u], s[u]);
+    }
+    for (int64_t u = 0; u < p; u++)
+        for (int64_t w = 0; w < p; w++) {
+            if (w == u) {
+                P[u * p + u] = 0, T[u * p + u] = r[u], D[u * p + u] = 0, C[u * p + u] = nm_relu_var(m[u], s[u]);
+                continue;
+            }
+            double rho = s[u] > 0 && s[w] > 0 ? fmax(-1, fmin(1, S[u * p + w] / (s[u] * s[w]))) : 0;
+            C[u * p + w] = nm_relu_pair_cov(m[u], m[w], s[u], s[w], rho); /* method exact's (§1.5) */
+            pair_terms(m[w], s[u], s[w], a[u], a[w], rho, &P[u * p + w], &T[u * p + w], &D[u * p + w]);
+        }
+    for (int64_t i = 0; i < d; i++) {
+        const double *b = l->B + i * p;
+        double g = 0;
+        for (int64_t u = 0; u < p; u++) g += b[u] * r[u];
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, 1, p, 1.0, C, p, b, 1, 0.0, Tb, 1);
+        double V = 0;
+        for (int64_t u = 0; u < p; u++) V += b[u] * Tb[u];
+        out->var[i] = fmax(0, V);
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, 1, p, 1.0, T, p, b, 1, 0.0, Tb, 1); /* T b */
+        for (int64_t u = 0; u < p; u++) {
+            double Db = 0;
+            for (int64_t w = 0; w < p; w++) Db += D[u * p + w] * b[w];
+            double Phi = nm_normal_cdf(a[u]), phs = s[u] > 0 ? nm_normal_pdf(a[u]) / s[u] : 0;
+            dm[u] = 2 * b[u] * Tb[u] - 2 * g * b[u] * Phi;
+            /* H = diag(b) P diag(b) with the diagonal below, written over S's row (S is no longer needed) */
+            for (int64_t w = 0; w < p; w++) S[u * p + w] = b[u] * b[w] * P[u * p + w];
+            S[u * p + u] = b[u] * b[u] * Phi + 2 * b[u] * Db - g * b[u] * phs;
+        }
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, 1, n, p, 1.0, dm, p, l->A, n, 0.0, out->dvar_dmu + i * n, n);
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, n, p, 1.0, S, p, l->A, n, 0.0, Y, n); /* H A */
+        double tot = 0;
+        for (int64_t k = 0; k < n; k++) {
+            double t = 0;
+            for (int64_t u = 0; u < p; u++) t += l->A[u * n + k] * Y[u * n + k];
+            out->dvar_dv[i * n + k] = t, tot += t;
+        }
+        out->dvar_dsigma2[i] = tot;
+    }
+    nm_free(ctx, work);
+    if (!nm_all_finite_f64(out->var, d + 2 * d * n + d)) {
+        nm_var_grad_free(ctx, out);
+        return nm_fail(ctx, NM_ERR_NONFINITE, "the variance or its gradients overflow double");
     }
     return NM_OK;
 }

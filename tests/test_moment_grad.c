@@ -4,7 +4,8 @@
  * independent computation of the same moments: the net's linearization
  * written out by nm_net_linearize and its Affine–ReLU–Affine moments by
  * nm_ara_moments (src/ara.c) under nm_cov_diagonal / nm_cov_isotropic; and
- * the mean itself against the same. Bad input refused.
+ * the mean itself against the same; the variances (method exact) and their
+ * gradients likewise. Bad input refused.
  */
 #include "netbuild.h"
 #include "check.h"
@@ -26,21 +27,22 @@ static nm_net *small_net(void)
     return net;
 }
 
-/* The reference: the ARA moments of the written-out linearization at mu, diag(v) (or σ² I when v is NULL). */
-static void ref_mean(const nm_ara *ara, const double *mu, const double *v, double sigma2, double *mean)
+/* The reference: the ARA moments of the written-out linearization at mu, diag(v) (or σ² I when v is NULL);
+ * the mean, or with var set method exact's variances. */
+static void ref_moment(const nm_ara *ara, const double *mu, const double *v, double sigma2, int var, double *out)
 {
     nm_array mua = {NM_F64, 1, {N_IN}, (void *)mu};
     nm_cov *cov;
     nm_moments m;
     nm_status st = v ? nm_cov_diagonal(ctx, N_IN, v, &cov) : nm_cov_isotropic(ctx, N_IN, sigma2, &cov);
     nm_ara_options o = nm_ara_options_default();
-    o.mean_only = 1;
+    o.mean_only = !var;
     if (st == NM_OK) st = nm_ara_moments(ctx, ara, &mua, cov, &o, &m);
     if (st != NM_OK) {
         fprintf(stderr, "reference: %s\n", nm_ctx_message(ctx));
         exit(2);
     }
-    memcpy(mean, m.mean, (size_t)m.d * sizeof(double));
+    memcpy(out, var ? m.var : m.mean, (size_t)m.d * sizeof(double));
     nm_moments_free(ctx, &m);
     nm_cov_free(ctx, cov);
 }
@@ -61,14 +63,14 @@ static void test_grads(void)
         for (int k = 0; k < N_IN; k++) mu[k] = x0[k] + 0.3 * nrand(), v[k] = 0.05 + (trial + 1) * 0.3 * urand();
         nm_mean_grad g;
         check_true("mean and gradients", nm_linearized_mean_grad(ctx, l, mu, v, &g) == NM_OK);
-        ref_mean(&ara, mu, v, 0, ref);
+        ref_moment(&ara, mu, v, 0, 0, ref);
         double scale = 0;
         for (int i = 0; i < d; i++) scale = fmax(scale, fabs(ref[i]));
         for (int i = 0; i < d; i++) check_close("mean = the ARA moments of the linearization", g.mean[i], ref[i], TOL_MEAN * scale, 0);
         for (int k = 0; k < N_IN; k++) {
             double save = mu[k], h = STEP * (1 + fabs(save));
-            mu[k] = save + h, ref_mean(&ara, mu, v, 0, hi);
-            mu[k] = save - h, ref_mean(&ara, mu, v, 0, lo);
+            mu[k] = save + h, ref_moment(&ara, mu, v, 0, 0, hi);
+            mu[k] = save - h, ref_moment(&ara, mu, v, 0, 0, lo);
             mu[k] = save;
             for (int i = 0; i < d; i++) {
                 double rs = 0;
@@ -76,8 +78,8 @@ static void test_grads(void)
                 check_close("dE/dmu vs central differences", g.dmean_dmu[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * rs, 0);
             }
             save = v[k], h = STEP * save;
-            v[k] = save + h, ref_mean(&ara, mu, v, 0, hi);
-            v[k] = save - h, ref_mean(&ara, mu, v, 0, lo);
+            v[k] = save + h, ref_moment(&ara, mu, v, 0, 0, hi);
+            v[k] = save - h, ref_moment(&ara, mu, v, 0, 0, lo);
             v[k] = save;
             for (int i = 0; i < d; i++) {
                 double rs = 0;
@@ -90,7 +92,7 @@ static void test_grads(void)
         for (int k = 0; k < N_IN; k++) vi[k] = s2;
         nm_mean_grad gi;
         check_true("isotropic gradients", nm_linearized_mean_grad(ctx, l, mu, vi, &gi) == NM_OK);
-        ref_mean(&ara, mu, NULL, s2 + h, hi), ref_mean(&ara, mu, NULL, s2 - h, lo);
+        ref_moment(&ara, mu, NULL, s2 + h, 0, hi), ref_moment(&ara, mu, NULL, s2 - h, 0, lo);
         for (int i = 0; i < d; i++)
             check_close("dE/dsigma2 vs central differences", gi.dmean_dsigma2[i], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * fabs(gi.dmean_dsigma2[i]) + 1e-9, 0);
         nm_mean_grad_free(ctx, &gi);
@@ -110,10 +112,70 @@ static void test_grads(void)
     nm_net_free(ctx, net);
 }
 
+/* The variances (method exact) and their gradients, the same way. */
+static void test_var_grads(void)
+{
+    nm_net *net = small_net();
+    float *x0 = fill_rand(N_IN, 1.0);
+    nm_array xa = {NM_F32, 4, {1, 1, 8, 8}, x0}, A, c1, B, c2;
+    nm_linearized *l;
+    check_true("linearized", nm_linearized_create(ctx, net, &xa, NULL, &l) == NM_OK);
+    check_true("written out", nm_net_linearize(ctx, net, &xa, NULL, &A, &c1, &B, &c2) == NM_OK);
+    nm_ara ara = {&A, &c1, &B, &c2};
+    enum { D = 4 };
+    for (int trial = 0; trial < 2; trial++) {
+        double mu[N_IN], v[N_IN], ref[D], hi[D], lo[D];
+        for (int k = 0; k < N_IN; k++) mu[k] = x0[k] + 0.3 * nrand(), v[k] = 0.05 + (trial + 1) * 0.4 * urand();
+        nm_var_grad g;
+        check_true("variance and gradients", nm_linearized_var_grad(ctx, l, mu, v, &g) == NM_OK);
+        ref_moment(&ara, mu, v, 0, 1, ref);
+        for (int i = 0; i < D; i++) check_close("var = method exact's of the linearization", g.var[i], ref[i], TOL_MEAN * ref[i], 0);
+        for (int k = 0; k < N_IN; k++) {
+            double save = mu[k], h = STEP * (1 + fabs(save));
+            mu[k] = save + h, ref_moment(&ara, mu, v, 0, 1, hi);
+            mu[k] = save - h, ref_moment(&ara, mu, v, 0, 1, lo);
+            mu[k] = save;
+            for (int i = 0; i < D; i++) {
+                double rs = 0;
+                for (int t = 0; t < N_IN; t++) rs = fmax(rs, fabs(g.dvar_dmu[i * N_IN + t]));
+                check_close("dVar/dmu vs central differences", g.dvar_dmu[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * rs, 0);
+            }
+            save = v[k], h = STEP * save;
+            v[k] = save + h, ref_moment(&ara, mu, v, 0, 1, hi);
+            v[k] = save - h, ref_moment(&ara, mu, v, 0, 1, lo);
+            v[k] = save;
+            for (int i = 0; i < D; i++) {
+                double rs = 0;
+                for (int t = 0; t < N_IN; t++) rs = fmax(rs, fabs(g.dvar_dv[i * N_IN + t]));
+                check_close("dVar/dv vs central differences", g.dvar_dv[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * rs, 0);
+            }
+        }
+        double s2 = 0.5 * (trial + 1), h = STEP * s2, vi[N_IN];
+        for (int k = 0; k < N_IN; k++) vi[k] = s2;
+        nm_var_grad gi;
+        check_true("isotropic variance gradients", nm_linearized_var_grad(ctx, l, mu, vi, &gi) == NM_OK);
+        ref_moment(&ara, mu, NULL, s2 + h, 1, hi), ref_moment(&ara, mu, NULL, s2 - h, 1, lo);
+        for (int i = 0; i < D; i++)
+            check_close("dVar/dsigma2 vs central differences", gi.dvar_dsigma2[i], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * fabs(gi.dvar_dsigma2[i]) + 1e-9, 0);
+        nm_var_grad_free(ctx, &gi);
+        nm_var_grad_free(ctx, &g);
+    }
+    double mu[N_IN] = {0}, v[N_IN];
+    for (int k = 0; k < N_IN; k++) v[k] = 1;
+    v[5] = -2;
+    nm_var_grad g;
+    check_true("negative variance refused (var)", nm_linearized_var_grad(ctx, l, mu, v, &g) == NM_ERR_NOT_PSD);
+    nm_array_free(ctx, &A), nm_array_free(ctx, &c1), nm_array_free(ctx, &B), nm_array_free(ctx, &c2);
+    nm_linearized_free(ctx, l);
+    free(x0);
+    nm_net_free(ctx, net);
+}
+
 int main(void)
 {
     ctx = nm_ctx_create();
     test_grads();
+    test_var_grads();
     nm_ctx_free(ctx);
     return check_finish("test_moment_grad");
 }
