@@ -17,7 +17,8 @@ static const char help[] =
     "usage: netmoments attack targeted [--model M.onnx] (--image K | --input x.npy) --target J [--beta B]\n"
     "                                  [--sigma2-max S] [--relinearize R] [--max-iter N] [--margin G]\n"
     "                                  [--mc N] [--seed S] --out DIR\n"
-    "       netmoments attack sparse [--model M.onnx] (--image K | --input x.npy) [--alpha A] [--beta B] [...]\n\n"
+    "       netmoments attack targeted [--model M.onnx] (--images K [--spread] | --image K) --targets all [...] --out DIR\n"
+    "       netmoments attack sparse [--model M.onnx] (--image K | --input x.npy | --images K) [--alpha A] [--beta B] [...]\n\n"
     "The paper's Gaussian targeted attack (Eq 3, DESIGN 1.11): noise N(mu_x, sigma2 I) added to the image M that\n"
     "fools the net in expectation towards class J: minimise max_{i != J} E_i - E_J over -B <= mu_x <= B and\n"
     "0 < sigma2 <= S, E the analytic mean of the logits at M + x (the net linearized at M and split at the last\n"
@@ -29,30 +30,41 @@ static const char help[] =
     "  --relinearize R linearize again at M + mu_x every R evaluations (beyond the paper; default 0: once at M)\n"
     "  --max-iter N    evaluations of the moments at the most (default 300)\n"
     "  --margin G      stop once fooled in expectation by G logits (default 0.5)\n"
-    "  --mc N          samples of the verification (default 10000)   --seed S  theirs (default 1)\n"
+    "  --mc N          samples of the verification (default 10000; 1000 per attack in batch mode)   --seed S  (default 1)\n"
+    "batch mode: --images K (the first K of the split, or with --spread K spread over it) or --image K, with\n"
+    "--targets all: every image towards every class other than its label, on threads (OMP_NUM_THREADS; results do not\n"
+    "depend on it), each verified by sampling; beside it the deterministic baseline at the same beta, projected\n"
+    "gradient descent on the real net's logit margin (--pgd-steps N sign steps of 2.5 B / N, default 100; 0: none).\n"
+    "Writes DIR/attacks.csv and DIR/pgd.csv (a row per attack: the JSON's scalar keys, and mc_argmax),\n"
+    "DIR/summary.json and DIR/summary.md (success rates, mean |mu|_inf and |mu|_2, time per attack), and\n"
+    "DIR/fig-attacks.png/.svg (the first image's attacks, or the first 8 images' for sparse: the image, mu_x and\n"
+    "the first 4 verification samples with the net's label of each).\n"
     "sparse: the paper's alpha%-pixel attack (Eq 4): mu_x non-zero only on a random A % of the inputs (drawn by\n"
     "--seed, fixed before optimising; default A = 4, B = 550), minimising E_c - max_{j != c} E_j for M's label c\n"
     "(the targeted attack towards each other class in the order of M's logits, until one fools).\n"
     "Writes DIR/mu.npy (the model's input shape) and DIR/attack.json (image, label, target, sigma2, beta, support,\n"
     "analytic_mean, mc_mean, mc_share_target, success: the Monte Carlo mean's argmax is J, iterations, time_s;\n"
-    "sparse: alpha, and mc_share_not_label with success: the Monte Carlo mean's argmax is not c).\n"
+    "sparse: alpha, and mc_share_not_label with success: the Monte Carlo mean's argmax is not c), and\n"
+    "DIR/attack.png/.svg (the image, mu_x, and the first 4 verification samples with the net's label of each).\n"
     CLI_MODEL_HELP;
 
-typedef struct {
-    exp_image_args c;
-    const char *input;
-    long long image, mc, relin, max_iter, target;
-    double beta, sigma2_max, margin, alpha;
-    int sparse, beta_set;
-} attack_args;
+
+attack_args exp_attack_defaults(int sparse)
+{
+    nm_attack_options d = nm_attack_options_default();
+    return (attack_args){.c = exp_image_defaults("test"), .image = -1, .mc = 10000, .pgd_steps = 100, .max_iter = d.max_iter, .target = -1,
+                         .beta = sparse ? 550 : d.beta, .sigma2_max = d.sigma2_max, .margin = d.margin, .alpha = 4, .sparse = sparse};
+}
 
 static int parse(int argc, char **argv, attack_args *a)
 {
-    enum { O_INPUT = 1000, O_IMAGE, O_TARGET, O_BETA, O_S2, O_RELIN, O_ITER, O_MARGIN, O_MC, O_ALPHA, O_HELP };
+    enum { O_INPUT = 1000, O_IMAGE, O_TARGET, O_TARGETS, O_PGD, O_BETA, O_S2, O_RELIN, O_ITER, O_MARGIN, O_MC, O_ALPHA, O_HELP };
     static const struct option opts[] = {EXP_IMAGE_OPTIONS,
                                          {"input", required_argument, 0, O_INPUT},
                                          {"image", required_argument, 0, O_IMAGE},
                                          {"target", required_argument, 0, O_TARGET},
+                                         {"targets", required_argument, 0, O_TARGETS},
+                                         {"pgd-steps", required_argument, 0, O_PGD},
                                          {"beta", required_argument, 0, O_BETA},
                                          {"sigma2-max", required_argument, 0, O_S2},
                                          {"relinearize", required_argument, 0, O_RELIN},
@@ -62,9 +74,7 @@ static int parse(int argc, char **argv, attack_args *a)
                                          {"alpha", required_argument, 0, O_ALPHA},
                                          {"help", no_argument, 0, O_HELP},
                                          {0, 0, 0, 0}};
-    nm_attack_options d = nm_attack_options_default();
-    *a = (attack_args){.c = exp_image_defaults("test"), .image = -1, .mc = 10000, .max_iter = d.max_iter, .target = -1, .beta = d.beta,
-                       .sigma2_max = d.sigma2_max, .margin = d.margin, .alpha = 4};
+    *a = exp_attack_defaults(0);
     if (argc < 2 || (strcmp(argv[1], "targeted") && strcmp(argv[1], "sparse"))) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return fputs(help, stdout), -1;
         return cli_error("attack: the first argument must be targeted or sparse (netmoments attack --help)");
@@ -74,6 +84,7 @@ static int parse(int argc, char **argv, attack_args *a)
     int c;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {
+        if (c == EO_IMAGES) a->batch = 1;
         int got = exp_image_option(c, optarg, &a->c);
         if (got < 0) return 1;
         if (got) continue;
@@ -84,6 +95,13 @@ static int parse(int argc, char **argv, attack_args *a)
             break;
         case O_TARGET:
             if (!cli_parse_range(optarg, 0, INT32_MAX, &a->target)) return cli_error("--target: '%s' is not a class index", optarg);
+            break;
+        case O_TARGETS:
+            if (strcmp(optarg, "all")) return cli_error("--targets: '%s' is not 'all' (for one target, --target J)", optarg);
+            a->all_targets = 1;
+            break;
+        case O_PGD:
+            if (!cli_parse_range(optarg, 0, INT32_MAX, &a->pgd_steps)) return cli_error("--pgd-steps: '%s' is not an integer >= 0", optarg);
             break;
         case O_BETA:
             if (!cli_parse_double(optarg, &a->beta) || !(a->beta > 0) || !isfinite(a->beta)) return cli_error("--beta: '%s' is not a number > 0", optarg);
@@ -108,18 +126,27 @@ static int parse(int argc, char **argv, attack_args *a)
             break;
         case O_MC:
             if (!cli_parse_range(optarg, 1, INT64_MAX, &a->mc)) return cli_error("--mc: '%s' is not an integer >= 1", optarg);
+            a->mc_set = 1;
             break;
         case O_HELP:
         case 'h': return fputs(help, stdout), -1;
-        default: return cli_error("attack targeted: unknown or incomplete option '%s' (netmoments attack --help)", cli_optname);
+        default: return cli_error("attack %s: unknown or incomplete option '%s' (netmoments attack --help)", a->sparse ? "sparse" : "targeted", cli_optname);
         }
     }
-    if (optind < argc) return cli_error("attack targeted: unexpected argument '%s'", argv[optind]);
-    if ((a->input != NULL) == (a->image >= 0)) return cli_error("attack targeted: give exactly one of --input and --image");
-    if (!a->sparse && a->target < 0) return cli_error("attack targeted: --target J is required");
+    if (optind < argc) return cli_error("attack %s: unexpected argument '%s'", a->sparse ? "sparse" : "targeted", argv[optind]);
+    const char *cmd = a->sparse ? "attack sparse" : "attack targeted";
+    if (a->all_targets && a->sparse) return cli_error("attack sparse: takes no --targets (it leaves the label for any class)");
+    if (a->all_targets && a->target >= 0) return cli_error("attack targeted: give --target J or --targets all, not both");
+    if (!a->sparse && a->batch && !a->all_targets) return cli_error("attack targeted: --images K needs --targets all (for one image, --image K --target J)");
+    if (a->all_targets && a->image >= 0) a->batch = 1; /* --image K --targets all: a batch of one image */
+    if (a->batch && a->input) return cli_error("%s: --input attacks one image; batch mode takes --images K or --image K", cmd);
+    if (a->batch && a->image >= 0 && a->c.images > 0 && !a->all_targets) return cli_error("%s: give one of --image and --images", cmd);
+    if (!a->batch && (a->input != NULL) == (a->image >= 0)) return cli_error("%s: give exactly one of --input and --image (or --images K)", cmd);
+    if (!a->sparse && !a->batch && a->target < 0) return cli_error("attack targeted: --target J (or --targets all) is required");
     if (a->sparse && a->target >= 0) return cli_error("attack sparse: takes no --target (it leaves the label for any class)");
     if (a->sparse && !a->beta_set) a->beta = 550; /* the paper's for Eq 4 on MNIST */
-    if (!a->c.out) return cli_error("attack targeted: --out DIR is required");
+    if (a->batch && !a->mc_set) a->mc = 1000;
+    if (!a->c.out) return cli_error("%s: --out DIR is required", cmd);
     return 0;
 }
 
@@ -151,6 +178,59 @@ static int load_image(nm_ctx *ctx, const attack_args *a, exp_images *im, float *
     nm_free(ctx, d);
     nm_array_free(ctx, &x);
     *M = im->X;
+    return rc;
+}
+
+
+/* One row per attack of the figure: the image (and its label), mu_x (blue -beta .. red +beta) and the first
+ * FIG_SAMPLES samples of its verification with the net's label of each. */
+#define FIG_SAMPLES 4
+#define FIG_COLS (2 + FIG_SAMPLES)
+typedef struct {
+    const float *M, *mu;
+    double sigma2;
+    int label, target;
+    long long image;
+    uint64_t stream;
+} fig_row;
+
+static int attack_figure(nm_ctx *ctx, nm_net *net, const exp_images *im, const attack_args *a, const char *dir, const char *name, int rows,
+                         const fig_row *row, const char *title)
+{
+    int64_t n = im->n, W = im->ndim >= 2 ? im->shape[im->ndim - 1] : n, H = im->ndim >= 3 ? im->shape[im->ndim - 2] : 1, hw = H * W;
+    int cells = rows * FIG_COLS, rc = 0;
+    nm_plot_image *pi = calloc((size_t)cells, sizeof *pi);
+    double *pix = malloc((size_t)cells * (size_t)hw * sizeof(double));
+    float *X = malloc((size_t)(FIG_SAMPLES * n) * sizeof(float));
+    char (*titles)[64] = calloc((size_t)cells, sizeof *titles);
+    int lab[FIG_SAMPLES];
+    if (!pi || !pix || !X || !titles) rc = cli_error("attack: out of memory for the figure");
+    for (int r = 0; !rc && r < rows; r++) {
+        const fig_row *f = &row[r];
+        nm_status st = nm_attack_samples(ctx, net, f->M, f->mu, f->sigma2, FIG_SAMPLES, a->c.seed, f->stream, X, lab);
+        if (st != NM_OK) {
+            rc = cli_fail(ctx, st, "attack: the figure's samples");
+            break;
+        }
+        for (int col = 0; col < FIG_COLS; col++) {
+            int i = r * FIG_COLS + col;
+            const float *src = col == 0 ? f->M : col == 1 ? f->mu : X + (col - 2) * n;
+            for (int64_t k = 0; k < hw; k++) pix[i * hw + k] = src[k]; /* the first channel */
+            pi[i] = (nm_plot_image){titles[i], pix + i * hw, H, W, col == 1 ? a->beta : 0};
+            if (col == 0 && f->image >= 0) snprintf(titles[i], sizeof titles[i], "image %lld: %d", f->image, f->label);
+            else if (col == 0) snprintf(titles[i], sizeof titles[i], "the image: %d", f->label);
+            else if (col == 1 && a->sparse) snprintf(titles[i], sizeof titles[i], "mu_x (sigma2 %.2g)", f->sigma2);
+            else if (col == 1) snprintf(titles[i], sizeof titles[i], "mu_x -> %d (sigma2 %.2g)", f->target, f->sigma2);
+            else snprintf(titles[i], sizeof titles[i], "sample: %d", lab[col - 2]);
+        }
+    }
+    char png[4200], svg[4200], caption[300];
+    snprintf(png, sizeof png, "%s/%s.png", dir, name), snprintf(svg, sizeof svg, "%s/%s.svg", dir, name);
+    snprintf(caption, sizeof caption, "mu_x: blue -%g, grey 0, red +%g (beta); samples M + mu_x + sigma eps, the first %d of the verification, with the net's label",
+             a->beta, a->beta, FIG_SAMPLES);
+    nm_status st;
+    if (!rc && (st = nm_plot_images(ctx, png, svg, cells, FIG_COLS, pi, title, caption)) != NM_OK) rc = cli_fail(ctx, st, "attack: the figure");
+    free(pi), free(pix), free(X), free(titles);
     return rc;
 }
 
@@ -231,6 +311,11 @@ static int run(const attack_args *a, const char *dir)
         }
         free(txt);
         cJSON_Delete(j);
+        fig_row fr = {M, mu, r.sigma2, r.label, r.target, a->image, 0};
+        char title[200];
+        if (a->sparse) snprintf(title, sizeof title, "Gaussian %g%%-pixel attack (Eq 4), beta %g: %s", a->alpha, a->beta, success ? "success" : "failure");
+        else snprintf(title, sizeof title, "Gaussian targeted attack (Eq 3), beta %g: %s", a->beta, success ? "success" : "failure");
+        if (!rc) rc = attack_figure(ctx, im.net, &im, a, dir, "attack", 1, &fr, title);
         if (!rc)
             printf("attack %d -> %d: sigma2 %.4g, |mu|_inf %.3g, |mu|_2 %.4g, %d evaluations, %.2f s; analytic gap %.4g (%s in expectation);\n"
                    "verified by %lld samples: the Monte Carlo mean's argmax is %d (%s), %.1f %% of the samples are classified %s %d\n",
@@ -244,13 +329,159 @@ static int run(const attack_args *a, const char *dir)
     return rc;
 }
 
-static int attack_fn(const void *a, const char *dir) { return run(a, dir); }
+
+/* ---------------------------------------------------------------- batch mode */
+
+static void write_rows(FILE *f, const attack_args *a, const nm_attack_table *t, const int64_t *index, int pgd)
+{
+    fprintf(f, "image,label,%s,sigma2,beta,%ssupport,mu_linf,mu_l2,gap,fooled_analytic,mc,%s,mc_argmax,success,iterations,relinearize,time_s\n",
+            a->sparse ? "reached" : "target", a->sparse ? "alpha," : "", a->sparse ? "mc_share_not_label" : "mc_share_target");
+    for (int64_t i = 0; i < t->count; i++) {
+        const nm_attack_row *r = &t->row[i];
+        fprintf(f, "%lld,%d,%d,%.9g,%g,", (long long)index[r->image], r->label, r->target, r->sigma2, a->beta);
+        if (a->sparse) fprintf(f, "%g,", a->alpha);
+        fprintf(f, "%lld,%.6g,%.6g,%.6g,%d,%lld,%.6g,%d,%d,%d,%lld,%.4f\n", (long long)r->support, r->mu_linf, r->mu_l2, r->gap, r->fooled_analytic,
+                pgd ? 0 : a->mc, r->mc_share, r->mc_argmax, r->success, r->iterations, pgd ? 0 : a->relin, r->time_s);
+    }
+}
+
+static cJSON *summary_json(const nm_attack_table *t)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "attacks", (double)t->count);
+    cJSON_AddNumberToObject(j, "successes", (double)t->successes);
+    cJSON_AddNumberToObject(j, "success_rate", (double)t->successes / (double)t->count);
+    cJSON_AddNumberToObject(j, "mean_mu_linf", t->mean_linf);
+    cJSON_AddNumberToObject(j, "mean_mu_l2", t->mean_l2);
+    cJSON_AddNumberToObject(j, "time_per_attack_s", t->mean_time_s);
+    return j;
+}
+
+/* The batch's Markdown table: the Gaussian attack's verified success rate beside PGD's (p may be NULL). */
+static void write_summary(FILE *f, const attack_args *a, int64_t count, const nm_attack_table *g, const nm_attack_table *p)
+{
+    fprintf(f, "| %s, beta %g%s, %lld images, %lld attacks | success (verified) | mean \\|mu\\|_inf | mean \\|mu\\|_2 | time per attack |\n"
+               "|---|---|---|---|---|\n",
+            a->sparse ? "alpha%-pixel attack (Eq 4)" : "targeted attack (Eq 3)", a->beta, a->sparse ? "" : ", every other class", (long long)count,
+            (long long)g->count);
+    fprintf(f, "| Gaussian, %s, sigma2 <= %g, %lld samples each | %.2f %% | %.3g | %.4g | %.3f s |\n",
+            a->relin ? "relinearized" : "linearized once at M", a->sigma2_max, a->mc, 100.0 * (double)g->successes / (double)g->count, g->mean_linf,
+            g->mean_l2, g->mean_time_s);
+    if (p)
+        fprintf(f, "| PGD on the real net's margin, %lld steps (deterministic) | %.2f %% | %.3g | %.4g | %.3f s |\n", a->pgd_steps,
+                100.0 * (double)p->successes / (double)p->count, p->mean_linf, p->mean_l2, p->mean_time_s);
+    if (a->relin) fprintf(f, "\nRelinearized at M + mu_x every %lld evaluations.\n", a->relin);
+    if (a->sparse) fprintf(f, "\nThe support: %g %% of the inputs, drawn by seed %llu, the same for every image.\n", a->alpha, (unsigned long long)a->c.seed);
+}
+
+static int run_batch(const attack_args *a, const char *dir, FILE *report)
+{
+    nm_ctx *ctx = cli_ctx_create();
+    if (!ctx) return 1;
+    exp_images im;
+    const char *cmd = a->sparse ? "attack sparse" : "attack targeted";
+    long long want = a->image >= 0 ? a->image + 1 : a->c.images;
+    int rc = exp_load_images(ctx, a->c.model, a->c.data, a->c.split, want, a->image >= 0 ? 0 : a->c.spread, cmd, &im);
+    if (!rc && a->image >= 0 && im.count <= a->image)
+        rc = cli_error("--image %lld: the %s split of %s has images 0..%lld", a->image, a->c.split, a->c.data, (long long)im.count - 1);
+    const float *X = NULL;
+    int64_t count = 0;
+    if (!rc) X = a->image >= 0 ? im.X + a->image * im.n : im.X, count = a->image >= 0 ? 1 : im.count;
+    const int64_t *index = a->image >= 0 && !rc ? im.index + a->image : im.index;
+    nm_attack_batch_options o = nm_attack_batch_options_default();
+    o.attack.beta = a->beta, o.attack.sigma2_max = a->sigma2_max, o.attack.relinearize = (int)a->relin, o.attack.max_iter = (int)a->max_iter;
+    o.attack.margin = a->margin;
+    o.untargeted = a->sparse, o.pgd_steps = (int)a->pgd_steps, o.mc = a->mc, o.seed = a->c.seed, o.keep_mu = 1;
+    uint8_t *mask = NULL;
+    nm_status st;
+    if (!rc && a->sparse) {
+        if (!(mask = malloc((size_t)im.n))) rc = cli_error("attack: out of memory");
+        else if ((st = nm_attack_support(ctx, im.n, a->alpha, a->c.seed, mask, NULL)) != NM_OK) rc = cli_fail(ctx, st, cmd);
+        o.attack.support = mask;
+    }
+    nm_attack_table g = {0}, p = {0};
+    double t0 = cli_now(), t_gauss = 0, t_pgd = 0;
+    if (!rc) {
+        cli_progress pg = cli_progress_make(cmd, "attacks");
+        o.progress = cli_progress_print, o.user = &pg;
+        if ((st = nm_attack_batch(ctx, im.net, X, count, &o, &g)) != NM_OK) rc = cli_fail(ctx, st, cmd);
+        t_gauss = cli_now() - t0;
+    }
+    if (!rc && a->pgd_steps > 0) {
+        cli_progress pg = cli_progress_make("PGD baseline", "attacks");
+        o.progress = cli_progress_print, o.user = &pg, o.pgd = 1, o.keep_mu = 0;
+        t0 = cli_now();
+        if ((st = nm_attack_batch(ctx, im.net, X, count, &o, &p)) != NM_OK) rc = cli_fail(ctx, st, "the PGD baseline");
+        t_pgd = cli_now() - t0;
+    }
+    FILE *fa = NULL, *fp = NULL, *fs = NULL, *fm = NULL;
+    if (!rc && (!(fa = exp_open(dir, "attacks.csv")) || (a->pgd_steps > 0 && !(fp = exp_open(dir, "pgd.csv"))) || !(fs = exp_open(dir, "summary.json")) ||
+                !(fm = exp_open(dir, "summary.md"))))
+        rc = 1;
+    if (!rc) {
+        write_rows(fa, a, &g, index, 0);
+        if (fp) write_rows(fp, a, &p, index, 1);
+        cJSON *j = cJSON_CreateObject(), *jg = summary_json(&g), *jp = fp ? summary_json(&p) : NULL;
+        cJSON_AddStringToObject(j, "attack", a->sparse ? "sparse" : "targeted");
+        cJSON_AddNumberToObject(j, "images", (double)count);
+        cJSON_AddNumberToObject(j, "beta", a->beta);
+        if (a->sparse) cJSON_AddNumberToObject(j, "alpha", a->alpha);
+        cJSON_AddNumberToObject(j, "sigma2_max", a->sigma2_max);
+        cJSON_AddNumberToObject(j, "relinearize", (double)a->relin);
+        cJSON_AddNumberToObject(j, "mc", (double)a->mc);
+        cJSON_AddNumberToObject(jg, "wall_s", t_gauss);
+        cJSON_AddItemToObject(j, "gaussian", jg);
+        if (jp) {
+            cJSON_AddNumberToObject(jp, "wall_s", t_pgd), cJSON_AddNumberToObject(jp, "steps", (double)a->pgd_steps);
+            cJSON_AddItemToObject(j, "pgd", jp);
+        }
+        char *txt = cJSON_Print(j);
+        fprintf(fs, "%s\n", txt);
+        free(txt), cJSON_Delete(j);
+        write_summary(fm, a, count, &g, fp ? &p : NULL);
+        if (report) write_summary(report, a, count, &g, fp ? &p : NULL);
+    }
+    if (fa && fclose(fa)) rc = cli_error("%s: writing attacks.csv failed", cmd);
+    if (fp && fclose(fp)) rc = cli_error("%s: writing pgd.csv failed", cmd);
+    if (fs && fclose(fs)) rc = cli_error("%s: writing summary.json failed", cmd);
+    if (fm && fclose(fm)) rc = cli_error("%s: writing summary.md failed", cmd);
+    if (!rc) { /* the figure: the first image's attacks, or the first images' for sparse */
+        int64_t want_rows = a->sparse ? 8 : g.d - 1;
+        int rows = (int)(g.count < want_rows ? g.count : want_rows > 64 ? 64 : want_rows);
+        fig_row fr[64];
+        for (int r = 0; r < rows; r++) {
+            const nm_attack_row *w = &g.row[r];
+            fr[r] = (fig_row){X + w->image * im.n, g.mu + r * im.n, w->sigma2, w->label, w->target, (long long)index[w->image], (uint64_t)r};
+        }
+        char title[200];
+        snprintf(title, sizeof title, "%s, beta %g: %lld of %lld verified successes (%.1f %%)", a->sparse ? "Gaussian alpha%-pixel attacks" : "Gaussian targeted attacks",
+                 a->beta, (long long)g.successes, (long long)g.count, 100.0 * (double)g.successes / (double)g.count);
+        rc = attack_figure(ctx, im.net, &im, a, dir, "fig-attacks", rows, fr, title);
+    }
+    if (!rc)
+        printf("%s, beta %g: %lld images, %lld attacks\n  Gaussian (%s): %.2f %% verified by %lld samples each, mean |mu|_inf %.3g, |mu|_2 %.4g, %.3f s per attack\n",
+               cmd, a->beta, (long long)count, (long long)g.count, a->relin ? "relinearized" : "linearized once", 100.0 * (double)g.successes / (double)g.count,
+               a->mc, g.mean_linf, g.mean_l2, g.mean_time_s);
+    if (!rc && a->pgd_steps > 0)
+        printf("  PGD baseline (%lld steps): %.2f %%, mean |mu|_inf %.3g, |mu|_2 %.4g, %.3f s per attack\n", a->pgd_steps,
+               100.0 * (double)p.successes / (double)p.count, p.mean_linf, p.mean_l2, p.mean_time_s);
+    nm_attack_table_free(ctx, &g), nm_attack_table_free(ctx, &p);
+    free(mask);
+    exp_images_free(ctx, &im);
+    nm_ctx_free(ctx);
+    return rc;
+}
+
+int exp_attack(const attack_args *a, const char *dir, FILE *report) { return a->batch ? run_batch(a, dir, report) : run(a, dir); }
+
+static int attack_fn(const void *a, const char *dir) { return exp_attack(a, dir, NULL); }
 
 int cmd_attack(int argc, char **argv)
 {
     attack_args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    if (!(rc = exp_in_outdir(a.c.out, attack_fn, &a))) printf("wrote %s/{mu.npy,attack.json}\n", a.c.out);
+    if (!(rc = exp_in_outdir(a.c.out, attack_fn, &a)))
+        printf(a.batch ? "wrote %s/{attacks.csv,pgd.csv,summary.json,summary.md,fig-attacks.png,fig-attacks.svg} (pgd.csv with --pgd-steps > 0)\n" : "wrote %s/{mu.npy,attack.json,attack.png,attack.svg}\n", a.c.out);
     return rc;
 }

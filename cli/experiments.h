@@ -95,6 +95,20 @@ typedef struct {
 } sens_args;
 int exp_sensitivity(const sens_args *a, const char *dir, FILE *report);
 
+/* `attack targeted` and `attack sparse` (Eq 3, Eq 4): one image (--image or --input) or a batch (batch set:
+ * the first `c.images`, or image `image` alone, towards every other class or once each for sparse). */
+typedef struct {
+    exp_image_args c;
+    const char *input;
+    long long image, mc, relin, max_iter, target, pgd_steps;
+    double beta, sigma2_max, margin, alpha;
+    int sparse, beta_set, batch, all_targets, mc_set;
+} attack_args;
+/* The command's defaults (sparse: Eq 4's beta 550). */
+attack_args exp_attack_defaults(int sparse);
+/* Runs it into dir; a batch also writes its summary table into report (may be NULL). 0, or 1 after printing. */
+int exp_attack(const attack_args *a, const char *dir, FILE *report);
+
 /* fn(args, dir) with dir a staging directory of --out, whose files are moved into out when it succeeds
  * (cli/outdir.h) and removed when it fails; 0, or 1 after printing why. */
 int exp_in_outdir(const char *out, int (*fn)(const void *args, const char *dir), const void *args);

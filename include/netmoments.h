@@ -1015,6 +1015,67 @@ NM_API void nm_attack_result_free(nm_ctx *ctx, nm_attack_result *r);
 NM_API nm_status nm_attack_verify(nm_ctx *ctx, nm_net *net, const float *M, const float *mu_x, double sigma2, int64_t mc, uint64_t seed,
                                   int cls, double *mc_mean, double *share);
 
+/* The deterministic baseline at the same β: projected gradient descent
+ * (sign steps of 2.5 β / steps, clipped to [−β, β] on the support) on the
+ * real net's logit margin, max_{i≠j} y_i − y_j towards opt->target (or
+ * y_c − max_{j≠c} y_j for NM_ATTACK_UNTARGETED), its gradient by the net's
+ * vjp; stops once the margin is below −opt->margin. The result is the best
+ * iterate: sigma2 0, gap its margin (< 0: classified as the target, or
+ * away from c), analytic_mean the net's logits at M + μx. */
+NM_API nm_status nm_attack_pgd(nm_ctx *ctx, nm_net *net, const float *M, const nm_attack_options *opt, int steps, float *mu_x,
+                               nm_attack_result *out);
+
+/* Many attacks: every image of X (count × n) towards every class other
+ * than its predicted label (targeted), or once each for Eq 4's objective
+ * (untargeted), on threads with a net copy each; results do not depend on
+ * the thread count. Each Gaussian attack is verified by mc samples of the
+ * real net (stream = the attack's index of the seed); a PGD attack is
+ * judged by the net's label at M + μx itself. */
+typedef struct {
+    nm_attack_options attack; /* target is ignored */
+    int untargeted;           /* 0: targeted towards every other class; 1: Eq 4's objective, once per image */
+    int pgd;                  /* 0: the Gaussian attack (nm_attack_run); 1: the PGD baseline (nm_attack_pgd) */
+    int pgd_steps;            /* default 100 */
+    int64_t mc;               /* verification samples per Gaussian attack (default 1000) */
+    uint64_t seed;            /* theirs (default 1) */
+    int keep_mu;              /* non-zero: keep every μx (count_attacks × n floats) */
+    nm_progress_fn progress;  /* may be NULL; after each attack, under a lock */
+    void *user;
+} nm_attack_batch_options;
+NM_API nm_attack_batch_options nm_attack_batch_options_default(void);
+
+typedef struct {
+    int64_t image;            /* row of X */
+    int label, target;        /* predicted label of M; the target (untargeted: the class reached) */
+    double sigma2;            /* 0 for PGD */
+    int64_t support;
+    double mu_linf, mu_l2;
+    double gap;               /* analytic (Gaussian) or real (PGD) margin at the result */
+    int fooled_analytic;      /* gap < 0 */
+    int iterations;           /* evaluations of the moments, or PGD steps */
+    int mc_argmax;            /* the Monte Carlo mean's argmax (PGD: the net's label at M + μx) */
+    double mc_share;          /* the share of samples classified as the target (untargeted: not as the label); PGD 0 or 1 */
+    int success;              /* mc_argmax is the target (untargeted: is not the label) */
+    double time_s;            /* wall time of this attack and its verification on its thread */
+} nm_attack_row;
+
+typedef struct {
+    int64_t count, n, d;
+    nm_attack_row *row;       /* count */
+    float *mu;                /* count × n with keep_mu, else NULL */
+    int64_t successes;
+    double mean_linf, mean_l2, mean_time_s; /* over all attacks */
+} nm_attack_table;
+NM_API nm_status nm_attack_batch(nm_ctx *ctx, nm_net *net, const float *X, int64_t count, const nm_attack_batch_options *opt,
+                                 nm_attack_table *out);
+NM_API void nm_attack_table_free(nm_ctx *ctx, nm_attack_table *t);
+
+/* The first k samples of the verification of an attack (the same seed and
+ * stream as nm_attack_verify_stream's, stream 0 for nm_attack_verify):
+ * X (k × n) = M + μx + σ ε, and labels (k) the net's label of each. */
+NM_API nm_status nm_attack_samples(nm_ctx *ctx, nm_net *net, const float *M, const float *mu_x, double sigma2, int64_t k, uint64_t seed,
+                                   uint64_t stream, float *X, int *labels);
+
 /* ---------------------------------------------------------------- figures (cairo) */
 
 /* One scatter series: points (x[i·stride], y[i·stride]); marker 0 circle, 1 cross. */
@@ -1054,6 +1115,21 @@ typedef struct {
  * above and a caption below; PNG and/or SVG (either may be NULL). */
 NM_API nm_status nm_plot_heatmaps(nm_ctx *ctx, const char *png, const char *svg, int n, const nm_plot_heat *maps, double vmax,
                                   const char *title, const char *caption);
+
+/* One image of a grid: H×W pixels drawn grey over their own range, or with
+ * scale > 0 diverging (blue −scale, grey 0, red +scale); pixels NULL: an
+ * empty cell. */
+typedef struct {
+    const char *title;
+    const double *pixels;
+    int64_t H, W;
+    double scale;
+} nm_plot_image;
+
+/* Up to 400 images in rows of cols (≤ 20), a title above and a caption
+ * below; PNG and/or SVG (either may be NULL). */
+NM_API nm_status nm_plot_images(nm_ctx *ctx, const char *png, const char *svg, int n, int cols, const nm_plot_image *images,
+                                const char *title, const char *caption);
 
 #ifdef __cplusplus
 }

@@ -215,6 +215,24 @@ static void heat_color(double t, double *rgb)
     for (int k = 0; k < 3; k++) rgb[k] = t < 0.5 ? lo[k] + (mid[k] - lo[k]) * 2 * t : mid[k] + (hi[k] - mid[k]) * (2 * t - 1);
 }
 
+/* An H×W image at (ox, oy), px per pixel: grey over its own range, or with
+ * scale > 0 diverging blue → grey → red over [−scale, scale]. */
+static void draw_pixels(cairo_t *cr, double ox, double oy, double px, const double *image, int64_t H, int64_t W, double scale)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t k = 0; k < H * W; k++) lo = fmin(lo, image[k]), hi = fmax(hi, image[k]);
+    if (!(hi > lo)) hi = lo + 1;
+    for (int64_t y = 0; y < H; y++)
+        for (int64_t x = 0; x < W; x++) {
+            double v = image[y * W + x], rgb[3];
+            if (scale > 0) heat_color(0.5 + 0.5 * v / scale, rgb);
+            else rgb[0] = rgb[1] = rgb[2] = (v - lo) / (hi - lo);
+            cairo_set_source_rgb(cr, rgb[0], rgb[1], rgb[2]);
+            cairo_rectangle(cr, ox + x * px, oy + y * px, px + 0.5, px + 0.5);
+            cairo_fill(cr);
+        }
+}
+
 typedef struct {
     int n;
     const nm_plot_heat *h;
@@ -233,16 +251,8 @@ static void draw_heat(cairo_t *cr, const void *arg)
     for (int i = 0; i < f->n; i++) {
         const nm_plot_heat *h = &f->h[i];
         double ox = HEAT_GAP + (i % HEAT_COLS) * (HEAT_CELL + HEAT_GAP), oy = 60 + (i / HEAT_COLS) * (HEAT_CELL + 2 * HEAT_GAP);
-        double px = HEAT_CELL / (double)(h->W > h->H ? h->W : h->H), lo = INFINITY, hi = -INFINITY;
-        for (int64_t k = 0; k < h->H * h->W; k++) lo = fmin(lo, h->image[k]), hi = fmax(hi, h->image[k]);
-        if (!(hi > lo)) hi = lo + 1;
-        for (int64_t y = 0; y < h->H; y++)
-            for (int64_t x = 0; x < h->W; x++) {
-                double g = (h->image[y * h->W + x] - lo) / (hi - lo);
-                cairo_set_source_rgb(cr, g, g, g);
-                cairo_rectangle(cr, ox + x * px, oy + y * px, px + 0.5, px + 0.5);
-                cairo_fill(cr);
-            }
+        double px = HEAT_CELL / (double)(h->W > h->H ? h->W : h->H);
+        draw_pixels(cr, ox, oy, px, h->image, h->H, h->W, 0);
         for (int64_t r = 0; r < h->P; r++)
             for (int64_t q = 0; q < h->Q; q++) {
                 double v = h->map[r * h->Q + q], rgb[3];
@@ -286,4 +296,49 @@ nm_status nm_plot_heatmaps(nm_ctx *ctx, const char *png, const char *svg, int n,
     int rows = (n + HEAT_COLS - 1) / HEAT_COLS;
     return write_figure(ctx, png, svg, HEAT_GAP + HEAT_COLS * (HEAT_CELL + HEAT_GAP) + HEAT_BAR, 60 + rows * (HEAT_CELL + 2 * HEAT_GAP) + 20,
                         draw_heat, &f);
+}
+
+/* ---------------------------------------------------------------- image grids (the attacks' Fig 4 and Fig 5) */
+
+#define GRID_CELL 112.0
+#define GRID_GAP 18.0
+
+typedef struct {
+    int n, cols;
+    const nm_plot_image *im;
+    const char *title, *caption;
+} grid_fig;
+
+static void draw_grid(cairo_t *cr, const void *arg)
+{
+    const grid_fig *f = arg;
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text(cr, 16, 26, f->title, 0, 15);
+    for (int i = 0; i < f->n; i++) {
+        const nm_plot_image *m = &f->im[i];
+        if (!m->pixels) continue;
+        double ox = GRID_GAP + (i % f->cols) * (GRID_CELL + GRID_GAP), oy = 48 + (i / f->cols) * (GRID_CELL + 2 * GRID_GAP);
+        draw_pixels(cr, ox, oy, GRID_CELL / (double)(m->W > m->H ? m->W : m->H), m->pixels, m->H, m->W, m->scale);
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        text(cr, ox + GRID_CELL / 2, oy + GRID_CELL + 14, m->title ? m->title : "", 0.5, 11);
+    }
+    int rows = (f->n + f->cols - 1) / f->cols;
+    text(cr, 16, 48 + rows * (GRID_CELL + 2 * GRID_GAP) + 4, f->caption ? f->caption : "", 0, 12);
+}
+
+nm_status nm_plot_images(nm_ctx *ctx, const char *png, const char *svg, int n, int cols, const nm_plot_image *images, const char *title,
+                         const char *caption)
+{
+    if (!ctx || n < 1 || n > 400 || cols < 1 || cols > 20 || !images) return nm_fail(ctx, NM_ERR_ARG, "1 to 400 images in 1 to 20 columns");
+    for (int i = 0; i < n; i++) {
+        const nm_plot_image *m = &images[i];
+        if (m->pixels && (m->H < 1 || m->W < 1 || !(m->scale >= 0) || !nm_all_finite_f64(m->pixels, m->H * m->W)))
+            return nm_fail(ctx, NM_ERR_ARG, "image %d: positive sizes, finite pixels and a scale >= 0", i);
+    }
+    grid_fig f = {n, cols, images, title ? title : "", caption};
+    int rows = (n + cols - 1) / cols;
+    return write_figure(ctx, png, svg, GRID_GAP + cols * (GRID_CELL + GRID_GAP), 48 + rows * (GRID_CELL + 2 * GRID_GAP) + 20, draw_grid, &f);
 }

@@ -72,4 +72,27 @@ nz=$(od -A n -t f4 -j 128 -v "$dir/sp/mu.npy" | tr -s ' ' '\n' | grep -v '^$' | 
 [ "$nz" -le 31 ] && ok || bad "sparse: mu is non-zero on at most the support ($nz)"
 expect_error "sparse with a target" attack sparse --image 3 --target 8 --out "$dir/b"
 expect_error "alpha 0" attack sparse --image 3 --alpha 0 --out "$dir/b"
+for f in attack.png attack.svg; do [ -s "$dir/a/$f" ] && ok || bad "attack writes $f"; done
+head -c 8 "$dir/a/attack.png" | grep -q PNG && grep -q '<svg' "$dir/a/attack.svg" && ok || bad "attack's figure is a PNG and an SVG"
+# batch mode: one image towards every other class, and two images sparse
+out=$("$nm" attack targeted --image 3 --targets all --max-iter 15 --pgd-steps 5 --mc 50 --out "$dir/ab") && ok || bad "attack batch runs: $out"
+echo "$out" | grep -q 'PGD baseline (5 steps)' && ok || bad "batch prints the baseline: $out"
+for f in attacks.csv pgd.csv summary.json summary.md fig-attacks.png fig-attacks.svg; do [ -s "$dir/ab/$f" ] && ok || bad "batch writes $f"; done
+head -1 "$dir/ab/attacks.csv" | grep -q '^image,label,target,sigma2,beta,support,mu_linf,mu_l2,gap,fooled_analytic,mc,mc_share_target,mc_argmax,success,iterations,relinearize,time_s$' && ok || bad "attacks.csv columns"
+[ "$(wc -l < "$dir/ab/attacks.csv")" -eq 10 ] && [ "$(wc -l < "$dir/ab/pgd.csv")" -eq 10 ] && ok || bad "a row per other class (9)"
+[ "$(cut -d, -f1 "$dir/ab/attacks.csv" | tail -n +2 | sort -u)" = 3 ] && [ "$(cut -d, -f3 "$dir/ab/attacks.csv" | tail -n +2 | sort | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 " ] && ok || bad "rows: image 3 towards 1..9"
+awk -F, 'NR > 1 && ($7 > 30 || $4 <= 0 || $4 > 2) { bad = 1 } END { exit bad }' "$dir/ab/attacks.csv" && ok || bad "every mu within beta, every sigma2 in (0, 2]"
+grep -q '"success_rate"' "$dir/ab/summary.json" && grep -q '"pgd"' "$dir/ab/summary.json" && ok || bad "summary.json has the rates"
+OMP_NUM_THREADS=1 "$nm" attack targeted --image 3 --targets all --max-iter 15 --pgd-steps 5 --mc 50 --out "$dir/ab1" >/dev/null && ok || bad "batch on one thread"
+for f in attacks.csv pgd.csv; do
+  cmp -s <(cut -d, -f1-16 "$dir/ab/$f") <(cut -d, -f1-16 "$dir/ab1/$f") && ok || bad "$f identical on one thread and several"; done
+out=$("$nm" attack sparse --images 2 --max-iter 10 --pgd-steps 5 --mc 50 --out "$dir/sb") && ok || bad "sparse batch runs: $out"
+[ "$(wc -l < "$dir/sb/attacks.csv")" -eq 3 ] && head -1 "$dir/sb/attacks.csv" | grep -q ',reached,.*,alpha,support,.*mc_share_not_label' && ok || bad "sparse batch: a row per image, its columns"
+awk -F, 'NR > 1 && $7 != 31 { bad = 1 } END { exit bad }' "$dir/sb/attacks.csv" && ok || bad "sparse batch: support 31 everywhere"
+expect_error "--images without --targets all" attack targeted --images 2 --out "$dir/b"
+expect_error "--targets other than all" attack targeted --image 3 --targets 5 --out "$dir/b"
+expect_error "--targets and --target" attack targeted --image 3 --target 5 --targets all --out "$dir/b"
+expect_error "--targets with sparse" attack sparse --images 2 --targets all --out "$dir/b"
+expect_error "--input in batch mode" attack targeted --input "$dir/a/mu.npy" --targets all --out "$dir/b"
+expect_error "pgd-steps -1" attack targeted --image 3 --targets all --pgd-steps -1 --out "$dir/b"
 finish cli_adversarial

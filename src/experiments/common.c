@@ -61,20 +61,29 @@ nm_status nm_exp_predict(nm_ctx *ctx, nm_net *net, const float *X, int64_t count
     return st;
 }
 
-nm_status nm_exp_logit_jacobian(nm_ctx *ctx, nm_net *net, const float *x, float *y, float *J)
+nm_status nm_exp_logits_at(nm_ctx *ctx, nm_net *net, const float *x, float *y)
 {
     int last = nm_net_logits_node(net);
-    int64_t n = nm_exp_input_size(net), d = nm_exp_logit_count(net);
     nm_status st = nm_require_batchable(ctx, net, last, "the logits' gradients");
-    float *E = st == NM_OK ? nm_alloc_zero(ctx, (size_t)(d * d), sizeof(float)) : NULL;
-    if (st == NM_OK && !E) st = NM_ERR_NOMEM;
     if (st == NM_OK) st = nm_net_run(ctx, net, 0, last, 1, x);
-    if (st == NM_OK) {
-        memcpy(y, net->v[net->node[last].out].x, (size_t)d * sizeof(float));
-        for (int64_t k = 0; k < d; k++) E[k * d + k] = 1;
-        st = nm_net_run_vjp(ctx, net, 0, last, d, E, 0);
-    }
-    if (st == NM_OK) memcpy(J, net->v[net->input].g, (size_t)(d * n) * sizeof(float));
+    if (st == NM_OK) memcpy(y, net->v[net->node[last].out].x, (size_t)nm_exp_logit_count(net) * sizeof(float));
+    return st;
+}
+
+nm_status nm_exp_logits_vjp(nm_ctx *ctx, nm_net *net, int64_t rows, const float *C, float *G)
+{
+    nm_status st = nm_net_run_vjp(ctx, net, 0, nm_net_logits_node(net), rows, C, 0);
+    if (st == NM_OK) memcpy(G, net->v[net->input].g, (size_t)(rows * nm_exp_input_size(net)) * sizeof(float));
+    return st;
+}
+
+nm_status nm_exp_logit_jacobian(nm_ctx *ctx, nm_net *net, const float *x, float *y, float *J)
+{
+    int64_t d = nm_exp_logit_count(net);
+    float *E = nm_alloc_zero(ctx, (size_t)(d * d), sizeof(float));
+    nm_status st = E ? nm_exp_logits_at(ctx, net, x, y) : NM_ERR_NOMEM;
+    for (int64_t k = 0; st == NM_OK && k < d; k++) E[k * d + k] = 1;
+    if (st == NM_OK) st = nm_exp_logits_vjp(ctx, net, d, E, J);
     nm_free(ctx, E);
     return st;
 }

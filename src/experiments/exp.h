@@ -22,6 +22,10 @@ int nm_exp_argmax_f64(const double *y, int64_t d);
 /* At x (n): the logits y (d) and their Jacobian J (d × n, row k the gradient
  * of logit k), by one forward and d vjp rows. */
 nm_status nm_exp_logit_jacobian(nm_ctx *ctx, nm_net *net, const float *x, float *y, float *J);
+/* Its two halves: the logits y (d) at x, recording the primal; then Cᵀ's rows pulled back, G (rows × n)
+ * the gradients at x of the rows (rows × d) of C applied to the logits. */
+nm_status nm_exp_logits_at(nm_ctx *ctx, nm_net *net, const float *x, float *y);
+nm_status nm_exp_logits_vjp(nm_ctx *ctx, nm_net *net, int64_t rows, const float *C, float *G);
 
 /* Monte Carlo of R(x + σ ε) with ε on the inputs support[0..ns) only (NULL:
  * all n), K samples in batches of NM_FOOLING_MC_BATCH: the mean logits
@@ -43,6 +47,10 @@ typedef nm_status (*nm_exp_item_fn)(nm_ctx *tc, nm_net *net, void *user, int64_t
  * when fn depends only on item. */
 nm_status nm_exp_parallel(nm_ctx *ctx, const nm_net *net, int64_t count, size_t scratch_bytes, nm_exp_item_fn fn, void *user,
                           nm_progress_fn progress, void *puser);
+
+/* nm_attack_verify with the Monte Carlo's noise drawn from stream `stream` of the seed (the batch's attack index). */
+nm_status nm_attack_verify_stream(nm_ctx *ctx, nm_net *net, const float *M, const float *mu_x, double sigma2, int64_t mc, uint64_t seed,
+                                  uint64_t stream, int cls, double *mc_mean, double *share);
 
 /* d, n of a net (its logits' and input's per-sample sizes). */
 int64_t nm_exp_logit_count(const nm_net *net);
