@@ -79,6 +79,15 @@ nm_status nm_linearized_create(nm_ctx *ctx, nm_net *net, const nm_array *x0, con
     return st;
 }
 
+/* The noise's n means and variances: finite, the variances ≥ 0. */
+static nm_status check_noise(nm_ctx *ctx, int64_t n, const double *mu, const double *v)
+{
+    if (!nm_all_finite_f64(mu, n) || !nm_all_finite_f64(v, n)) return nm_fail(ctx, NM_ERR_NONFINITE, "the noise's mean or variances are not finite");
+    for (int64_t k = 0; k < n; k++)
+        if (v[k] < 0) return nm_fail(ctx, NM_ERR_NOT_PSD, "variance %lld is negative (%g)", (long long)k, v[k]);
+    return NM_OK;
+}
+
 void nm_mean_grad_free(nm_ctx *ctx, nm_mean_grad *g)
 {
     if (!g) return;
@@ -91,9 +100,8 @@ nm_status nm_linearized_mean_grad(nm_ctx *ctx, const nm_linearized *l, const dou
     if (!ctx || !l || !mu || !v || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     memset(out, 0, sizeof *out);
     int64_t n = l->n, p = l->p, d = l->d;
-    if (!nm_all_finite_f64(mu, n) || !nm_all_finite_f64(v, n)) return nm_fail(ctx, NM_ERR_NONFINITE, "the noise's mean or variances are not finite");
-    for (int64_t k = 0; k < n; k++)
-        if (v[k] < 0) return nm_fail(ctx, NM_ERR_NOT_PSD, "variance %lld is negative (%g)", (long long)k, v[k]);
+    nm_status st = check_noise(ctx, n, mu, v);
+    if (st != NM_OK) return st;
     double *buf = nm_alloc(ctx, (size_t)(d + 2 * d * n + d + 4 * p + 2 * d * p), sizeof(double));
     if (!buf) return NM_ERR_NOMEM;
     out->d = d, out->n = n;
@@ -157,9 +165,8 @@ nm_status nm_linearized_var_grad(nm_ctx *ctx, const nm_linearized *l, const doub
     if (!ctx || !l || !mu || !v || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     memset(out, 0, sizeof *out);
     int64_t n = l->n, p = l->p, d = l->d;
-    if (!nm_all_finite_f64(mu, n) || !nm_all_finite_f64(v, n)) return nm_fail(ctx, NM_ERR_NONFINITE, "the noise's mean or variances are not finite");
-    for (int64_t k = 0; k < n; k++)
-        if (v[k] < 0) return nm_fail(ctx, NM_ERR_NOT_PSD, "variance %lld is negative (%g)", (long long)k, v[k]);
+    nm_status st = check_noise(ctx, n, mu, v);
+    if (st != NM_OK) return st;
     double *buf = nm_alloc(ctx, (size_t)(d + 2 * d * n + d), sizeof(double));
     double *work = nm_alloc(ctx, (size_t)(6 * p + 5 * p * p + 2 * p * n), sizeof(double));
     if (!buf || !work) {

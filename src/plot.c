@@ -128,11 +128,19 @@ static void draw_panel(cairo_t *cr, double ox, const nm_plot_panel *p)
 #undef PY
 }
 
-static void draw(cairo_t *cr, int npanels, const nm_plot_panel *panels)
+/* A white page in the figures' font, black ink, and the title (may be NULL) at the top left. */
+static void blank(cairo_t *cr, const char *title)
 {
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    if (title) text(cr, 16, 26, title, 0, 15);
+}
+
+static void draw(cairo_t *cr, int npanels, const nm_plot_panel *panels)
+{
+    blank(cr, NULL);
     for (int i = 0; i < npanels; i++) draw_panel(cr, i * PANEL_W, &panels[i]);
 }
 
@@ -243,11 +251,7 @@ typedef struct {
 static void draw_heat(cairo_t *cr, const void *arg)
 {
     const heat_fig *f = arg;
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-    cairo_set_source_rgb(cr, 0, 0, 0);
-    text(cr, 16, 26, f->title, 0, 15);
+    blank(cr, f->title);
     for (int i = 0; i < f->n; i++) {
         const nm_plot_heat *h = &f->h[i];
         double ox = HEAT_GAP + (i % HEAT_COLS) * (HEAT_CELL + HEAT_GAP), oy = 60 + (i / HEAT_COLS) * (HEAT_CELL + 2 * HEAT_GAP);
@@ -312,11 +316,7 @@ typedef struct {
 static void draw_grid(cairo_t *cr, const void *arg)
 {
     const grid_fig *f = arg;
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-    cairo_set_source_rgb(cr, 0, 0, 0);
-    text(cr, 16, 26, f->title, 0, 15);
+    blank(cr, f->title);
     for (int i = 0; i < f->n; i++) {
         const nm_plot_image *m = &f->im[i];
         if (!m->pixels) continue;

@@ -34,14 +34,21 @@ static nm_net *affine_net(void)
     return net;
 }
 
+/* The two-class net's label at x, by its forward pass. */
+static int label_at(nm_net *net, float *x)
+{
+    nm_array xa = {NM_F32, 2, {1, N_IN}, x}, y;
+    check_true("forward", nm_net_forward(ctx, net, 0, -1, &xa, &y) == NM_OK);
+    int c = ((float *)y.data)[1] > ((float *)y.data)[0];
+    nm_array_free(ctx, &y);
+    return c;
+}
+
 static void test_vertex(void)
 {
     nm_net *net = affine_net();
     float M[N_IN] = {0}, mu[N_IN];
-    nm_array xa = {NM_F32, 2, {1, N_IN}, M}, y;
-    check_true("forward", nm_net_forward(ctx, net, 0, -1, &xa, &y) == NM_OK);
-    int c = ((float *)y.data)[1] > ((float *)y.data)[0];
-    nm_array_free(ctx, &y);
+    int c = label_at(net, M);
     nm_attack_options o = nm_attack_options_default();
     o.target = 1 - c, o.beta = 3, o.margin = 1e9; /* never stop early: run to the optimum */
     o.max_iter = 200;
@@ -132,10 +139,7 @@ static void test_pgd(void)
 {
     nm_net *net = affine_net();
     float M[N_IN] = {0}, mu[N_IN];
-    nm_array xa = {NM_F32, 2, {1, N_IN}, M}, y;
-    check_true("forward", nm_net_forward(ctx, net, 0, -1, &xa, &y) == NM_OK);
-    int c = ((float *)y.data)[1] > ((float *)y.data)[0];
-    nm_array_free(ctx, &y);
+    int c = label_at(net, M);
     nm_attack_options o = nm_attack_options_default();
     o.target = 1 - c, o.beta = 3, o.margin = 1e9;
     uint8_t sup[N_IN] = {1, 1, 0, 1, 1, 1};

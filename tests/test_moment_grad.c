@@ -47,8 +47,39 @@ static void ref_moment(const nm_ara *ara, const double *mu, const double *v, dou
     nm_cov_free(ctx, cov);
 }
 
-static void test_grads(void)
+/* A moment (the mean, or method exact's variances) and its three gradients, from either library call. */
+typedef struct {
+    nm_mean_grad m;
+    nm_var_grad v;
+    const double *val, *dmu, *dv, *ds2;
+} moment_grad;
+
+static nm_status eval_grad(const nm_linearized *l, int var, const double *mu, const double *v, moment_grad *g)
 {
+    nm_status st = var ? nm_linearized_var_grad(ctx, l, mu, v, &g->v) : nm_linearized_mean_grad(ctx, l, mu, v, &g->m);
+    if (var) g->val = g->v.var, g->dmu = g->v.dvar_dmu, g->dv = g->v.dvar_dv, g->ds2 = g->v.dvar_dsigma2;
+    else g->val = g->m.mean, g->dmu = g->m.dmean_dmu, g->dv = g->m.dmean_dv, g->ds2 = g->m.dmean_dsigma2;
+    return st;
+}
+
+static void free_grad(int var, moment_grad *g)
+{
+    if (var) nm_var_grad_free(ctx, &g->v);
+    else nm_mean_grad_free(ctx, &g->m);
+}
+
+/* The largest |entry| of row i of a d×N_IN Jacobian. */
+static double row_scale(const double *J, int i)
+{
+    double rs = 0;
+    for (int t = 0; t < N_IN; t++) rs = fmax(rs, fabs(J[i * N_IN + t]));
+    return rs;
+}
+
+/* The mean (var = 0) or the variances (var = 1) and their gradients against the reference's central differences. */
+static void test_grads(int var)
+{
+    const char *what = var ? "variance" : "mean";
     nm_net *net = small_net();
     float *x0 = fill_rand(N_IN, 1.0);
     nm_array xa = {NM_F32, 4, {1, 1, 8, 8}, x0}, A, c1, B, c2;
@@ -58,113 +89,48 @@ static void test_grads(void)
     nm_ara ara = {&A, &c1, &B, &c2};
     int64_t d = nm_linearized_outputs(l);
     check_true("sizes", nm_linearized_inputs(l) == N_IN && d == 4);
-    for (int trial = 0; trial < 3; trial++) {
+    for (int trial = 0; trial < 3 - var; trial++) {
         double mu[N_IN], v[N_IN], ref[4], hi[4], lo[4];
-        for (int k = 0; k < N_IN; k++) mu[k] = x0[k] + 0.3 * nrand(), v[k] = 0.05 + (trial + 1) * 0.3 * urand();
-        nm_mean_grad g;
-        check_true("mean and gradients", nm_linearized_mean_grad(ctx, l, mu, v, &g) == NM_OK);
-        ref_moment(&ara, mu, v, 0, 0, ref);
+        for (int k = 0; k < N_IN; k++) mu[k] = x0[k] + 0.3 * nrand(), v[k] = 0.05 + (trial + 1) * (0.3 + 0.1 * var) * urand();
+        moment_grad g;
+        check_true(what, eval_grad(l, var, mu, v, &g) == NM_OK);
+        ref_moment(&ara, mu, v, 0, var, ref);
         double scale = 0;
         for (int i = 0; i < d; i++) scale = fmax(scale, fabs(ref[i]));
-        for (int i = 0; i < d; i++) check_close("mean = the ARA moments of the linearization", g.mean[i], ref[i], TOL_MEAN * scale, 0);
+        for (int i = 0; i < d; i++) check_close(var ? "var = method exact's of the linearization" : "mean = the ARA moments of the linearization", g.val[i], ref[i], TOL_MEAN * (var ? ref[i] : scale), 0);
         for (int k = 0; k < N_IN; k++) {
             double save = mu[k], h = STEP * (1 + fabs(save));
-            mu[k] = save + h, ref_moment(&ara, mu, v, 0, 0, hi);
-            mu[k] = save - h, ref_moment(&ara, mu, v, 0, 0, lo);
+            mu[k] = save + h, ref_moment(&ara, mu, v, 0, var, hi);
+            mu[k] = save - h, ref_moment(&ara, mu, v, 0, var, lo);
             mu[k] = save;
-            for (int i = 0; i < d; i++) {
-                double rs = 0;
-                for (int t = 0; t < N_IN; t++) rs = fmax(rs, fabs(g.dmean_dmu[i * N_IN + t]));
-                check_close("dE/dmu vs central differences", g.dmean_dmu[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * rs, 0);
-            }
+            for (int i = 0; i < d; i++)
+                check_close(var ? "dVar/dmu vs central differences" : "dE/dmu vs central differences", g.dmu[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * row_scale(g.dmu, i), 0);
             save = v[k], h = STEP * save;
-            v[k] = save + h, ref_moment(&ara, mu, v, 0, 0, hi);
-            v[k] = save - h, ref_moment(&ara, mu, v, 0, 0, lo);
+            v[k] = save + h, ref_moment(&ara, mu, v, 0, var, hi);
+            v[k] = save - h, ref_moment(&ara, mu, v, 0, var, lo);
             v[k] = save;
-            for (int i = 0; i < d; i++) {
-                double rs = 0;
-                for (int t = 0; t < N_IN; t++) rs = fmax(rs, fabs(g.dmean_dv[i * N_IN + t]));
-                check_close("dE/dv vs central differences", g.dmean_dv[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * rs, 0);
-            }
+            for (int i = 0; i < d; i++)
+                check_close(var ? "dVar/dv vs central differences" : "dE/dv vs central differences", g.dv[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * row_scale(g.dv, i), 0);
         }
         /* isotropic: v = σ² 1 */
-        double s2 = 0.4 * (trial + 1), h = STEP * s2, vi[N_IN];
+        double s2 = (0.4 + 0.1 * var) * (trial + 1), h = STEP * s2, vi[N_IN];
         for (int k = 0; k < N_IN; k++) vi[k] = s2;
-        nm_mean_grad gi;
-        check_true("isotropic gradients", nm_linearized_mean_grad(ctx, l, mu, vi, &gi) == NM_OK);
-        ref_moment(&ara, mu, NULL, s2 + h, 0, hi), ref_moment(&ara, mu, NULL, s2 - h, 0, lo);
+        moment_grad gi;
+        check_true("isotropic gradients", eval_grad(l, var, mu, vi, &gi) == NM_OK);
+        ref_moment(&ara, mu, NULL, s2 + h, var, hi), ref_moment(&ara, mu, NULL, s2 - h, var, lo);
         for (int i = 0; i < d; i++)
-            check_close("dE/dsigma2 vs central differences", gi.dmean_dsigma2[i], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * fabs(gi.dmean_dsigma2[i]) + 1e-9, 0);
-        nm_mean_grad_free(ctx, &gi);
-        nm_mean_grad_free(ctx, &g);
+            check_close(var ? "dVar/dsigma2 vs central differences" : "dE/dsigma2 vs central differences", gi.ds2[i], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * fabs(gi.ds2[i]) + 1e-9, 0);
+        free_grad(var, &gi);
+        free_grad(var, &g);
     }
     /* bad input */
     double mu[N_IN] = {0}, v[N_IN];
     for (int k = 0; k < N_IN; k++) v[k] = 1;
-    nm_mean_grad g;
+    moment_grad g;
     v[3] = -1;
-    check_true("negative variance refused", nm_linearized_mean_grad(ctx, l, mu, v, &g) == NM_ERR_NOT_PSD);
+    check_true("negative variance refused", eval_grad(l, var, mu, v, &g) == NM_ERR_NOT_PSD);
     v[3] = NAN;
-    check_true("NaN variance refused", nm_linearized_mean_grad(ctx, l, mu, v, &g) == NM_ERR_NONFINITE);
-    nm_array_free(ctx, &A), nm_array_free(ctx, &c1), nm_array_free(ctx, &B), nm_array_free(ctx, &c2);
-    nm_linearized_free(ctx, l);
-    free(x0);
-    nm_net_free(ctx, net);
-}
-
-/* The variances (method exact) and their gradients, the same way. */
-static void test_var_grads(void)
-{
-    nm_net *net = small_net();
-    float *x0 = fill_rand(N_IN, 1.0);
-    nm_array xa = {NM_F32, 4, {1, 1, 8, 8}, x0}, A, c1, B, c2;
-    nm_linearized *l;
-    check_true("linearized", nm_linearized_create(ctx, net, &xa, NULL, &l) == NM_OK);
-    check_true("written out", nm_net_linearize(ctx, net, &xa, NULL, &A, &c1, &B, &c2) == NM_OK);
-    nm_ara ara = {&A, &c1, &B, &c2};
-    enum { D = 4 };
-    for (int trial = 0; trial < 2; trial++) {
-        double mu[N_IN], v[N_IN], ref[D], hi[D], lo[D];
-        for (int k = 0; k < N_IN; k++) mu[k] = x0[k] + 0.3 * nrand(), v[k] = 0.05 + (trial + 1) * 0.4 * urand();
-        nm_var_grad g;
-        check_true("variance and gradients", nm_linearized_var_grad(ctx, l, mu, v, &g) == NM_OK);
-        ref_moment(&ara, mu, v, 0, 1, ref);
-        for (int i = 0; i < D; i++) check_close("var = method exact's of the linearization", g.var[i], ref[i], TOL_MEAN * ref[i], 0);
-        for (int k = 0; k < N_IN; k++) {
-            double save = mu[k], h = STEP * (1 + fabs(save));
-            mu[k] = save + h, ref_moment(&ara, mu, v, 0, 1, hi);
-            mu[k] = save - h, ref_moment(&ara, mu, v, 0, 1, lo);
-            mu[k] = save;
-            for (int i = 0; i < D; i++) {
-                double rs = 0;
-                for (int t = 0; t < N_IN; t++) rs = fmax(rs, fabs(g.dvar_dmu[i * N_IN + t]));
-                check_close("dVar/dmu vs central differences", g.dvar_dmu[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * rs, 0);
-            }
-            save = v[k], h = STEP * save;
-            v[k] = save + h, ref_moment(&ara, mu, v, 0, 1, hi);
-            v[k] = save - h, ref_moment(&ara, mu, v, 0, 1, lo);
-            v[k] = save;
-            for (int i = 0; i < D; i++) {
-                double rs = 0;
-                for (int t = 0; t < N_IN; t++) rs = fmax(rs, fabs(g.dvar_dv[i * N_IN + t]));
-                check_close("dVar/dv vs central differences", g.dvar_dv[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * rs, 0);
-            }
-        }
-        double s2 = 0.5 * (trial + 1), h = STEP * s2, vi[N_IN];
-        for (int k = 0; k < N_IN; k++) vi[k] = s2;
-        nm_var_grad gi;
-        check_true("isotropic variance gradients", nm_linearized_var_grad(ctx, l, mu, vi, &gi) == NM_OK);
-        ref_moment(&ara, mu, NULL, s2 + h, 1, hi), ref_moment(&ara, mu, NULL, s2 - h, 1, lo);
-        for (int i = 0; i < D; i++)
-            check_close("dVar/dsigma2 vs central differences", gi.dvar_dsigma2[i], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * fabs(gi.dvar_dsigma2[i]) + 1e-9, 0);
-        nm_var_grad_free(ctx, &gi);
-        nm_var_grad_free(ctx, &g);
-    }
-    double mu[N_IN] = {0}, v[N_IN];
-    for (int k = 0; k < N_IN; k++) v[k] = 1;
-    v[5] = -2;
-    nm_var_grad g;
-    check_true("negative variance refused (var)", nm_linearized_var_grad(ctx, l, mu, v, &g) == NM_ERR_NOT_PSD);
+    check_true("NaN variance refused", eval_grad(l, var, mu, v, &g) == NM_ERR_NONFINITE);
     nm_array_free(ctx, &A), nm_array_free(ctx, &c1), nm_array_free(ctx, &B), nm_array_free(ctx, &c2);
     nm_linearized_free(ctx, l);
     free(x0);
@@ -174,8 +140,8 @@ static void test_var_grads(void)
 int main(void)
 {
     ctx = nm_ctx_create();
-    test_grads();
-    test_var_grads();
+    test_grads(0);
+    test_grads(1);
     nm_ctx_free(ctx);
     return check_finish("test_moment_grad");
 }
