@@ -207,6 +207,8 @@ static int attack_figure(nm_ctx *ctx, nm_net *net, const exp_images *im, const a
     if (!pi || !pix || !X || !titles) rc = cli_error("attack: out of memory for the figure");
     for (int r = 0; !rc && r < rows; r++) {
         const fig_row *f = &row[r];
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t k = 0; k < hw; k++) lo = fmin(lo, f->M[k]), hi = fmax(hi, f->M[k]);
         nm_status st = nm_attack_samples(ctx, net, f->M, f->mu, f->sigma2, FIG_SAMPLES, a->c.seed, f->stream, X, lab);
         if (st != NM_OK) {
             rc = cli_fail(ctx, st, "attack: the figure's samples");
@@ -216,6 +218,8 @@ static int attack_figure(nm_ctx *ctx, nm_net *net, const exp_images *im, const a
             int i = r * FIG_COLS + col;
             const float *src = col == 0 ? f->M : col == 1 ? f->mu : X + (col - 2) * n;
             for (int64_t k = 0; k < hw; k++) pix[i * hw + k] = src[k]; /* the first channel */
+            if (col >= 2) /* samples shown over the image's own range (the noise's outliers clipped for display) */
+                for (int64_t k = 0; k < hw; k++) pix[i * hw + k] = fmin(hi, fmax(lo, pix[i * hw + k]));
             pi[i] = (nm_plot_image){titles[i], pix + i * hw, H, W, col == 1 ? a->beta : 0};
             if (col == 0 && f->image >= 0) snprintf(titles[i], sizeof titles[i], "image %lld: %d", f->image, f->label);
             else if (col == 0) snprintf(titles[i], sizeof titles[i], "the image: %d", f->label);
@@ -226,7 +230,7 @@ static int attack_figure(nm_ctx *ctx, nm_net *net, const exp_images *im, const a
     }
     char png[4200], svg[4200], caption[300];
     snprintf(png, sizeof png, "%s/%s.png", dir, name), snprintf(svg, sizeof svg, "%s/%s.svg", dir, name);
-    snprintf(caption, sizeof caption, "mu_x: blue -%g, grey 0, red +%g (beta); samples M + mu_x + sigma eps, the first %d of the verification, with the net's label",
+    snprintf(caption, sizeof caption, "mu_x: blue -%g .. red +%g (beta); samples: M + mu_x + sigma eps, the verification's first %d (clipped to the image's range), the net's label",
              a->beta, a->beta, FIG_SAMPLES);
     nm_status st;
     if (!rc && (st = nm_plot_images(ctx, png, svg, cells, FIG_COLS, pi, title, caption)) != NM_OK) rc = cli_fail(ctx, st, "attack: the figure");
@@ -449,13 +453,17 @@ static int run_batch(const attack_args *a, const char *dir, FILE *report)
         int64_t want_rows = a->sparse ? 8 : g.d - 1;
         int rows = (int)(g.count < want_rows ? g.count : want_rows > 64 ? 64 : want_rows);
         fig_row fr[64];
-        for (int r = 0; r < rows; r++) {
-            const nm_attack_row *w = &g.row[r];
-            fr[r] = (fig_row){X + w->image * im.n, g.mu + r * im.n, w->sigma2, w->label, w->target, (long long)index[w->image], (uint64_t)r};
+        for (int r = 0; r < rows; r++) { /* sparse: rows spread over the batch (a split sorted by label shows its classes) */
+            int64_t at = a->sparse ? r * g.count / rows : r;
+            const nm_attack_row *w = &g.row[at];
+            fr[r] = (fig_row){X + w->image * im.n, g.mu + at * im.n, w->sigma2, w->label, w->target, (long long)index[w->image], (uint64_t)at};
         }
         char title[200];
-        snprintf(title, sizeof title, "%s, beta %g: %lld of %lld verified successes (%.1f %%)", a->sparse ? "Gaussian alpha%-pixel attacks" : "Gaussian targeted attacks",
-                 a->beta, (long long)g.successes, (long long)g.count, 100.0 * (double)g.successes / (double)g.count);
+        char how[64] = "linearized once at M";
+        if (a->relin) snprintf(how, sizeof how, "relinearized every %lld evaluations", a->relin);
+        snprintf(title, sizeof title, "%s, beta %g, %s: %lld of %lld verified successes (%.1f %%)",
+                 a->sparse ? "Gaussian alpha%-pixel attacks" : "Gaussian targeted attacks", a->beta, how, (long long)g.successes, (long long)g.count,
+                 100.0 * (double)g.successes / (double)g.count);
         rc = attack_figure(ctx, im.net, &im, a, dir, "fig-attacks", rows, fr, title);
     }
     if (!rc)
