@@ -230,15 +230,30 @@ static void draw_pixels(cairo_t *cr, double ox, double oy, double px, const doub
     double lo = INFINITY, hi = -INFINITY;
     for (int64_t k = 0; k < H * W; k++) lo = fmin(lo, image[k]), hi = fmax(hi, image[k]);
     if (!(hi > lo)) hi = lo + 1;
-    for (int64_t y = 0; y < H; y++)
-        for (int64_t x = 0; x < W; x++) {
-            double v = image[y * W + x], rgb[3];
+    /* One image at the drawn size, each pixel a block: an SVG embeds it as one picture (not a rectangle per
+     * pixel: megabytes) that no viewer smooths. */
+    int sw = (int)ceil(W * px), sh = (int)ceil(H * px);
+    cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, sw, sh);
+    if (cairo_surface_status(img) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(img);
+        return;
+    }
+    cairo_surface_flush(img);
+    unsigned char *data = cairo_image_surface_get_data(img);
+    int stride = cairo_image_surface_get_stride(img);
+    for (int yy = 0; yy < sh; yy++)
+        for (int xx = 0; xx < sw; xx++) {
+            int64_t y = (int64_t)(yy / px), x = (int64_t)(xx / px);
+            double v = image[(y < H ? y : H - 1) * W + (x < W ? x : W - 1)], rgb[3];
             if (scale > 0) heat_color(0.5 + 0.5 * v / scale, rgb);
             else rgb[0] = rgb[1] = rgb[2] = (v - lo) / (hi - lo);
-            cairo_set_source_rgb(cr, rgb[0], rgb[1], rgb[2]);
-            cairo_rectangle(cr, ox + x * px, oy + y * px, px + 0.5, px + 0.5);
-            cairo_fill(cr);
+            uint32_t c = (uint32_t)lround(rgb[0] * 255) << 16 | (uint32_t)lround(rgb[1] * 255) << 8 | (uint32_t)lround(rgb[2] * 255);
+            memcpy(data + (size_t)yy * (size_t)stride + 4 * (size_t)xx, &c, 4);
         }
+    cairo_surface_mark_dirty(img);
+    cairo_set_source_surface(cr, img, ox, oy);
+    cairo_paint(cr);
+    cairo_surface_destroy(img);
 }
 
 typedef struct {
