@@ -37,7 +37,7 @@ static const char help[] =
     "gradient descent on the real net's logit margin (--pgd-steps N sign steps of 2.5 B / N, default 100; 0: none).\n"
     "Writes DIR/attacks.csv and DIR/pgd.csv (a row per attack: the JSON's scalar keys, and mc_argmax),\n"
     "DIR/summary.json and DIR/summary.md (success rates, mean |mu|_inf and |mu|_2, time per attack), and\n"
-    "DIR/fig-attacks.png/.svg (the first image's attacks, or the first 8 images' for sparse: the image, mu_x and\n"
+    "DIR/fig-attacks.png/.svg (the first image's attacks, or 8 images spread over the batch for sparse: the image, mu_x and\n"
     "the first 4 verification samples with the net's label of each).\n"
     "sparse: the paper's alpha%-pixel attack (Eq 4): mu_x non-zero only on a random A % of the inputs (drawn by\n"
     "--seed, fixed before optimising; default A = 4, B = 550), minimising E_c - max_{j != c} E_j for M's label c\n"
@@ -138,9 +138,9 @@ static int parse(int argc, char **argv, attack_args *a)
     if (a->all_targets && a->sparse) return cli_error("attack sparse: takes no --targets (it leaves the label for any class)");
     if (a->all_targets && a->target >= 0) return cli_error("attack targeted: give --target J or --targets all, not both");
     if (!a->sparse && a->batch && !a->all_targets) return cli_error("attack targeted: --images K needs --targets all (for one image, --image K --target J)");
+    if (a->batch && a->image >= 0) return cli_error("%s: give one of --image and --images", cmd);
     if (a->all_targets && a->image >= 0) a->batch = 1; /* --image K --targets all: a batch of one image */
     if (a->batch && a->input) return cli_error("%s: --input attacks one image; batch mode takes --images K or --image K", cmd);
-    if (a->batch && a->image >= 0 && a->c.images > 0 && !a->all_targets) return cli_error("%s: give one of --image and --images", cmd);
     if (!a->batch && (a->input != NULL) == (a->image >= 0)) return cli_error("%s: give exactly one of --input and --image (or --images K)", cmd);
     if (!a->sparse && !a->batch && a->target < 0) return cli_error("attack targeted: --target J (or --targets all) is required");
     if (a->sparse && a->target >= 0) return cli_error("attack sparse: takes no --target (it leaves the label for any class)");

@@ -94,5 +94,6 @@ expect_error "--targets other than all" attack targeted --image 3 --targets 5 --
 expect_error "--targets and --target" attack targeted --image 3 --target 5 --targets all --out "$dir/b"
 expect_error "--targets with sparse" attack sparse --images 2 --targets all --out "$dir/b"
 expect_error "--input in batch mode" attack targeted --input "$dir/a/mu.npy" --targets all --out "$dir/b"
+expect_error "--image and --images" attack targeted --image 3 --images 4 --targets all --out "$dir/b"
 expect_error "pgd-steps -1" attack targeted --image 3 --targets all --pgd-steps -1 --out "$dir/b"
 finish cli_adversarial
