@@ -14,7 +14,8 @@
  * on random 3- and 4-variable Gaussians with strong correlations of both
  * signs and unequal variances, errors up to 0.05 sd in the mean, 24 % in
  * the variance and 0.11 in P(max) (other orders of combination, sorted or
- * sequential, are no better overall): exact moments for k ≤ 4 need the
+ * sequential, are no better overall); on pool-like windows (a common factor,
+ * similar variances) 0.003 sd, 2.5 % and 0.03. Exact moments for k ≤ 4 need the
  * truncated moments of a (k − 1)-variate normal, still to come (issue 16).
  */
 #include "internal.h"

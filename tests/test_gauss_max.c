@@ -96,14 +96,40 @@ static void test_two(void)
     check_close("large means: no cancellation in the variance", var, 1 + 1 * nm_relu_var_std(-3) + 2 * (0.5 - 1) * nm_normal_cdf(-3), 1e-12, 0);
 }
 
-/* Three and four (a 2×2 pool window): the tree's approximation, measured. */
-static void test_tree(int k, int trials)
+/* A pool-like window: neighbours of a feature map, positively correlated (a common factor plus each its own),
+ * similar variances, means within a standard deviation of each other. */
+static void pool_gaussian(int k, double *m, double *C, double *L)
+{
+    double common = 0.4 + 0.5 * urand();
+    for (int i = 0; i < k; i++) {
+        m[i] = 0.5 * nrand();
+        for (int j = 0; j < k; j++) L[i * k + j] = 0;
+    }
+    /* z_i = m_i + a ε_0 + b_i ε_i: a lower-triangular factor of the same covariance by Cholesky of C */
+    double a = sqrt(common);
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++) C[i * k + j] = a * a + (i == j ? (1 - common) * (0.8 + 0.4 * urand()) : 0);
+    for (int j = 0; j < k; j++) {
+        double d = C[j * k + j];
+        for (int t = 0; t < j; t++) d -= L[j * k + t] * L[j * k + t];
+        L[j * k + j] = sqrt(d);
+        for (int i = j + 1; i < k; i++) {
+            double e = C[i * k + j];
+            for (int t = 0; t < j; t++) e -= L[i * k + t] * L[j * k + t];
+            L[i * k + j] = e / L[j * k + j];
+        }
+    }
+}
+
+/* Three and four (a 2×2 pool window): the tree's approximation, measured on random and on pool-like Gaussians. */
+static void test_tree(int k, int trials, int poollike)
 {
     double worst_mean = 0, worst_var = 0, worst_share = 0;
     for (int trial = 0; trial < trials; trial++) {
         int kk = k + 1, idx[K_MAX];
         double m[K_MAX], C[K_MAX * K_MAX], L[K_MAX * K_MAX], w[K_MAX], mean, var;
-        random_gaussian(kk, m, C, L, 0.7);
+        if (poollike) pool_gaussian(kk, m, C, L);
+        else random_gaussian(kk, m, C, L, 0.7);
         for (int i = 0; i < k; i++) idx[i] = i;
         nm_maxk_moments(k, idx, m, C, kk, &mean, &var, w);
         mc_max r;
@@ -118,14 +144,15 @@ static void test_tree(int k, int trials)
         check_close("tree: weights sum to 1", wsum, 1, 1e-12, 0);
         check_true("tree: weights in [0, 1], mean >= the largest input mean, variance > 0", inside && mean >= mmax && var > 0);
     }
-    printf("max of %d by Clark's tree, %d random Gaussians vs 10^6 samples: worst |mean error| %.4f sd, worst |var ratio - 1| %.4f, worst |P(max) error| %.4f\n",
-           k, trials, worst_mean, worst_var, worst_share);
+    printf("max of %d by Clark's tree, %d %s Gaussians vs 10^6 samples: worst |mean error| %.4f sd, worst |var ratio - 1| %.4f, worst |P(max) error| %.4f\n",
+           k, trials, poollike ? "pool-like" : "random", worst_mean, worst_var, worst_share);
 }
 
 int main(void)
 {
     test_two();
-    test_tree(3, 6);
-    test_tree(4, 8);
+    test_tree(3, 6, 0);
+    test_tree(4, 8, 0);
+    test_tree(4, 8, 1);
     return check_finish("test_gauss_max");
 }
