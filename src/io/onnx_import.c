@@ -4,14 +4,13 @@
  * input that is not an initializer becomes the net input; each node is
  * mapped to an op of the table with its attributes checked by name, so an
  * unsupported op, attribute or type is an error naming the node, the op and
- * the attribute. Shapes are inferred and constants folded as nodes are
+ * the attribute (attributes: onnx_attrs.c). Shapes are inferred and constants folded as nodes are
  * added (src/net.c). Opsets 7–17 of the default domain, and the legacy
  * attributes of the same ops before opset 7 (consumed_inputs, broadcast,
  * is_test, Pad's paddings, Reshape's shape attribute) where they mean the
  * same computation.
  */
-#include "../net.h"
-#include "onnx.pb-c.h"
+#include "onnx_import.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,8 +20,6 @@
 #define NM_OPSET_MAX 17
 #define NM_FOLD_GROWTH 64                 /* a folded constant may take 64 times the model's bytes, */
 #define NM_FOLD_FLOOR ((size_t)64 << 20)  /* and 64 MiB whatever the model's size */
-
-typedef Onnx__AttributeProto attr_t;
 
 static int64_t opset_of(const Onnx__ModelProto *m)
 {
@@ -37,7 +34,7 @@ static int64_t opset_of(const Onnx__ModelProto *m)
 
 /* Integer tensors (INT64, INT32, BOOL, UINT8, INT8) as int64, with the
  * element count checked against the data before allocating. */
-static nm_status int_tensor(nm_ctx *ctx, const Onnx__TensorProto *t, const char *what, int64_t numel, int64_t **out)
+nm_status nm_onnx_int_tensor(nm_ctx *ctx, const Onnx__TensorProto *t, const char *what, int64_t numel, int64_t **out)
 {
     size_t esize;
     switch (t->data_type) {
@@ -104,7 +101,7 @@ static int add_tensor(nm_ctx *ctx, nm_net *net, const Onnx__TensorProto *t, cons
         return nm_net_add_const(ctx, net, name, &s, f, NULL);
     }
     int64_t *iv = NULL;
-    nm_status st = int_tensor(ctx, t, name, numel, &iv);
+    nm_status st = nm_onnx_int_tensor(ctx, t, name, numel, &iv);
     if (st != NM_OK) return st;
     return nm_net_add_const(ctx, net, name, &s, NULL, iv);
 }
@@ -132,123 +129,6 @@ static nm_status input_shape(nm_ctx *ctx, const Onnx__ValueInfoProto *vi, nm_sha
     return NM_OK;
 }
 
-/* ---------------------------------------------------------------- attributes */
-
-static nm_status bad_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, const char *why)
-{
-    return nm_fail(ctx, NM_ERR_UNSUPPORTED, "node '%s' (%s): attribute '%s' %s", n->name, n->op_type, at->name, why);
-}
-
-static int is(const attr_t *at, const char *name)
-{
-    return strcmp(at->name, name) == 0;
-}
-
-static int is_string(const attr_t *at, const char *s)
-{
-    return at->has_s && at->s.len == strlen(s) && memcmp(at->s.data, s, at->s.len) == 0;
-}
-
-/* A one-element tensor attribute (ConstantOfShape's value) as a double, and whether it is an integer. */
-static nm_status scalar_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, double *v, int64_t *is_int)
-{
-    const Onnx__TensorProto *t = at->t;
-    if (!t) return bad_attr(ctx, n, at, "is not a tensor");
-    int64_t numel = 1;
-    for (size_t i = 0; i < t->n_dims; i++) numel *= t->dims[i] >= 0 && t->dims[i] <= 1 ? t->dims[i] : 2;
-    if (numel != 1) return bad_attr(ctx, n, at, "must hold one value");
-    *is_int = !(t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE);
-    if (!*is_int) {
-        nm_array arr;
-        nm_status st = nm_onnx_tensor_to_array(ctx, t, n->name, &arr);
-        if (st != NM_OK) return st;
-        *v = arr.dtype == NM_F64 ? ((double *)arr.data)[0] : ((float *)arr.data)[0];
-        nm_array_free(ctx, &arr);
-        return isfinite(*v) ? NM_OK : bad_attr(ctx, n, at, "is not finite");
-    }
-    int64_t *iv = NULL;
-    nm_status st = int_tensor(ctx, t, n->name, 1, &iv);
-    if (st != NM_OK) return st;
-    *v = (double)iv[0];
-    nm_free(ctx, iv);
-    return NM_OK;
-}
-
-/* One attribute read by its entry d of the op's attribute list. */
-static nm_status read_attr(nm_ctx *ctx, const Onnx__NodeProto *n, const attr_t *at, const nm_attr_def *d, nm_attrs *a)
-{
-    static const char *const auto_pads[] = {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"}; /* in NM_AUTOPAD_ order */
-    char *f = (char *)a + d->offset;
-    switch (d->kind) {
-    case NM_ATTR_INT: *(int64_t *)f = at->i; return NM_OK;
-    case NM_ATTR_BOOL: *(int64_t *)f = at->i != 0; return NM_OK;
-    case NM_ATTR_FLOAT: *(float *)f = at->f; return NM_OK;
-    case NM_ATTR_INTS: {
-        size_t max = (size_t)(d->count < 0 ? -d->count : d->count);
-        if (d->window && d->count > 0 && at->n_ints == max / 2) { /* a 1-D window: its one axis is stored as the second */
-            int64_t *v = (int64_t *)f;
-            if (max == 4) v[0] = 0, v[1] = at->ints[0], v[2] = 0, v[3] = at->ints[1];
-            else v[0] = 1, v[1] = at->ints[0];
-            return NM_OK;
-        }
-        if (d->count < 0 ? at->n_ints > max : at->n_ints != max) {
-            char why[128];
-            if (d->count < 0) snprintf(why, sizeof why, "has too many values");
-            else snprintf(why, sizeof why, "has %zu values (expected %zu%s)", at->n_ints, max, d->why ? d->why : "");
-            return bad_attr(ctx, n, at, why);
-        }
-        if (at->n_ints) memcpy(f, at->ints, at->n_ints * sizeof(int64_t));
-        return NM_OK;
-    }
-    case NM_ATTR_LIST:
-        if (at->n_ints > (size_t)d->count) return bad_attr(ctx, n, at, "has too many values");
-        if (at->n_ints) memcpy(f, at->ints, at->n_ints * sizeof(int64_t));
-        *(int64_t *)((char *)a + d->count_offset) = (int64_t)at->n_ints;
-        return NM_OK;
-    case NM_ATTR_ENUM:
-        for (int k = 0; d->names[k]; k++)
-            if (is_string(at, d->names[k])) {
-                *(int64_t *)f = k;
-                return NM_OK;
-            }
-        return bad_attr(ctx, n, at, "has a value that is not supported");
-    case NM_ATTR_SCALAR:
-        return scalar_attr(ctx, n, at, (double *)f, &a->value_is_int);
-    case NM_ATTR_AUTO_PAD:
-        for (int k = 0; k < 4; k++)
-            if (is_string(at, auto_pads[k])) {
-                *(int64_t *)f = k;
-                return NM_OK;
-            }
-        return bad_attr(ctx, n, at, "has an unknown value");
-    case NM_ATTR_CHECK:
-        if (d->str ? !is_string(at, d->str) : (at->i != 0) != (d->def != 0)) return bad_attr(ctx, n, at, d->why);
-        return NM_OK;
-    case NM_ATTR_IGNORE:
-    case NM_ATTR_INPUT: return NM_OK; /* NM_ATTR_INPUT: made an input by legacy_inputs */
-    }
-    return bad_attr(ctx, n, at, "is not supported");
-}
-
-/* The attributes of node n through the op's attribute list: defaults,
- * those that depend on the opset, then each attribute the node has. */
-static nm_status parse_attrs(nm_ctx *ctx, const Onnx__NodeProto *n, nm_op op, int64_t opset, nm_attrs *a)
-{
-    const nm_op_def *def = nm_op_table[op];
-    *a = nm_attrs_default(op);
-    if (def->opset_defaults) def->opset_defaults(a, opset);
-    for (size_t k = 0; k < n->n_attribute; k++) {
-        const attr_t *at = n->attribute[k];
-        if (is(at, "consumed_inputs")) continue; /* opset < 6: an in-place hint, on any op */
-        const nm_attr_def *d = def->attrs;
-        while (d && d->name && strcmp(d->name, at->name) != 0) d++;
-        if (!d || !d->name) return bad_attr(ctx, n, at, "is not supported");
-        nm_status st = read_attr(ctx, n, at, d, a);
-        if (st != NM_OK) return st;
-    }
-    return NM_OK;
-}
-
 /* A Constant node: its value attribute becomes a constant value. */
 static int constant_node(nm_ctx *ctx, nm_net *net, const Onnx__NodeProto *n)
 {
@@ -256,9 +136,9 @@ static int constant_node(nm_ctx *ctx, nm_net *net, const Onnx__NodeProto *n)
         return nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (Constant): needs exactly one value attribute", n->name);
     const attr_t *at = n->attribute[0];
     const char *name = n->output[0];
-    if (is(at, "value") && at->t) return add_tensor(ctx, net, at->t, name);
-    if (is(at, "value_float") || is(at, "value_floats")) {
-        int scalar = is(at, "value_float");
+    if (nm_onnx_attr_is(at, "value") && at->t) return add_tensor(ctx, net, at->t, name);
+    if (nm_onnx_attr_is(at, "value_float") || nm_onnx_attr_is(at, "value_floats")) {
+        int scalar = nm_onnx_attr_is(at, "value_float");
         size_t cnt = scalar ? 1 : at->n_floats;
         float *f = nm_alloc(ctx, cnt ? cnt : 1, sizeof(float));
         if (!f) return NM_ERR_NOMEM;
@@ -267,8 +147,8 @@ static int constant_node(nm_ctx *ctx, nm_net *net, const Onnx__NodeProto *n)
         nm_shape s = {scalar ? 0 : 1, {(int64_t)cnt}};
         return nm_net_add_const(ctx, net, name, &s, f, NULL);
     }
-    if (is(at, "value_int") || is(at, "value_ints")) {
-        int scalar = is(at, "value_int");
+    if (nm_onnx_attr_is(at, "value_int") || nm_onnx_attr_is(at, "value_ints")) {
+        int scalar = nm_onnx_attr_is(at, "value_int");
         size_t cnt = scalar ? 1 : at->n_ints;
         int64_t *v = nm_alloc(ctx, cnt ? cnt : 1, sizeof(int64_t));
         if (!v) return NM_ERR_NOMEM;
@@ -277,7 +157,7 @@ static int constant_node(nm_ctx *ctx, nm_net *net, const Onnx__NodeProto *n)
         nm_shape s = {scalar ? 0 : 1, {(int64_t)cnt}};
         return nm_net_add_const(ctx, net, name, &s, NULL, v);
     }
-    return bad_attr(ctx, n, at, "is not supported");
+    return nm_onnx_bad_attr(ctx, n, at, "is not supported");
 }
 
 /* ---------------------------------------------------------------- graph */
@@ -291,7 +171,7 @@ static nm_status legacy_inputs(nm_ctx *ctx, nm_net *net, const Onnx__NodeProto *
         if (d->kind != NM_ATTR_INPUT || *nin != d->count) continue;
         for (size_t k = 0; k < n->n_attribute; k++) {
             const attr_t *at = n->attribute[k];
-            if (!is(at, d->name)) continue;
+            if (!nm_onnx_attr_is(at, d->name)) continue;
             int64_t *v = nm_alloc(ctx, at->n_ints ? at->n_ints : 1, sizeof(int64_t));
             if (!v) return NM_ERR_NOMEM;
             memcpy(v, at->ints, at->n_ints * sizeof(int64_t));
@@ -342,7 +222,7 @@ static nm_status add_nodes(nm_ctx *ctx, nm_net *net, const Onnx__GraphProto *g, 
                     st = nm_fail(ctx, NM_ERR_FORMAT, "node '%s' (%s): input '%s' is not defined (a missing initializer?)",
                                  n->name, n->op_type, n->input[i]);
             }
-            if (st == NM_OK) st = parse_attrs(ctx, n, (nm_op)op, opset, &a);
+            if (st == NM_OK) st = nm_onnx_parse_attrs(ctx, n, (nm_op)op, opset, &a);
             if (st == NM_OK) st = legacy_inputs(ctx, net, n, (nm_op)op, in, &nin);
             if (st == NM_OK) {
                 int v = nm_net_add_node(ctx, net, (nm_op)op, n->name, n->output[0], nin, in, &a);
@@ -379,7 +259,7 @@ static nm_status scan_support(nm_ctx *ctx, const Onnx__GraphProto *g)
             const attr_t *at = n->attribute[i];
             const nm_attr_def *d = nm_op_table[op]->attrs;
             while (d && d->name && strcmp(d->name, at->name)) d++;
-            if (is(at, "consumed_inputs") || (d && d->name)) continue;
+            if (nm_onnx_attr_is(at, "consumed_inputs") || (d && d->name)) continue;
             if (na < MAX_ATTRS) snprintf(attrs[na++], sizeof attrs[0], "%s.%s (node '%.80s')", n->op_type, at->name, n->name ? n->name : "");
             else more_attrs = 1;
         }
