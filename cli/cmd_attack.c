@@ -330,6 +330,9 @@ int cmd_attack(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     if (!(rc = exp_in_outdir(a.c.out, attack_fn, &a)))
-        printf(a.batch ? "wrote %s/{attacks.csv,pgd.csv,summary.json,summary.md,fig-attacks.png,fig-attacks.svg} (pgd.csv with --pgd-steps > 0)\n" : "wrote %s/{mu.npy,attack.json,attack.png,attack.svg}\n", a.c.out);
+        printf(!a.batch ? "wrote %s/{mu.npy,attack.json,attack.png,attack.svg}\n"
+               : a.pgd_steps ? "wrote %s/{attacks.csv,pgd.csv,summary.json,summary.md,fig-attacks.png,fig-attacks.svg}\n"
+                             : "wrote %s/{attacks.csv,summary.json,summary.md,fig-attacks.png,fig-attacks.svg}\n",
+               a.c.out);
     return rc;
 }
