@@ -136,10 +136,9 @@ int attack_batch(const attack_args *a, const char *dir, FILE *report)
         }
         char title[200];
         char how[64] = "linearized once at M";
-        if (a->relin) snprintf(how, sizeof how, "relinearized every %lld evaluations", a->relin);
-        snprintf(title, sizeof title, "%s, beta %g, %s: %lld of %lld verified successes (%.1f %%)",
-                 a->sparse ? "Gaussian alpha%-pixel attacks" : "Gaussian targeted attacks", a->beta, how, (long long)g.successes, (long long)g.count,
-                 100.0 * (double)g.successes / (double)g.count);
+        if (a->relin) snprintf(how, sizeof how, "relinearized every %lld", a->relin);
+        snprintf(title, sizeof title, "%s, beta %g, %s: %lld/%lld verified (%.1f %%)", a->sparse ? "alpha%-pixel attacks (Eq 4)" : "Targeted attacks (Eq 3)",
+                 a->beta, how, (long long)g.successes, (long long)g.count, 100.0 * (double)g.successes / (double)g.count);
         rc = attack_figure(ctx, im.net, &im, a, dir, "fig-attacks", rows, fr, title);
     }
     if (!rc)

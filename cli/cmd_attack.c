@@ -217,7 +217,7 @@ int attack_figure(nm_ctx *ctx, nm_net *net, const exp_images *im, const attack_a
     }
     char png[4200], svg[4200], caption[300];
     snprintf(png, sizeof png, "%s/%s.png", dir, name), snprintf(svg, sizeof svg, "%s/%s.svg", dir, name);
-    snprintf(caption, sizeof caption, "mu_x: blue -%g .. red +%g (beta); samples: M + mu_x + sigma eps, the verification's first %d (clipped to the image's range), the net's label",
+    snprintf(caption, sizeof caption, "mu_x: blue -%g .. red +%g. Samples: the verification's first %d (shown within the image's range), the net's label",
              a->beta, a->beta, FIG_SAMPLES);
     nm_status st;
     if (!rc && (st = nm_plot_images(ctx, png, svg, cells, FIG_COLS, pi, title, caption)) != NM_OK) rc = cli_fail(ctx, st, "attack: the figure");
@@ -304,8 +304,8 @@ static int run(const attack_args *a, const char *dir)
         cJSON_Delete(j);
         fig_row fr = {M, mu, r.sigma2, r.label, r.target, a->image, 0};
         char title[200];
-        if (a->sparse) snprintf(title, sizeof title, "Gaussian %g%%-pixel attack (Eq 4), beta %g: %s", a->alpha, a->beta, success ? "success" : "failure");
-        else snprintf(title, sizeof title, "Gaussian targeted attack (Eq 3), beta %g: %s", a->beta, success ? "success" : "failure");
+        if (a->sparse) snprintf(title, sizeof title, "%g%%-pixel attack (Eq 4), beta %g: %s", a->alpha, a->beta, success ? "success" : "failure");
+        else snprintf(title, sizeof title, "Targeted attack (Eq 3), beta %g: %s", a->beta, success ? "success" : "failure");
         if (!rc) rc = attack_figure(ctx, im.net, &im, a, dir, "attack", 1, &fr, title);
         if (!rc)
             printf("attack %d -> %d: sigma2 %.4g, |mu|_inf %.3g, |mu|_2 %.4g, %d evaluations, %.2f s; analytic gap %.4g (%s in expectation);\n"
