@@ -40,10 +40,10 @@ static cJSON *summary_json(const nm_attack_table *t)
 /* The batch's Markdown table: the Gaussian attack's verified success rate beside PGD's (p may be NULL). */
 static void write_summary(FILE *f, const attack_args *a, int64_t count, const nm_attack_table *g, const nm_attack_table *p)
 {
-    fprintf(f, "| %s, beta %g%s, %lld images, %lld attacks | success (verified) | mean \\|mu\\|_inf | mean \\|mu\\|_2 | time per attack |\n"
+    fprintf(f, "| %s, beta %g%s, %lld image%s, %lld attacks | success (verified) | mean \\|mu\\|_inf | mean \\|mu\\|_2 | time per attack |\n"
                "|---|---|---|---|---|\n",
             a->sparse ? "alpha%-pixel attack (Eq 4)" : "targeted attack (Eq 3)", a->beta, a->sparse ? "" : ", every other class", (long long)count,
-            (long long)g->count);
+            count == 1 ? "" : "s", (long long)g->count);
     fprintf(f, "| Gaussian, %s, sigma2 <= %g, %lld samples each | %.2f %% | %.3g | %.4g | %.3f s |\n",
             a->relin ? "relinearized" : "linearized once at M", a->sigma2_max, a->mc, 100.0 * (double)g->successes / (double)g->count, g->mean_linf,
             g->mean_l2, g->mean_time_s);
@@ -142,8 +142,8 @@ int attack_batch(const attack_args *a, const char *dir, FILE *report)
         rc = attack_figure(ctx, im.net, &im, a, dir, "fig-attacks", rows, fr, title);
     }
     if (!rc)
-        printf("%s, beta %g: %lld images, %lld attacks\n  Gaussian (%s): %.2f %% verified by %lld samples each, mean |mu|_inf %.3g, |mu|_2 %.4g, %.3f s per attack\n",
-               cmd, a->beta, (long long)count, (long long)g.count, a->relin ? "relinearized" : "linearized once", 100.0 * (double)g.successes / (double)g.count,
+        printf("%s, beta %g: %lld image%s, %lld attacks\n  Gaussian (%s): %.2f %% verified by %lld samples each, mean |mu|_inf %.3g, |mu|_2 %.4g, %.3f s per attack\n",
+               cmd, a->beta, (long long)count, count == 1 ? "" : "s", (long long)g.count, a->relin ? "relinearized" : "linearized once", 100.0 * (double)g.successes / (double)g.count,
                a->mc, g.mean_linf, g.mean_l2, g.mean_time_s);
     if (!rc && a->pgd_steps > 0)
         printf("  PGD baseline (%lld steps): %.2f %%, mean |mu|_inf %.3g, |mu|_2 %.4g, %.3f s per attack\n", a->pgd_steps,
