@@ -6,7 +6,8 @@
  * steps (SYRK for S, SYMM for B C) next to SGEMM/DGEMM peak measured here.
  * Usage: bench/ara [--quick]  (--quick skips the large Monte Carlo)
  */
-#include "netmoments.h"
+#define BENCH_NAME "bench/ara"
+#include "bench.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -17,13 +18,6 @@
 #include <time.h>
 
 #define MC_SAMPLES 75000
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void fill(float *x, int64_t n, double scale, uint64_t stream)
 {

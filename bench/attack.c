@@ -11,35 +11,17 @@
  * Run from the repository root after scripts/setup.sh.
  * Usage: bench/attack [--reps R]
  */
-#include "netmoments.h"
+#define BENCH_NAME "bench/attack"
+#include "bench.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void die(nm_ctx *ctx, const char *what)
-{
-    fprintf(stderr, "bench/attack: %s: %s\n", what, nm_ctx_message(ctx));
-    exit(1);
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double median(double *t, int n)
 {
-    qsort(t, (size_t)n, sizeof *t, cmp);
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 

@@ -9,32 +9,14 @@
  * Best and median of several repetitions; weights random (seeded).
  * Usage: bench/forward [--reps R]
  */
-#include "netmoments.h"
+#define BENCH_NAME "bench/forward"
+#include "bench.h"
 
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void die(nm_ctx *ctx, const char *what)
-{
-    fprintf(stderr, "bench/forward: %s: %s\n", what, nm_ctx_message(ctx));
-    exit(1);
-}
 
 static nm_array randn(nm_ctx *ctx, int ndim, const int64_t *shape, double scale, uint64_t stream)
 {

@@ -19,7 +19,8 @@
  * Usage: bench/moments [--mc N] [--alexnet]
  *        bench/moments --onnx M.onnx [--window r,c,h,w] [--reps R]
  */
-#include "netmoments.h"
+#define BENCH_NAME "bench/moments"
+#include "bench.h"
 
 #include <math.h>
 #include <omp.h>
@@ -28,19 +29,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void die(nm_ctx *ctx, const char *what)
-{
-    fprintf(stderr, "bench/moments: %s: %s\n", what, nm_ctx_message(ctx));
-    exit(1);
-}
 
 static double peak_mib(void)
 {

@@ -10,25 +10,13 @@
  * and at 20,000 follows. Run from the repository root after scripts/setup.sh.
  * Usage: bench/sensitivity [--images K] [--mc N] [--flip]
  */
-#include "netmoments.h"
+#define BENCH_NAME "bench/sensitivity"
+#include "bench.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void die(nm_ctx *ctx, const char *what)
-{
-    fprintf(stderr, "bench/sensitivity: %s: %s\n", what, nm_ctx_message(ctx));
-    exit(1);
-}
 
 int main(int argc, char **argv)
 {

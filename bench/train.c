@@ -5,19 +5,13 @@
  * Adam) over 4,096 random 28×28 images, after a warm-up epoch of 256.
  * Usage: bench/train
  */
-#include "netmoments.h"
+#define BENCH_NAME "bench/train"
+#include "bench.h"
 
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int main(void)
 {
