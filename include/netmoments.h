@@ -650,29 +650,24 @@ NM_API void nm_linearized_free(nm_ctx *ctx, nm_linearized *l);
 NM_API int64_t nm_linearized_inputs(const nm_linearized *l);  /* n */
 NM_API int64_t nm_linearized_outputs(const nm_linearized *l); /* d */
 
-/* For x ~ N(mu, diag(v)) under the frozen linearization: the logits' mean
- * (d) and its Jacobians with respect to the mean (d×n, row i the gradient
- * of logit i) and to the per-input variances (d×n), and to an isotropic σ²
- * (d; v = σ² 1: the rows' sums). All four share one allocation (free with
- * nm_mean_grad_free). */
+/* A moment of the logits (d) under x ~ N(mu, diag(v)) and its Jacobians
+ * with respect to the mean (d×n, row i the gradient of logit i's moment),
+ * to the per-input variances (d×n), and to an isotropic σ² (d; v = σ² 1:
+ * the rows' sums). All four share one allocation (nm_moment_grad_free). */
 typedef struct {
     int64_t d, n;
-    double *mean, *dmean_dmu, *dmean_dv, *dmean_dsigma2;
-} nm_mean_grad;
-NM_API nm_status nm_linearized_mean_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_mean_grad *out);
-NM_API void nm_mean_grad_free(nm_ctx *ctx, nm_mean_grad *g);
+    double *value, *d_mu, *d_v, *d_sigma2;
+} nm_moment_grad;
+NM_API void nm_moment_grad_free(nm_ctx *ctx, nm_moment_grad *g);
+
+/* Under the frozen linearization: the logits' mean and its gradients. */
+NM_API nm_status nm_linearized_mean_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_moment_grad *out);
 
 /* The same for the logits' variances under method exact (§1.5's pair
- * covariance at the split; for attacks that maximise output variance):
- * var (d) and its Jacobians with respect to mu (d×n), to v (d×n) and to an
- * isotropic σ² (d). Costs p² Φ₂ evaluations and d products of p×p by p×n
- * (p the split's width), and 5 p² + 2 p n doubles of scratch. */
-typedef struct {
-    int64_t d, n;
-    double *var, *dvar_dmu, *dvar_dv, *dvar_dsigma2;
-} nm_var_grad;
-NM_API nm_status nm_linearized_var_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_var_grad *out);
-NM_API void nm_var_grad_free(nm_ctx *ctx, nm_var_grad *g);
+ * covariance at the split; for attacks that maximise output variance).
+ * Costs p² Φ₂ evaluations and d products of p×p by p×n (p the split's
+ * width), and 5 p² + 2 p n doubles of scratch. */
+NM_API nm_status nm_linearized_var_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_moment_grad *out);
 
 /* ---------------------------------------------------------------- tightness experiments (DESIGN §1.8, §2) */
 

@@ -79,34 +79,41 @@ nm_status nm_linearized_create(nm_ctx *ctx, nm_net *net, const nm_array *x0, con
     return st;
 }
 
-/* The noise's n means and variances: finite, the variances ≥ 0. */
-static nm_status check_noise(nm_ctx *ctx, int64_t n, const double *mu, const double *v)
-{
-    if (!nm_all_finite_f64(mu, n) || !nm_all_finite_f64(v, n)) return nm_fail(ctx, NM_ERR_NONFINITE, "the noise's mean or variances are not finite");
-    for (int64_t k = 0; k < n; k++)
-        if (v[k] < 0) return nm_fail(ctx, NM_ERR_NOT_PSD, "variance %lld is negative (%g)", (long long)k, v[k]);
-    return NM_OK;
-}
-
-void nm_mean_grad_free(nm_ctx *ctx, nm_mean_grad *g)
+void nm_moment_grad_free(nm_ctx *ctx, nm_moment_grad *g)
 {
     if (!g) return;
-    nm_free(ctx, g->mean);
+    nm_free(ctx, g->value);
     memset(g, 0, sizeof *g);
 }
 
-nm_status nm_linearized_mean_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_mean_grad *out)
+/* What both gradient calls start with: the arguments and the noise's n means and variances checked (finite,
+ * variances ≥ 0), then out's d + 2 d n + d doubles allocated and laid out. */
+static nm_status grad_start(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_moment_grad *out)
 {
     if (!ctx || !l || !mu || !v || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
     memset(out, 0, sizeof *out);
-    int64_t n = l->n, p = l->p, d = l->d;
-    nm_status st = check_noise(ctx, n, mu, v);
-    if (st != NM_OK) return st;
-    double *buf = nm_alloc(ctx, (size_t)(d + 2 * d * n + d + 4 * p + 2 * d * p), sizeof(double));
+    int64_t n = l->n, d = l->d;
+    if (!nm_all_finite_f64(mu, n) || !nm_all_finite_f64(v, n)) return nm_fail(ctx, NM_ERR_NONFINITE, "the noise's mean or variances are not finite");
+    for (int64_t k = 0; k < n; k++)
+        if (v[k] < 0) return nm_fail(ctx, NM_ERR_NOT_PSD, "variance %lld is negative (%g)", (long long)k, v[k]);
+    double *buf = nm_alloc(ctx, (size_t)(d + 2 * d * n + d), sizeof(double));
     if (!buf) return NM_ERR_NOMEM;
     out->d = d, out->n = n;
-    out->mean = buf, out->dmean_dmu = buf + d, out->dmean_dv = out->dmean_dmu + d * n, out->dmean_dsigma2 = out->dmean_dv + d * n;
-    double *m = out->dmean_dsigma2 + d, *s2 = m + p, *r = s2 + p, *w = r + p, *G = w + p, *W = G + d * p;
+    out->value = buf, out->d_mu = buf + d, out->d_v = out->d_mu + d * n, out->d_sigma2 = out->d_v + d * n;
+    return NM_OK;
+}
+
+nm_status nm_linearized_mean_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_moment_grad *out)
+{
+    nm_status st = grad_start(ctx, l, mu, v, out);
+    if (st != NM_OK) return st;
+    int64_t n = l->n, p = l->p, d = l->d;
+    double *work = nm_alloc(ctx, (size_t)(4 * p + 2 * d * p), sizeof(double));
+    if (!work) {
+        nm_moment_grad_free(ctx, out);
+        return NM_ERR_NOMEM;
+    }
+    double *m = work, *s2 = m + p, *r = s2 + p, *w = r + p, *G = w + p, *W = G + d * p;
     memcpy(m, l->c1, (size_t)p * sizeof(double));
     nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, 1, n, 1.0, l->A, n, mu, 1, 1.0, m, 1);     /* m = A μ + c1 */
     nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, 1, n, 1.0, l->A2, n, v, 1, 0.0, s2, 1);    /* s² = (A∘A) v */
@@ -122,29 +129,23 @@ nm_status nm_linearized_mean_grad(nm_ctx *ctx, const nm_linearized *l, const dou
             s2[u] = m[u] > 0 ? 1 : m[u] < 0 ? 0 : 0.5;
         }
     }
-    memcpy(out->mean, l->c2, (size_t)d * sizeof(double));
-    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, 1, p, 1.0, l->B, p, r, 1, 1.0, out->mean, 1);
+    memcpy(out->value, l->c2, (size_t)d * sizeof(double));
+    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, 1, p, 1.0, l->B, p, r, 1, 1.0, out->value, 1);
     for (int64_t i = 0; i < d; i++)
         for (int64_t u = 0; u < p; u++) G[i * p + u] = l->B[i * p + u] * s2[u], W[i * p + u] = l->B[i * p + u] * w[u];
-    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, n, p, 1.0, G, p, l->A, n, 0.0, out->dmean_dmu, n);
-    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, n, p, 1.0, W, p, l->A2, n, 0.0, out->dmean_dv, n);
+    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, n, p, 1.0, G, p, l->A, n, 0.0, out->d_mu, n);
+    nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, n, p, 1.0, W, p, l->A2, n, 0.0, out->d_v, n);
     for (int64_t i = 0; i < d; i++) {
         double t = 0;
-        for (int64_t k = 0; k < n; k++) t += out->dmean_dv[i * n + k];
-        out->dmean_dsigma2[i] = t; /* v = σ² 1 */
+        for (int64_t k = 0; k < n; k++) t += out->d_v[i * n + k];
+        out->d_sigma2[i] = t; /* v = σ² 1 */
     }
-    if (!nm_all_finite_f64(out->mean, d)) {
-        nm_mean_grad_free(ctx, out);
+    nm_free(ctx, work);
+    if (!nm_all_finite_f64(out->value, d)) {
+        nm_moment_grad_free(ctx, out);
         return nm_fail(ctx, NM_ERR_NONFINITE, "the mean overflows double");
     }
     return NM_OK;
-}
-
-void nm_var_grad_free(nm_ctx *ctx, nm_var_grad *g)
-{
-    if (!g) return;
-    nm_free(ctx, g->var);
-    memset(g, 0, sizeof *g);
 }
 
 /* The moments of one pair (u, w), z_u ~ N(m_u, s_u²), ρ their correlation:
@@ -160,21 +161,16 @@ static void pair_terms(double mw, double su, double sw, double au, double aw, do
     *D = su > 0 ? nm_normal_pdf(au) / (2 * su) * nm_relu_mean(mw - rho * sw * au, sw * q) : 0;
 }
 
-nm_status nm_linearized_var_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_var_grad *out)
+nm_status nm_linearized_var_grad(nm_ctx *ctx, const nm_linearized *l, const double *mu, const double *v, nm_moment_grad *out)
 {
-    if (!ctx || !l || !mu || !v || !out) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
-    memset(out, 0, sizeof *out);
-    int64_t n = l->n, p = l->p, d = l->d;
-    nm_status st = check_noise(ctx, n, mu, v);
+    nm_status st = grad_start(ctx, l, mu, v, out);
     if (st != NM_OK) return st;
-    double *buf = nm_alloc(ctx, (size_t)(d + 2 * d * n + d), sizeof(double));
+    int64_t n = l->n, p = l->p, d = l->d;
     double *work = nm_alloc(ctx, (size_t)(6 * p + 5 * p * p + 2 * p * n), sizeof(double));
-    if (!buf || !work) {
-        nm_free(ctx, buf), nm_free(ctx, work);
+    if (!work) {
+        nm_moment_grad_free(ctx, out);
         return NM_ERR_NOMEM;
     }
-    out->d = d, out->n = n;
-    out->var = buf, out->dvar_dmu = buf + d, out->dvar_dv = out->dvar_dmu + d * n, out->dvar_dsigma2 = out->dvar_dv + d * n;
     double *m = work, *s = m + p, *a = s + p, *r = a + p, *dm = r + p, *Tb = dm + p;
     double *S = Tb + p, *P = S + p * p, *T = P + p * p, *D = T + p * p, *C = D + p * p, *Ab = C + p * p, *Y = Ab + p * n;
     memcpy(m, l->c1, (size_t)p * sizeof(double));
@@ -204,7 +200,7 @@ nm_status nm_linearized_var_grad(nm_ctx *ctx, const nm_linearized *l, const doub
         nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, 1, p, 1.0, C, p, b, 1, 0.0, Tb, 1);
         double V = 0;
         for (int64_t u = 0; u < p; u++) V += b[u] * Tb[u];
-        out->var[i] = fmax(0, V);
+        out->value[i] = fmax(0, V);
         nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, 1, p, 1.0, T, p, b, 1, 0.0, Tb, 1); /* T b */
         for (int64_t u = 0; u < p; u++) {
             double Db = 0;
@@ -215,19 +211,19 @@ nm_status nm_linearized_var_grad(nm_ctx *ctx, const nm_linearized *l, const doub
             for (int64_t w = 0; w < p; w++) S[u * p + w] = b[u] * b[w] * P[u * p + w];
             S[u * p + u] = b[u] * b[u] * Phi + 2 * b[u] * Db - g * b[u] * phs;
         }
-        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, 1, n, p, 1.0, dm, p, l->A, n, 0.0, out->dvar_dmu + i * n, n);
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, 1, n, p, 1.0, dm, p, l->A, n, 0.0, out->d_mu + i * n, n);
         nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, p, n, p, 1.0, S, p, l->A, n, 0.0, Y, n); /* H A */
         double tot = 0;
         for (int64_t k = 0; k < n; k++) {
             double t = 0;
             for (int64_t u = 0; u < p; u++) t += l->A[u * n + k] * Y[u * n + k];
-            out->dvar_dv[i * n + k] = t, tot += t;
+            out->d_v[i * n + k] = t, tot += t;
         }
-        out->dvar_dsigma2[i] = tot;
+        out->d_sigma2[i] = tot;
     }
     nm_free(ctx, work);
-    if (!nm_all_finite_f64(out->var, d + 2 * d * n + d)) {
-        nm_var_grad_free(ctx, out);
+    if (!nm_all_finite_f64(out->value, d + 2 * d * n + d)) {
+        nm_moment_grad_free(ctx, out);
         return nm_fail(ctx, NM_ERR_NONFINITE, "the variance or its gradients overflow double");
     }
     return NM_OK;

@@ -47,25 +47,10 @@ static void ref_moment(const nm_ara *ara, const double *mu, const double *v, dou
     nm_cov_free(ctx, cov);
 }
 
-/* A moment (the mean, or method exact's variances) and its three gradients, from either library call. */
-typedef struct {
-    nm_mean_grad m;
-    nm_var_grad v;
-    const double *val, *dmu, *dv, *ds2;
-} moment_grad;
-
-static nm_status eval_grad(const nm_linearized *l, int var, const double *mu, const double *v, moment_grad *g)
+/* The mean (var = 0) or method exact's variances (var = 1) and their three gradients. */
+static nm_status eval_grad(const nm_linearized *l, int var, const double *mu, const double *v, nm_moment_grad *g)
 {
-    nm_status st = var ? nm_linearized_var_grad(ctx, l, mu, v, &g->v) : nm_linearized_mean_grad(ctx, l, mu, v, &g->m);
-    if (var) g->val = g->v.var, g->dmu = g->v.dvar_dmu, g->dv = g->v.dvar_dv, g->ds2 = g->v.dvar_dsigma2;
-    else g->val = g->m.mean, g->dmu = g->m.dmean_dmu, g->dv = g->m.dmean_dv, g->ds2 = g->m.dmean_dsigma2;
-    return st;
-}
-
-static void free_grad(int var, moment_grad *g)
-{
-    if (var) nm_var_grad_free(ctx, &g->v);
-    else nm_mean_grad_free(ctx, &g->m);
+    return var ? nm_linearized_var_grad(ctx, l, mu, v, g) : nm_linearized_mean_grad(ctx, l, mu, v, g);
 }
 
 /* The largest |entry| of row i of a d×N_IN Jacobian. */
@@ -92,41 +77,41 @@ static void test_grads(int var)
     for (int trial = 0; trial < 3 - var; trial++) {
         double mu[N_IN], v[N_IN], ref[4], hi[4], lo[4];
         for (int k = 0; k < N_IN; k++) mu[k] = x0[k] + 0.3 * nrand(), v[k] = 0.05 + (trial + 1) * (0.3 + 0.1 * var) * urand();
-        moment_grad g;
+        nm_moment_grad g;
         check_true(what, eval_grad(l, var, mu, v, &g) == NM_OK);
         ref_moment(&ara, mu, v, 0, var, ref);
         double scale = 0;
         for (int i = 0; i < d; i++) scale = fmax(scale, fabs(ref[i]));
-        for (int i = 0; i < d; i++) check_close(var ? "var = method exact's of the linearization" : "mean = the ARA moments of the linearization", g.val[i], ref[i], TOL_MEAN * (var ? ref[i] : scale), 0);
+        for (int i = 0; i < d; i++) check_close(var ? "var = method exact's of the linearization" : "mean = the ARA moments of the linearization", g.value[i], ref[i], TOL_MEAN * (var ? ref[i] : scale), 0);
         for (int k = 0; k < N_IN; k++) {
             double save = mu[k], h = STEP * (1 + fabs(save));
             mu[k] = save + h, ref_moment(&ara, mu, v, 0, var, hi);
             mu[k] = save - h, ref_moment(&ara, mu, v, 0, var, lo);
             mu[k] = save;
             for (int i = 0; i < d; i++)
-                check_close(var ? "dVar/dmu vs central differences" : "dE/dmu vs central differences", g.dmu[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * row_scale(g.dmu, i), 0);
+                check_close(var ? "dVar/dmu vs central differences" : "dE/dmu vs central differences", g.d_mu[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * row_scale(g.d_mu, i), 0);
             save = v[k], h = STEP * save;
             v[k] = save + h, ref_moment(&ara, mu, v, 0, var, hi);
             v[k] = save - h, ref_moment(&ara, mu, v, 0, var, lo);
             v[k] = save;
             for (int i = 0; i < d; i++)
-                check_close(var ? "dVar/dv vs central differences" : "dE/dv vs central differences", g.dv[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * row_scale(g.dv, i), 0);
+                check_close(var ? "dVar/dv vs central differences" : "dE/dv vs central differences", g.d_v[i * N_IN + k], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * row_scale(g.d_v, i), 0);
         }
         /* isotropic: v = σ² 1 */
         double s2 = (0.4 + 0.1 * var) * (trial + 1), h = STEP * s2, vi[N_IN];
         for (int k = 0; k < N_IN; k++) vi[k] = s2;
-        moment_grad gi;
+        nm_moment_grad gi;
         check_true("isotropic gradients", eval_grad(l, var, mu, vi, &gi) == NM_OK);
         ref_moment(&ara, mu, NULL, s2 + h, var, hi), ref_moment(&ara, mu, NULL, s2 - h, var, lo);
         for (int i = 0; i < d; i++)
-            check_close(var ? "dVar/dsigma2 vs central differences" : "dE/dsigma2 vs central differences", gi.ds2[i], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * fabs(gi.ds2[i]) + 1e-9, 0);
-        free_grad(var, &gi);
-        free_grad(var, &g);
+            check_close(var ? "dVar/dsigma2 vs central differences" : "dE/dsigma2 vs central differences", gi.d_sigma2[i], (hi[i] - lo[i]) / (2 * h), TOL_GRAD * fabs(gi.d_sigma2[i]) + 1e-9, 0);
+        nm_moment_grad_free(ctx, &gi);
+        nm_moment_grad_free(ctx, &g);
     }
     /* bad input */
     double mu[N_IN] = {0}, v[N_IN];
     for (int k = 0; k < N_IN; k++) v[k] = 1;
-    moment_grad g;
+    nm_moment_grad g;
     v[3] = -1;
     check_true("negative variance refused", eval_grad(l, var, mu, v, &g) == NM_ERR_NOT_PSD);
     v[3] = NAN;

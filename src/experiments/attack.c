@@ -40,7 +40,7 @@ typedef struct {
     const int64_t *idx;    /* the support's input indices (ns) */
     int target;
     double *mu, *v;        /* n: M + μx, σ² 1 */
-    nm_mean_grad g;        /* at the last point evaluated */
+    nm_moment_grad g;      /* the mean and its gradients at the last point evaluated */
     nm_status st;
     int evals;
 } attack_job;
@@ -50,7 +50,7 @@ static int evaluate(attack_job *j, const double *z)
 {
     for (int64_t k = 0; k < j->n; k++) j->mu[k] = j->M[k], j->v[k] = z[j->ns];
     for (int64_t s = 0; s < j->ns; s++) j->mu[j->idx[s]] += z[s];
-    nm_mean_grad_free(j->ctx, &j->g);
+    nm_moment_grad_free(j->ctx, &j->g);
     j->st = nm_linearized_mean_grad(j->ctx, j->lin, j->mu, j->v, &j->g);
     j->evals++;
     return j->st == NM_OK;
@@ -74,15 +74,15 @@ static void constraints(unsigned m, double *c, unsigned nz, const double *z, dou
         for (unsigned r = 0; r < m; r++) c[r] = HUGE_VAL;
         return;
     }
-    const nm_mean_grad *g = &j->g;
+    const nm_moment_grad *g = &j->g;
     int64_t n = j->n, ns = j->ns, tg = j->target;
     for (int64_t i = 0, r = 0; i < j->d; i++) {
         if (i == tg) continue;
-        c[r] = g->mean[i] - g->mean[tg] - z[nz - 1];
+        c[r] = g->value[i] - g->value[tg] - z[nz - 1];
         if (grad) {
             double *gr = grad + r * nz;
-            for (int64_t s = 0; s < ns; s++) gr[s] = g->dmean_dmu[i * n + j->idx[s]] - g->dmean_dmu[tg * n + j->idx[s]];
-            gr[ns] = g->dmean_dsigma2[i] - g->dmean_dsigma2[tg];
+            for (int64_t s = 0; s < ns; s++) gr[s] = g->d_mu[i * n + j->idx[s]] - g->d_mu[tg * n + j->idx[s]];
+            gr[ns] = g->d_sigma2[i] - g->d_sigma2[tg];
             gr[ns + 1] = -1;
         }
         r++;
@@ -94,7 +94,7 @@ static double worst_gap(const attack_job *j)
 {
     double w = -INFINITY;
     for (int64_t i = 0; i < j->d; i++)
-        if (i != j->target) w = fmax(w, j->g.mean[i] - j->g.mean[j->target]);
+        if (i != j->target) w = fmax(w, j->g.value[i] - j->g.value[j->target]);
     return w;
 }
 
@@ -271,9 +271,9 @@ static nm_status attack_targeted(nm_ctx *ctx, nm_net *net, const float *M, const
         out->fooled_analytic = out->gap < 0;
         out->d = d;
         if (!(out->analytic_mean = nm_alloc(ctx, (size_t)d, sizeof(double)))) st = NM_ERR_NOMEM;
-        else memcpy(out->analytic_mean, j.g.mean, (size_t)d * sizeof(double));
+        else memcpy(out->analytic_mean, j.g.value, (size_t)d * sizeof(double));
     }
-    nm_mean_grad_free(ctx, &j.g);
+    nm_moment_grad_free(ctx, &j.g);
     nm_linearized_free(ctx, lin);
     nm_free(ctx, idx), nm_free(ctx, buf), nm_free(ctx, x0);
     return st;
