@@ -251,6 +251,7 @@ typedef int nm_method;
 #define NM_METHOD_PAPER 0 /* §1.4: zero-mean pair formula (paper's Theorem 2) */
 #define NM_METHOD_EXACT 1 /* §1.5: exact for any μ, Σ, c1 */
 #define NM_METHOD_DELTA 2 /* §1.7: linearize at μ (mean g(μ), cov J Σ Jᵀ) */
+#define NM_METHOD_PROPAGATE 3 /* §1.12: the Gaussian carried through every layer (no linearization) */
 #define NM_METHOD_MAX 16  /* room for every method, for arrays indexed by method */
 /* How many methods there are (0 .. nm_method_count() − 1). */
 NM_API int nm_method_count(void);
@@ -581,7 +582,11 @@ typedef struct {
     nm_precision precision;  /* of S = AΣAᵀ and B C Bᵀ */
     int want_cov;            /* also the d×d covariance of the logits */
     int mean_only;           /* only the mean (nm_ara_options.mean_only); S's diagonal still comes from all of Σ */
+    int64_t dense_max;       /* method propagate: ReLU-like layers of at most this many units (and always the last
+                                one) keep exact pair covariances (DESIGN §1.12); default NM_DENSE_MAX_DEFAULT */
 } nm_net_moments_options;
+
+#define NM_DENSE_MAX_DEFAULT 1024
 
 #define NM_MEM_BUDGET_DEFAULT ((size_t)2 << 30) /* 2 GiB */
 

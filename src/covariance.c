@@ -245,3 +245,14 @@ void nm_cov_times_factor(const nm_cov *cov, int64_t p, const double *A, double *
     for (int64_t i = 0; i < p; i++)
         for (int64_t c = 0; c < k; c++) AL[i * k + c] = A[i * n + sel_row(cov, c)] * sel_sd(cov, c);
 }
+
+const double *nm_cov_split(const nm_cov *cov, double *var)
+{
+    if (dense(cov)) return cov->L;
+    memset(var, 0, (size_t)cov->n * sizeof(double));
+    for (int64_t c = 0; c < cov->k; c++) {
+        double s = sel_sd(cov, c);
+        var[sel_row(cov, c)] += s * s;
+    }
+    return NULL;
+}

@@ -99,6 +99,9 @@ void nm_gemm_f64_naive(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k
 int64_t nm_cov_rank(const nm_cov *cov);
 void nm_cov_add_factor_f32(const nm_cov *cov, int64_t rows, const float *E, float *X);
 void nm_cov_times_factor(const nm_cov *cov, int64_t p, const double *A, double *AL);
+/* For method propagate: a selection (isotropic, diagonal, window) writes its variances into var (n, zero
+ * off the selection) and returns NULL; a dense Σ returns its factor L (n × k, double, borrowed). */
+const double *nm_cov_split(const nm_cov *cov, double *var);
 
 /* ---- streaming Monte Carlo statistics (src/montecarlo.c) ----
  * Batches of rows × d outputs are merged in arrival order (Pébay), so the
@@ -166,6 +169,10 @@ typedef struct {
 
 /* f_u(z) of one unit (for the linearization point y₀ = f(R_bot(x₀))). */
 double nm_act_apply(const nm_act *act, int64_t u, double z);
+
+/* Exact moments of f_u(z) for one unit, z ~ N(m, v): mean, variance and E[f_u'(z)] (the Stein weight:
+ * Cov[f_u(z), y] = E[f_u'(z)] Cov[z, y] for any y jointly Gaussian with z). */
+void nm_act_unit(const nm_act *act, int64_t u, double m, double v, double *mean, double *var, double *slope);
 
 /* The covariance of f(z), z ~ N(m, S) (p×p, lower triangle read), into C
  * (may be S), by the method's rules for each pair of hinges and Stein's

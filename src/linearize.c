@@ -12,8 +12,7 @@
 
 void nm_lin_free(nm_ctx *ctx, nm_lin *L)
 {
-    nm_free(ctx, L->act.g);
-    nm_free(ctx, L->act.alpha);
+    nm_act_free(ctx, &L->act);
     nm_free(ctx, L->x0);
     nm_free(ctx, L->r0);
     nm_free(ctx, L->B);
@@ -78,22 +77,20 @@ static int64_t unit_shape(const nm_value *v, nm_shape *s)
     return nm_shape_numel(s);
 }
 
-/* The split node k's activation as hinges (linearize.h): ReLU plain; LeakyReLU and PReLU by their
- * slope per unit, read off the node run on −1s; Clip and HardSigmoid from their attributes. */
-static nm_status split_act(nm_ctx *ctx, nm_net *net, const nm_lin *L, nm_act *act)
+nm_status nm_act_of_node(nm_ctx *ctx, nm_net *net, int k, int64_t p, nm_act *act)
 {
-    const nm_node *nd = &net->node[L->k];
+    const nm_node *nd = &net->node[k];
     memset(act, 0, sizeof *act);
     switch (nd->op) {
     case NM_OP_RELU: act->plain = 1; return NM_OK;
     case NM_OP_LEAKYRELU:
     case NM_OP_PRELU: {
-        float *ones = nm_alloc(ctx, (size_t)L->p, sizeof(float));
-        act->g = nm_alloc(ctx, (size_t)L->p, sizeof(double)), act->alpha = nm_alloc(ctx, (size_t)L->p, sizeof(double));
+        float *ones = nm_alloc(ctx, (size_t)p, sizeof(float));
+        act->g = nm_alloc(ctx, (size_t)p, sizeof(double)), act->alpha = nm_alloc(ctx, (size_t)p, sizeof(double));
         nm_status st = ones && act->g && act->alpha ? NM_OK : NM_ERR_NOMEM;
-        for (int64_t u = 0; st == NM_OK && u < L->p; u++) ones[u] = -1.0f;
-        if (st == NM_OK && (st = nm_net_run(ctx, net, L->k, L->k, 1, ones)) == NM_OK)
-            for (int64_t u = 0; u < L->p; u++) { /* f(z) = (1 − α) relu(z) + α z, and f(−1) = −α */
+        for (int64_t u = 0; st == NM_OK && u < p; u++) ones[u] = -1.0f;
+        if (st == NM_OK && (st = nm_net_run(ctx, net, k, k, 1, ones)) == NM_OK)
+            for (int64_t u = 0; u < p; u++) { /* f(z) = (1 − α) relu(z) + α z, and f(−1) = −α */
                 act->alpha[u] = -net->v[nd->out].x[u];
                 act->g[u] = 1 - act->alpha[u];
             }
@@ -108,8 +105,8 @@ static nm_status split_act(nm_ctx *ctx, nm_net *net, const nm_lin *L, nm_act *ac
         else if (hi >= big) act->nh = 1, act->w[0] = 1, act->t[0] = lo, act->beta = lo;
         else act->nh = 2, act->w[0] = 1, act->t[0] = lo, act->w[1] = -1, act->t[1] = hi, act->beta = lo;
         if (lo <= -big) { /* min(z, hi) = z − relu(z − hi): the identity as a linear part */
-            if (!(act->alpha = nm_alloc(ctx, (size_t)L->p, sizeof(double)))) return NM_ERR_NOMEM;
-            for (int64_t u = 0; u < L->p; u++) act->alpha[u] = 1;
+            if (!(act->alpha = nm_alloc(ctx, (size_t)p, sizeof(double)))) return NM_ERR_NOMEM;
+            for (int64_t u = 0; u < p; u++) act->alpha[u] = 1;
         }
         return NM_OK;
     }
@@ -120,6 +117,13 @@ static nm_status split_act(nm_ctx *ctx, nm_net *net, const nm_lin *L, nm_act *ac
         return NM_OK;
     }
     }
+}
+
+void nm_act_free(nm_ctx *ctx, nm_act *act)
+{
+    nm_free(ctx, act->g);
+    nm_free(ctx, act->alpha);
+    act->g = act->alpha = NULL;
 }
 
 nm_status nm_lin_point(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_net_moments_options *o, nm_lin *L)
@@ -157,7 +161,7 @@ nm_status nm_lin_point(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_ne
         L->act.nh = 0;
         if (!(L->act.alpha = nm_alloc(ctx, (size_t)L->p, sizeof(double)))) return NM_ERR_NOMEM;
         for (int64_t u = 0; u < L->p; u++) L->act.alpha[u] = 1;
-    } else if ((st = split_act(ctx, net, L, &L->act)) != NM_OK) {
+    } else if ((st = nm_act_of_node(ctx, net, L->k, L->p, &L->act)) != NM_OK) {
         return st; /* before R_bot(x₀), whose primal stays recorded */
     }
     st = nm_to_float(ctx, o->x0 ? o->x0 : mu, L->n, o->x0 ? "x0" : "the input mean", &L->x0);
@@ -238,6 +242,7 @@ nm_net_moments_options nm_net_moments_options_default(void)
     o.path = NM_PATH_AUTO;
     o.method = NM_METHOD_EXACT;
     o.precision = NM_PREC_DOUBLE;
+    o.dense_max = NM_DENSE_MAX_DEFAULT;
     return o;
 }
 

@@ -33,6 +33,12 @@ nm_status nm_lin_prepare(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_
 /* A = ∂R_bot/∂x (x₀) (p×n) and c1 = R_bot(x₀) − A x₀ (p), newly allocated, in double. */
 nm_status nm_lin_form_A(nm_ctx *ctx, nm_net *net, const nm_lin *L, double **A, double **c1);
 
+/* Node k's activation (a split point: ReLU's kin, nm_op_def.split) as hinges, for its p units per
+ * sample: ReLU plain; LeakyReLU and PReLU by their slope per unit, read off the node run on −1s (which
+ * overwrites its recorded output); Clip and HardSigmoid from their attributes. Free with nm_act_free. */
+nm_status nm_act_of_node(nm_ctx *ctx, nm_net *net, int k, int64_t p, nm_act *act);
+void nm_act_free(nm_ctx *ctx, nm_act *act);
+
 /* Many tangents (or samples) at one primal need every node up to `last`
  * to keep samples apart along the first axis; `what` starts the message. */
 nm_status nm_require_batchable(nm_ctx *ctx, const nm_net *net, int last, const char *what);

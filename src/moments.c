@@ -109,18 +109,12 @@ static nm_status operator_m_S(nm_ctx *ctx, nm_net *net, const nm_lin *L, const f
     return NM_OK;
 }
 
-nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
-                                 const nm_net_moments_options *opt, int count, const nm_method *methods, nm_moments *out)
+/* The methods that share one two-stage linearization. */
+static nm_status lin_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, nm_net_moments_options o, int count,
+                             const nm_method *methods, nm_moments *out)
 {
-    if (!ctx || !net || !mu || !sigma || !out || !methods || count < 1) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
-    for (int i = 0; i < count; i++) memset(&out[i], 0, sizeof out[i]);
-    nm_net_moments_options o = opt ? *opt : nm_net_moments_options_default();
-    if (o.path != NM_PATH_AUTO && o.path != NM_PATH_MATRIX && o.path != NM_PATH_OPERATOR)
-        return nm_fail(ctx, NM_ERR_ARG, "unknown path %d", (int)o.path);
-    for (int i = 0; i < count; i++) {
-        if (methods[i] < 0 || methods[i] >= nm_method_count()) return nm_fail(ctx, NM_ERR_ARG, "unknown method %d", (int)methods[i]);
+    for (int i = 0; i < count; i++)
         if (nm_method_def_of(methods[i])->at_mean) o.x0 = o.y0 = NULL; /* §1.7: the whole net linearized at μ */
-    }
     nm_lin L;
     nm_status st = nm_lin_prepare(ctx, net, mu, &o, &L);
     if (st == NM_OK && nm_cov_dim(sigma) != L.n)
@@ -142,6 +136,34 @@ nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, c
         for (int i = 0; i < count; i++) nm_moments_free(ctx, &out[i]);
     nm_free(ctx, Si), nm_free(ctx, m), nm_free(ctx, S), nm_free(ctx, muf);
     nm_lin_free(ctx, &L);
+    return st;
+}
+
+nm_status nm_net_moments_methods(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                                 const nm_net_moments_options *opt, int count, const nm_method *methods, nm_moments *out)
+{
+    if (!ctx || !net || !mu || !sigma || !out || !methods || count < 1) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    for (int i = 0; i < count; i++) memset(&out[i], 0, sizeof out[i]);
+    nm_net_moments_options o = opt ? *opt : nm_net_moments_options_default();
+    if (o.path != NM_PATH_AUTO && o.path != NM_PATH_MATRIX && o.path != NM_PATH_OPERATOR)
+        return nm_fail(ctx, NM_ERR_ARG, "unknown path %d", (int)o.path);
+    for (int i = 0; i < count; i++)
+        if (methods[i] < 0 || methods[i] >= nm_method_count()) return nm_fail(ctx, NM_ERR_ARG, "unknown method %d", (int)methods[i]);
+    /* methods of their own (propagate) one by one, the rest on one linearization */
+    int *at = nm_alloc(ctx, (size_t)count, sizeof(int)), nl = 0;
+    nm_method *lm = nm_alloc(ctx, (size_t)count, sizeof(nm_method));
+    nm_moments *lo = nm_alloc_zero(ctx, (size_t)count, sizeof(nm_moments));
+    nm_status st = at && lm && lo ? NM_OK : NM_ERR_NOMEM;
+    for (int i = 0; i < count && st == NM_OK; i++) {
+        const nm_method_def *def = nm_method_def_of(methods[i]);
+        if (def->net_moments) st = def->net_moments(ctx, net, mu, sigma, &o, &out[i]);
+        else at[nl] = i, lm[nl++] = methods[i];
+    }
+    if (st == NM_OK && nl > 0 && (st = lin_moments(ctx, net, mu, sigma, o, nl, lm, lo)) == NM_OK)
+        for (int j = 0; j < nl; j++) out[at[j]] = lo[j];
+    if (st != NM_OK)
+        for (int i = 0; i < count; i++) nm_moments_free(ctx, &out[i]);
+    nm_free(ctx, at), nm_free(ctx, lm), nm_free(ctx, lo);
     return st;
 }
 

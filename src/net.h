@@ -231,6 +231,12 @@ typedef struct {
     int (*nonlinear_node)(const struct nm_net *net, const nm_node *nd);
     /* optional: constant inputs the exporter appends; returns how many (≤ 2) */
     int (*export_extra)(const struct nm_net *net, const nm_node *nd, nm_export_input extra[2]);
+    /* how method propagate (DESIGN §1.12) maps a Gaussian through it, where split (hinges) and window
+     * (maxima) do not say it: NM_MOMENTS_LINEAR (0) by its matrix, read off jvp passes of unit tangents */
+    int moments;
+    /* optional, for ops that take the max of windows: the input elements (within a sample) of output
+     * element o's window into idx, returning how many; with idx NULL, the most any window has */
+    int64_t (*window)(const nm_node *nd, const nm_shape *xs, const nm_shape *ys, int64_t o, int64_t *idx);
     nm_status (*infer)(nm_ctx *ctx, struct nm_net *net, nm_node *nd);
     nm_status (*forward)(const nm_node *nd, nm_pass *p);
     nm_status (*jvp)(const nm_node *nd, nm_pass *p);
@@ -238,6 +244,10 @@ typedef struct {
 } nm_op_def;
 
 enum { NM_DECIDES_KINK = 1, NM_DECIDES_ARGMAX = 2 };
+/* nm_op_def.moments: linear by its matrix (the default); its output is its input's data in the same order
+ * (Reshape, Flatten, ...); elementwise linear in a varying input of the output's shape (BatchNormalization,
+ * Add, ...); a smooth elementwise function (Sigmoid, ...: Gauss–Hermite moments per unit). */
+enum { NM_MOMENTS_LINEAR = 0, NM_MOMENTS_SAME, NM_MOMENTS_DIAGONAL, NM_MOMENTS_UNIT };
 
 extern const nm_op_def *const nm_op_table[NM_OP_COUNT];
 const char *nm_op_name(nm_op op);
@@ -279,6 +289,11 @@ enum { NM_VJP_PARAMS = 1, NM_VJP_NO_INPUT = 2 }; /* flags of nm_net_run_vjp */
 nm_status nm_net_run_vjp(nm_ctx *ctx, struct nm_net *net, int first, int last, int64_t t, const float *dy,
                          unsigned flags);
 int nm_net_range_input(const struct nm_net *net, int first);
+/* One node's passes on buffers of the caller's (method propagate): the jvp at the recorded primal with
+ * tangents dx[i] (t samples; one for every varying input i) into dy, and the forward on inputs x[i] (n
+ * samples; one for every varying input i, constants bound as in the net) into y. */
+nm_status nm_node_jvp(nm_ctx *ctx, struct nm_net *net, int k, int64_t t, float *const *dx, float *dy);
+nm_status nm_node_forward(nm_ctx *ctx, struct nm_net *net, int k, int64_t n, float *const *x, float *y);
 /* Bytes one more batch sample costs a forward, jvp or vjp pass over nodes first..last: the per-sample
  * elements of the values they write, and of the range input. */
 size_t nm_net_sample_bytes(const struct nm_net *net, int first, int last);

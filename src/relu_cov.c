@@ -65,6 +65,29 @@ static double act_pair(const nm_method_def *def, const nm_act *act, const nm_uni
     return c + (av * su + au * sv + au * av) * S_uv; /* Stein: Cov[relu(z_u − t), z_v] = E[relu'] S_uv */
 }
 
+void nm_act_unit(const nm_act *act, int64_t u, double m, double v, double *mean, double *var, double *slope)
+{
+    const nm_method_def *def = &nm_method_exact;
+    if (!act || act->plain) {
+        nm_unit un = nm_unit_of(m, v);
+        *mean = def->mean(&un), *var = def->var(&un), *slope = def->slope(&un);
+        return;
+    }
+    double g = act->g ? act->g[u] : 1, al = act->alpha ? act->alpha[u] : 0, s2 = v > 0 ? v : 0, c = 0, sl = 0;
+    nm_unit un[2];
+    *mean = act->beta + al * m;
+    for (int k = 0; k < act->nh; k++) {
+        un[k] = nm_unit_of(m - act->t[k], v);
+        *mean += act->w[k] * g * def->mean(&un[k]);
+        sl += act->w[k] * g * def->slope(&un[k]);
+    }
+    for (int k = 0; k < act->nh; k++)
+        for (int l = 0; l < act->nh && un[k].s > 0; l++)
+            c += act->w[k] * act->w[l] * g * g * (k == l ? def->var(&un[k]) : def->cov(&un[k], &un[l], s2, 1));
+    *var = c + (2 * al * sl + al * al) * s2; /* Stein: Cov[relu(z − t), z] = E[relu'] Var z */
+    *slope = sl + al;
+}
+
 nm_status nm_act_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const double *S, nm_method method, const nm_act *act, double *C)
 {
     if (!act || act->plain) return nm_relu_cov_matrix(ctx, p, m, S, method, C);

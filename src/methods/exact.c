@@ -9,29 +9,29 @@
 
 #include <math.h>
 
-static double exact_mean(const nm_unit *u)
+double nm_exact_mean(const nm_unit *u)
 {
     return nm_relu_mean(u->m, u->s);
 }
 
-static double exact_var(const nm_unit *u)
+double nm_exact_var(const nm_unit *u)
 {
     return nm_relu_var(u->m, u->s);
 }
 
-static double exact_cov(const nm_unit *u, const nm_unit *v, double S_uv, double rho)
+double nm_exact_cov(const nm_unit *u, const nm_unit *v, double S_uv, double rho)
 {
     (void)S_uv;
     return fabs(rho) < 0.925 ? u->s * v->s * nm_relu_cov_std_price(u->a, v->a, u->Pa, v->Pa, rho)
                              : nm_relu_pair_cov(u->m, v->m, u->s, v->s, rho);
 }
 
-static double exact_slope(const nm_unit *u)
+double nm_exact_slope(const nm_unit *u)
 {
     return u->Pa;
 }
 
 const nm_method_def nm_method_exact = {
     .name = "exact", .summary = "exact for an Affine-ReLU-Affine net, any mean (DESIGN 1.5; the default)",
-    .mean = exact_mean, .var = exact_var, .cov = exact_cov, .slope = exact_slope,
+    .mean = nm_exact_mean, .var = nm_exact_var, .cov = nm_exact_cov, .slope = nm_exact_slope,
 };

@@ -7,3 +7,4 @@
 NM_METHOD(PAPER, nm_method_paper)
 NM_METHOD(EXACT, nm_method_exact)
 NM_METHOD(DELTA, nm_method_delta)
+NM_METHOD(PROPAGATE, nm_method_propagate)

@@ -26,6 +26,10 @@ typedef struct {
     double (*cov)(const nm_unit *u, const nm_unit *v, double S_uv, double rho);
     /* E[relu'(z_u)], for Cov[relu z_u, z_v] = E[relu'(z_u)] S_uv (Stein's lemma) */
     double (*slope)(const nm_unit *u);
+    /* optional: the network moments without the two-stage linearization (method propagate); the four
+     * rules above then serve an Affine–ReLU–Affine net, for which the method is exact */
+    nm_status (*net_moments)(nm_ctx *ctx, struct nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                             const nm_net_moments_options *opt, nm_moments *out);
 } nm_method_def;
 
 /* The definition of method m (a valid index: nm_method_count()). */
@@ -35,6 +39,12 @@ nm_unit nm_unit_of(double m, double suu);
 
 /* E[f_u(z_u)] of the split activation act (NULL: ReLU) for u < p, z_u ~ N(m_u, suu[u·stride]), by def's mean rule (§1.2). */
 void nm_act_means(const nm_act *act, const nm_method_def *def, int64_t p, const double *m, const double *suu, int64_t stride, double *r);
+
+/* Method exact's rules (exact.c), which method propagate shares for an Affine–ReLU–Affine net. */
+double nm_exact_mean(const nm_unit *u);
+double nm_exact_var(const nm_unit *u);
+double nm_exact_cov(const nm_unit *u, const nm_unit *v, double S_uv, double rho);
+double nm_exact_slope(const nm_unit *u);
 
 #define NM_METHOD(ENUM, def) extern const nm_method_def def;
 #include "list.h"

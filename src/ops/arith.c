@@ -155,7 +155,7 @@ static const nm_attr_def arith_attrs[] = {
 #define ARITH_OP(NAME, ROLE)                                                                                           \
     {                                                                                                                  \
         .name = NAME, .role = ROLE, .min_inputs = 2, .max_inputs = 2, .trainable = {[0] = 1, [1] = 1}, .int_data = 1,                \
-        .attrs = arith_attrs, .nonlinear_node = arith_smooth, .infer = arith_infer, .forward = arith_forward,           \
+        .moments = NM_MOMENTS_DIAGONAL, .attrs = arith_attrs, .nonlinear_node = arith_smooth, .infer = arith_infer, .forward = arith_forward,           \
         .jvp = arith_jvp, .vjp = arith_vjp,                                                                            \
     }
 const nm_op_def nm_op_add = ARITH_OP("Add", NULL);

@@ -75,6 +75,6 @@ static const nm_attr_def bn_attrs[] = {
     {0}};
 
 const nm_op_def nm_op_batchnorm = {
-    .name = "BatchNormalization", .min_inputs = 5, .max_inputs = 5, .attrs = bn_attrs,
+    .name = "BatchNormalization", .min_inputs = 5, .max_inputs = 5, .attrs = bn_attrs, .moments = NM_MOMENTS_DIAGONAL,
     .infer = bn_infer, .forward = bn_forward, .jvp = bn_jvp, .vjp = bn_vjp,
 };

@@ -229,12 +229,12 @@ const nm_op_def nm_op_transpose = {
 const nm_op_def nm_op_squeeze = {
     .name = "Squeeze", .min_inputs = 1, .max_inputs = 2, .int_input = {[1] = 1}, .int_data = 1, .attrs = axes_attrs,
     .export_inputs = 1, .export_extra = axes_export,
-    .infer = squeeze_infer, .forward = same_forward, .jvp = same_jvp, .vjp = same_vjp,
+    .moments = NM_MOMENTS_SAME, .infer = squeeze_infer, .forward = same_forward, .jvp = same_jvp, .vjp = same_vjp,
 };
 const nm_op_def nm_op_unsqueeze = {
     .name = "Unsqueeze", .min_inputs = 1, .max_inputs = 2, .int_input = {[1] = 1}, .int_data = 1, .attrs = axes_attrs,
     .export_inputs = 1, .export_extra = axes_export,
-    .infer = unsqueeze_infer, .forward = same_forward, .jvp = same_jvp, .vjp = same_vjp,
+    .moments = NM_MOMENTS_SAME, .infer = unsqueeze_infer, .forward = same_forward, .jvp = same_jvp, .vjp = same_vjp,
 };
 const nm_op_def nm_op_expand = {
     .name = "Expand", .min_inputs = 2, .max_inputs = 2, .int_input = {[1] = 1}, .int_data = 1,

@@ -35,6 +35,6 @@ static nm_status neg_vjp(const nm_node *nd, nm_pass *p)
 }
 
 const nm_op_def nm_op_neg = {
-    .name = "Neg", .min_inputs = 1, .max_inputs = 1,
+    .name = "Neg", .min_inputs = 1, .max_inputs = 1, .moments = NM_MOMENTS_DIAGONAL,
     .infer = nm_infer_elementwise, .forward = neg_forward, .jvp = neg_jvp, .vjp = neg_vjp,
 };

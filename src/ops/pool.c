@@ -56,6 +56,21 @@ static int64_t window_argmax(const nm_attrs *a, const pool_dims *d, const float 
     return best;
 }
 
+/* The window of output element o (within a sample) as input elements: the kernel offsets inside the plane. */
+static int64_t maxpool_window(const nm_node *nd, const nm_shape *xs, const nm_shape *ys, int64_t o, int64_t *idx)
+{
+    const nm_attrs *a = &nd->a;
+    if (!idx) return a->kernel[0] * a->kernel[1];
+    pool_dims d = pdims(xs, ys);
+    int64_t c = o / (d.OH * d.OW), oh = o / d.OW % d.OH, ow = o % d.OW, n = 0, i0, i1, j0, j1;
+    int64_t bh = oh * a->stride[0] - a->pad[0], bw = ow * a->stride[1] - a->pad[1];
+    window_range(bh, a->dil[0], a->kernel[0], d.H, &i0, &i1);
+    window_range(bw, a->dil[1], a->kernel[1], d.W, &j0, &j1);
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = j0; j < j1; j++) idx[n++] = (c * d.H + bh + i * a->dil[0]) * d.W + bw + j * a->dil[1];
+    return n;
+}
+
 /* Every window inside the plane with unit dilation: the common LeNet and
  * AlexNet pools, which take the fast loop below. */
 static int windows_inside(const nm_attrs *a, const pool_dims *d)
@@ -347,7 +362,7 @@ static const nm_attr_def avgpool_attrs[] = {
 
 const nm_op_def nm_op_maxpool = {
     .name = "MaxPool", .min_inputs = 1, .max_inputs = 1, .attrs = maxpool_attrs, .hides_nonfinite = 1,
-    .decide = maxpool_decide, .decides = NM_DECIDES_ARGMAX,
+    .decide = maxpool_decide, .decides = NM_DECIDES_ARGMAX, .window = maxpool_window,
     .infer = pool_infer, .forward = maxpool_forward, .jvp = maxpool_jvp, .vjp = maxpool_vjp,
 };
 const nm_op_def nm_op_averagepool = {

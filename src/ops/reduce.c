@@ -123,6 +123,15 @@ static nm_status gmp_forward(const nm_node *nd, nm_pass *p)
     return NM_OK;
 }
 
+/* Output element o (plane o of a sample) takes the max of the whole plane. */
+static int64_t gmp_window(const nm_node *nd, const nm_shape *xs, const nm_shape *ys, int64_t o, int64_t *idx)
+{
+    (void)nd, (void)ys;
+    int64_t n = nm_shape_tail(xs, 2);
+    for (int64_t i = 0; idx && i < n; i++) idx[i] = o * n + i;
+    return n;
+}
+
 /* dx[0] (T, C, ...): dy the tangent at each primal plane's argmax. */
 static nm_status gmp_jvp(const nm_node *nd, nm_pass *p)
 {
@@ -181,6 +190,6 @@ const nm_op_def nm_op_reducesum = {
 };
 const nm_op_def nm_op_globalmaxpool = {
     .name = "GlobalMaxPool", .min_inputs = 1, .max_inputs = 1, .hides_nonfinite = 1, .decide = gmp_decide,
-    .decides = NM_DECIDES_ARGMAX,
+    .decides = NM_DECIDES_ARGMAX, .window = gmp_window,
     .infer = gmp_infer, .forward = gmp_forward, .jvp = gmp_jvp, .vjp = gmp_vjp,
 };

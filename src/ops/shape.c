@@ -141,19 +141,19 @@ static const char *reshape_refusal(const nm_net *net, const nm_node *nd)
 
 const nm_op_def nm_op_identity = {
     .name = "Identity", .min_inputs = 1, .max_inputs = 1, .int_data = 1,
-    .infer = same_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
+    .moments = NM_MOMENTS_SAME, .infer = same_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
 };
 /* inference Dropout ignores its ratio and mode, so only its data input is written */
 const nm_op_def nm_op_dropout = {
     .name = "Dropout", .min_inputs = 1, .max_inputs = 3, .int_input = {[2] = 1}, .attrs = dropout_attrs, .export_inputs = 1,
-    .infer = same_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
+    .moments = NM_MOMENTS_SAME, .infer = same_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
 };
 const nm_op_def nm_op_flatten = {
     .name = "Flatten", .min_inputs = 1, .max_inputs = 1, .int_data = 1, .attrs = flatten_attrs,
-    .infer = flatten_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
+    .moments = NM_MOMENTS_SAME, .infer = flatten_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
 };
 const nm_op_def nm_op_reshape = {
     .name = "Reshape", .min_inputs = 2, .max_inputs = 2, .int_input = {[1] = 1}, .int_data = 1, .attrs = reshape_attrs,
     .export_refusal = reshape_refusal,
-    .infer = reshape_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
+    .moments = NM_MOMENTS_SAME, .infer = reshape_infer, .forward = copy_forward, .jvp = copy_jvp, .vjp = copy_vjp,
 };

@@ -133,6 +133,7 @@ static const char *gelu_refusal(const nm_net *net, const nm_node *nd)
 #define ACT_OP(NAME, SMOOTH, ATTRS, ...)                                                                               \
     {                                                                                                                  \
         .name = NAME, .min_inputs = 1, .max_inputs = 1, .smooth = SMOOTH, .hides_nonfinite = SMOOTH, .attrs = ATTRS,    \
+        .moments = NM_MOMENTS_UNIT, \
         .infer = nm_infer_elementwise,                                                                                            \
         .forward = act_forward, .jvp = act_jvp, .vjp = act_vjp, __VA_ARGS__                                            \
     }

@@ -1,0 +1,72 @@
+/*
+ * prop.h — method propagate (DESIGN §1.12): a Gaussian carried through the
+ * net node by node. Every varying value's distribution is held as
+ *
+ *     mean m (n, double),  covariance T Tᵀ + P,
+ *
+ * T (n × k, row u: unit u's coefficients on the net's noise columns 0..k−1,
+ * columns shared by all values, so that two branches keep their
+ * correlation) and P a *private* covariance, independent of every column
+ * and of every other live value's: none, a diagonal (d2, per-unit
+ * variances: the residuals the nonlinear layers append, one per unit,
+ * merged since one-hot columns only add to the diagonal) or dense (R,
+ * n × n: exact pair covariances of a small layer). A value read by more
+ * than one node has its private part turned into shared columns first, so
+ * private parts of values that meet (Add of two branches) never share a
+ * source.
+ *
+ * The rules (src/propagate/): linear ops by their matrix, read off the
+ * float32 jvp of unit tangents (exact: every entry is one product), in
+ * double (linear.c); ReLU's kin, smooth elementwise ops and window maxima
+ * by their exact or Gauss–Hermite per-unit moments, Stein weights for the
+ * columns and the residual variance on the diagonal, or exact pairs when
+ * the layer is dense (unit.c, window.c); the walk over the nodes
+ * (driver.c).
+ */
+#ifndef NM_PROP_H
+#define NM_PROP_H
+
+#include "../linearize.h"
+
+typedef struct {
+    int64_t n, k;
+    double *m;  /* n */
+    double *T;  /* n × k, or NULL when k = 0 */
+    double *d2; /* n, or NULL */
+    double *R;  /* n × n, or NULL (never with d2) */
+} nm_gauss;
+
+/* What the walk knows: its options and the columns made so far. */
+typedef struct {
+    nm_ctx *ctx;
+    nm_net *net;
+    int64_t dense_max; /* layers of at most this many units keep dense pair covariances */
+    int64_t cols;      /* noise columns made so far */
+} nm_prop;
+
+void nm_gauss_free(nm_ctx *ctx, nm_gauss *g);
+/* A state of n units with k zeroed columns, no private part. */
+nm_status nm_gauss_new(nm_ctx *ctx, int64_t n, int64_t k, nm_gauss *g);
+/* The variance of every unit (n): ‖T_u‖² + P_uu. */
+void nm_gauss_var(const nm_gauss *g, double *v);
+/* The private part turned into new shared columns (d2: one-hot, R: its eigenvectors scaled). */
+nm_status nm_gauss_share(nm_prop *pr, nm_gauss *g);
+/* T Tᵀ + P (n × n, both triangles) into S. */
+void nm_gauss_cov(const nm_gauss *g, double *S);
+/* Y (rows × k) = X (rows × k) with each row u scaled by s[u]. */
+void nm_rows_scale(int64_t rows, int64_t k, const double *s, double *X);
+
+/* Linear op (linear.c): node k's output state from its varying inputs' states in[i] (NULL for
+ * constant inputs). */
+nm_status nm_prop_linear(nm_prop *pr, int k, nm_gauss *const *in, nm_gauss *out);
+/* Elementwise nonlinearity (unit.c): ReLU's kin (act) exactly, smooth ops (act NULL) by Gauss–Hermite; dense pairs for
+ * a hinge layer when dense (n ≤ dense_max, or the last nonlinear node). */
+nm_status nm_prop_unit(nm_prop *pr, int k, const nm_gauss *in, const nm_act *act, int dense, nm_gauss *out);
+/* The max of each window (window.c), Clark's tree with Stein weights. */
+nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out);
+
+/* The logits' moments by propagation (driver.c): the nm_method_def.net_moments of method propagate. */
+nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
+                               nm_moments *out);
+
+#endif

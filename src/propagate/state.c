@@ -1,0 +1,115 @@
+/*
+ * state.c — the Gaussian state of one value (prop.h): making, widening,
+ * its variances and covariance, and its private part turned into shared
+ * columns.
+ */
+#include "prop.h"
+
+#include <lapacke.h>
+#include <math.h>
+#include <string.h>
+
+void nm_gauss_free(nm_ctx *ctx, nm_gauss *g)
+{
+    nm_free(ctx, g->m), nm_free(ctx, g->T), nm_free(ctx, g->d2), nm_free(ctx, g->R);
+    memset(g, 0, sizeof *g);
+}
+
+nm_status nm_gauss_new(nm_ctx *ctx, int64_t n, int64_t k, nm_gauss *g)
+{
+    memset(g, 0, sizeof *g);
+    g->n = n, g->k = k;
+    int64_t nk;
+    if (!nm_mul_ok(n, k, &nk)) return nm_fail(ctx, NM_ERR_NOMEM, "a factor of %lld × %lld overflows", (long long)n, (long long)k);
+    g->m = nm_alloc_zero(ctx, (size_t)n, sizeof(double));
+    if (g->m && k > 0) g->T = nm_alloc_zero(ctx, (size_t)nk, sizeof(double));
+    if (g->m && (k == 0 || g->T)) return NM_OK;
+    nm_gauss_free(ctx, g);
+    return NM_ERR_NOMEM;
+}
+
+void nm_gauss_var(const nm_gauss *g, double *v)
+{
+    #pragma omp parallel for schedule(static) if (g->n * g->k > 65536)
+    for (int64_t u = 0; u < g->n; u++) {
+        const double *t = g->T ? g->T + u * g->k : NULL;
+        double s = g->d2 ? g->d2[u] : g->R ? g->R[u * g->n + u] : 0;
+        for (int64_t c = 0; t && c < g->k; c++) s += t[c] * t[c];
+        v[u] = s;
+    }
+}
+
+void nm_gauss_cov(const nm_gauss *g, double *S)
+{
+    int64_t n = g->n;
+    if (g->R) memcpy(S, g->R, (size_t)(n * n) * sizeof(double));
+    else memset(S, 0, (size_t)(n * n) * sizeof(double));
+    if (g->k > 0) nm_syrk_f64(n, g->k, 1.0, g->T, g->k, 1.0, S, n);
+    for (int64_t u = 0; u < n; u++) {
+        if (g->d2) S[u * n + u] += g->d2[u];
+        for (int64_t v = u + 1; v < n; v++) S[u * n + v] = S[v * n + u];
+    }
+}
+
+void nm_rows_scale(int64_t rows, int64_t k, const double *s, double *X)
+{
+    #pragma omp parallel for schedule(static) if (rows * k > 65536)
+    for (int64_t u = 0; u < rows; u++)
+        for (int64_t c = 0; c < k; c++) X[u * k + c] *= s[u];
+}
+
+/* g's factor widened to k2 ≥ g->k columns (the new ones zero). */
+static nm_status widen(nm_ctx *ctx, nm_gauss *g, int64_t k2)
+{
+    int64_t nk;
+    if (!nm_mul_ok(g->n, k2, &nk)) return nm_fail(ctx, NM_ERR_NOMEM, "a factor of %lld × %lld overflows", (long long)g->n, (long long)k2);
+    double *T = nm_alloc_zero(ctx, (size_t)nk, sizeof(double));
+    if (!T) return NM_ERR_NOMEM;
+    for (int64_t u = 0; g->T && u < g->n; u++) memcpy(T + u * k2, g->T + u * g->k, (size_t)g->k * sizeof(double));
+    nm_free(ctx, g->T);
+    g->T = T, g->k = k2;
+    return NM_OK;
+}
+
+/* R's square root as columns: eigenvectors scaled by √λ for λ above rounding (V, w: n × n and n). */
+static nm_status share_dense(nm_prop *pr, nm_gauss *g)
+{
+    nm_ctx *ctx = pr->ctx;
+    int64_t n = g->n, r = 0;
+    double *w = nm_alloc(ctx, (size_t)n, sizeof(double)), top = 0;
+    nm_status st = w ? NM_OK : NM_ERR_NOMEM;
+    if (st == NM_OK && LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)n, g->R, (lapack_int)n, w) != 0)
+        st = nm_fail(ctx, NM_ERR_NUMERIC, "the eigenvalues of a residual covariance (%lld units) did not converge", (long long)n);
+    for (int64_t c = 0; st == NM_OK && c < n; c++) top = fmax(top, w[c]);
+    for (int64_t c = 0; st == NM_OK && c < n; c++) r += w[c] > 1e-13 * top;
+    int64_t k0 = pr->cols;
+    if (st == NM_OK && (st = widen(ctx, g, k0 + r)) == NM_OK) {
+        for (int64_t c = 0, j = k0; c < n; c++) {
+            if (!(w[c] > 1e-13 * top)) continue;
+            double s = sqrt(w[c]);
+            for (int64_t u = 0; u < n; u++) g->T[u * g->k + j] = g->R[u * n + c] * s;
+            j++;
+        }
+        pr->cols = k0 + r;
+        nm_free(ctx, g->R);
+        g->R = NULL;
+    }
+    nm_free(ctx, w);
+    return st;
+}
+
+nm_status nm_gauss_share(nm_prop *pr, nm_gauss *g)
+{
+    if (g->R) return share_dense(pr, g);
+    if (!g->d2) return NM_OK;
+    int64_t r = 0, k0 = pr->cols;
+    for (int64_t u = 0; u < g->n; u++) r += g->d2[u] > 0;
+    nm_status st = widen(pr->ctx, g, k0 + r);
+    if (st != NM_OK) return st;
+    for (int64_t u = 0, j = k0; u < g->n; u++)
+        if (g->d2[u] > 0) g->T[u * g->k + j++] = sqrt(g->d2[u]);
+    pr->cols = k0 + r;
+    nm_free(pr->ctx, g->d2);
+    g->d2 = NULL;
+    return NM_OK;
+}
