@@ -294,6 +294,8 @@ int nm_net_range_input(const struct nm_net *net, int first);
  * samples; one for every varying input i, constants bound as in the net) into y. */
 nm_status nm_node_jvp(nm_ctx *ctx, struct nm_net *net, int k, int64_t t, float *const *dx, float *dy);
 nm_status nm_node_forward(nm_ctx *ctx, struct nm_net *net, int k, int64_t n, float *const *x, float *y);
+/* The vjp at the recorded primal of cotangents dy (t samples), accumulated into dx[i] where non-NULL. */
+nm_status nm_node_vjp(nm_ctx *ctx, struct nm_net *net, int k, int64_t t, const float *dy, float *const *dx);
 /* Bytes one more batch sample costs a forward, jvp or vjp pass over nodes first..last: the per-sample
  * elements of the values they write, and of the range input. */
 size_t nm_net_sample_bytes(const struct nm_net *net, int first, int last);

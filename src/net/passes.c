@@ -379,3 +379,20 @@ nm_status nm_node_forward(nm_ctx *ctx, nm_net *net, int k, int64_t n, float *con
     p.ys = shape_at(&net->v[nd->out], n);
     return nm_op_table[nd->op]->forward(nd, &p);
 }
+
+nm_status nm_node_vjp(nm_ctx *ctx, nm_net *net, int k, int64_t t, const float *dy, float *const *dx)
+{
+    const nm_node *nd = &net->node[k];
+    nm_status st = need_primal(ctx, net, k, k);
+    if (st != NM_OK) return st;
+    nm_pass p = {.ctx = ctx, .net = net};
+    bind_primal(net, nd, &p);
+    for (int i = 0; i < nd->nin; i++) {
+        if (nd->in[i] < 0 || !net->v[nd->in[i]].varying) continue;
+        p.dx[i] = dx[i];
+        p.dxs[i] = tangent_shape(&net->v[nd->in[i]], t);
+    }
+    p.dy = (float *)dy;
+    p.dys = tangent_shape(&net->v[nd->out], t);
+    return nm_op_table[nd->op]->vjp(nd, &p);
+}

@@ -8,6 +8,7 @@
 #include "prop.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <string.h>
 

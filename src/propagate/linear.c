@@ -11,9 +11,11 @@
  */
 #include "prop.h"
 
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define DENSE_SHARE 0.25 /* a W with more non-zeros than this share of its entries is applied by GEMM */
 
 typedef struct {
     int64_t rows, cols, nnz;
@@ -33,115 +35,121 @@ static int64_t units(const nm_value *v)
     return v->batched && v->shape.d[0] ? nm_shape_numel(&v->shape) / v->shape.d[0] : nm_shape_numel(&v->shape);
 }
 
-/* Triplets (column-major) gathered from jvp columns, grown on demand. */
+/* Entries of W gathered from one pass of unit tangents: exactly as many as it found. */
 typedef struct {
-    int64_t n, cap;
+    int64_t n;
     int64_t *row, *col;
     float *val;
-} triplets;
+} block;
 
-static nm_status push(nm_ctx *ctx, triplets *t, int64_t r, int64_t c, float v)
+/* The non-zeros of y (c samples × len), sample s being unit first + s: columns of W (by_rows 0:
+ * jvp, y holds W e_j) or rows (1: vjp, y holds Wᵀ e_r), into a new block. */
+static nm_status gather(nm_ctx *ctx, const float *y, int64_t c, int64_t len, int64_t first, int by_rows, block *b)
 {
-    if (t->n == t->cap) {
-        int64_t cap = t->cap ? 2 * t->cap : 1 << 16;
-        int64_t *row = nm_alloc(ctx, (size_t)cap, sizeof(int64_t)), *col = nm_alloc(ctx, (size_t)cap, sizeof(int64_t));
-        float *val = nm_alloc(ctx, (size_t)cap, sizeof(float));
-        if (!row || !col || !val) {
-            nm_free(ctx, row), nm_free(ctx, col), nm_free(ctx, val);
-            return NM_ERR_NOMEM;
+    int64_t nz = 0;
+    for (int64_t i = 0; i < c * len; i++) nz += y[i] != 0;
+    b->n = nz;
+    b->row = nm_alloc(ctx, (size_t)(nz ? nz : 1), sizeof(int64_t));
+    b->col = nm_alloc(ctx, (size_t)(nz ? nz : 1), sizeof(int64_t));
+    b->val = nm_alloc(ctx, (size_t)(nz ? nz : 1), sizeof(float));
+    if (!b->row || !b->col || !b->val) return NM_ERR_NOMEM;
+    for (int64_t s = 0, e = 0; s < c; s++)
+        for (int64_t o = 0; o < len; o++) {
+            float w = y[s * len + o];
+            if (w == 0) continue;
+            b->row[e] = by_rows ? first + s : o, b->col[e] = by_rows ? o : first + s, b->val[e] = w;
+            e++;
         }
-        if (t->n) {
-            memcpy(row, t->row, (size_t)t->n * sizeof(int64_t));
-            memcpy(col, t->col, (size_t)t->n * sizeof(int64_t));
-            memcpy(val, t->val, (size_t)t->n * sizeof(float));
-        }
-        nm_free(ctx, t->row), nm_free(ctx, t->col), nm_free(ctx, t->val);
-        t->row = row, t->col = col, t->val = val, t->cap = cap;
-    }
-    t->row[t->n] = r, t->col[t->n] = c, t->val[t->n] = v;
-    t->n++;
     return NM_OK;
 }
 
-/* The triplets sorted into rows (a counting sort: columns stay in order within a row). */
-static nm_status to_csr(nm_ctx *ctx, const triplets *t, int64_t rows, int64_t cols, csr *W)
+/* The blocks sorted into rows (a counting sort; blocks come in order of their units, so the columns of
+ * a row stay increasing). */
+static nm_status to_csr(nm_ctx *ctx, const block *bl, int64_t nb, int64_t rows, int64_t cols, csr *W)
 {
-    W->rows = rows, W->cols = cols, W->nnz = t->n;
+    W->rows = rows, W->cols = cols, W->nnz = 0;
+    for (int64_t j = 0; j < nb; j++) W->nnz += bl[j].n;
     W->ptr = nm_alloc_zero(ctx, (size_t)(rows + 1), sizeof(int64_t));
-    W->idx = nm_alloc(ctx, (size_t)(t->n ? t->n : 1), sizeof(int64_t));
-    W->val = nm_alloc(ctx, (size_t)(t->n ? t->n : 1), sizeof(float));
-    if (!W->ptr || !W->idx || !W->val) return NM_ERR_NOMEM;
-    for (int64_t e = 0; e < t->n; e++) W->ptr[t->row[e] + 1]++;
-    for (int64_t r = 0; r < rows; r++) W->ptr[r + 1] += W->ptr[r];
+    W->idx = nm_alloc(ctx, (size_t)(W->nnz ? W->nnz : 1), sizeof(int64_t));
+    W->val = nm_alloc(ctx, (size_t)(W->nnz ? W->nnz : 1), sizeof(float));
     int64_t *fill = nm_alloc(ctx, (size_t)(rows ? rows : 1), sizeof(int64_t));
-    if (!fill) return NM_ERR_NOMEM;
-    memcpy(fill, W->ptr, (size_t)rows * sizeof(int64_t));
-    for (int64_t e = 0; e < t->n; e++) {
-        int64_t at = fill[t->row[e]]++;
-        W->idx[at] = t->col[e], W->val[at] = t->val[e];
+    if (!W->ptr || !W->idx || !W->val || !fill) {
+        nm_free(ctx, fill);
+        return NM_ERR_NOMEM;
     }
+    for (int64_t j = 0; j < nb; j++)
+        for (int64_t e = 0; e < bl[j].n; e++) W->ptr[bl[j].row[e] + 1]++;
+    for (int64_t r = 0; r < rows; r++) W->ptr[r + 1] += W->ptr[r];
+    memcpy(fill, W->ptr, (size_t)rows * sizeof(int64_t));
+    for (int64_t j = 0; j < nb; j++)
+        for (int64_t e = 0; e < bl[j].n; e++) {
+            int64_t at = fill[bl[j].row[e]]++;
+            W->idx[at] = bl[j].col[e], W->val[at] = bl[j].val[e];
+        }
     nm_free(ctx, fill);
     return NM_OK;
 }
 
-/* Tangent buffers for every varying input of node k (t samples each, zeroed), input i's filled by the caller. */
-static nm_status tangents(nm_ctx *ctx, const nm_net *net, const nm_node *nd, int64_t t, float **dx)
+/* Tangent buffers for every varying input of node k (t samples each, zeroed), or only input i's (only). */
+static nm_status tangents(nm_ctx *ctx, const nm_net *net, const nm_node *nd, int64_t t, int only, float **dx)
 {
     for (int j = 0; j < nd->nin; j++) {
         const nm_value *v = NM_IN(net, nd, j);
-        if (!v || !v->varying) continue;
+        if (!v || !v->varying || (only >= 0 && j != only)) continue;
         if (!(dx[j] = nm_alloc_zero(ctx, (size_t)t, (size_t)units(v) * sizeof(float)))) return NM_ERR_NOMEM;
     }
     return NM_OK;
 }
 
-/* W_i of node k from jvp passes: one tangent of all ones for an elementwise op (diag), else unit tangents
- * in chunks. */
+/* W_i of node k from passes of unit tangents: one tangent of all ones for an elementwise op (diag), else
+ * unit tangents in chunks, by jvp (columns) or, when the output is the smaller side, by vjp (rows). */
 static nm_status extract(nm_prop *pr, int k, int i, int diag, csr *W)
 {
     nm_ctx *ctx = pr->ctx;
     nm_net *net = pr->net;
     const nm_node *nd = &net->node[k];
     int64_t nin = units(NM_IN(net, nd, i)), nout = units(NM_OUT(net, nd));
+    int rows = !diag && nout < nin;
+    int64_t from = rows ? nout : nin, to = rows ? nin : nout;
     int64_t C = diag ? 1 : nm_net_batch_fit(ctx, (size_t)(nin + nout) * 2 * sizeof(float), 256);
-    if (C > nin) C = nin;
-    float *dx[NM_NODE_MAX_IN] = {0}, *dy = nm_alloc(ctx, (size_t)C, (size_t)nout * sizeof(float));
-    triplets t = {0};
-    nm_status st = dy ? tangents(ctx, net, nd, C, dx) : NM_ERR_NOMEM;
-    for (int64_t c0 = 0; st == NM_OK && c0 < (diag ? 1 : nin); c0 += C) {
-        int64_t c = diag ? 1 : nin - c0 < C ? nin - c0 : C;
-        for (int64_t s = 0; s < (diag ? nin : c); s++) dx[i][diag ? s : s * nin + c0 + s] = 1.0f;
-        if ((st = nm_node_jvp(ctx, net, k, c, dx, dy)) != NM_OK) break;
-        for (int64_t s = 0; st == NM_OK && s < c; s++)
-            for (int64_t o = 0; st == NM_OK && o < nout; o++) {
-                float w = dy[s * nout + o];
-                if (w != 0) st = push(ctx, &t, o, diag ? o : c0 + s, w);
-            }
-        for (int64_t s = 0; s < (diag ? nin : c); s++) dx[i][diag ? s : s * nin + c0 + s] = 0.0f;
+    if (C > from) C = from;
+    int64_t nb = diag ? 1 : (from + C - 1) / C;
+    float *dx[NM_NODE_MAX_IN] = {0}, *unit = NULL, *y = NULL;
+    block *bl = nm_alloc_zero(ctx, (size_t)(nb ? nb : 1), sizeof(block));
+    nm_status st = bl ? tangents(ctx, net, nd, C, rows ? i : -1, dx) : NM_ERR_NOMEM;
+    if (st == NM_OK && rows && !(unit = nm_alloc_zero(ctx, (size_t)C, (size_t)nout * sizeof(float)))) st = NM_ERR_NOMEM;
+    if (st == NM_OK && !rows && !(y = nm_alloc(ctx, (size_t)C, (size_t)nout * sizeof(float)))) st = NM_ERR_NOMEM;
+    if (!rows) unit = dx[i], dx[i] = NULL; /* jvp: the unit tangents are input i's */
+    for (int64_t j = 0; st == NM_OK && j < nb; j++) {
+        int64_t c0 = j * C, c = diag ? 1 : from - c0 < C ? from - c0 : C;
+        for (int64_t s = 0; s < (diag ? nin : c); s++) unit[diag ? s : s * from + c0 + s] = 1.0f;
+        if (rows) {
+            memset(dx[i], 0, (size_t)(c * nin) * sizeof(float));
+            st = nm_node_vjp(ctx, net, k, c, unit, dx);
+        } else {
+            dx[i] = unit;
+            st = nm_node_jvp(ctx, net, k, c, dx, y);
+            dx[i] = NULL;
+        }
+        if (st == NM_OK && diag) {
+            st = gather(ctx, y, 1, nout, 0, 0, &bl[0]);
+            for (int64_t e = 0; st == NM_OK && e < bl[0].n; e++) bl[0].col[e] = bl[0].row[e];
+        } else if (st == NM_OK) st = gather(ctx, rows ? dx[i] : y, c, to, c0, rows, &bl[j]);
+        for (int64_t s = 0; s < (diag ? nin : c); s++) unit[diag ? s : s * from + c0 + s] = 0.0f;
     }
-    if (st == NM_OK) st = to_csr(ctx, &t, nout, nin, W);
-    nm_free(ctx, t.row), nm_free(ctx, t.col), nm_free(ctx, t.val), nm_free(ctx, dy);
+    if (st == NM_OK) st = to_csr(ctx, bl, nb, nout, nin, W);
+    for (int64_t j = 0; bl && j < nb; j++) nm_free(ctx, bl[j].row), nm_free(ctx, bl[j].col), nm_free(ctx, bl[j].val);
+    nm_free(ctx, bl), nm_free(ctx, unit), nm_free(ctx, y);
     for (int j = 0; j < nd->nin; j++) nm_free(ctx, dx[j]);
     return st;
 }
 
-/* Y (rows × ky) += W X, X n × kx (kx ≤ ky): by rows of W, or one GEMM when W is dense enough. */
-static nm_status apply(nm_ctx *ctx, const csr *W, const double *X, int64_t kx, double *Y, int64_t ky)
+/* Y (rows × ky) += W X for X n × kx (kx ≤ ky), row by row. */
+static void apply_rows(const csr *W, const int64_t *rows, int64_t nr, const double *X, int64_t kx, double *Y, int64_t ky)
 {
-    if (kx == 0) return NM_OK;
-    if ((double)W->nnz > DENSE_SHARE * (double)W->rows * (double)W->cols && kx > 16) {
-        double *D = nm_alloc_zero(ctx, (size_t)W->rows, (size_t)W->cols * sizeof(double));
-        if (D) {
-            for (int64_t r = 0; r < W->rows; r++)
-                for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) D[r * W->cols + W->idx[e]] = W->val[e];
-            nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, W->rows, kx, W->cols, 1.0, D, W->cols, X, kx, 1.0, Y, ky);
-            nm_free(ctx, D);
-            return NM_OK;
-        }
-        ctx->message[0] = 0; /* no room for the dense copy: by rows */
-    }
-    #pragma omp parallel for schedule(dynamic, 8) if (W->nnz * kx > 65536)
-    for (int64_t r = 0; r < W->rows; r++) {
+    #pragma omp parallel for schedule(dynamic, 8) if (nr * kx > 65536)
+    for (int64_t a = 0; a < nr; a++) {
+        int64_t r = rows ? rows[a] : a;
         double *y = Y + r * ky;
         for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) {
             const double *x = X + W->idx[e] * kx;
@@ -149,7 +157,113 @@ static nm_status apply(nm_ctx *ctx, const csr *W, const double *X, int64_t kx, d
             for (int64_t c = 0; c < kx; c++) y[c] += w * x[c];
         }
     }
-    return NM_OK;
+}
+
+/* Rows of W that read the same columns (a conv's output channels at one position; every row of a Gemm)
+ * sorted together: by pattern length, then the columns. */
+static const csr *sort_W;
+static int cmp_pattern(const void *pa, const void *pb)
+{
+    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+    int64_t la = sort_W->ptr[a + 1] - sort_W->ptr[a], lb = sort_W->ptr[b + 1] - sort_W->ptr[b];
+    if (la != lb) return la < lb ? -1 : 1;
+    const int64_t *ia = sort_W->idx + sort_W->ptr[a], *ib = sort_W->idx + sort_W->ptr[b];
+    for (int64_t e = 0; e < la; e++)
+        if (ia[e] != ib[e]) return ia[e] < ib[e] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+static int same_pattern(const csr *W, int64_t a, int64_t b)
+{
+    int64_t la = W->ptr[a + 1] - W->ptr[a];
+    return la == W->ptr[b + 1] - W->ptr[b] && memcmp(W->idx + W->ptr[a], W->idx + W->ptr[b], (size_t)la * sizeof(int64_t)) == 0;
+}
+
+#define GROUP_MIN 4         /* rows sharing a pattern that go through one GEMM */
+#define GATHER_DOUBLES (1 << 22) /* a gathered block of X holds at most this many doubles (32 MiB) */
+
+/* One group: rows g[0..ng) with the pattern of g[0] (len L): Y_g += V X_P, by column chunks, buffers in buf. */
+static void apply_group(const csr *W, const int64_t *g, int64_t ng, const double *X, int64_t kx, double *Y, int64_t ky, double *buf)
+{
+    int64_t L = W->ptr[g[0] + 1] - W->ptr[g[0]];
+    const int64_t *P = W->idx + W->ptr[g[0]];
+    int contiguous = L > 0 && P[L - 1] - P[0] == L - 1;
+    int64_t kc = GATHER_DOUBLES / (L > ng ? L : ng);
+    kc = kc < 16 ? 16 : kc > kx ? kx : kc;
+    double *V = buf, *B = V + ng * L, *Z = B + (contiguous ? 0 : L * kc);
+    for (int64_t a = 0; a < ng; a++)
+        for (int64_t e = 0; e < L; e++) V[a * L + e] = W->val[W->ptr[g[a]] + e];
+    for (int64_t c0 = 0; c0 < kx; c0 += kc) {
+        int64_t c = kx - c0 < kc ? kx - c0 : kc;
+        const double *Bx = X + P[0] * kx + c0;
+        int64_t ldb = kx;
+        if (!contiguous) {
+            for (int64_t e = 0; e < L; e++) memcpy(B + e * c, X + P[e] * kx + c0, (size_t)c * sizeof(double));
+            Bx = B, ldb = c;
+        }
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, ng, c, L, 1.0, V, L, Bx, ldb, 0.0, Z, c);
+        for (int64_t a = 0; a < ng; a++)
+            for (int64_t j = 0; j < c; j++) Y[g[a] * ky + c0 + j] += Z[a * c + j];
+    }
+}
+
+/* The doubles apply_group needs for a group of ng rows with patterns of L columns. */
+static int64_t group_buffer(int64_t ng, int64_t L, int64_t kx)
+{
+    int64_t kc = GATHER_DOUBLES / (L > ng ? L : ng);
+    kc = kc < 16 ? 16 : kc > kx ? kx : kc;
+    return ng * L + L * kc + ng * kc;
+}
+
+/* Y (rows × ky) += W X, X n × kx (kx ≤ ky): rows that share a pattern by one GEMM per group, the rest
+ * row by row. */
+static nm_status apply(nm_ctx *ctx, const csr *W, const double *X, int64_t kx, double *Y, int64_t ky)
+{
+    if (kx == 0 || W->nnz == 0) return NM_OK;
+    if (kx < 16) {
+        apply_rows(W, NULL, W->rows, X, kx, Y, ky);
+        return NM_OK;
+    }
+    int64_t R = W->rows, *ord = nm_alloc(ctx, (size_t)R, sizeof(int64_t)), *gs = nm_alloc(ctx, (size_t)(R + 1), sizeof(int64_t));
+    int64_t *single = nm_alloc(ctx, (size_t)R, sizeof(int64_t)), ng = 0, ns = 0, need = 0;
+    if (!ord || !gs || !single) {
+        nm_free(ctx, ord), nm_free(ctx, gs), nm_free(ctx, single);
+        return NM_ERR_NOMEM;
+    }
+    for (int64_t r = 0; r < R; r++) ord[r] = r;
+    sort_W = W;
+    qsort(ord, (size_t)R, sizeof *ord, cmp_pattern);
+    for (int64_t a = 0; a < R;) {
+        int64_t b = a + 1;
+        while (b < R && same_pattern(W, ord[a], ord[b])) b++;
+        if (b - a >= GROUP_MIN && W->ptr[ord[a] + 1] > W->ptr[ord[a]]) {
+            gs[ng++] = a;
+            int64_t q = group_buffer(b - a, W->ptr[ord[a] + 1] - W->ptr[ord[a]], kx);
+            need = q > need ? q : need;
+        } else
+            for (int64_t c = a; c < b; c++) single[ns++] = ord[c];
+        a = b;
+    }
+    /* group ends: the start of the next group, or the end of its run of equal patterns */
+    int64_t *ge = nm_alloc(ctx, (size_t)(ng ? ng : 1), sizeof(int64_t));
+    for (int64_t j = 0; ge && j < ng; j++) {
+        int64_t b = gs[j] + 1;
+        while (b < R && same_pattern(W, ord[gs[j]], ord[b])) b++;
+        ge[j] = b;
+    }
+    int nth = ng >= 2 * nm_threads() ? nm_threads() : 1;
+    double *buf = ge ? nm_alloc(ctx, (size_t)nth, (size_t)need * sizeof(double)) : NULL;
+    nm_status st = ge && (buf || ng == 0) ? NM_OK : NM_ERR_NOMEM;
+    if (st == NM_OK && nth > 1) {
+        nm_blas_serial_begin();
+        #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+        for (int64_t j = 0; j < ng; j++) apply_group(W, ord + gs[j], ge[j] - gs[j], X, kx, Y, ky, buf + omp_get_thread_num() * need);
+        nm_blas_serial_end();
+    } else if (st == NM_OK)
+        for (int64_t j = 0; j < ng; j++) apply_group(W, ord + gs[j], ge[j] - gs[j], X, kx, Y, ky, buf);
+    if (st == NM_OK) apply_rows(W, single, ns, X, kx, Y, ky);
+    nm_free(ctx, ord), nm_free(ctx, gs), nm_free(ctx, single), nm_free(ctx, ge), nm_free(ctx, buf);
+    return st;
 }
 
 /* Whether no column of W has two non-zeros: then W diag(d2) Wᵀ is diagonal. */
@@ -163,9 +277,11 @@ static int one_per_column(nm_ctx *ctx, const csr *W, int *ok)
     return 1;
 }
 
-/* out's private part += W P Wᵀ for input state x (whose private part may be turned into columns first). */
-static nm_status map_private(nm_prop *pr, const csr *W, nm_gauss *x, nm_gauss *out)
+/* out's private part += W P Wᵀ for input state x. Where that can be neither diagonal nor dense, a dense
+ * private part is turned into x's columns, and a diagonal one is left for spread(): *spread = 1. */
+static nm_status map_private(nm_prop *pr, const csr *W, nm_gauss *x, nm_gauss *out, int *spread)
 {
+    *spread = 0;
     nm_ctx *ctx = pr->ctx;
     int64_t n = W->rows, m = W->cols;
     if (!x->d2 && !x->R) return NM_OK;
@@ -177,7 +293,11 @@ static nm_status map_private(nm_prop *pr, const csr *W, nm_gauss *x, nm_gauss *o
             for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) out->d2[r] += (double)W->val[e] * W->val[e] * x->d2[W->idx[e]];
         return NM_OK;
     }
-    if (n > pr->dense_max || out->d2) return nm_gauss_share(pr, x); /* the columns carry it */
+    if (n > pr->dense_max || out->d2) { /* the columns carry it */
+        if (!x->d2) return nm_gauss_share(pr, x);
+        *spread = 1;
+        return NM_OK;
+    }
     if (!out->R && !(out->R = nm_alloc_zero(ctx, (size_t)(n * n), sizeof(double)))) return NM_ERR_NOMEM;
     /* X = W P (n × m), then W Xᵀ = W P Wᵀ */
     double *X = nm_alloc_zero(ctx, (size_t)n, (size_t)m * sizeof(double)), *Xt = nm_alloc(ctx, (size_t)m, (size_t)n * sizeof(double));
@@ -198,7 +318,7 @@ static nm_status offset(nm_prop *pr, int k, nm_gauss *out)
 {
     const nm_node *nd = &pr->net->node[k];
     float *x[NM_NODE_MAX_IN] = {0}, *y = nm_alloc(pr->ctx, (size_t)out->n, sizeof(float));
-    nm_status st = y ? tangents(pr->ctx, pr->net, nd, 1, x) : NM_ERR_NOMEM;
+    nm_status st = y ? tangents(pr->ctx, pr->net, nd, 1, -1, x) : NM_ERR_NOMEM;
     if (st == NM_OK) st = nm_node_forward(pr->ctx, pr->net, k, 1, x, y);
     for (int64_t u = 0; st == NM_OK && u < out->n; u++) out->m[u] = y[u];
     for (int j = 0; j < nd->nin; j++) nm_free(pr->ctx, x[j]);
@@ -206,21 +326,43 @@ static nm_status offset(nm_prop *pr, int k, nm_gauss *out)
     return st;
 }
 
+/* Input x's private diagonal as new columns of out: W diag(√d2) written straight into the columns col[j]
+ * (−1: none) without forming the one-hot columns. */
+static void spread(const csr *W, const nm_gauss *x, const int64_t *col, nm_gauss *out)
+{
+    #pragma omp parallel for schedule(static) if (W->nnz > 65536)
+    for (int64_t r = 0; r < W->rows; r++)
+        for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) {
+            int64_t j = W->idx[e];
+            if (col[j] >= 0) out->T[r * out->k + col[j]] = W->val[e] * sqrt(x->d2[j]);
+        }
+}
+
+/* New columns for the units of x with a private variance: col[j] (−1 where none). */
+static int64_t *new_columns(nm_prop *pr, const nm_gauss *x)
+{
+    int64_t *col = nm_alloc(pr->ctx, (size_t)x->n, sizeof(int64_t));
+    for (int64_t j = 0; col && j < x->n; j++) col[j] = x->d2[j] > 0 ? pr->cols++ : -1;
+    return col;
+}
+
 nm_status nm_prop_linear(nm_prop *pr, int k, nm_gauss *const *in, nm_gauss *out)
 {
     nm_ctx *ctx = pr->ctx;
     const nm_node *nd = &pr->net->node[k];
-    int64_t n = units(NM_OUT(pr->net, nd));
+    int64_t n = units(NM_OUT(pr->net, nd)), *col[NM_NODE_MAX_IN] = {0};
     csr W[NM_NODE_MAX_IN] = {0};
     nm_status st = nm_gauss_new(ctx, n, 0, out);
     if (st == NM_OK) st = offset(pr, k, out);
-    /* the matrices, and the private parts (which may widen the inputs' factors) */
+    /* the matrices, and the private parts (which may widen the inputs' factors, or ask for new columns) */
+    int64_t k2 = 0;
     for (int i = 0; st == NM_OK && i < nd->nin; i++) {
         if (!in[i]) continue;
-        int diag = nm_op_table[nd->op]->moments == NM_MOMENTS_DIAGONAL && in[i]->n == n;
-        if ((st = extract(pr, k, i, diag, &W[i])) == NM_OK) st = map_private(pr, &W[i], in[i], out);
+        int diag = nm_op_table[nd->op]->moments == NM_MOMENTS_DIAGONAL && in[i]->n == n, spr = 0;
+        if ((st = extract(pr, k, i, diag, &W[i])) == NM_OK) st = map_private(pr, &W[i], in[i], out, &spr);
+        if (st == NM_OK && spr && !(col[i] = new_columns(pr, in[i]))) st = NM_ERR_NOMEM;
+        if (st == NM_OK && spr) k2 = pr->cols;
     }
-    int64_t k2 = 0;
     for (int i = 0; i < nd->nin; i++)
         if (in[i] && in[i]->k > k2) k2 = in[i]->k;
     int64_t nk;
@@ -230,8 +372,9 @@ nm_status nm_prop_linear(nm_prop *pr, int k, nm_gauss *const *in, nm_gauss *out)
     for (int i = 0; st == NM_OK && i < nd->nin; i++) {
         if (!in[i]) continue;
         if ((st = apply(ctx, &W[i], in[i]->m, 1, out->m, 1)) == NM_OK) st = apply(ctx, &W[i], in[i]->T, in[i]->k, out->T, out->k);
+        if (st == NM_OK && col[i]) spread(&W[i], in[i], col[i], out);
     }
-    for (int i = 0; i < nd->nin; i++) csr_free(ctx, &W[i]);
+    for (int i = 0; i < nd->nin; i++) csr_free(ctx, &W[i]), nm_free(ctx, col[i]);
     if (st != NM_OK) nm_gauss_free(ctx, out);
     return st;
 }

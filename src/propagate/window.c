@@ -52,7 +52,8 @@ nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out)
 {
     nm_ctx *ctx = pr->ctx;
     const nm_node *nd = &pr->net->node[k];
-    int64_t n = units(NM_OUT(pr->net, nd)), K = nm_op_table[nd->op]->window(nd, NULL, NULL, 0, NULL);
+    const nm_value *X = NM_IN(pr->net, nd, 0), *Y = NM_OUT(pr->net, nd);
+    int64_t n = units(Y), K = nm_op_table[nd->op]->window(nd, &X->xs, &Y->xs, 0, NULL);
     int64_t *idx = nm_alloc(ctx, (size_t)n, (size_t)K * sizeof(int64_t)), *cnt = nm_alloc(ctx, (size_t)n, sizeof(int64_t));
     double *wt = nm_alloc(ctx, (size_t)n, (size_t)K * sizeof(double)), *var = nm_alloc(ctx, (size_t)n, sizeof(double));
     int overlap = 0;
