@@ -21,11 +21,12 @@ static double mean_pct(const double *v, int64_t n)
 static void write_csv(FILE *csv, const char *net, const char *regime, const nm_tightness *t)
 {
     const double *mean = t->mean[NM_METHOD_EXACT], *vp = t->var[NM_METHOD_PAPER], *ve = t->var[NM_METHOD_EXACT];
+    const double *mp = t->mean[NM_METHOD_PROPAGATE], *vq = t->var[NM_METHOD_PROPAGATE];
     for (int64_t r = 0; r < t->runs; r++)
         for (int64_t i = 0; i < t->d; i++) {
             int64_t j = r * t->d + i;
-            fprintf(csv, "%s,%s,%lld,%lld,%.17g,%.17g,%.17g,%.17g,%.17g\n", net, regime, (long long)r, (long long)i, mean[j], t->mc_mean[j],
-                    vp[j], ve[j], t->mc_var[j]);
+            fprintf(csv, "%s,%s,%lld,%lld,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", net, regime, (long long)r, (long long)i, mean[j],
+                    t->mc_mean[j], vp[j], ve[j], t->mc_var[j], mp[j], vq[j]);
         }
 }
 
@@ -38,9 +39,12 @@ static nm_status write_figure(nm_ctx *ctx, const char *out, const char *net, con
     snprintf(svg, sizeof svg, "%s/fig2-%s-%s.svg", out, net, regime);
     snprintf(title, sizeof title, "%s, %s noise: mean", net, regime);
     nm_plot_panel panels[2] = {
-        {title, "analytic mean", "Monte Carlo mean", 1, {{"mean", t->mean[NM_METHOD_EXACT], t->mc_mean, n, 1, 0}}},
-        {"variance", "analytic variance", "Monte Carlo variance", 2,
-         {{"paper", t->var[NM_METHOD_PAPER], t->mc_var, n, 1, 1}, {"exact", t->var[NM_METHOD_EXACT], t->mc_var, n, 1, 0}}},
+        {title, "analytic mean", "Monte Carlo mean", 2,
+         {{"linearized", t->mean[NM_METHOD_EXACT], t->mc_mean, n, 1, 0}, {"propagate", t->mean[NM_METHOD_PROPAGATE], t->mc_mean, n, 1, 2}}},
+        {"variance", "analytic variance", "Monte Carlo variance", 3,
+         {{"paper", t->var[NM_METHOD_PAPER], t->mc_var, n, 1, 1},
+          {"exact", t->var[NM_METHOD_EXACT], t->mc_var, n, 1, 0},
+          {"propagate", t->var[NM_METHOD_PROPAGATE], t->mc_var, n, 1, 2}}},
     };
     return nm_plot_scatter(ctx, png, svg, 2, panels);
 }
@@ -56,6 +60,7 @@ static int synthetic_one(nm_ctx *ctx, const syn_args *a, nm_synthetic k, int g, 
     nm_tightness_options o = nm_tightness_options_default();
     o.runs = a->e.runs, o.mc = a->e.mc, o.max_var = cli_regime_var[g], o.seed = (uint64_t)a->e.seed;
     o.progress = cli_progress_print, o.user = &pg, o.split_relu = 1;
+    o.nmethods = 3, o.methods[2] = NM_METHOD_PROPAGATE; /* DESIGN §1.12: no split, no linearization */
     nm_net *nn = NULL;
     nm_tightness t;
     double t0 = cli_now();
@@ -66,14 +71,15 @@ static int synthetic_one(nm_ctx *ctx, const syn_args *a, nm_synthetic k, int g, 
     write_csv(csv, net, regime, &t);
     int64_t n = t.runs * t.d;
     nm_ls_line lm = nm_ls_fit(t.mean[NM_METHOD_EXACT], t.mc_mean, n, 1), lp = nm_ls_fit(t.var[NM_METHOD_PAPER], t.mc_var, n, 1),
-               le = nm_ls_fit(t.var[NM_METHOD_EXACT], t.mc_var, n, 1);
+               le = nm_ls_fit(t.var[NM_METHOD_EXACT], t.mc_var, n, 1), qm = nm_ls_fit(t.mean[NM_METHOD_PROPAGATE], t.mc_mean, n, 1),
+               qv = nm_ls_fit(t.var[NM_METHOD_PROPAGATE], t.mc_var, n, 1);
     double chg = mean_pct(t.relu_top, t.runs);
-    printf("%-7s %-7s %11.4f %16.4f %16.4f   %8.3g %9.3g %9.3g %8.1f%% %7.1f\n", net, regime, lm.slope, lp.slope, le.slope, lm.free_slope,
-           lp.free_slope, le.free_slope, chg, cli_now() - t0);
+    printf("%-7s %-7s %11.4f %16.4f %16.4f %11.4f %11.4f   %8.3g %9.3g %9.3g %8.1f%% %7.1f\n", net, regime, lm.slope, lp.slope, le.slope,
+           qm.slope, qv.slope, lm.free_slope, lp.free_slope, le.free_slope, chg, cli_now() - t0);
     fflush(stdout);
     for (FILE *f = md; f; f = f == md ? report : NULL)
-        fprintf(f, "| %s | %s | %.4f | %.4f | %.4f | %.3g, %.3g, %.3g | %.1f %% |\n", net, regime, lm.slope, lp.slope, le.slope,
-                lm.free_slope, lp.free_slope, le.free_slope, chg);
+        fprintf(f, "| %s | %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.3g, %.3g, %.3g | %.1f %% |\n", net, regime, lm.slope, lp.slope, le.slope,
+                qm.slope, qv.slope, lm.free_slope, lp.free_slope, le.free_slope, chg);
     int rc = (st = write_figure(ctx, a->e.out, net, regime, &t)) != NM_OK ? cli_fail(ctx, st, "figure") : 0;
     nm_tightness_free(ctx, &t);
     return rc;
@@ -87,12 +93,13 @@ int exp_synthetic(const syn_args *a, FILE *report)
         if (csv) fclose(csv);
         return 1;
     }
-    fprintf(csv, "net,regime,run,output,analytic_mean,mc_mean,analytic_var_paper,analytic_var_exact,mc_var\n");
+    fprintf(csv, "net,regime,run,output,analytic_mean,mc_mean,analytic_var_paper,analytic_var_exact,mc_var,analytic_mean_propagate,"
+                 "analytic_var_propagate\n");
     for (FILE *f = md; f; f = f == md ? report : NULL)
-        fprintf(f, "| net | regime | mean slope | variance slope, paper | variance slope, exact | free-line slopes: mean, paper, exact "
-                   "| ReLU states changed above the split |\n|---|---|---|---|---|---|---|\n");
-    printf("%-7s %-7s %11s %16s %16s   %-28s %9s %7s\n", "net", "regime", "mean slope", "var slope paper", "var slope exact",
-           "free line: mean paper exact", "ReLUs chg", "time s");
+        fprintf(f, "| net | regime | mean slope | variance slope, paper | variance slope, exact | mean slope, propagate | variance slope, "
+                   "propagate | free-line slopes: mean, paper, exact | ReLU states changed above the split |\n|---|---|---|---|---|---|---|---|---|\n");
+    printf("%-7s %-7s %11s %16s %16s %11s %11s   %-28s %9s %7s\n", "net", "regime", "mean slope", "var slope paper", "var slope exact",
+           "mean prop", "var prop", "free line: mean paper exact", "ReLUs chg", "time s");
     nm_ctx *ctx = cli_ctx_create();
     int rc = ctx ? 0 : cli_error("out of memory");
     for (int k = 0; k < NM_SYN_COUNT && !rc; k++)

@@ -10,7 +10,7 @@ need_mnist
 
 "$nm" tightness --help | grep -q 'synthetic' && ok || bad "tightness --help"
 "$nm" tightness synthetic --nets fc-a,conv-a --regimes medium --runs 5 --mc 2000 --out "$dir/s" >/dev/null && ok || bad "synthetic runs"
-[ "$(head -1 "$dir/s/tightness-synthetic.csv")" = "net,regime,run,output,analytic_mean,mc_mean,analytic_var_paper,analytic_var_exact,mc_var" ] && ok || bad "CSV header"
+[ "$(head -1 "$dir/s/tightness-synthetic.csv")" = "net,regime,run,output,analytic_mean,mc_mean,analytic_var_paper,analytic_var_exact,mc_var,analytic_mean_propagate,analytic_var_propagate" ] && ok || bad "CSV header"
 [ "$(wc -l < "$dir/s/tightness-synthetic.csv")" = 11 ] && ok || bad "CSV: 2 nets x 5 runs"
 for f in fc-a conv-a; do
   head -c 8 "$dir/s/fig2-$f-medium.png" | grep -q PNG && ok || bad "fig2-$f-medium.png"
