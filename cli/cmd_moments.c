@@ -21,7 +21,7 @@ static const char help[] =
     "usage: netmoments moments [--model M.onnx] (--input x.npy | --image K [--data mnist|fashion-mnist] [--split test|train])\n"
     "                          (--sigma2 S [--window r,c,h,w] | --var v.npy | --cov C.npy)\n"
     "                          [--split-relu L|none] [--method M|all] [--mc N] [--seed S]\n"
-    "                          [--precision double|single] [--mem GIB] [--json] [--save-lin DIR]\n\n"
+    "                          [--precision double|single] [--mem GIB] [--json] [--save-lin DIR] [--dense-max N]\n\n"
     "Mean and variance of the model's logits for x ~ N(mu, Sigma), analytic (DESIGN 1.6: the net split at a\n"
     "ReLU-like activation and linearized on both sides), optionally next to a Monte Carlo of the real network.\n"
     "Input scale: the model sees x = a p + b for pixels p in [0, 1], \"a b\" from its metadata key\n"
@@ -45,7 +45,9 @@ static const char help[] =
     "  --covariance   also the d x d covariance of the logits (analytic, and MC with --mc): key cov / mc_cov\n"
     "  --flip         also the probability that the noise moves the label off c = argmax R(mu): 1 - P(logit c is\n"
     "                 the largest) under the analytic Gaussian of the logits (DESIGN 1.10, Genz's method, with its\n"
-    "                 error estimate): keys clean_label, flip_probability, flip_se\n";
+    "                 error estimate): keys clean_label, flip_probability, flip_se\n"
+    "  --dense-max N  method propagate: ReLU-like layers of at most N units (default 1024), and always the last,\n"
+    "                 keep their exact pair covariances; larger ones keep Stein's cross terms and exact variances\n";
 
 /* What the command line asks for. */
 typedef struct {
@@ -129,6 +131,12 @@ static int parse_option(int c, const char *arg, const char *opt, args *a)
     case 'l': a->save = arg; return 0;
     case 'c': a->o.want_cov = 1; return 0;
     case 'F': a->flip = 1; return 0;
+    case 'X': {
+        long long v;
+        if (!cli_parse_int(arg, &v) || v < 0) return cli_error("--dense-max: '%s' is not an integer >= 0", arg);
+        a->o.dense_max = v;
+        return 0;
+    }
     case 'h': fputs(help, stdout), cli_print_methods(stdout); return -1;
     default: return cli_error("moments: unknown or incomplete option '%s' (netmoments moments --help)", opt);
     }
@@ -144,7 +152,8 @@ static int parse(int argc, char **argv, args *a)
         {"split-relu", required_argument, 0, 'r'}, {"method", required_argument, 0, 'm'}, {"mc", required_argument, 0, 'n'},
         {"seed", required_argument, 0, 'e'},   {"precision", required_argument, 0, 'p'}, {"mem", required_argument, 0, 'g'},
         {"json", no_argument, 0, 'j'},         {"save-lin", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
-        {"covariance", no_argument, 0, 'c'},   {"path", required_argument, 0, 'P'}, {"flip", no_argument, 0, 'F'}, {0, 0, 0, 0}};
+        {"covariance", no_argument, 0, 'c'},   {"path", required_argument, 0, 'P'}, {"flip", no_argument, 0, 'F'},
+        {"dense-max", required_argument, 0, 'X'}, {0, 0, 0, 0}};
     *a = (args){.model = cli_default_model(), .data = "mnist", .split = "test", .sigma2 = NAN, .image = -1, .seed = 1,
                 .o = nm_net_moments_options_default()};
     int c, rc;

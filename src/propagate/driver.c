@@ -81,10 +81,13 @@ static nm_status result(nm_ctx *ctx, const nm_gauss *g, const nm_net_moments_opt
     memcpy(out->mean, g->m, (size_t)d * sizeof(double));
     nm_gauss_var(g, out->var);
     if (out->cov) nm_gauss_cov(g, out->cov);
-    for (int64_t i = 0; i < d; i++)
+    for (int64_t i = 0; i < d; i++) {
         if (!isfinite(out->mean[i]) || !isfinite(out->var[i]))
             return nm_fail(ctx, NM_ERR_NONFINITE, "method propagate: logit %lld's moments overflow (mean %g, variance %g)", (long long)i,
                            out->mean[i], out->var[i]);
+        if (out->var[i] < 0) out->var[i] = 0; /* rounding of C − (GT)(GT)ᵀ where a unit hardly varies */
+        if (out->cov && out->cov[i * d + i] < 0) out->cov[i * d + i] = 0;
+    }
     if (o->mean_only) {
         nm_free(ctx, out->var), nm_free(ctx, out->cov);
         out->var = out->cov = NULL;
