@@ -348,21 +348,37 @@ nm_status nm_net_vjp(nm_ctx *ctx, nm_net *net, int first, int last, const nm_arr
     return run_pass(ctx, net, PASS_VJP, first, last, c, x);
 }
 
-nm_status nm_node_jvp(nm_ctx *ctx, nm_net *net, int k, int64_t t, float *const *dx, float *dy)
+/* Node k's pass record at the recorded primal with the caller's tangents dx (t samples, one buffer per
+ * varying input) and dy. */
+static nm_status bind_node(nm_ctx *ctx, nm_net *net, int k, int64_t t, float *const *dx, float *dy, nm_pass *p)
 {
     const nm_node *nd = &net->node[k];
     nm_status st = need_primal(ctx, net, k, k);
     if (st != NM_OK) return st;
-    nm_pass p = {.ctx = ctx, .net = net};
-    bind_primal(net, nd, &p);
+    *p = (nm_pass){.ctx = ctx, .net = net};
+    bind_primal(net, nd, p);
     for (int i = 0; i < nd->nin; i++) {
         if (nd->in[i] < 0 || !net->v[nd->in[i]].varying) continue;
-        p.dx[i] = dx[i];
-        p.dxs[i] = tangent_shape(&net->v[nd->in[i]], t);
+        p->dx[i] = dx[i];
+        p->dxs[i] = tangent_shape(&net->v[nd->in[i]], t);
     }
-    p.dy = dy;
-    p.dys = tangent_shape(&net->v[nd->out], t);
-    return nm_op_table[nd->op]->jvp(nd, &p);
+    p->dy = dy;
+    p->dys = tangent_shape(&net->v[nd->out], t);
+    return NM_OK;
+}
+
+nm_status nm_node_jvp(nm_ctx *ctx, nm_net *net, int k, int64_t t, float *const *dx, float *dy)
+{
+    nm_pass p;
+    nm_status st = bind_node(ctx, net, k, t, dx, dy, &p);
+    return st == NM_OK ? nm_op_table[net->node[k].op]->jvp(&net->node[k], &p) : st;
+}
+
+nm_status nm_node_vjp(nm_ctx *ctx, nm_net *net, int k, int64_t t, const float *dy, float *const *dx)
+{
+    nm_pass p;
+    nm_status st = bind_node(ctx, net, k, t, dx, (float *)dy, &p);
+    return st == NM_OK ? nm_op_table[net->node[k].op]->vjp(&net->node[k], &p) : st;
 }
 
 nm_status nm_node_forward(nm_ctx *ctx, nm_net *net, int k, int64_t n, float *const *x, float *y)
@@ -378,21 +394,4 @@ nm_status nm_node_forward(nm_ctx *ctx, nm_net *net, int k, int64_t n, float *con
     p.y = y;
     p.ys = shape_at(&net->v[nd->out], n);
     return nm_op_table[nd->op]->forward(nd, &p);
-}
-
-nm_status nm_node_vjp(nm_ctx *ctx, nm_net *net, int k, int64_t t, const float *dy, float *const *dx)
-{
-    const nm_node *nd = &net->node[k];
-    nm_status st = need_primal(ctx, net, k, k);
-    if (st != NM_OK) return st;
-    nm_pass p = {.ctx = ctx, .net = net};
-    bind_primal(net, nd, &p);
-    for (int i = 0; i < nd->nin; i++) {
-        if (nd->in[i] < 0 || !net->v[nd->in[i]].varying) continue;
-        p.dx[i] = dx[i];
-        p.dxs[i] = tangent_shape(&net->v[nd->in[i]], t);
-    }
-    p.dy = (float *)dy;
-    p.dys = tangent_shape(&net->v[nd->out], t);
-    return nm_op_table[nd->op]->vjp(nd, &p);
 }

@@ -30,11 +30,6 @@ static nm_status rule_of(nm_ctx *ctx, const nm_net *net, int k, int *rule)
     return NM_OK;
 }
 
-static int64_t units(const nm_value *v)
-{
-    return v->batched && v->shape.d[0] ? nm_shape_numel(&v->shape) / v->shape.d[0] : nm_shape_numel(&v->shape);
-}
-
 /* The input's state: μ, and Σ as the private diagonal (a selection) or the first columns (dense). */
 static nm_status input_state(nm_prop *pr, const float *mu, const nm_cov *sigma, int64_t n, nm_gauss *g)
 {
@@ -157,7 +152,7 @@ nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, con
     if (o.dense_max < 0) return nm_fail(ctx, NM_ERR_ARG, "dense_max %lld must be non-negative", (long long)o.dense_max);
     int last = nm_net_logits_node(net), last_nonlinear = -1;
     nm_status st = nm_require_batchable(ctx, net, last, "method propagate needs");
-    int64_t n = units(&net->v[net->input]);
+    int64_t n = nm_units(&net->v[net->input]);
     if (st == NM_OK && nm_cov_dim(sigma) != n)
         st = nm_fail(ctx, NM_ERR_SHAPE, "the covariance is over %lld inputs but the model has %lld", (long long)nm_cov_dim(sigma), (long long)n);
     walk w = {0};
@@ -175,7 +170,7 @@ nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, con
         if (w.rule[k] >= RULE_HINGE) last_nonlinear = k;
         for (int i = 0; i < nd->nin; i++)
             if (nd->in[i] >= 0 && net->v[nd->in[i]].varying) w.uses[nd->in[i]]++;
-        if (w.rule[k] == RULE_HINGE) st = nm_act_of_node(ctx, net, k, units(NM_OUT(net, nd)), &w.act[k]);
+        if (w.rule[k] == RULE_HINGE) st = nm_act_of_node(ctx, net, k, nm_units(NM_OUT(net, nd)), &w.act[k]);
     }
     float *muf = NULL;
     if (st == NM_OK) st = nm_to_float(ctx, mu, n, "the input mean", &muf);

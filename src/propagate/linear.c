@@ -30,11 +30,6 @@ static void csr_free(nm_ctx *ctx, csr *W)
     memset(W, 0, sizeof *W);
 }
 
-static int64_t units(const nm_value *v)
-{
-    return v->batched && v->shape.d[0] ? nm_shape_numel(&v->shape) / v->shape.d[0] : nm_shape_numel(&v->shape);
-}
-
 /* Entries of W gathered from one pass of unit tangents: exactly as many as it found. */
 typedef struct {
     int64_t n;
@@ -96,7 +91,7 @@ static nm_status tangents(nm_ctx *ctx, const nm_net *net, const nm_node *nd, int
     for (int j = 0; j < nd->nin; j++) {
         const nm_value *v = NM_IN(net, nd, j);
         if (!v || !v->varying || (only >= 0 && j != only)) continue;
-        if (!(dx[j] = nm_alloc_zero(ctx, (size_t)t, (size_t)units(v) * sizeof(float)))) return NM_ERR_NOMEM;
+        if (!(dx[j] = nm_alloc_zero(ctx, (size_t)t, (size_t)nm_units(v) * sizeof(float)))) return NM_ERR_NOMEM;
     }
     return NM_OK;
 }
@@ -108,7 +103,7 @@ static nm_status extract(nm_prop *pr, int k, int i, int diag, csr *W)
     nm_ctx *ctx = pr->ctx;
     nm_net *net = pr->net;
     const nm_node *nd = &net->node[k];
-    int64_t nin = units(NM_IN(net, nd, i)), nout = units(NM_OUT(net, nd));
+    int64_t nin = nm_units(NM_IN(net, nd, i)), nout = nm_units(NM_OUT(net, nd));
     int rows = !diag && nout < nin;
     int64_t from = rows ? nout : nin, to = rows ? nin : nout;
     int64_t C = diag ? 1 : nm_net_batch_fit(ctx, (size_t)(nin + nout) * 2 * sizeof(float), 256);
@@ -160,14 +155,20 @@ static void apply_rows(const csr *W, const int64_t *rows, int64_t nr, const doub
 }
 
 /* Rows of W that read the same columns (a conv's output channels at one position; every row of a Gemm)
- * sorted together: by pattern length, then the columns. */
-static const csr *sort_W;
+ * sorted together: by pattern length, then the columns. Each key carries its W (no global: experiments
+ * run nets on several threads). */
+typedef struct {
+    const csr *W;
+    int64_t row;
+} row_key;
+
 static int cmp_pattern(const void *pa, const void *pb)
 {
-    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
-    int64_t la = sort_W->ptr[a + 1] - sort_W->ptr[a], lb = sort_W->ptr[b + 1] - sort_W->ptr[b];
+    const csr *W = ((const row_key *)pa)->W;
+    int64_t a = ((const row_key *)pa)->row, b = ((const row_key *)pb)->row;
+    int64_t la = W->ptr[a + 1] - W->ptr[a], lb = W->ptr[b + 1] - W->ptr[b];
     if (la != lb) return la < lb ? -1 : 1;
-    const int64_t *ia = sort_W->idx + sort_W->ptr[a], *ib = sort_W->idx + sort_W->ptr[b];
+    const int64_t *ia = W->idx + W->ptr[a], *ib = W->idx + W->ptr[b];
     for (int64_t e = 0; e < la; e++)
         if (ia[e] != ib[e]) return ia[e] < ib[e] ? -1 : 1;
     return a < b ? -1 : a > b;
@@ -226,13 +227,15 @@ static nm_status apply(nm_ctx *ctx, const csr *W, const double *X, int64_t kx, d
     }
     int64_t R = W->rows, *ord = nm_alloc(ctx, (size_t)R, sizeof(int64_t)), *gs = nm_alloc(ctx, (size_t)(R + 1), sizeof(int64_t));
     int64_t *single = nm_alloc(ctx, (size_t)R, sizeof(int64_t)), ng = 0, ns = 0, need = 0;
-    if (!ord || !gs || !single) {
-        nm_free(ctx, ord), nm_free(ctx, gs), nm_free(ctx, single);
+    row_key *key = nm_alloc(ctx, (size_t)R, sizeof(row_key));
+    if (!ord || !gs || !single || !key) {
+        nm_free(ctx, ord), nm_free(ctx, gs), nm_free(ctx, single), nm_free(ctx, key);
         return NM_ERR_NOMEM;
     }
-    for (int64_t r = 0; r < R; r++) ord[r] = r;
-    sort_W = W;
-    qsort(ord, (size_t)R, sizeof *ord, cmp_pattern);
+    for (int64_t r = 0; r < R; r++) key[r] = (row_key){W, r};
+    qsort(key, (size_t)R, sizeof *key, cmp_pattern);
+    for (int64_t r = 0; r < R; r++) ord[r] = key[r].row;
+    nm_free(ctx, key);
     for (int64_t a = 0; a < R;) {
         int64_t b = a + 1;
         while (b < R && same_pattern(W, ord[a], ord[b])) b++;
@@ -350,7 +353,7 @@ nm_status nm_prop_linear(nm_prop *pr, int k, nm_gauss *const *in, nm_gauss *out)
 {
     nm_ctx *ctx = pr->ctx;
     const nm_node *nd = &pr->net->node[k];
-    int64_t n = units(NM_OUT(pr->net, nd)), *col[NM_NODE_MAX_IN] = {0};
+    int64_t n = nm_units(NM_OUT(pr->net, nd)), *col[NM_NODE_MAX_IN] = {0};
     csr W[NM_NODE_MAX_IN] = {0};
     nm_status st = nm_gauss_new(ctx, n, 0, out);
     if (st == NM_OK) st = offset(pr, k, out);

@@ -44,6 +44,12 @@ typedef struct {
     int64_t cols;      /* noise columns made so far */
 } nm_prop;
 
+/* Elements of one sample of value v (its batch axis left out). */
+static inline int64_t nm_units(const nm_value *v)
+{
+    return v->batched && v->shape.d[0] ? nm_shape_numel(&v->shape) / v->shape.d[0] : nm_shape_numel(&v->shape);
+}
+
 void nm_gauss_free(nm_ctx *ctx, nm_gauss *g);
 /* A state of n units with k zeroed columns, no private part. */
 nm_status nm_gauss_new(nm_ctx *ctx, int64_t n, int64_t k, nm_gauss *g);

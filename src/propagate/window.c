@@ -17,11 +17,6 @@
 #include <omp.h>
 #include <string.h>
 
-static int64_t units(const nm_value *v)
-{
-    return v->batched && v->shape.d[0] ? nm_shape_numel(&v->shape) / v->shape.d[0] : nm_shape_numel(&v->shape);
-}
-
 /* The windows (idx, n × K, count per output), and whether an input sits in two of them. */
 static nm_status windows(nm_prop *pr, int k, int64_t n, int64_t K, int64_t nin, int64_t *idx, int64_t *cnt, int *overlap)
 {
@@ -53,7 +48,7 @@ nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out)
     nm_ctx *ctx = pr->ctx;
     const nm_node *nd = &pr->net->node[k];
     const nm_value *X = NM_IN(pr->net, nd, 0), *Y = NM_OUT(pr->net, nd);
-    int64_t n = units(Y), K = nm_op_table[nd->op]->window(nd, &X->xs, &Y->xs, 0, NULL);
+    int64_t n = nm_units(Y), K = nm_op_table[nd->op]->window(nd, &X->xs, &Y->xs, 0, NULL);
     int64_t *idx = nm_alloc(ctx, (size_t)n, (size_t)K * sizeof(int64_t)), *cnt = nm_alloc(ctx, (size_t)n, sizeof(int64_t));
     double *wt = nm_alloc(ctx, (size_t)n, (size_t)K * sizeof(double)), *var = nm_alloc(ctx, (size_t)n, sizeof(double));
     int overlap = 0;
