@@ -268,6 +268,7 @@ static int adjoint_conv(nm_ctx *ctx, const nm_attrs *a, const conv_dims *d, cons
 static nm_status conv_vjp_batched(const nm_node *nd, nm_pass *p, const conv_dims *d)
 {
     int64_t T = p->dys.d[0], S = chunk_of(d, T), ld = S * d->OHW, kk = d->KH * d->KW;
+    if (T == 0 || S == 0 || d->OHW == 0 || kk == 0 || d->Cg == 0) return NM_OK; /* an empty output or kernel: nothing to add */
     int64_t ts = (256 + d->OHW - 1) / d->OHW;                  /* tangents per tile: about 256 columns */
     if (ts > S) ts = S;
     int64_t cb = 65536 / (ts * d->OHW * kk);                   /* channels per tile: about 64 Ki floats */
