@@ -1,7 +1,8 @@
 /*
  * bench.h — what every benchmark program needs: a monotonic clock, the
  * library's message on failure (prefixed by BENCH_NAME, defined before
- * including this), and an order on doubles for medians.
+ * including this), the shipped LeNet with its digits, and an order on
+ * doubles for medians.
  */
 #ifndef NM_BENCH_H
 #define NM_BENCH_H
@@ -23,6 +24,14 @@ static inline void die(nm_ctx *ctx, const char *what)
 {
     fprintf(stderr, "%s: %s: %s\n", BENCH_NAME, what, nm_ctx_message(ctx));
     exit(1);
+}
+
+/* The shipped LeNet and the held-out MNIST digits (run from the repository root after scripts/setup.sh). */
+static inline void bench_lenet(nm_ctx *ctx, nm_net **net, nm_dataset *ds)
+{
+    if (nm_net_read_onnx(ctx, "models/lenet-mnist.onnx", net) != NM_OK) die(ctx, "model");
+    if (nm_dataset_read_idx(ctx, "data/mnist/test-images-idx3-ubyte.gz", "data/mnist/test-labels-idx1-ubyte.gz", ds) != NM_OK)
+        die(ctx, "data (run scripts/setup.sh)");
 }
 
 static inline int cmp_double(const void *a, const void *b)

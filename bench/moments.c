@@ -117,9 +117,7 @@ int main(int argc, char **argv)
     nm_ctx *ctx = nm_ctx_create();
     nm_net *net;
     nm_dataset ds;
-    if (nm_net_read_onnx(ctx, "models/lenet-mnist.onnx", &net) != NM_OK) die(ctx, "model");
-    if (nm_dataset_read_idx(ctx, "data/mnist/test-images-idx3-ubyte.gz", "data/mnist/test-labels-idx1-ubyte.gz", &ds) != NM_OK)
-        die(ctx, "data (run scripts/setup.sh)");
+    bench_lenet(ctx, &net, &ds);
     float x[784];
     nm_dataset_images(ctx, &ds, NULL, 1, nm_net_get_input_scale(net), x);
     nm_array mu = {NM_F32, 4, {1, 1, 28, 28}, x};

@@ -32,8 +32,7 @@ int main(int argc, char **argv)
     nm_ctx *ctx = nm_ctx_create();
     nm_net *net;
     nm_dataset ds;
-    if (nm_net_read_onnx(ctx, "models/lenet-mnist.onnx", &net) != NM_OK) die(ctx, "model");
-    if (nm_dataset_read_idx(ctx, "data/mnist/test-images-idx3-ubyte.gz", "data/mnist/test-labels-idx1-ubyte.gz", &ds) != NM_OK) die(ctx, "digits");
+    bench_lenet(ctx, &net, &ds);
     if (K > ds.n) K = ds.n;
     int64_t *idx = malloc((size_t)K * sizeof(int64_t));
     float *X = malloc((size_t)(K * 784) * sizeof(float));

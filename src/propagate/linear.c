@@ -226,10 +226,11 @@ static nm_status apply(nm_ctx *ctx, const csr *W, const double *X, int64_t kx, d
         return NM_OK;
     }
     int64_t R = W->rows, *ord = nm_alloc(ctx, (size_t)R, sizeof(int64_t)), *gs = nm_alloc(ctx, (size_t)(R + 1), sizeof(int64_t));
+    int64_t *ge = nm_alloc(ctx, (size_t)(R + 1), sizeof(int64_t));
     int64_t *single = nm_alloc(ctx, (size_t)R, sizeof(int64_t)), ng = 0, ns = 0, need = 0;
     row_key *key = nm_alloc(ctx, (size_t)R, sizeof(row_key));
-    if (!ord || !gs || !single || !key) {
-        nm_free(ctx, ord), nm_free(ctx, gs), nm_free(ctx, single), nm_free(ctx, key);
+    if (!ord || !gs || !ge || !single || !key) {
+        nm_free(ctx, ord), nm_free(ctx, gs), nm_free(ctx, ge), nm_free(ctx, single), nm_free(ctx, key);
         return NM_ERR_NOMEM;
     }
     for (int64_t r = 0; r < R; r++) key[r] = (row_key){W, r};
@@ -240,23 +241,16 @@ static nm_status apply(nm_ctx *ctx, const csr *W, const double *X, int64_t kx, d
         int64_t b = a + 1;
         while (b < R && same_pattern(W, ord[a], ord[b])) b++;
         if (b - a >= GROUP_MIN && W->ptr[ord[a] + 1] > W->ptr[ord[a]]) {
-            gs[ng++] = a;
+            gs[ng] = a, ge[ng++] = b;
             int64_t q = group_buffer(b - a, W->ptr[ord[a] + 1] - W->ptr[ord[a]], kx);
             need = q > need ? q : need;
         } else
             for (int64_t c = a; c < b; c++) single[ns++] = ord[c];
         a = b;
     }
-    /* group ends: the start of the next group, or the end of its run of equal patterns */
-    int64_t *ge = nm_alloc(ctx, (size_t)(ng ? ng : 1), sizeof(int64_t));
-    for (int64_t j = 0; ge && j < ng; j++) {
-        int64_t b = gs[j] + 1;
-        while (b < R && same_pattern(W, ord[gs[j]], ord[b])) b++;
-        ge[j] = b;
-    }
     int nth = ng >= 2 * nm_threads() ? nm_threads() : 1;
-    double *buf = ge ? nm_alloc(ctx, (size_t)nth, (size_t)need * sizeof(double)) : NULL;
-    nm_status st = ge && (buf || ng == 0) ? NM_OK : NM_ERR_NOMEM;
+    double *buf = ng ? nm_alloc(ctx, (size_t)nth, (size_t)need * sizeof(double)) : NULL;
+    nm_status st = buf || ng == 0 ? NM_OK : NM_ERR_NOMEM;
     if (st == NM_OK && nth > 1) {
         nm_blas_serial_begin();
         #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)

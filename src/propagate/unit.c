@@ -51,7 +51,6 @@ static nm_status smooth_moments(nm_prop *pr, int k, const nm_gauss *in, const do
     int64_t n = in->n, q = GH_POINTS;
     double z[GH_POINTS], w[GH_POINTS];
     gh_rule(GH_POINTS, z, w);
-    const nm_node *nd = &pr->net->node[k];
     float *x[NM_NODE_MAX_IN] = {0}, *y = nm_alloc(pr->ctx, (size_t)q, (size_t)n * sizeof(float));
     x[0] = nm_alloc(pr->ctx, (size_t)q, (size_t)n * sizeof(float));
     nm_status st = x[0] && y ? NM_OK : NM_ERR_NOMEM;
@@ -68,12 +67,11 @@ static nm_status smooth_moments(nm_prop *pr, int k, const nm_gauss *in, const do
         mean[u] = e, var[u] = c, slope[u] = sd > 0 ? s / sd : 0;
     }
     nm_free(pr->ctx, x[0]), nm_free(pr->ctx, y);
-    (void)nd;
     return st;
 }
 
-/* The dense hinge layer: out->R = C − (GT)(GT)ᵀ with C the exact covariance of f(z). */
-static nm_status dense_pairs(nm_prop *pr, const nm_act *act, const nm_gauss *in, nm_gauss *out)
+/* The dense hinge layer: out->R = C − (GT)(GT)ᵀ with C the exact covariance of f(z) and g the slopes. */
+static nm_status dense_pairs(nm_prop *pr, const nm_act *act, const nm_gauss *in, const double *g, nm_gauss *out)
 {
     nm_ctx *ctx = pr->ctx;
     int64_t n = in->n;
@@ -89,12 +87,9 @@ static nm_status dense_pairs(nm_prop *pr, const nm_act *act, const nm_gauss *in,
         st = nm_act_cov_matrix(ctx, n, in->m, C, NM_METHOD_EXACT, act, C);
     }
     if (st == NM_OK) {
-        double *g = out->d2; /* the slopes, parked there by the caller */
         for (int64_t u = 0; u < n; u++)
             for (int64_t v = 0; v < n; v++) C[u * n + v] -= g[u] * g[v] * S0[u * n + v];
         out->R = C, C = NULL;
-        nm_free(ctx, out->d2);
-        out->d2 = NULL;
     }
     nm_free(ctx, S0), nm_free(ctx, C);
     return st;
@@ -116,10 +111,8 @@ nm_status nm_prop_unit(nm_prop *pr, int k, const nm_gauss *in, const nm_act *act
         memcpy(out->T, in->T, (size_t)(n * in->k) * sizeof(double));
         nm_rows_scale(n, in->k, g, out->T);
     }
-    if (st == NM_OK && dense && act) {
-        out->d2 = g, g = NULL;
-        st = dense_pairs(pr, act, in, out);
-    } else if (st == NM_OK) {
+    if (st == NM_OK && dense && act) st = dense_pairs(pr, act, in, g, out);
+    else if (st == NM_OK) {
         /* the private part: diag(g) P diag(g), its diagonal what the columns leave of each variance */
         double *P = in->R ? nm_alloc(ctx, (size_t)(n * n), sizeof(double)) : nm_alloc(ctx, (size_t)n, sizeof(double));
         if (!P) st = NM_ERR_NOMEM;
