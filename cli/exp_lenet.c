@@ -27,22 +27,32 @@ static void write_table1(FILE *f, FILE *csv, const exp_opts *e, const nm_tightne
 {
     fprintf(f, "Table 1 (%s noise, %lld runs around random held-out digits, %lld Monte Carlo samples each; "
                "ratio = Monte Carlo / analytic)\n\n", cli_regime_names[e->regime], e->runs, e->mc);
-    fprintf(f, "| logit | E[Eratio] | σ(Eratio) | E[varratio] paper | σ(varratio) paper | E[varratio] exact | σ(varratio) exact |\n");
-    fprintf(f, "|---|---|---|---|---|---|---|\n");
-    double lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
+    fprintf(f, "| logit | E[Eratio] | σ(Eratio) | E[varratio] paper | σ(varratio) paper | E[varratio] exact | σ(varratio) exact "
+               "| E[Eratio] propagate | σ(Eratio) propagate | E[varratio] propagate | σ(varratio) propagate |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
+    double lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
     for (int64_t i = 0; i < t->d; i++) {
-        nm_ratio_stats q[3] = {nm_ratio_over_runs(t->mc_mean, t->mean[NM_METHOD_EXACT], t->runs, t->d, i),
+        nm_ratio_stats q[5] = {nm_ratio_over_runs(t->mc_mean, t->mean[NM_METHOD_EXACT], t->runs, t->d, i),
                                nm_ratio_over_runs(t->mc_var, t->var[NM_METHOD_PAPER], t->runs, t->d, i),
-                               nm_ratio_over_runs(t->mc_var, t->var[NM_METHOD_EXACT], t->runs, t->d, i)};
-        for (int k = 0; k < 2; k++) lo[k] = fmin(lo[k], q[k + 1].mean), hi[k] = fmax(hi[k], q[k + 1].mean);
-        if (csv)
-            fprintf(csv, "%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f\n", (long long)i, q[0].mean, q[0].sd, q[1].mean, q[1].sd, q[2].mean, q[2].sd);
-        fprintf(f, "| %lld | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n", (long long)i, q[0].mean, q[0].sd, q[1].mean, q[1].sd, q[2].mean,
-                q[2].sd);
+                               nm_ratio_over_runs(t->mc_var, t->var[NM_METHOD_EXACT], t->runs, t->d, i),
+                               nm_ratio_over_runs(t->mc_mean, t->mean[NM_METHOD_PROPAGATE], t->runs, t->d, i),
+                               nm_ratio_over_runs(t->mc_var, t->var[NM_METHOD_PROPAGATE], t->runs, t->d, i)};
+        for (int k = 0; k < 3; k++) {
+            double v = q[k < 2 ? k + 1 : 4].mean;
+            lo[k] = fmin(lo[k], v), hi[k] = fmax(hi[k], v);
+        }
+        FILE *out[2] = {csv, f};
+        for (int o = 0; o < 2; o++) {
+            if (!out[o]) continue;
+            fprintf(out[o], o ? "| %lld |" : "%lld", (long long)i);
+            for (int k = 0; k < 5; k++) fprintf(out[o], o ? " %.4f | %.4f |" : ",%.6f,%.6f", q[k].mean, q[k].sd);
+            fprintf(out[o], "\n");
+        }
     }
-    fprintf(f, "\nSpread of E[varratio] across logits (max / min): paper %.3f, exact %.3f. ReLU states the noise changes "
+    fprintf(f, "\nSpread of E[varratio] across logits (max / min): paper %.3f, exact %.3f, propagate %.3f. ReLU states the noise changes "
                "(mean over runs, first %d samples of each): %.2f %% below the split, %.2f %% above it. Time %.1f s.\n",
-            hi[0] / lo[0], hi[1] / lo[1], NM_RELU_CHANGE_SAMPLES, mean_pct(t->relu_bottom, t->runs), mean_pct(t->relu_top, t->runs), secs);
+            hi[0] / lo[0], hi[1] / lo[1], hi[2] / lo[2], NM_RELU_CHANGE_SAMPLES, mean_pct(t->relu_bottom, t->runs), mean_pct(t->relu_top, t->runs),
+            secs);
 }
 
 int exp_table1(const exp_opts *e, FILE *report)
@@ -58,6 +68,7 @@ int exp_table1(const exp_opts *e, FILE *report)
         nm_tightness_options o = nm_tightness_options_default();
         o.runs = e->runs, o.mc = e->mc, o.max_var = cli_regime_var[e->regime], o.seed = (uint64_t)e->seed;
         o.progress = cli_progress_print, o.user = &pg;
+        o.nmethods = 3, o.methods[2] = NM_METHOD_PROPAGATE; /* DESIGN §1.12, beside the linearized methods */
         nm_status st = nm_tightness_run(ctx, net, &ds, nm_net_get_input_scale(net), &o, &t);
         if (st != NM_OK) rc = cli_fail(ctx, st, "tightness lenet");
     }
@@ -65,7 +76,8 @@ int exp_table1(const exp_opts *e, FILE *report)
     if (!rc && (!(csv = exp_open(e->out, "table1.csv")) || !(md = exp_open(e->out, "table1.md")))) rc = 1;
     if (!rc) {
         double secs = cli_now() - t0;
-        fprintf(csv, "logit,E_Eratio,sd_Eratio,E_varratio_paper,sd_varratio_paper,E_varratio_exact,sd_varratio_exact\n");
+        fprintf(csv, "logit,E_Eratio,sd_Eratio,E_varratio_paper,sd_varratio_paper,E_varratio_exact,sd_varratio_exact,E_Eratio_propagate,"
+                     "sd_Eratio_propagate,E_varratio_propagate,sd_varratio_propagate\n");
         write_table1(md, csv, e, &t, secs);
         write_table1(stdout, NULL, e, &t, secs);
         if (report) write_table1(report, NULL, e, &t, secs);

@@ -204,6 +204,19 @@ float *nm_pass_scratch(nm_pass *p, size_t nfloats);
  * shape and batched flag), and the three passes. ONNX Constant nodes become
  * constant values at import, not nodes. */
 struct nm_net;
+
+/* A sparse matrix by rows (method propagate's linear maps): columns increasing within each row. */
+typedef struct {
+    int64_t rows, cols, nnz;
+    int64_t *ptr; /* rows + 1 */
+    int64_t *idx; /* nnz column indices */
+    float *val;   /* nnz */
+} nm_csr;
+
+/* W->ptr, idx and val for rows × cols with room for nnz entries (ptr zeroed); NM_ERR_NOMEM else. */
+nm_status nm_csr_alloc(nm_ctx *ctx, int64_t rows, int64_t cols, int64_t nnz, nm_csr *W);
+void nm_csr_free(nm_ctx *ctx, nm_csr *W);
+
 typedef struct {
     const char *name;
     int min_inputs, max_inputs;
@@ -237,6 +250,10 @@ typedef struct {
     /* optional, for ops that take the max of windows: the input elements (within a sample) of output
      * element o's window into idx, returning how many; with idx NULL, the most any window has */
     int64_t (*window)(const nm_node *nd, const nm_shape *xs, const nm_shape *ys, int64_t o, int64_t *idx);
+    /* optional, for linear ops whose matrix is at hand (Conv, Gemm): the matrix from varying input i
+     * within a sample, with exactly the entries and float values unit tangents through jvp give, into W;
+     * 0 when it does not apply to this node (the caller reads the matrix off jvp passes then) */
+    int (*matrix)(nm_ctx *ctx, const struct nm_net *net, const nm_node *nd, int i, nm_csr *W, nm_status *st);
     nm_status (*infer)(nm_ctx *ctx, struct nm_net *net, nm_node *nd);
     nm_status (*forward)(const nm_node *nd, nm_pass *p);
     nm_status (*jvp)(const nm_node *nd, nm_pass *p);

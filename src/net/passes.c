@@ -395,3 +395,20 @@ nm_status nm_node_forward(nm_ctx *ctx, nm_net *net, int k, int64_t n, float *con
     p.ys = shape_at(&net->v[nd->out], n);
     return nm_op_table[nd->op]->forward(nd, &p);
 }
+
+nm_status nm_csr_alloc(nm_ctx *ctx, int64_t rows, int64_t cols, int64_t nnz, nm_csr *W)
+{
+    *W = (nm_csr){rows, cols, 0, NULL, NULL, NULL};
+    W->ptr = nm_alloc_zero(ctx, (size_t)(rows + 1), sizeof(int64_t));
+    W->idx = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(int64_t));
+    W->val = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(float));
+    if (W->ptr && W->idx && W->val) return NM_OK;
+    nm_csr_free(ctx, W);
+    return NM_ERR_NOMEM;
+}
+
+void nm_csr_free(nm_ctx *ctx, nm_csr *W)
+{
+    nm_free(ctx, W->ptr), nm_free(ctx, W->idx), nm_free(ctx, W->val);
+    memset(W, 0, sizeof *W);
+}

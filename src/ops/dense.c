@@ -261,9 +261,32 @@ static const nm_attr_def gemm_attrs[] = {
     {.name = "broadcast", .kind = NM_ATTR_IGNORE}, /* opset < 7: C broadcasts, as it always does now */
     {0}};
 
+/* Method propagate's matrix from A (net.h) when A is the varying (M, K) operand and B a constant: sample
+ * row r of A maps to row r of y by y_n = Σ_k α op(B)_kn x_k, so entry (n, k) is α op(B)_kn (zeros left out). */
+static int gemm_matrix(nm_ctx *ctx, const nm_net *net, const nm_node *nd, int i, nm_csr *W, nm_status *st)
+{
+    const nm_value *A = NM_IN(net, nd, 0), *B = NM_IN(net, nd, 1);
+    if (i != 0 || nd->a.trans_a || B->varying || !A->batched || A->shape.d[0] != 1) return 0;
+    int64_t K = A->shape.d[1], N = B->shape.d[!nd->a.trans_b], nnz = 0;
+    const float *b = B->cdata;
+    float al = nd->a.alpha;
+    for (int64_t j = 0; j < K * N; j++) nnz += al * b[j] != 0;
+    if ((*st = nm_csr_alloc(ctx, N, K, nnz, W)) != NM_OK) return 1;
+    int64_t e = 0;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t k = 0; k < K; k++) {
+            float v = al * (nd->a.trans_b ? b[n * K + k] : b[k * N + n]);
+            if (v != 0) W->idx[e] = k, W->val[e++] = v;
+        }
+        W->ptr[n + 1] = e;
+    }
+    W->nnz = e;
+    return 1;
+}
+
 const nm_op_def nm_op_gemm = {
     .name = "Gemm", .min_inputs = 2, .max_inputs = 3, .trainable = {[1] = 1, [2] = 1}, .attrs = gemm_attrs,
-    .infer = gemm_infer, .forward = gemm_forward, .jvp = gemm_jvp, .vjp = gemm_vjp,
+    .matrix = gemm_matrix, .infer = gemm_infer, .forward = gemm_forward, .jvp = gemm_jvp, .vjp = gemm_vjp,
 };
 const nm_op_def nm_op_matmul = {
     .name = "MatMul", .min_inputs = 2, .max_inputs = 2, .trainable = {[1] = 1},

@@ -17,18 +17,7 @@
 #include <string.h>
 
 
-typedef struct {
-    int64_t rows, cols, nnz;
-    int64_t *ptr; /* rows + 1 */
-    int64_t *idx; /* nnz column indices */
-    float *val;   /* nnz */
-} csr;
-
-static void csr_free(nm_ctx *ctx, csr *W)
-{
-    nm_free(ctx, W->ptr), nm_free(ctx, W->idx), nm_free(ctx, W->val);
-    memset(W, 0, sizeof *W);
-}
+typedef nm_csr csr;
 
 /* Entries of W gathered from one pass of unit tangents: exactly as many as it found. */
 typedef struct {
@@ -62,16 +51,15 @@ static nm_status gather(nm_ctx *ctx, const float *y, int64_t c, int64_t len, int
  * a row stay increasing). */
 static nm_status to_csr(nm_ctx *ctx, const block *bl, int64_t nb, int64_t rows, int64_t cols, csr *W)
 {
-    W->rows = rows, W->cols = cols, W->nnz = 0;
-    for (int64_t j = 0; j < nb; j++) W->nnz += bl[j].n;
-    W->ptr = nm_alloc_zero(ctx, (size_t)(rows + 1), sizeof(int64_t));
-    W->idx = nm_alloc(ctx, (size_t)(W->nnz ? W->nnz : 1), sizeof(int64_t));
-    W->val = nm_alloc(ctx, (size_t)(W->nnz ? W->nnz : 1), sizeof(float));
+    int64_t nnz = 0;
+    for (int64_t j = 0; j < nb; j++) nnz += bl[j].n;
     int64_t *fill = nm_alloc(ctx, (size_t)(rows ? rows : 1), sizeof(int64_t));
-    if (!W->ptr || !W->idx || !W->val || !fill) {
+    nm_status st = fill ? nm_csr_alloc(ctx, rows, cols, nnz, W) : NM_ERR_NOMEM;
+    if (st != NM_OK) {
         nm_free(ctx, fill);
-        return NM_ERR_NOMEM;
+        return st;
     }
+    W->nnz = nnz;
     for (int64_t j = 0; j < nb; j++)
         for (int64_t e = 0; e < bl[j].n; e++) W->ptr[bl[j].row[e] + 1]++;
     for (int64_t r = 0; r < rows; r++) W->ptr[r + 1] += W->ptr[r];
@@ -103,6 +91,8 @@ static nm_status extract(nm_prop *pr, int k, int i, int diag, csr *W)
     nm_ctx *ctx = pr->ctx;
     nm_net *net = pr->net;
     const nm_node *nd = &net->node[k];
+    nm_status hst = NM_OK;
+    if (nm_op_table[nd->op]->matrix && nm_op_table[nd->op]->matrix(ctx, net, nd, i, W, &hst)) return hst;
     int64_t nin = nm_units(NM_IN(net, nd, i)), nout = nm_units(NM_OUT(net, nd));
     int rows = !diag && nout < nin;
     int64_t from = rows ? nout : nin, to = rows ? nin : nout;
@@ -371,7 +361,7 @@ nm_status nm_prop_linear(nm_prop *pr, int k, nm_gauss *const *in, nm_gauss *out)
         if ((st = apply(ctx, &W[i], in[i]->m, 1, out->m, 1)) == NM_OK) st = apply(ctx, &W[i], in[i]->T, in[i]->k, out->T, out->k);
         if (st == NM_OK && col[i]) spread(&W[i], in[i], col[i], out);
     }
-    for (int i = 0; i < nd->nin; i++) csr_free(ctx, &W[i]), nm_free(ctx, col[i]);
+    for (int i = 0; i < nd->nin; i++) nm_csr_free(ctx, &W[i]), nm_free(ctx, col[i]);
     if (st != NM_OK) nm_gauss_free(ctx, out);
     return st;
 }
