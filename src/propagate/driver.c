@@ -37,7 +37,7 @@ static nm_status input_state(nm_prop *pr, const float *mu, const nm_cov *sigma, 
     double *var = nm_alloc(pr->ctx, (size_t)n, sizeof(double));
     if (!var) return NM_ERR_NOMEM;
     const double *L = nm_cov_split(sigma, var);
-    nm_status st = nm_gauss_new(pr->ctx, n, L ? k : 0, g);
+    nm_status st = nm_gauss_new(pr, n, L ? k : 0, g);
     if (st != NM_OK) {
         nm_free(pr->ctx, var);
         return st;
@@ -52,15 +52,16 @@ static nm_status input_state(nm_prop *pr, const float *mu, const nm_cov *sigma, 
 }
 
 /* A copy of a state (for a value that a data-moving node passes on while others still read it). */
-static nm_status copy_state(nm_ctx *ctx, const nm_gauss *a, nm_gauss *b)
+static nm_status copy_state(nm_prop *pr, const nm_gauss *a, nm_gauss *b)
 {
-    nm_status st = nm_gauss_new(ctx, a->n, a->k, b);
+    nm_ctx *ctx = pr->ctx;
+    nm_status st = nm_gauss_new(pr, a->n, a->k, b);
     if (st != NM_OK) return st;
     memcpy(b->m, a->m, (size_t)a->n * sizeof(double));
     if (a->k) memcpy(b->T, a->T, (size_t)(a->n * a->k) * sizeof(double));
     if (a->d2 && !(b->d2 = nm_alloc(ctx, (size_t)a->n, sizeof(double)))) st = NM_ERR_NOMEM;
     if (st == NM_OK && a->d2) memcpy(b->d2, a->d2, (size_t)a->n * sizeof(double));
-    if (st != NM_OK) nm_gauss_free(ctx, b);
+    if (st != NM_OK) nm_gauss_free(pr, b);
     return st;
 }
 
@@ -128,7 +129,7 @@ static nm_status step(nm_prop *pr, walk *w, int k, int last_nonlinear)
     switch (w->rule[k]) {
     case RULE_SAME:
         if (w->uses[nd->in[0]] == 1) out = *x, memset(x, 0, sizeof *x);
-        else st = copy_state(pr->ctx, x, &out);
+        else st = copy_state(pr, x, &out);
         break;
     case RULE_LINEAR: st = nm_prop_linear(pr, k, in, &out); break;
     case RULE_HINGE: st = nm_prop_unit(pr, k, x, &w->act[k], n <= pr->dense_max || k == last_nonlinear, &out); break;
@@ -138,7 +139,7 @@ static nm_status step(nm_prop *pr, walk *w, int k, int last_nonlinear)
     if (st != NM_OK) return at_node(pr, k, x, st);
     for (int i = 0; i < nd->nin; i++) {
         int v = nd->in[i];
-        if (in[i] && --w->uses[v] == 0) nm_gauss_free(pr->ctx, &w->state[v]), w->live[v] = 0;
+        if (in[i] && --w->uses[v] == 0) nm_gauss_free(pr, &w->state[v]), w->live[v] = 0;
     }
     w->state[nd->out] = out, w->live[nd->out] = 1;
     return NM_OK;
@@ -175,13 +176,14 @@ nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, con
     float *muf = NULL;
     if (st == NM_OK) st = nm_to_float(ctx, mu, n, "the input mean", &muf);
     if (st == NM_OK) st = nm_net_run(ctx, net, 0, last, 1, muf); /* the primal the jvp passes need (shapes only: they are linear) */
-    nm_prop pr = {ctx, net, o.dense_max, 0};
+    nm_prop pr = {.ctx = ctx, .net = net, .dense_max = o.dense_max};
     if (st == NM_OK && (st = input_state(&pr, muf, sigma, n, &w.state[net->input])) == NM_OK) w.live[net->input] = 1;
     for (int k = 0; k <= last && st == NM_OK; k++) st = step(&pr, &w, k, last_nonlinear);
     if (st == NM_OK) st = result(ctx, &w.state[net->node[last].out], &o, out);
     if (st != NM_OK) nm_moments_free(ctx, out);
     for (int v = 0; w.live && v < net->nv; v++)
-        if (w.live[v]) nm_gauss_free(ctx, &w.state[v]);
+        if (w.live[v]) nm_gauss_free(&pr, &w.state[v]);
+    nm_prop_drain(&pr);
     for (int k = 0; w.act && k <= last; k++) nm_act_free(ctx, &w.act[k]);
     nm_free(ctx, w.rule), nm_free(ctx, w.act), nm_free(ctx, w.uses), nm_free(ctx, w.state), nm_free(ctx, w.live), nm_free(ctx, muf);
     return st;

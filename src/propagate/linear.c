@@ -339,7 +339,7 @@ nm_status nm_prop_linear(nm_prop *pr, int k, nm_gauss *const *in, nm_gauss *out)
     const nm_node *nd = &pr->net->node[k];
     int64_t n = nm_units(NM_OUT(pr->net, nd)), *col[NM_NODE_MAX_IN] = {0};
     csr W[NM_NODE_MAX_IN] = {0};
-    nm_status st = nm_gauss_new(ctx, n, 0, out);
+    nm_status st = nm_gauss_new(pr, n, 0, out);
     if (st == NM_OK) st = offset(pr, k, out);
     /* the matrices, and the private parts (which may widen the inputs' factors, or ask for new columns) */
     int64_t k2 = 0;
@@ -354,7 +354,7 @@ nm_status nm_prop_linear(nm_prop *pr, int k, nm_gauss *const *in, nm_gauss *out)
         if (in[i] && in[i]->k > k2) k2 = in[i]->k;
     int64_t nk;
     if (st == NM_OK && k2 > 0 && !nm_mul_ok(n, k2, &nk)) st = nm_fail(ctx, NM_ERR_NOMEM, "a factor of %lld × %lld overflows", (long long)n, (long long)k2);
-    if (st == NM_OK && k2 > 0 && (out->T = nm_alloc_zero(ctx, (size_t)nk, sizeof(double)))) out->k = k2;
+    if (st == NM_OK && k2 > 0 && (out->T = nm_prop_take(pr, (size_t)nk))) out->k = k2;
     else if (st == NM_OK && k2 > 0) st = NM_ERR_NOMEM;
     for (int i = 0; st == NM_OK && i < nd->nin; i++) {
         if (!in[i]) continue;
@@ -362,6 +362,6 @@ nm_status nm_prop_linear(nm_prop *pr, int k, nm_gauss *const *in, nm_gauss *out)
         if (st == NM_OK && col[i]) spread(&W[i], in[i], col[i], out);
     }
     for (int i = 0; i < nd->nin; i++) nm_csr_free(ctx, &W[i]), nm_free(ctx, col[i]);
-    if (st != NM_OK) nm_gauss_free(ctx, out);
+    if (st != NM_OK) nm_gauss_free(pr, out);
     return st;
 }

@@ -36,13 +36,26 @@ typedef struct {
     double *R;  /* n × n, or NULL (never with d2) */
 } nm_gauss;
 
-/* What the walk knows: its options and the columns made so far. */
+#define NM_PROP_CACHE 4 /* big factor buffers kept for reuse: no page faults and unmapping between layers */
+
+/* What the walk knows: its options, the columns made so far, and freed factor buffers. */
 typedef struct {
     nm_ctx *ctx;
     nm_net *net;
     int64_t dense_max; /* layers of at most this many units keep dense pair covariances */
     int64_t cols;      /* noise columns made so far */
+    struct {
+        double *p;
+        size_t n; /* doubles it holds */
+    } cache[NM_PROP_CACHE];
 } nm_prop;
+
+/* count zeroed doubles, from the cache when a block there fits; NULL (and a message) when none can be had. */
+double *nm_prop_take(nm_prop *pr, size_t count);
+/* Hands a buffer back: big ones to the cache, the rest (and the cache's smallest when full) freed. */
+void nm_prop_give(nm_prop *pr, double *p);
+/* Frees the cache. */
+void nm_prop_drain(nm_prop *pr);
 
 /* Elements of one sample of value v (its batch axis left out). */
 static inline int64_t nm_units(const nm_value *v)
@@ -50,9 +63,9 @@ static inline int64_t nm_units(const nm_value *v)
     return v->batched && v->shape.d[0] ? nm_shape_numel(&v->shape) / v->shape.d[0] : nm_shape_numel(&v->shape);
 }
 
-void nm_gauss_free(nm_ctx *ctx, nm_gauss *g);
+void nm_gauss_free(nm_prop *pr, nm_gauss *g);
 /* A state of n units with k zeroed columns, no private part. */
-nm_status nm_gauss_new(nm_ctx *ctx, int64_t n, int64_t k, nm_gauss *g);
+nm_status nm_gauss_new(nm_prop *pr, int64_t n, int64_t k, nm_gauss *g);
 /* The variance of every unit (n): ‖T_u‖² + P_uu. */
 void nm_gauss_var(const nm_gauss *g, double *v);
 /* The private part turned into new shared columns (d2: one-hot, R: its eigenvectors scaled). */

@@ -6,25 +6,68 @@
 #include "prop.h"
 
 #include <lapacke.h>
+#include <malloc.h>
 #include <math.h>
 #include <string.h>
 
-void nm_gauss_free(nm_ctx *ctx, nm_gauss *g)
+#define CACHE_MIN ((size_t)1 << 17) /* doubles (1 MiB): smaller buffers are freed at once */
+
+double *nm_prop_take(nm_prop *pr, size_t count)
 {
-    nm_free(ctx, g->m), nm_free(ctx, g->T), nm_free(ctx, g->d2), nm_free(ctx, g->R);
+    int best = -1;
+    for (int c = 0; c < NM_PROP_CACHE; c++)
+        if (pr->cache[c].p && pr->cache[c].n >= count && pr->cache[c].n <= 2 * count + CACHE_MIN &&
+            (best < 0 || pr->cache[c].n < pr->cache[best].n))
+            best = c;
+    double *p = best >= 0 ? pr->cache[best].p : nm_alloc(pr->ctx, count ? count : 1, sizeof(double));
+    if (best >= 0) pr->cache[best].p = NULL;
+    /* zeroed by writing: calloc's untouched pages map the shared zero page, and the kernels' first
+     * read-modify-write of each would then fault again and flush every CPU's TLB */
+    if (p) memset(p, 0, count * sizeof(double));
+    return p;
+}
+
+void nm_prop_give(nm_prop *pr, double *p)
+{
+    if (!p) return;
+    size_t n = malloc_usable_size(p) / sizeof(double);
+    int slot = 0; /* an empty slot, else the smallest block's */
+    for (int c = 0; c < NM_PROP_CACHE; c++) {
+        if (!pr->cache[c].p) {
+            slot = c;
+            break;
+        }
+        if (pr->cache[c].n < pr->cache[slot].n) slot = c;
+    }
+    if (n < CACHE_MIN || (pr->cache[slot].p && pr->cache[slot].n >= n)) {
+        nm_free(pr->ctx, p);
+        return;
+    }
+    nm_free(pr->ctx, pr->cache[slot].p);
+    pr->cache[slot].p = p, pr->cache[slot].n = n;
+}
+
+void nm_prop_drain(nm_prop *pr)
+{
+    for (int c = 0; c < NM_PROP_CACHE; c++) nm_free(pr->ctx, pr->cache[c].p), pr->cache[c].p = NULL;
+}
+
+void nm_gauss_free(nm_prop *pr, nm_gauss *g)
+{
+    nm_free(pr->ctx, g->m), nm_prop_give(pr, g->T), nm_free(pr->ctx, g->d2), nm_free(pr->ctx, g->R);
     memset(g, 0, sizeof *g);
 }
 
-nm_status nm_gauss_new(nm_ctx *ctx, int64_t n, int64_t k, nm_gauss *g)
+nm_status nm_gauss_new(nm_prop *pr, int64_t n, int64_t k, nm_gauss *g)
 {
     memset(g, 0, sizeof *g);
     g->n = n, g->k = k;
     int64_t nk;
-    if (!nm_mul_ok(n, k, &nk)) return nm_fail(ctx, NM_ERR_NOMEM, "a factor of %lld × %lld overflows", (long long)n, (long long)k);
-    g->m = nm_alloc_zero(ctx, (size_t)n, sizeof(double));
-    if (g->m && k > 0) g->T = nm_alloc_zero(ctx, (size_t)nk, sizeof(double));
+    if (!nm_mul_ok(n, k, &nk)) return nm_fail(pr->ctx, NM_ERR_NOMEM, "a factor of %lld × %lld overflows", (long long)n, (long long)k);
+    g->m = nm_alloc_zero(pr->ctx, (size_t)n, sizeof(double));
+    if (g->m && k > 0) g->T = nm_prop_take(pr, (size_t)nk);
     if (g->m && (k == 0 || g->T)) return NM_OK;
-    nm_gauss_free(ctx, g);
+    nm_gauss_free(pr, g);
     return NM_ERR_NOMEM;
 }
 
@@ -59,14 +102,14 @@ void nm_rows_scale(int64_t rows, int64_t k, const double *s, double *X)
 }
 
 /* g's factor widened to k2 ≥ g->k columns (the new ones zero). */
-static nm_status widen(nm_ctx *ctx, nm_gauss *g, int64_t k2)
+static nm_status widen(nm_prop *pr, nm_gauss *g, int64_t k2)
 {
     int64_t nk;
-    if (!nm_mul_ok(g->n, k2, &nk)) return nm_fail(ctx, NM_ERR_NOMEM, "a factor of %lld × %lld overflows", (long long)g->n, (long long)k2);
-    double *T = nm_alloc_zero(ctx, (size_t)nk, sizeof(double));
+    if (!nm_mul_ok(g->n, k2, &nk)) return nm_fail(pr->ctx, NM_ERR_NOMEM, "a factor of %lld × %lld overflows", (long long)g->n, (long long)k2);
+    double *T = nm_prop_take(pr, (size_t)nk);
     if (!T) return NM_ERR_NOMEM;
     for (int64_t u = 0; g->T && u < g->n; u++) memcpy(T + u * k2, g->T + u * g->k, (size_t)g->k * sizeof(double));
-    nm_free(ctx, g->T);
+    nm_prop_give(pr, g->T);
     g->T = T, g->k = k2;
     return NM_OK;
 }
@@ -83,7 +126,7 @@ static nm_status share_dense(nm_prop *pr, nm_gauss *g)
     for (int64_t c = 0; st == NM_OK && c < n; c++) top = fmax(top, w[c]);
     for (int64_t c = 0; st == NM_OK && c < n; c++) r += w[c] > 1e-13 * top;
     int64_t k0 = pr->cols;
-    if (st == NM_OK && (st = widen(ctx, g, k0 + r)) == NM_OK) {
+    if (st == NM_OK && (st = widen(pr, g, k0 + r)) == NM_OK) {
         for (int64_t c = 0, j = k0; c < n; c++) {
             if (!(w[c] > 1e-13 * top)) continue;
             double s = sqrt(w[c]);
@@ -104,7 +147,7 @@ nm_status nm_gauss_share(nm_prop *pr, nm_gauss *g)
     if (!g->d2) return NM_OK;
     int64_t r = 0, k0 = pr->cols;
     for (int64_t u = 0; u < g->n; u++) r += g->d2[u] > 0;
-    nm_status st = widen(pr->ctx, g, k0 + r);
+    nm_status st = widen(pr, g, k0 + r);
     if (st != NM_OK) return st;
     for (int64_t u = 0, j = k0; u < g->n; u++)
         if (g->d2[u] > 0) g->T[u * g->k + j++] = sqrt(g->d2[u]);

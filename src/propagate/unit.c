@@ -101,7 +101,7 @@ nm_status nm_prop_unit(nm_prop *pr, int k, const nm_gauss *in, const nm_act *act
     int64_t n = in->n;
     double *v = nm_alloc(ctx, (size_t)n, sizeof(double)), *var = nm_alloc(ctx, (size_t)n, sizeof(double));
     double *g = nm_alloc(ctx, (size_t)n, sizeof(double));
-    nm_status st = v && var && g ? nm_gauss_new(ctx, n, in->k, out) : NM_ERR_NOMEM;
+    nm_status st = v && var && g ? nm_gauss_new(pr, n, in->k, out) : NM_ERR_NOMEM;
     if (st == NM_OK) nm_gauss_var(in, v);
     if (st == NM_OK && act) {
         #pragma omp parallel for schedule(static) if (n > 4096)
@@ -130,6 +130,6 @@ nm_status nm_prop_unit(nm_prop *pr, int k, const nm_gauss *in, const nm_act *act
         else if (st == NM_OK) out->d2 = P;
     }
     nm_free(ctx, v), nm_free(ctx, var), nm_free(ctx, g);
-    if (st != NM_OK) nm_gauss_free(ctx, out);
+    if (st != NM_OK) nm_gauss_free(pr, out);
     return st;
 }

@@ -55,7 +55,7 @@ nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out)
     nm_status st = idx && cnt && wt && var ? windows(pr, k, n, K, in->n, idx, cnt, &overlap) : NM_ERR_NOMEM;
     int dense = (in->R || (in->d2 && overlap)) && n <= pr->dense_max;
     if (st == NM_OK && (in->R || (in->d2 && overlap)) && !dense) st = nm_gauss_share(pr, in);
-    if (st == NM_OK) st = nm_gauss_new(ctx, n, in->k, out);
+    if (st == NM_OK) st = nm_gauss_new(pr, n, in->k, out);
     int nth = nm_threads();
     double *mb = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)(K + K * K) * sizeof(double)) : NULL;
     int *lb = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)K * sizeof(int)) : NULL;
@@ -104,6 +104,6 @@ nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out)
         else out->d2 = P;
     }
     nm_free(ctx, idx), nm_free(ctx, cnt), nm_free(ctx, wt), nm_free(ctx, var);
-    if (st != NM_OK) nm_gauss_free(ctx, out);
+    if (st != NM_OK) nm_gauss_free(pr, out);
     return st;
 }
