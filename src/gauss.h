@@ -26,9 +26,12 @@ double nm_relu_cov_std_price(double a, double b, double Pa, double Pb, double rh
 /* The max of two jointly Gaussian variables (means m1, m2, variances v1, v2, covariance c12), Clark 1961,
  * exact: its mean, variance and P(z1 > z2) (gauss_max.c). */
 void nm_max2_moments(double m1, double m2, double v1, double v2, double c12, double *mean, double *var, double *p1);
-/* The max of z_idx[0..k) (means m, covariance C with leading dimension ld) by a balanced tree of
- * nm_max2_moments, each partial max taken as Gaussian (exact for k = 2): mean, variance and the Stein
- * weights w (k; the approximate P(z_idx[i] is the max), summing to 1). */
+/* The max of z_idx[0..k) (means m, covariance C with leading dimension ld): mean, variance and the Stein
+ * weights w (k; P(z_idx[i] is the max), summing to 1). Exact for k ≤ 4 (to about 1e-12 relative); above
+ * it a balanced tree of exact maxima of at most four, each partial max taken as Gaussian (Clark). */
 void nm_maxk_moments(int k, const int *idx, const double *m, const double *C, int64_t ld, double *mean, double *var, double *w);
+
+/* Φ₃(h1, h2, h3) = P(X ≤ h) for standard normals with correlations r = (ρ12, ρ13, ρ23) (gauss_tvn.c). */
+double nm_tvn_cdf(const double h[3], const double r[3]);
 
 #endif
