@@ -180,7 +180,7 @@ int cmd_reproduce(int argc, char **argv)
     syn.e.runs = quick ? 30 : 200, syn.e.mc = quick ? 5000 : 75000;
     exp_opts t1 = e;
     t1.runs = quick ? 20 : 200, t1.mc = quick ? 5000 : 75000;
-    t3_args t3 = {e, "5%,10%,100%", 1};
+    t3_args t3 = {e, "5%,10%,100%", 1, 1};
     t3.e.runs = quick ? 30 : 200, t3.e.mc = quick ? 2000 : 20000;
     double t0 = cli_now();
     char *text = NULL, path[4200];

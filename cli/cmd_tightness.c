@@ -85,13 +85,15 @@ static int lenet(int argc, char **argv)
 }
 
 static const char linpoints_help[] =
-    "usage: netmoments linpoints [--model M.onnx] [--k LIST] [--baseline] [--images N] [--regime low|medium|high]\n"
-    "                            [--mc N] [--seed S] --out DIR\n\n"
+    "usage: netmoments linpoints [--model M.onnx] [--k LIST] [--baseline] [--no-propagate] [--images N]\n"
+    "                            [--regime low|medium|high] [--mc N] [--seed S] --out DIR\n\n"
     "The paper's Table 3: the held-out digits are clustered by k-means (k-means++ seeding) in the model's input\n"
     "space, and each evaluated digit is linearized once at its cluster's centre (with --baseline also at the\n"
     "cluster's farthest member) instead of at itself; per logit, E[Eratio] and E[varratio] (methods paper and\n"
     "exact) over the digits, against a Monte Carlo around each digit under a random covariance of the regime.\n"
     "With a cluster per digit (k = 100%) the farthest member is the digit itself, and no baseline is run.\n"
+    "Method propagate (DESIGN 1.12) needs no linearization point: it is run once, against the same digits and\n"
+    "Monte Carlo, as the reference the clustered points are judged beside (--no-propagate skips it).\n"
     "  --k LIST     cluster counts, as counts or percentages of the 1,996 digits (default 5%,10%,100%:\n"
     "               the paper's 250/500/5000 of 5,000)\n"
     "  --images N   digits evaluated, drawn at random by the seed (default 200)\n"
@@ -103,10 +105,11 @@ int cmd_linpoints(int argc, char **argv)
 {
     static const struct option opts[] = {CLI_MEM_OPTION, {"model", required_argument, 0, O_MODEL}, {"k", required_argument, 0, O_K},
                                          {"baseline", no_argument, 0, O_BASE},      {"images", required_argument, 0, O_IMAGES},
+                                         {"no-propagate", no_argument, 0, O_NOPROP},
                                          {"regime", required_argument, 0, O_REGIME}, {"mc", required_argument, 0, O_MC},
                                          {"seed", required_argument, 0, O_SEED},    {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},          {0, 0, 0, 0}};
-    t3_args a = {{cli_default_model(), NULL, 1, 200, 20000, 1}, "5%,10%,100%", 0};
+    t3_args a = {{cli_default_model(), NULL, 1, 200, 20000, 1}, "5%,10%,100%", 0, 1};
     int c, got;
     optind = 1;
     while ((c = cli_getopt(argc, argv, opts)) != -1) {
@@ -114,6 +117,7 @@ int cmd_linpoints(int argc, char **argv)
             if (got < 0) return 1;
         } else if (c == O_K) a.klist = optarg;
         else if (c == O_BASE) a.baseline = 1;
+        else if (c == O_NOPROP) a.propagate = 0;
         else if (c == O_HELP || c == 'h') return fputs(linpoints_help, stdout), 0;
         else return cli_error("linpoints: unknown or incomplete option '%s' (netmoments linpoints --help)", cli_optname);
     }

@@ -116,12 +116,14 @@ static int parse_k(const char *klist, int64_t n, nm_linpoints_options *o)
 static void write_table3_csv(FILE *csv, const nm_linpoints *t)
 {
     static const char *const point[2] = {"centre", "baseline"};
-    fprintf(csv, "k,point,logit,E_Eratio,E_varratio_paper,E_varratio_exact\n");
+    fprintf(csv, "k,point,logit,E_Eratio,E_varratio_paper,E_varratio_exact,E_Eratio_propagate,E_varratio_propagate\n");
     for (int q = 0; q < t->rows; q++)
         for (int64_t i = 0; i < t->d; i++) {
             int64_t j = q * t->d + i;
-            fprintf(csv, "%lld,%s,%lld,%.6f,%.6f,%.6f\n", (long long)t->k[q], point[t->farthest[q]], (long long)i, t->e_ratio[j],
+            fprintf(csv, "%lld,%s,%lld,%.6f,%.6f,%.6f,", (long long)t->k[q], point[t->farthest[q]], (long long)i, t->e_ratio[j],
                     t->var_ratio[NM_METHOD_PAPER][j], t->var_ratio[NM_METHOD_EXACT][j]);
+            if (t->prop_e_ratio) fprintf(csv, "%.6f,%.6f\n", t->prop_e_ratio[i], t->prop_var_ratio[i]); /* the same on every row */
+            else fprintf(csv, ",\n");
         }
 }
 
@@ -148,6 +150,11 @@ static void write_table3_md(FILE *md, const t3_args *a, const nm_linpoints *t)
     for (int q = 0; q < t->rows; q++)
         fprintf(md, "%s k = %lld%s %.2f %%", q ? "," : "", (long long)t->k[q], t->farthest[q] ? " baseline" : "", 100 * t->relu_bottom[q]);
     fprintf(md, ".\n");
+    if (!t->prop_e_ratio) return;
+    fprintf(md, "\nMethod propagate on the same digits and Monte Carlo: it carries the Gaussian through every layer, so no "
+                "linearization point (and no k) enters; what the clustered points lose against it is what the "
+                "linearization at a shared point costs.\n\n| logit | propagate E[Eratio] | propagate E[varratio] |\n|---|---|---|\n");
+    for (int64_t i = 0; i < t->d; i++) fprintf(md, "| %lld | %.4f | %.4f |\n", (long long)i, t->prop_e_ratio[i], t->prop_var_ratio[i]);
 }
 
 typedef struct {
@@ -168,7 +175,7 @@ int exp_table3(const t3_args *a, FILE *report)
     nm_linpoints_options o = nm_linpoints_options_default();
     t3_progress pg = {cli_now()};
     o.baseline = a->baseline, o.images = a->e.runs, o.mc = a->e.mc, o.max_var = cli_regime_var[a->e.regime];
-    o.seed = (uint64_t)a->e.seed, o.progress = t3_print, o.user = &pg;
+    o.seed = (uint64_t)a->e.seed, o.progress = t3_print, o.user = &pg, o.propagate = a->propagate;
     int rc = exp_load_digits_and_model(ctx, a->e.model, "linpoints", &ds, &net);
     if (!rc) rc = parse_k(a->klist, ds.n, &o);
     nm_status st;

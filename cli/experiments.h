@@ -35,6 +35,7 @@ typedef struct {
     exp_opts e;
     const char *klist; /* counts or percentages of the digits, "5%,10%,100%" */
     int baseline;
+    int propagate; /* method propagate's row (default 1) */
 } t3_args;
 
 /* Fig 2: tightness-synthetic.csv, slopes.md and the fig2-*.png/.svg figures. */
@@ -45,7 +46,7 @@ int exp_table1(const exp_opts *e, FILE *report);
 int exp_table3(const t3_args *a, FILE *report);
 
 /* Option parsing the experiment commands share. */
-enum { O_MODEL = 1000, O_BIAS, O_NETS, O_REGIMES, O_REGIME, O_RUNS, O_IMAGES, O_MC, O_SEED, O_OUT, O_K, O_BASE, O_HELP };
+enum { O_MODEL = 1000, O_BIAS, O_NETS, O_REGIMES, O_REGIME, O_RUNS, O_IMAGES, O_MC, O_SEED, O_OUT, O_K, O_BASE, O_NOPROP, O_HELP };
 /* A shared option: 1 when c was one, −1 after printing why its value is bad, 0 otherwise. */
 int exp_option(int c, const char *arg, long long min_runs, exp_opts *e);
 /* Runs fn(args, NULL) with its files staged in --out (e->out, e inside

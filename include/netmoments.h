@@ -760,16 +760,20 @@ typedef struct {
     nm_progress_fn progress;        /* may be NULL; after each (k, point) row */
     void *user;
     int64_t n_digits;               /* set by the run: the data set's size */
+    int propagate;                  /* also method propagate, which needs no linearization point (default 1) */
 } nm_linpoints_options;
 
 /* Defaults: no k (set nk and k), no baseline, 200 digits, 20,000 samples,
- * the medium regime, seed 1. */
+ * the medium regime, seed 1, with method propagate. */
 NM_API nm_linpoints_options nm_linpoints_options_default(void);
 
 /* One row per (k, point): k, farthest (0: the centre, 1: the farthest
  * member), and per logit (rows × d) E[Eratio] (method exact's mean) and
  * E[varratio] of methods paper and exact (var_ratio[m]; NULL for others),
- * and the mean share of ReLU states below the split the noise changes. */
+ * and the mean share of ReLU states below the split the noise changes.
+ * With propagate, its E[Eratio] and E[varratio] per logit (d each, the
+ * same digits and Monte Carlo as every row; NULL without): it carries the
+ * Gaussian through every layer, so no linearization point enters. */
 typedef struct {
     int rows;
     int64_t k[2 * NM_LINPOINTS_MAX_K];
@@ -777,6 +781,7 @@ typedef struct {
     int64_t d, images;
     int64_t *index;                 /* the evaluated digits (images) */
     double *e_ratio, *var_ratio[NM_METHOD_MAX], *relu_bottom;
+    double *prop_e_ratio, *prop_var_ratio;
     double *buf;
 } nm_linpoints;
 

@@ -22,10 +22,16 @@ grep -q '| conv-a | medium |' "$dir/s/slopes.md" && ok || bad "slopes.md"
 "$nm" tightness lenet --runs 3 --mc 1000 --out "$dir/l" >/dev/null && ok || bad "lenet runs"
 [ "$(grep -c '^| [0-9] |' "$dir/l/table1.md")" = 10 ] && ok || bad "Table 1 has 10 logits"
 "$nm" linpoints --k 2,5 --baseline --images 3 --mc 500 --out "$dir/p" >/dev/null 2>&1 && ok || bad "linpoints runs"
-[ "$(grep -c '^| [0-9] |' "$dir/p/table3.md")" = 10 ] && ok || bad "Table 3 has 10 logits"
+[ "$(grep -c '^| [0-9] |' "$dir/p/table3.md")" = 20 ] && ok || bad "Table 3 has 10 logits, and propagate's table 10"
 [ "$(wc -l < "$dir/p/table3.csv")" = 41 ] && ok || bad "table3.csv: 2 k x 2 points x 10 logits"
-"$nm" linpoints --k 2,100% --baseline --images 2 --mc 200 --out "$dir/q" >/dev/null 2>&1 && ok || bad "linpoints at k = 100%"
+head -1 "$dir/p/table3.csv" | grep -q ',E_Eratio_propagate,E_varratio_propagate$' && ok || bad "table3.csv: propagate's columns"
+# propagate has no linearization point: the same on every (k, point) row, and tight on LeNet (3 digits x 500 samples: a
+# variance ratio's standard error about 4 %)
+[ "$(tail -n +2 "$dir/p/table3.csv" | cut -d, -f3,7,8 | sort -u | wc -l)" = 10 ] && ok || bad "propagate's ratios the same for every k"
+awk -F, 'NR > 1 && !($8 > 0.8 && $8 < 1.2 && $7 > 0.8 && $7 < 1.25) { exit 1 }' "$dir/p/table3.csv" && ok || bad "propagate's ratios near 1"
+"$nm" linpoints --k 2,100% --baseline --no-propagate --images 2 --mc 200 --out "$dir/q" >/dev/null 2>&1 && ok || bad "linpoints at k = 100%"
 [ "$(cut -d, -f1,2 "$dir/q/table3.csv" | sort -u | grep -c baseline)" = 1 ] && ok || bad "no baseline at k = every digit"
+[ "$(grep -c '^| [0-9] |' "$dir/q/table3.md")" = 10 ] && tail -1 "$dir/q/table3.csv" | grep -q ',,$' && ok || bad "--no-propagate: no propagate columns"
 expect_error "bad --k" linpoints --k 0 --out "$dir/p"
 expect_error "k above the digits" linpoints --k 5000 --out "$dir/p"
 expect_error "reproduce without --out" reproduce --quick

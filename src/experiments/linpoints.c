@@ -5,6 +5,8 @@
  * cluster's farthest member) instead of at itself; per logit, the mean
  * Monte Carlo / analytic ratios over the digits, against a Monte Carlo
  * around each digit (nm_tightness_run with given images and points).
+ * Method propagate, which carries the Gaussian through every layer and so
+ * has no linearization point, is run once, with the first row.
  */
 #include "../net.h"
 
@@ -18,6 +20,7 @@ nm_linpoints_options nm_linpoints_options_default(void)
     o.mc = 20000;
     o.max_var = 1;
     o.seed = 1;
+    o.propagate = 1;
     return o;
 }
 
@@ -71,8 +74,13 @@ static void summarize(const nm_tightness *t, const nm_tightness_options *to, int
         out->e_ratio[q * d + i] = nm_ratio_over_runs(t->mc_mean, t->mean[NM_METHOD_EXACT], t->runs, d, i).mean;
         for (int k = 0; k < to->nmethods; k++) {
             nm_method m = to->methods[k];
+            if (m == NM_METHOD_PROPAGATE) continue; /* one row of its own, below */
             out->var_ratio[m][q * d + i] = nm_ratio_over_runs(t->mc_var, t->var[m], t->runs, d, i).mean;
         }
+    }
+    for (int64_t i = 0; t->mean[NM_METHOD_PROPAGATE] && i < d; i++) {
+        out->prop_e_ratio[i] = nm_ratio_over_runs(t->mc_mean, t->mean[NM_METHOD_PROPAGATE], t->runs, d, i).mean;
+        out->prop_var_ratio[i] = nm_ratio_over_runs(t->mc_var, t->var[NM_METHOD_PROPAGATE], t->runs, d, i).mean;
     }
     double s = 0;
     for (int64_t r = 0; r < t->runs; r++) s += t->relu_bottom[r];
@@ -90,12 +98,13 @@ static nm_status linpoints_alloc(nm_ctx *ctx, const nm_linpoints_options *o, con
     out->d = d;
     out->images = images;
     int64_t per = out->rows * d;
-    out->buf = nm_alloc_zero(ctx, (size_t)((1 + to->nmethods) * per + out->rows), sizeof(double));
+    out->buf = nm_alloc_zero(ctx, (size_t)((1 + to->nmethods) * per + out->rows + (o->propagate ? 2 * d : 0)), sizeof(double));
     out->index = nm_alloc(ctx, (size_t)images, sizeof(int64_t));
     if (!out->buf || !out->index) return NM_ERR_NOMEM;
     out->e_ratio = out->buf;
     for (int k = 0; k < to->nmethods; k++) out->var_ratio[to->methods[k]] = out->buf + (1 + k) * per;
     out->relu_bottom = out->buf + (1 + to->nmethods) * per;
+    if (o->propagate) out->prop_e_ratio = out->relu_bottom + out->rows, out->prop_var_ratio = out->prop_e_ratio + d;
     return NM_OK;
 }
 
@@ -128,6 +137,8 @@ nm_status nm_linpoints_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *ds,
         for (; st == NM_OK && row < out->rows && out->k[row] == o.k[q]; row++) {
             nm_tightness t;
             points_of(X, N, n, assign, C, out->index, images, out->farthest[row], x0);
+            /* propagate needs no point: the first row's run computes it against the same Monte Carlo */
+            to.methods[2] = NM_METHOD_PROPAGATE, to.nmethods = o.propagate && row == 0 ? 3 : 2;
             if ((st = nm_tightness_run(ctx, net, ds, scale, &to, &t)) != NM_OK) break;
             summarize(&t, &to, row, out);
             nm_tightness_free(ctx, &t);
