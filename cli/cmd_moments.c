@@ -21,7 +21,8 @@ static const char help[] =
     "usage: netmoments moments [--model M.onnx] (--input x.npy | --image K [--data mnist|fashion-mnist] [--split test|train])\n"
     "                          (--sigma2 S [--window r,c,h,w] | --var v.npy | --cov C.npy)\n"
     "                          [--split-relu L|none] [--method M|all] [--mc N] [--seed S]\n"
-    "                          [--precision double|single] [--mem GIB] [--json] [--save-lin DIR] [--dense-max N]\n\n"
+    "                          [--precision double|single] [--mem GIB] [--json] [--save-lin DIR] [--dense-max N]\n"
+    "                          [--rank K]\n\n"
     "Mean and variance of the model's logits for x ~ N(mu, Sigma), analytic (DESIGN 1.6: the net split at a\n"
     "ReLU-like activation and linearized on both sides), optionally next to a Monte Carlo of the real network.\n"
     "Input scale: the model sees x = a p + b for pixels p in [0, 1], \"a b\" from its metadata key\n"
@@ -47,7 +48,10 @@ static const char help[] =
     "                 the largest) under the analytic Gaussian of the logits (DESIGN 1.10, Genz's method, with its\n"
     "                 error estimate): keys clean_label, flip_probability, flip_se\n"
     "  --dense-max N  method propagate: ReLU-like layers of at most N units (default 1024), and always the last,\n"
-    "                 keep their exact pair covariances; larger ones keep Stein's cross terms and exact variances\n";
+    "                 keep their exact pair covariances; larger ones keep Stein's cross terms and exact variances\n"
+    "  --rank K       method propagate: compress the shared noise columns to K (randomized SVD) wherever more\n"
+    "                 accrue, each unit's variance kept (what is dropped is correlation); key rank_moved: the\n"
+    "                 largest share of a value's column variance moved off the columns (default: no compression)\n";
 
 /* What the command line asks for. */
 typedef struct {
@@ -137,6 +141,12 @@ static int parse_option(int c, const char *arg, const char *opt, args *a)
         a->o.dense_max = v;
         return 0;
     }
+    case 'K': {
+        long long v;
+        if (!cli_parse_int(arg, &v) || v < 1) return cli_error("--rank: '%s' is not an integer >= 1", arg);
+        a->o.rank = v;
+        return 0;
+    }
     case 'h': fputs(help, stdout), cli_print_methods(stdout); return -1;
     default: return cli_error("moments: unknown or incomplete option '%s' (netmoments moments --help)", opt);
     }
@@ -153,7 +163,7 @@ static int parse(int argc, char **argv, args *a)
         {"seed", required_argument, 0, 'e'},   {"precision", required_argument, 0, 'p'}, {"mem", required_argument, 0, 'g'},
         {"json", no_argument, 0, 'j'},         {"save-lin", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
         {"covariance", no_argument, 0, 'c'},   {"path", required_argument, 0, 'P'}, {"flip", no_argument, 0, 'F'},
-        {"dense-max", required_argument, 0, 'X'}, {0, 0, 0, 0}};
+        {"dense-max", required_argument, 0, 'X'}, {"rank", required_argument, 0, 'K'}, {0, 0, 0, 0}};
     *a = (args){.model = cli_default_model(), .data = "mnist", .split = "test", .sigma2 = NAN, .image = -1, .seed = 1,
                 .o = nm_net_moments_options_default()};
     int c, rc;
@@ -326,6 +336,7 @@ static void print_json(const args *a, const nm_net *net, const results *r, int64
         cJSON_AddItemToObject(k, "var", json_vec(r->res[m].var, d));
         if (r->res[m].cov) cJSON_AddItemToObject(k, "cov", json_vec(r->res[m].cov, d * d));
         cJSON_AddNumberToObject(k, "time_analytic_s", r->times[m]);
+        if (m == NM_METHOD_PROPAGATE && a->o.rank) cJSON_AddNumberToObject(k, "rank_moved", r->res[m].rank_moved);
         if (a->flip) {
             cJSON_AddNumberToObject(k, "flip_probability", r->flip[m]);
             cJSON_AddNumberToObject(k, "flip_se", r->flip_se[m]);
@@ -375,6 +386,9 @@ static void print_method(const args *a, const results *r, int m, int64_t d)
         }
     }
     printf("analytic (%s, linearization included): %.4f s\n", nm_method_str(m), r->times[m]);
+    if (m == NM_METHOD_PROPAGATE && a->o.rank)
+        printf("--rank %lld: at most %.3g %% of a value's column variance moved to its private diagonal (its correlations dropped)\n",
+               (long long)a->o.rank, 100 * x->rank_moved);
     if (a->flip)
         printf("flip probability P(argmax != %d, the label at mu): %.6g (error estimate %.2g)\n", r->clean, r->flip[m], r->flip_se[m]);
 }

@@ -287,6 +287,8 @@ typedef struct {
     double *mean; /* d */
     double *var;  /* d (NULL when only the mean was asked for) */
     double *cov;  /* d×d, or NULL when not requested */
+    double rank_moved; /* method propagate with a rank: the largest share of a value's column variance that a
+                          compression moved onto its private diagonal, dropping the correlations it carried (else 0) */
 } nm_moments;
 
 NM_API void nm_moments_free(nm_ctx *ctx, nm_moments *m);
@@ -584,6 +586,9 @@ typedef struct {
     int mean_only;           /* only the mean (nm_ara_options.mean_only); S's diagonal still comes from all of Σ */
     int64_t dense_max;       /* method propagate: ReLU-like layers of at most this many units (and always the last
                                 one) keep exact pair covariances (DESIGN §1.12); default NM_DENSE_MAX_DEFAULT */
+    int64_t rank;            /* method propagate: > 0 compresses every value's shared noise columns to this many
+                                (randomized SVD) where more accrue, each unit's lost variance kept on its private
+                                diagonal (nm_moments.rank_moved says how much moved); 0 (default): never */
 } nm_net_moments_options;
 
 #define NM_DENSE_MAX_DEFAULT 1024

@@ -64,4 +64,11 @@ paste <(echo "$none" | tr -d '"var:[]' | tr , '\n') <(echo "$delta" | tr -d '"va
   && ok || bad "--split-relu none = delta within 1e-6: '$none' vs '$delta'"
 expect_error "--split-relu nine" moments --image 0 --sigma2 1 --split-relu nine
 
+# method propagate: in --method all; --rank reports how much variance it moved off the columns
+echo "$all" | grep -q '"propagate":{' && ok || bad "all: propagate"
+rk=$("$nm" moments --image 0 --sigma2 1 --method propagate --rank 200 --json) && ok || bad "--rank 200"
+echo "$rk" | grep -Eq '"rank_moved":0\.[0-9]' && ok || bad "--rank: rank_moved in (0, 1): $rk"
+expect_error "--rank 0" moments --image 0 --sigma2 1 --method propagate --rank 0
+expect_error "--dense-max -1" moments --image 0 --sigma2 1 --method propagate --dense-max -1
+
 finish cli_moments

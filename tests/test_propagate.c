@@ -14,7 +14,9 @@
  *    Carlo: ratios printed and bounded by what the Gaussian approximation of
  *    the hidden layers loses on such narrow nets (up to 32 % of a variance);
  *  - the same results on 1 and 2 threads; a memory limit refused with
- *    NM_ERR_NOMEM and respected; an op without a rule refused by name.
+ *    NM_ERR_NOMEM and respected; an op without a rule refused by name;
+ *  - rank compression: exact when the noise has no more rank than kept (a
+ *    linear net's covariance unchanged), else every unit's variance kept.
  */
 #include "netbuild.h"
 #include "check.h"
@@ -53,14 +55,20 @@ static nm_array view_f32(float *x, int64_t n)
     return a;
 }
 
-static nm_status propagate(nm_net *net, float *mu, int64_t n, const nm_cov *S, int want_cov, nm_moments *out)
+static nm_status propagate_rank(nm_net *net, float *mu, int64_t n, const nm_cov *S, int want_cov, int64_t rank, nm_moments *out)
 {
     nm_net_moments_options o = nm_net_moments_options_default();
     o.method = NM_METHOD_PROPAGATE;
     o.want_cov = want_cov;
+    o.rank = rank;
     nm_array a = view_f32(mu, n);
     a.ndim = 1, a.shape[0] = n;
     return nm_net_moments(ctx, net, &a, S, &o, out);
+}
+
+static nm_status propagate(nm_net *net, float *mu, int64_t n, const nm_cov *S, int want_cov, nm_moments *out)
+{
+    return propagate_rank(net, mu, n, S, want_cov, 0, out);
 }
 
 /* ---------------------------------------------------------------- ARA = method exact */
@@ -291,6 +299,42 @@ static void test_threads_memory(void)
     nm_cov_free(ctx, S), free(mu), nm_net_free(ctx, net);
 }
 
+/* ---------------------------------------------------------------- --rank */
+
+/* Compressing the columns: exact where they have no more rank than kept; otherwise every unit keeps its variance. */
+static void test_rank(void)
+{
+    int x;
+    nm_net *net = start(SHAPE(1, 2, 5, 5), &x);
+    net_of(x, net, NODE(net, NM_OP_FLATTEN, NULL, conv(net, conv(net, x, 2, 3, 3, 1, 1), 3, 2, 3, 1, 1)));
+    int64_t n = 50, r = 3, d = 50;
+    double *L = malloc(sizeof(double) * (size_t)(n * r));
+    for (int64_t i = 0; i < n * r; i++) L[i] = nrand();
+    nm_cov *S = NULL, *F = random_cov(n, 0.8);
+    float *mu = fill_rand(n, 0.6);
+    nm_moments a, b;
+    check_true("rank: a rank-3 input", nm_cov_factor(ctx, n, r, L, &S) == NM_OK);
+    check_true("rank: runs with and without", propagate(net, mu, n, S, 1, &a) == NM_OK && propagate_rank(net, mu, n, S, 1, 3, &b) == NM_OK);
+    for (int64_t i = 0; i < d * d; i++) check_close("rank 3 of a rank-3 noise on a linear net: the covariance unchanged", b.cov[i], a.cov[i], 1e-9, 1e-9);
+    check_close("rank 3 of rank 3: nothing moved", b.rank_moved, 0, 1e-9, 0);
+    nm_moments_free(ctx, &a), nm_moments_free(ctx, &b);
+
+    /* one conv under a full-rank Σ, compressed to 2: the output's variances kept, its correlations not */
+    nm_net_free(ctx, net);
+    net = start(SHAPE(1, 2, 5, 5), &x);
+    net_of(x, net, NODE(net, NM_OP_FLATTEN, NULL, conv(net, x, 2, 2, 3, 1, 1)));
+    check_true("rank: one conv", propagate(net, mu, n, F, 1, &a) == NM_OK && propagate_rank(net, mu, n, F, 1, 2, &b) == NM_OK);
+    double off = 0;
+    for (int64_t i = 0; i < d; i++) {
+        check_close("rank 2 of a full-rank noise: each variance kept", b.var[i], a.var[i], 0, 1e-12);
+        for (int64_t j = 0; j < d; j++) off = fmax(off, fabs(b.cov[i * d + j] - a.cov[i * d + j]));
+    }
+    check_true("rank 2 of a full-rank noise: correlations dropped, and said", off > 1e-6 && b.rank_moved > 0 && b.rank_moved < 1);
+    nm_moments_free(ctx, &a), nm_moments_free(ctx, &b);
+    check_true("rank: a negative rank refused", propagate_rank(net, mu, n, F, 0, -1, &b) == NM_ERR_ARG);
+    nm_cov_free(ctx, S), nm_cov_free(ctx, F), free(L), free(mu), nm_net_free(ctx, net);
+}
+
 int main(void)
 {
     ctx = nm_ctx_create();
@@ -299,6 +343,7 @@ int main(void)
     test_branches();
     test_deep();
     test_threads_memory();
+    test_rank();
     nm_ctx_free(ctx);
     return check_finish("test_propagate");
 }

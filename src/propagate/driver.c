@@ -110,6 +110,14 @@ typedef struct {
     unsigned char *live;
 } walk;
 
+/* Whether value v is the only live one with columns (so that they may change basis). */
+static int alone(const nm_net *net, const walk *w, int v)
+{
+    for (int u = 0; u < net->nv; u++)
+        if (u != v && w->live[u] && w->state[u].k > 0) return 0;
+    return 1;
+}
+
 /* Runs node k: the inputs' private parts shared where other nodes still read them, then the rule. */
 static nm_status step(nm_prop *pr, walk *w, int k, int last_nonlinear)
 {
@@ -142,6 +150,11 @@ static nm_status step(nm_prop *pr, walk *w, int k, int last_nonlinear)
         if (in[i] && --w->uses[v] == 0) nm_gauss_free(pr, &w->state[v]), w->live[v] = 0;
     }
     w->state[nd->out] = out, w->live[nd->out] = 1;
+    if (pr->rank > 0 && out.k > pr->rank && alone(net, w, nd->out)) {
+        double moved;
+        if ((st = nm_gauss_compress(pr, &w->state[nd->out], pr->rank, (uint64_t)k, &moved)) != NM_OK) return at_node(pr, k, x, st);
+        pr->moved = fmax(pr->moved, moved);
+    }
     return NM_OK;
 }
 
@@ -151,6 +164,7 @@ nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, con
     memset(out, 0, sizeof *out);
     nm_net_moments_options o = opt ? *opt : nm_net_moments_options_default();
     if (o.dense_max < 0) return nm_fail(ctx, NM_ERR_ARG, "dense_max %lld must be non-negative", (long long)o.dense_max);
+    if (o.rank < 0) return nm_fail(ctx, NM_ERR_ARG, "rank %lld must be non-negative", (long long)o.rank);
     int last = nm_net_logits_node(net), last_nonlinear = -1;
     nm_status st = nm_require_batchable(ctx, net, last, "method propagate needs");
     int64_t n = nm_units(&net->v[net->input]);
@@ -176,10 +190,11 @@ nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, con
     float *muf = NULL;
     if (st == NM_OK) st = nm_to_float(ctx, mu, n, "the input mean", &muf);
     if (st == NM_OK) st = nm_net_run(ctx, net, 0, last, 1, muf); /* the primal the jvp passes need (shapes only: they are linear) */
-    nm_prop pr = {.ctx = ctx, .net = net, .dense_max = o.dense_max};
+    nm_prop pr = {.ctx = ctx, .net = net, .dense_max = o.dense_max, .rank = o.rank};
     if (st == NM_OK && (st = input_state(&pr, muf, sigma, n, &w.state[net->input])) == NM_OK) w.live[net->input] = 1;
     for (int k = 0; k <= last && st == NM_OK; k++) st = step(&pr, &w, k, last_nonlinear);
     if (st == NM_OK) st = result(ctx, &w.state[net->node[last].out], &o, out);
+    if (st == NM_OK) out->rank_moved = pr.moved;
     if (st != NM_OK) nm_moments_free(ctx, out);
     for (int v = 0; w.live && v < net->nv; v++)
         if (w.live[v]) nm_gauss_free(&pr, &w.state[v]);

@@ -44,6 +44,8 @@ typedef struct {
     nm_net *net;
     int64_t dense_max; /* layers of at most this many units keep dense pair covariances */
     int64_t cols;      /* noise columns made so far */
+    int64_t rank;      /* > 0: a value's columns are compressed to this many when more accrue (rank.c) */
+    double moved;      /* the largest share of column variance a compression moved to a private diagonal */
     struct {
         double *p;
         size_t n; /* doubles it holds */
@@ -74,6 +76,11 @@ nm_status nm_gauss_share(nm_prop *pr, nm_gauss *g);
 void nm_gauss_cov(const nm_gauss *g, double *S);
 /* Y (rows × k) = X (rows × k) with each row u scaled by s[u]. */
 void nm_rows_scale(int64_t rows, int64_t k, const double *s, double *X);
+
+/* g's columns compressed to K ≥ 1 by randomized SVD (rank.c), test matrix from `stream`; each unit's lost variance added to
+ * its private part; *moved: the share of the columns' variance so moved. Only for a value no other live value shares
+ * columns with. */
+nm_status nm_gauss_compress(nm_prop *pr, nm_gauss *g, int64_t K, uint64_t stream, double *moved);
 
 /* Linear op (linear.c): node k's output state from its varying inputs' states in[i] (NULL for
  * constant inputs). */
