@@ -182,8 +182,15 @@ static void apply_group(const csr *W, const int64_t *g, int64_t ng, const double
     int64_t kc = GATHER_DOUBLES / (L > ng ? L : ng);
     kc = kc < 16 ? 16 : kc > kx ? kx : kc;
     double *V = buf, *B = V + ng * L, *Z = B + (contiguous ? 0 : L * kc);
-    for (int64_t a = 0; a < ng; a++)
+    int consecutive = 1;
+    for (int64_t a = 0; a < ng; a++) {
+        consecutive &= g[a] == g[0] + a;
         for (int64_t e = 0; e < L; e++) V[a * L + e] = W->val[W->ptr[g[a]] + e];
+    }
+    if (contiguous && consecutive) { /* a dense block of W on a block of X (a Gemm): straight into Y */
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, ng, kx, L, 1.0, V, L, X + P[0] * kx, kx, 1.0, Y + g[0] * ky, ky);
+        return;
+    }
     for (int64_t c0 = 0; c0 < kx; c0 += kc) {
         int64_t c = kx - c0 < kc ? kx - c0 : kc;
         const double *Bx = X + P[0] * kx + c0;
@@ -286,13 +293,20 @@ static nm_status map_private(nm_prop *pr, const csr *W, nm_gauss *x, nm_gauss *o
         return NM_OK;
     }
     if (!out->R && !(out->R = nm_alloc_zero(ctx, (size_t)(n * n), sizeof(double)))) return NM_ERR_NOMEM;
+    if (x->d2) { /* X = W diag(√d2) (n × m), then X Xᵀ = W P Wᵀ by one symmetric rank-m update */
+        double *X = nm_alloc_zero(ctx, (size_t)n, (size_t)m * sizeof(double));
+        if (!X) return NM_ERR_NOMEM;
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) X[r * m + W->idx[e]] = W->val[e] * sqrt(x->d2[W->idx[e]]);
+        nm_syrk_f64(n, m, 1.0, X, m, 1.0, out->R, n);
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t c = r + 1; c < n; c++) out->R[r * n + c] = out->R[c * n + r];
+        nm_free(ctx, X);
+        return NM_OK;
+    }
     /* X = W P (n × m), then W Xᵀ = W P Wᵀ */
     double *X = nm_alloc_zero(ctx, (size_t)n, (size_t)m * sizeof(double)), *Xt = nm_alloc(ctx, (size_t)m, (size_t)n * sizeof(double));
-    nm_status st = X && Xt ? NM_OK : NM_ERR_NOMEM;
-    if (st == NM_OK && x->d2)
-        for (int64_t r = 0; r < n; r++)
-            for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) X[r * m + W->idx[e]] = W->val[e] * x->d2[W->idx[e]];
-    else if (st == NM_OK) st = apply(ctx, W, x->R, m, X, m);
+    nm_status st = X && Xt ? apply(ctx, W, x->R, m, X, m) : NM_ERR_NOMEM;
     for (int64_t r = 0; st == NM_OK && r < n; r++)
         for (int64_t c = 0; c < m; c++) Xt[c * n + r] = X[r * m + c];
     if (st == NM_OK) st = apply(ctx, W, Xt, n, out->R, n);
