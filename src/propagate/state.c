@@ -12,6 +12,14 @@
 
 #define CACHE_MIN ((size_t)1 << 17) /* doubles (1 MiB): smaller buffers are freed at once */
 
+/* Whether the cache holds a block. */
+static int cached(const nm_prop *pr)
+{
+    for (int c = 0; c < NM_PROP_CACHE; c++)
+        if (pr->cache[c].p) return 1;
+    return 0;
+}
+
 double *nm_prop_take(nm_prop *pr, size_t count)
 {
     int best = -1;
@@ -21,6 +29,10 @@ double *nm_prop_take(nm_prop *pr, size_t count)
             best = c;
     double *p = best >= 0 ? pr->cache[best].p : nm_alloc(pr->ctx, count ? count : 1, sizeof(double));
     if (best >= 0) pr->cache[best].p = NULL;
+    else if (!p && cached(pr)) { /* the cache's blocks count against the memory budget: give them up first */
+        nm_prop_drain(pr);
+        p = nm_alloc(pr->ctx, count ? count : 1, sizeof(double));
+    }
     /* zeroed by writing: calloc's untouched pages map the shared zero page, and the kernels' first
      * read-modify-write of each would then fault again and flush every CPU's TLB */
     if (p) memset(p, 0, count * sizeof(double));
@@ -39,7 +51,9 @@ void nm_prop_give(nm_prop *pr, double *p)
         }
         if (pr->cache[c].n < pr->cache[slot].n) slot = c;
     }
-    if (n < CACHE_MIN || (pr->cache[slot].p && pr->cache[slot].n >= n)) {
+    /* kept only while the blocks held stay within half a memory budget: the walk's live states need the rest */
+    size_t limit = pr->ctx->mem_limit, held = pr->ctx->live_bytes;
+    if (n < CACHE_MIN || (pr->cache[slot].p && pr->cache[slot].n >= n) || (limit && held > limit / 2)) {
         nm_free(pr->ctx, p);
         return;
     }
