@@ -21,7 +21,7 @@ packages=(
   # data
   dataset-fashion-mnist
   # the Python binding (python/netmoments): NumPy for it and its tests, pip/setuptools/venv to install it
-  python3 python3-numpy python3-pip python3-setuptools python3-venv
+  python3 python3-numpy python3-pip python3-setuptools python3-wheel python3-venv
   # tests: localedef and the de_DE source, for a decimal-comma locale (test_api); GNU time for RSS (cli_reliability)
   locales time
 )
