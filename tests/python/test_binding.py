@@ -322,7 +322,8 @@ class AgainstCLI(unittest.TestCase):
         s = nm.sensitivity(self.net, self.x, window=(7, 7), stride=7, sigma2=200, means=True)
         self.assertEqual(s["map"].shape, (1, 4, 4))  # (28 - 7) / 7 + 1 positions each way
         # the map is 1 where the mean logits' argmax leaves the clean label, and its means are the windowed moments'
-        # (to 1e-4: at the image's corners the two paths differ by up to 4e-5 of a logit, see the issue-17 note)
+        # (to 1e-4: sensitivity forms A with serial BLAS inside its threads, moments with threaded BLAS; the float32
+        # Jacobians then differ in rounding, by up to 1e-4 of a logit at this noise; on one thread they are identical)
         for p in range(4):
             for q in range(4):
                 m = self.net.moments(self.x, sigma2=200, window=(7 * p, 7 * q, 7, 7)).mean
