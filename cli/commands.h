@@ -14,6 +14,7 @@ CLI_COMMAND("reproduce", cmd_reproduce, "run Fig 2, Table 1 and Table 3 and writ
 CLI_COMMAND("uap", cmd_uap, "a universal adversarial perturbation (DeepFool steps over a data split) as NPY")
 CLI_COMMAND("fooling", cmd_fooling, "fooling-rate prediction, top-k ordering (Table 2) and flip probabilities under a perturbation")
 CLI_COMMAND("sensitivity", cmd_sensitivity, "spatial sensitivity maps (Fig 3): a noise window slid over the images, fooled in expectation per position")
+CLI_COMMAND("robustness", cmd_robustness, "accuracy under Gaussian input noise at many levels for one or several models, and its area under the curve")
 CLI_COMMAND("attack", cmd_attack, "the Gaussian targeted attack (Eq 3): noise that fools the net in expectation, verified by sampling")
 CLI_COMMAND("info", cmd_info, "a model's nodes, shapes, parameters and ReLU split points (--ops: the supported ops)")
 CLI_COMMAND("ops", cmd_ops, "the ONNX ops the loader supports: their role in the moments and their attributes")

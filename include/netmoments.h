@@ -914,6 +914,26 @@ NM_API nm_status nm_fooling_run(nm_ctx *ctx, const nm_net *net, const float *X, 
                                 const nm_fooling_options *opt, nm_fooling *out);
 NM_API void nm_fooling_free(nm_ctx *ctx, nm_fooling *f);
 
+/* ---------------------------------------------------------------- robustness to Gaussian noise (issue 19) */
+
+typedef struct {
+    int64_t mc;              /* noisy copies of each image per noise level (default 10) */
+    uint64_t seed;           /* their noise (default 1): image i's copies use stream i, the same ε scaled for every σ */
+    nm_progress_fn progress; /* after each image (may be NULL; under a lock) */
+    void *user;
+} nm_robustness_options;
+NM_API nm_robustness_options nm_robustness_options_default(void);
+
+/* The accuracy of net (borrowed; a copy per thread) under Gaussian noise: for each σ in sigmas[0..ns) (the
+ * noise's standard deviation on the model's input scale, ≥ 0), accuracy[s] is the share of the count·mc
+ * copies x_i + σ ε (X count × n; ε ~ N(0, I)) whose argmax is labels[i], by the real net. Results do not
+ * depend on the thread count. */
+NM_API nm_status nm_robustness_run(nm_ctx *ctx, const nm_net *net, const float *X, const uint8_t *labels, int64_t count, int ns,
+                                   const double *sigmas, const nm_robustness_options *opt, double *accuracy);
+/* The area under the accuracy–σ curve (sigmas ascending) by the trapezoid rule, divided by the σ range:
+ * 1 for a model right at every level; the one accuracy when ns = 1; NaN for an empty range. */
+NM_API double nm_robustness_auc(int ns, const double *sigmas, const double *accuracy);
+
 /* ---------------------------------------------------------------- spatial sensitivity maps (the paper's §4.4, Fig 3) */
 
 typedef struct {
@@ -1106,6 +1126,15 @@ typedef struct {
  * the origin, its slope and the free line's in the legend (nm_ls_fit), and the diagonal y = x dashed; written as PNG and/or
  * SVG (either path may be NULL). */
 NM_API nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels);
+
+/* Curves y(x) (robustness: accuracy against σ), one colour and marker each, with a legend; up to 8. */
+typedef struct {
+    const char *label;
+    const double *x, *y;
+    int64_t n;
+} nm_plot_curve;
+NM_API nm_status nm_plot_curves(nm_ctx *ctx, const char *png, const char *svg, const char *title, const char *xlabel,
+                                const char *ylabel, int ncurves, const nm_plot_curve *curves);
 
 /* One image with a map over it: the image (H×W, grey from its smallest to
  * its largest value) and map (P×Q, coloured blue → red over 0..vmax, drawn

@@ -44,6 +44,43 @@ static void text(cairo_t *cr, double x, double y, const char *s, double align, d
     cairo_show_text(cr, s);
 }
 
+/* Ticks at round values (1, 2 or 5 × 10^k apart) over [lo, hi], written with as many digits as their
+ * spacing needs: under 1e-4 noise a mean spans 1e-4. */
+typedef struct {
+    double step;
+    int sci, dec, sig;
+} ticks;
+
+static ticks ticks_of(double lo, double hi)
+{
+    double raw = (hi - lo) / 4, p10 = pow(10, floor(log10(raw))), f = raw / p10;
+    double step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * p10, mag = fmax(fabs(lo), fabs(hi));
+    ticks t = {step, mag < 1e-3 || mag >= 1e6, (int)fmax(0, -floor(log10(step) + 1e-9)),
+               (int)fmax(0, floor(log10(mag)) - floor(log10(step) + 1e-9))};
+    return t;
+}
+
+static void tick_text(const ticks *t, double v, char *buf, size_t size)
+{
+    if (t->sci) snprintf(buf, size, "%.*e", t->sig, v);
+    else snprintf(buf, size, "%.*f", t->dec, v);
+}
+
+/* The axis labels: x centred under the frame (x0..x1), y rotated at the left edge ox. */
+static void axis_labels(cairo_t *cr, double ox, double x0, double x1, double y0, double y1, const char *xlabel, const char *ylabel)
+{
+    text(cr, (x0 + x1) / 2, PANEL_H - 12, xlabel, 0.5, 13);
+    cairo_save(cr);
+    cairo_move_to(cr, ox + 14, (y0 + y1) / 2);
+    cairo_rotate(cr, -M_PI / 2);
+    cairo_set_font_size(cr, 13);
+    cairo_text_extents_t e;
+    cairo_text_extents(cr, ylabel, &e);
+    cairo_rel_move_to(cr, -e.width / 2, 0);
+    cairo_show_text(cr, ylabel);
+    cairo_restore(cr);
+}
+
 static void draw_panel(cairo_t *cr, double ox, const nm_plot_panel *p)
 {
     double lo = INFINITY, hi = -INFINITY;
@@ -63,32 +100,17 @@ static void draw_panel(cairo_t *cr, double ox, const nm_plot_panel *p)
     cairo_rectangle(cr, x0, y1, x1 - x0, y0 - y1);
     cairo_stroke(cr);
     char buf[64];
-    /* ticks at round values (1, 2 or 5 × 10^k apart), written with as many
-     * digits as their spacing needs: under 1e-4 noise a mean spans 1e-4 */
-    double raw = (hi - lo) / 4, p10 = pow(10, floor(log10(raw))), f = raw / p10;
-    double step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * p10, mag = fmax(fabs(lo), fabs(hi));
-    int sci = mag < 1e-3 || mag >= 1e6, dec = (int)fmax(0, -floor(log10(step) + 1e-9));
-    int sig = (int)fmax(0, floor(log10(mag)) - floor(log10(step) + 1e-9));
-    for (double v = ceil(lo / step) * step; v <= hi; v += step) {
-        if (fabs(v) < 1e-9 * step) v = 0;
-        if (sci) snprintf(buf, sizeof buf, "%.*e", sig, v);
-        else snprintf(buf, sizeof buf, "%.*f", dec, v);
+    ticks tk = ticks_of(lo, hi);
+    for (double v = ceil(lo / tk.step) * tk.step; v <= hi; v += tk.step) {
+        if (fabs(v) < 1e-9 * tk.step) v = 0;
+        tick_text(&tk, v, buf, sizeof buf);
         cairo_move_to(cr, PX(v), y0), cairo_line_to(cr, PX(v), y0 + 5);
         cairo_move_to(cr, x0, PY(v)), cairo_line_to(cr, x0 - 5, PY(v));
         cairo_stroke(cr);
         text(cr, PX(v), y0 + 18, buf, 0.5, 11);
         text(cr, x0 - 8, PY(v) + 4, buf, 1.0, 11);
     }
-    text(cr, (x0 + x1) / 2, PANEL_H - 12, p->xlabel, 0.5, 13);
-    cairo_save(cr);
-    cairo_move_to(cr, ox + 14, (y0 + y1) / 2);
-    cairo_rotate(cr, -M_PI / 2);
-    cairo_set_font_size(cr, 13);
-    cairo_text_extents_t e;
-    cairo_text_extents(cr, p->ylabel, &e);
-    cairo_rel_move_to(cr, -e.width / 2, 0);
-    cairo_show_text(cr, p->ylabel);
-    cairo_restore(cr);
+    axis_labels(cr, ox, x0, x1, y0, y1, p->xlabel, p->ylabel);
     text(cr, (x0 + x1) / 2, 24, p->title, 0.5, 14);
     /* y = x */
     cairo_set_source_rgb(cr, 0.5, 0.5, 0.5);
@@ -216,6 +238,92 @@ nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npa
 #define HEAT_BAR 92.0
 
 /* Blue → white → red (a diverging map) at t ∈ [0, 1]. */
+/* ---------------------------------------------------------------- curves */
+
+#define CURVES_MAX 8
+static const double curve_colors[CURVES_MAX][3] = {{0.12, 0.47, 0.71}, {0.84, 0.15, 0.16}, {0.17, 0.63, 0.17}, {0.58, 0.40, 0.74},
+                                                   {1.00, 0.50, 0.05}, {0.55, 0.34, 0.29}, {0.89, 0.47, 0.76}, {0.50, 0.50, 0.50}};
+
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    int n;
+    const nm_plot_curve *c;
+} curves_fig;
+
+static void draw_curves(cairo_t *cr, const void *arg)
+{
+    const curves_fig *f = arg;
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    for (int k = 0; k < f->n; k++)
+        for (int64_t i = 0; i < f->c[k].n; i++)
+            if (isfinite(f->c[k].x[i]) && isfinite(f->c[k].y[i]))
+                xlo = fmin(xlo, f->c[k].x[i]), xhi = fmax(xhi, f->c[k].x[i]), ylo = fmin(ylo, f->c[k].y[i]), yhi = fmax(yhi, f->c[k].y[i]);
+    if (!(xhi > xlo)) xhi = xlo + 1, xlo -= 1;
+    if (!(yhi > ylo)) yhi = ylo + 1, ylo -= 1;
+    double px = 0.03 * (xhi - xlo), py = 0.05 * (yhi - ylo);
+    xlo -= px, xhi += px, ylo -= py, yhi += py;
+    blank(cr, NULL);
+    double W = 1.5 * PANEL_W, x0 = MARGIN_L, x1 = W - MARGIN_R, y0 = PANEL_H - MARGIN_B, y1 = MARGIN_T;
+#define PX(v) (x0 + ((v) - xlo) / (xhi - xlo) * (x1 - x0))
+#define PY(v) (y0 - ((v) - ylo) / (yhi - ylo) * (y0 - y1))
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, x0, y1, x1 - x0, y0 - y1);
+    cairo_stroke(cr);
+    char buf[64];
+    ticks tx = ticks_of(xlo, xhi), ty = ticks_of(ylo, yhi);
+    for (double v = ceil(xlo / tx.step) * tx.step; v <= xhi; v += tx.step) {
+        if (fabs(v) < 1e-9 * tx.step) v = 0;
+        tick_text(&tx, v, buf, sizeof buf);
+        cairo_move_to(cr, PX(v), y0), cairo_line_to(cr, PX(v), y0 + 5);
+        cairo_stroke(cr);
+        text(cr, PX(v), y0 + 18, buf, 0.5, 11);
+    }
+    for (double v = ceil(ylo / ty.step) * ty.step; v <= yhi; v += ty.step) {
+        if (fabs(v) < 1e-9 * ty.step) v = 0;
+        tick_text(&ty, v, buf, sizeof buf);
+        cairo_move_to(cr, x0, PY(v)), cairo_line_to(cr, x0 - 5, PY(v));
+        cairo_stroke(cr);
+        text(cr, x0 - 8, PY(v) + 4, buf, 1.0, 11);
+    }
+    axis_labels(cr, 0, x0, x1, y0, y1, f->xlabel, f->ylabel);
+    if (f->title) text(cr, (x0 + x1) / 2, 24, f->title, 0.5, 14);
+    for (int k = 0; k < f->n; k++) {
+        const nm_plot_curve *c = &f->c[k];
+        cairo_set_source_rgb(cr, curve_colors[k][0], curve_colors[k][1], curve_colors[k][2]);
+        cairo_set_line_width(cr, 1.8);
+        for (int64_t i = 0, pen = 0; i < c->n; i++) {
+            if (!isfinite(c->x[i]) || !isfinite(c->y[i])) {
+                pen = 0;
+                continue;
+            }
+            if (pen) cairo_line_to(cr, PX(c->x[i]), PY(c->y[i]));
+            else cairo_move_to(cr, PX(c->x[i]), PY(c->y[i])), pen = 1;
+        }
+        cairo_stroke(cr);
+        cairo_set_line_width(cr, 1);
+        for (int64_t i = 0; i < c->n; i++)
+            if (isfinite(c->x[i]) && isfinite(c->y[i])) marker(cr, PX(c->x[i]), PY(c->y[i]), k % 2);
+        double ly = y0 - 14 - 18 * (f->n - 1 - k), lx = x0 + 14; /* legend, bottom left (falling curves leave it free) */
+        cairo_move_to(cr, lx, ly - 4), cairo_line_to(cr, lx + 20, ly - 4);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        text(cr, lx + 26, ly, c->label ? c->label : "", 0, 12);
+    }
+#undef PX
+#undef PY
+}
+
+nm_status nm_plot_curves(nm_ctx *ctx, const char *png, const char *svg, const char *title, const char *xlabel, const char *ylabel,
+                         int ncurves, const nm_plot_curve *curves)
+{
+    if (!ctx || (ncurves > 0 && !curves) || !xlabel || !ylabel) return nm_fail(ctx, NM_ERR_ARG, "NULL argument");
+    if (ncurves < 1 || ncurves > CURVES_MAX) return nm_fail(ctx, NM_ERR_ARG, "a figure holds 1 to %d curves, not %d", CURVES_MAX, ncurves);
+    for (int k = 0; k < ncurves; k++)
+        if (curves[k].n < 0 || (curves[k].n > 0 && (!curves[k].x || !curves[k].y))) return nm_fail(ctx, NM_ERR_ARG, "curve %d has no points", k);
+    curves_fig f = {title, xlabel, ylabel, ncurves, curves};
+    return write_figure(ctx, png, svg, 1.5 * PANEL_W, PANEL_H, draw_curves, &f);
+}
+
 static void heat_color(double t, double *rgb)
 {
     static const double lo[3] = {0.23, 0.30, 0.75}, mid[3] = {0.87, 0.87, 0.87}, hi[3] = {0.71, 0.02, 0.15};

@@ -96,4 +96,18 @@ expect_error "--targets with sparse" attack sparse --images 2 --targets all --ou
 expect_error "--input in batch mode" attack targeted --input "$dir/a/mu.npy" --targets all --out "$dir/b"
 expect_error "--image and --images" attack targeted --image 3 --images 4 --targets all --out "$dir/b"
 expect_error "pgd-steps -1" attack targeted --image 3 --targets all --pgd-steps -1 --out "$dir/b"
+
+# robustness: accuracy under noise for two models; the CSV's rows, the figure, the table; refusals in one line
+"$nm" robustness --model models/lenet-mnist.onnx --model models/lenet-small-mnist.onnx --sigmas 0:120:4 --images 20 --spread \
+  --mc-per-image 3 --out "$dir/r" >/dev/null && ok || bad "robustness runs"
+[ "$(wc -l < "$dir/r/robustness.csv")" = 9 ] && head -1 "$dir/r/robustness.csv" | grep -qx 'model,sigma,accuracy' && ok || bad "robustness.csv: 2 models x 4 levels"
+awk -F, 'NR > 1 && !($3 >= 0 && $3 <= 1) { exit 1 }' "$dir/r/robustness.csv" && ok || bad "accuracies in [0, 1]"
+head -c 8 "$dir/r/fig-robustness.png" | grep -q PNG && grep -q '<svg' "$dir/r/fig-robustness.svg" && ok || bad "fig-robustness"
+[ "$(grep -c '^| models/' "$dir/r/robustness.md")" = 2 ] && ok || bad "robustness.md: a row per model"
+"$nm" robustness --help | grep -q -- '--sigmas LIST' && ok || bad "robustness --help"
+expect_error "robustness without --sigmas" robustness --out "$dir/r2"
+expect_error "decreasing sigmas" robustness --sigmas 10,5 --out "$dir/r2"
+expect_error "negative sigma" robustness --sigmas -1,5 --out "$dir/r2"
+expect_error "bad range" robustness --sigmas 0:10 --out "$dir/r2"
+expect_error "mc 0" robustness --sigmas 0,1 --mc-per-image 0 --out "$dir/r2"
 finish cli_adversarial

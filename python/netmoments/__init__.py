@@ -11,9 +11,9 @@ netmoments.Error with its status name and message. See python/examples/lenet_noi
 """
 from ._lib import Error, path as library_path
 from ._net import Moments, Net, default_model, digits, load, methods
-from ._experiments import attack, fooling, sensitivity, tightness, tightness_synthetic
+from ._experiments import attack, fooling, robustness, sensitivity, tightness, tightness_synthetic
 from ._torch import from_torch
 
 __version__ = "0.1.0"
 __all__ = ["Error", "Moments", "Net", "load", "from_torch", "default_model", "digits", "methods", "fooling", "sensitivity",
-           "attack", "tightness", "tightness_synthetic", "library_path"]
+           "attack", "robustness", "tightness", "tightness_synthetic", "library_path"]

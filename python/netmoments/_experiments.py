@@ -115,6 +115,24 @@ def attack(net: Net, M, target, beta=30.0, sigma2_max=2.0, relinearize=0, max_it
     return out
 
 
+def robustness(net: Net, X, labels, sigmas, mc=10, seed=1):
+    """Accuracy of the real net under Gaussian noise: for each σ in sigmas (ascending, the noise's standard deviation
+    on the model's input scale), the share of mc noisy copies x + σ ε of each image X[i] classified as labels[i]
+    (image i's noise from stream i of the seed, the same ε at every σ). Returns (accuracy array, area under the curve
+    divided by the σ range)."""
+    Xa = _images(net, X)
+    lab = np.ascontiguousarray(labels, dtype=np.uint8).reshape(-1)
+    if lab.size != Xa.shape[0]:
+        raise ValueError(f"labels has {lab.size} entries for {Xa.shape[0]} images")
+    sg = _floats(sigmas, "sigmas", np.float64).reshape(-1)
+    o = L.lib.nm_robustness_options_default()
+    o.mc, o.seed = int(mc), int(seed)
+    acc = np.zeros(sg.size)
+    net._ctx.check(L.lib.nm_robustness_run(net._ctx.ptr, net._ptr, Xa.ctypes.data_as(L.F32P), lab.ctypes.data_as(L.U8P), Xa.shape[0],
+                                           sg.size, sg.ctypes.data_as(L.F64P), ctypes.byref(o), acc.ctypes.data_as(L.F64P)), "robustness")
+    return acc, L.lib.nm_robustness_auc(sg.size, sg.ctypes.data_as(L.F64P), acc.ctypes.data_as(L.F64P))
+
+
 def _tightness(ctx, netp, ds, scale, runs, mc, regime, seed, names, split_relu=0):
     o = L.lib.nm_tightness_options_default()
     o.runs, o.mc, o.max_var, o.seed, o.split_relu = int(runs), int(mc), _REGIMES.get(regime, regime), int(seed), int(split_relu)
@@ -164,4 +182,4 @@ def tightness(net: Net, pixels, labels, runs=200, mc=75000, regime="medium", see
     return _tightness(net._ctx, net._ptr, ctypes.byref(ds), L.Scale(a, b), runs, mc, regime, seed, list(compare))
 
 
-__all__ = ["fooling", "sensitivity", "attack", "tightness", "tightness_synthetic", "methods"]
+__all__ = ["fooling", "sensitivity", "attack", "robustness", "tightness", "tightness_synthetic", "methods"]

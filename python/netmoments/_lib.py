@@ -142,6 +142,10 @@ class AttackResult(ctypes.Structure):
                 ("gap", c_double), ("fooled_analytic", c_int), ("d", c_int64), ("analytic_mean", P(c_double))]
 
 
+class RobustnessOptions(ctypes.Structure):
+    _fields_ = [("mc", c_int64), ("seed", c_uint64), ("progress", PROGRESS), ("user", c_void_p)]
+
+
 class TightnessOptions(ctypes.Structure):
     _fields_ = [("runs", c_int64), ("mc", c_int64), ("max_var", c_double), ("seed", c_uint64), ("progress", PROGRESS),
                 ("user", c_void_p), ("image_index", P(c_int64)), ("x0", P(ctypes.c_float)), ("split_relu", c_int),
@@ -211,6 +215,9 @@ _sig("nm_attack_options_default", AttackOptions)
 _sig("nm_attack_run", c_int, c_void_p, c_void_p, F32P, P(AttackOptions), F32P, P(AttackResult))
 _sig("nm_attack_result_free", None, c_void_p, P(AttackResult))
 _sig("nm_attack_verify", c_int, c_void_p, c_void_p, F32P, F32P, c_double, c_int64, c_uint64, c_int, F64P, F64P)
+_sig("nm_robustness_options_default", RobustnessOptions)
+_sig("nm_robustness_run", c_int, c_void_p, c_void_p, F32P, U8P, c_int64, c_int, F64P, P(RobustnessOptions), F64P)
+_sig("nm_robustness_auc", c_double, c_int, F64P, F64P)
 _sig("nm_tightness_options_default", TightnessOptions)
 _sig("nm_tightness_run", c_int, c_void_p, c_void_p, P(Dataset), Scale, P(TightnessOptions), P(Tightness))
 _sig("nm_tightness_free", None, c_void_p, P(Tightness))

@@ -318,6 +318,16 @@ class AgainstCLI(unittest.TestCase):
         for i in range(6):
             self.assertEqual(f["predicted"][i], int(np.argmax(self.net.moments(X[i], sigma2=1e-4).mean)))
 
+    def test_robustness(self):
+        with tempfile.TemporaryDirectory() as d:
+            cli("robustness", "--model", self.model, "--sigmas", "0,80,160", "--images", "8", "--mc-per-image", "4", "--out", d)
+            rows = np.genfromtxt(os.path.join(d, "robustness.csv"), delimiter=",", names=True, dtype=None, encoding=None)
+        acc, auc = nm.robustness(self.net, self.net.images(self.pix[:8]), self.lab[:8], [0, 80, 160], mc=4)
+        np.testing.assert_allclose(acc, rows["accuracy"], rtol=1e-15)
+        self.assertAlmostEqual(auc, (acc[0] + 2 * acc[1] + acc[2]) / 4, places=12)
+        clean = np.argmax(self.net.forward(self.net.images(self.pix[:8]), logits=True), axis=1) == self.lab[:8]
+        self.assertAlmostEqual(acc[0], clean.mean(), places=12)
+
     def test_sensitivity(self):
         s = nm.sensitivity(self.net, self.x, window=(7, 7), stride=7, sigma2=200, means=True)
         self.assertEqual(s["map"].shape, (1, 4, 4))  # (28 - 7) / 7 + 1 positions each way
