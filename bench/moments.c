@@ -16,12 +16,19 @@
  * 1e-4 on every input (or on a --window r,c,h,w only), best of --reps
  * runs, the time of the p vjp rows of the bottom part alone (its Jacobian,
  * what torch's batched vjp computes), and the peak resident memory.
+ * Phases (issue 20): method exact split into the top part's linearization
+ * (the forward and B, c2), the bottom Jacobian A, S = A Σ Aᵀ, the pair
+ * covariances and B C Bᵀ, medians of 5, each with its rate against the
+ * SGEMM and DGEMM peaks measured in the same run (or pairs per second);
+ * method propagate's time per node; and the model and data load.
  * Run from the repository root after scripts/setup.sh.
  * Usage: bench/moments [--mc N] [--alexnet]
  *        bench/moments --onnx M.onnx [--window r,c,h,w] [--reps R]
  */
 #define BENCH_NAME "bench/moments"
 #include "bench.h"
+#include "../src/linearize.h"
+#include "../src/propagate/prop.h"
 
 #include <math.h>
 #include <omp.h>
@@ -95,6 +102,102 @@ static int bench_onnx(const char *path, const long *win, int reps)
     return 0;
 }
 
+#define PHASE_REPS 5
+
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return t[n / 2];
+}
+
+/* GFLOP/s of an n³ GEMM in float and in double: the peaks the phases are compared with. */
+static void gemm_peaks(double *sgemm, double *dgemm)
+{
+    int64_t n = 1536;
+    float *a = calloc((size_t)(n * n), sizeof(float)), *c = calloc((size_t)(n * n), sizeof(float));
+    double *A = calloc((size_t)(n * n), sizeof(double)), *C = calloc((size_t)(n * n), sizeof(double));
+    if (!a || !c || !A || !C) die(NULL, "peak buffers");
+    for (int64_t i = 0; i < n * n; i++) a[i] = (float)(i % 7) * 0.1f, A[i] = (double)(i % 7) * 0.1;
+    double ts = 1e30, td = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+        nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, n, n, n, 1.0f, a, n, a, n, 0.0f, c, n);
+        ts = fmin(ts, now() - t0);
+        t0 = now();
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, n, n, n, 1.0, A, n, A, n, 0.0, C, n);
+        td = fmin(td, now() - t0);
+    }
+    *sgemm = 2.0 * n * n * n / ts / 1e9, *dgemm = 2.0 * n * n * n / td / 1e9;
+    free(a), free(c), free(A), free(C);
+}
+
+/* Method exact's phases on the shipped LeNet (the matrix path, as nm_net_moments takes it there). */
+static void exact_phases(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *cov, double total)
+{
+    double tp[PHASE_REPS], ta[PHASE_REPS], ts[PHASE_REPS], tc[PHASE_REPS], tb[PHASE_REPS];
+    int64_t p = 0, n = 0, d = 0;
+    nm_net_moments_options o = nm_net_moments_options_default();
+    for (int r = 0; r < PHASE_REPS; r++) {
+        nm_lin L;
+        double t0 = now(), *A, *c1, *S, *m;
+        if (nm_lin_prepare(ctx, net, mu, &o, &L) != NM_OK) die(ctx, "prepare");
+        double t1 = now();
+        if (nm_lin_form_A(ctx, net, &L, &A, &c1) != NM_OK) die(ctx, "A");
+        double t2 = now();
+        if (nm_ara_form_S(ctx, L.p, A, cov, NM_PREC_DOUBLE, &S) != NM_OK) die(ctx, "S");
+        double t3 = now();
+        p = L.p, n = L.n, d = L.d;
+        m = malloc(sizeof(double) * (size_t)p);
+        for (int64_t i = 0; i < p; i++) {
+            m[i] = c1[i];
+            for (int64_t j = 0; j < n; j++) m[i] += A[i * n + j] * ((const float *)mu->data)[j];
+        }
+        double *C = malloc(sizeof(double) * (size_t)(p * p)), *BC = malloc(sizeof(double) * (size_t)(d * p)), v = 0;
+        double t4 = now();
+        if (nm_relu_cov_matrix(ctx, p, m, S, NM_METHOD_EXACT, C) != NM_OK) die(ctx, "pairs");
+        double t5 = now();
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, d, p, p, 1.0, L.B, p, C, p, 0.0, BC, p);
+        for (int64_t i = 0; i < d; i++)
+            for (int64_t u = 0; u < p; u++) v += BC[i * p + u] * L.B[i * p + u];
+        double t6 = now();
+        tp[r] = t1 - t0, ta[r] = t2 - t1, ts[r] = t3 - t2, tc[r] = t5 - t4, tb[r] = t6 - t5;
+        free(m), free(C), free(BC), nm_free(ctx, A), nm_free(ctx, c1), nm_free(ctx, S);
+        nm_lin_free(ctx, &L);
+        if (!isfinite(v)) die(ctx, "B C B^T");
+    }
+    double sg, dg;
+    gemm_peaks(&sg, &dg);
+    double Tp = median(tp, PHASE_REPS), Ta = median(ta, PHASE_REPS), Ts = median(ts, PHASE_REPS), Tc = median(tc, PHASE_REPS), Tb = median(tb, PHASE_REPS);
+    double fs = (double)p * (double)p * (double)n, fb = 2.0 * (double)d * (double)p * (double)p, pairs = (double)p * (double)(p + 1) / 2;
+    printf("  exact's phases (median of %d; GEMM peaks in this run: SGEMM %.0f GFLOP/s, DGEMM %.0f GFLOP/s):\n", PHASE_REPS, sg, dg);
+    printf("    top part: forward, B and c2 (d %lld x p %lld)   %.4f s\n", (long long)d, (long long)p, Tp);
+    printf("    bottom Jacobian A (p %lld x n %lld)             %.4f s\n", (long long)p, (long long)n, Ta);
+    printf("    S = A Sigma A^T (SYRK, %.2f GFLOP)              %.4f s  %.1f GFLOP/s, %.0f %% of DGEMM's\n", fs / 1e9, Ts, fs / Ts / 1e9,
+           100 * fs / Ts / 1e9 / dg);
+    printf("    pair covariances (%.0f pairs)               %.4f s  %.2f M pairs/s\n", pairs, Tc, pairs / Tc / 1e6);
+    printf("    B C B^T (%.3f GFLOP)                          %.4f s  %.1f GFLOP/s\n", fb / 1e9, Tb, fb / Tb / 1e9);
+    printf("    sum %.4f s against the whole call's %.4f s\n", Tp + Ta + Ts + Tc + Tb, total);
+}
+
+/* Method propagate's time per node (best-of run's nodes, those above 5 ms). */
+static void propagate_phases(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *cov)
+{
+    int last = nm_net_logits_node(net);
+    double *t = calloc((size_t)(last + 1), sizeof(double)), sum = 0;
+    nm_net_moments_options o = nm_net_moments_options_default();
+    nm_moments m;
+    if (!t || nm_propagate_moments_timed(ctx, net, mu, cov, &o, &m, t) != NM_OK) die(ctx, "propagate (timed)");
+    nm_moments_free(ctx, &m);
+    printf("  propagate's nodes (one run):");
+    for (int k = 0; k <= last; k++) {
+        nm_node_info info;
+        sum += t[k];
+        if (t[k] >= 5e-3 && nm_net_node_info(ctx, net, k, &info) == NM_OK) printf(" %s %.3f s,", info.name, t[k]);
+    }
+    printf(" all %.3f s\n", sum);
+    free(t);
+}
+
 int main(int argc, char **argv)
 {
     long mc = 75000, win[4];
@@ -117,7 +220,9 @@ int main(int argc, char **argv)
     nm_ctx *ctx = nm_ctx_create();
     nm_net *net;
     nm_dataset ds;
+    double tload = now();
     bench_lenet(ctx, &net, &ds);
+    tload = now() - tload;
     float x[784];
     nm_dataset_images(ctx, &ds, NULL, 1, nm_net_get_input_scale(net), x);
     nm_array mu = {NM_F32, 4, {1, 1, 28, 28}, x};
@@ -164,6 +269,9 @@ int main(int argc, char **argv)
     printf("  propagate, 10 means and variances: %.4f s (best of 3)  ->  %.1fx faster than the Monte Carlo\n", pbest, tmc / pbest);
     printf("  MC / propagate over the 10 logits: means %.4f..%.4f, variances %.4f..%.4f\n", rm0, rm1, rv0, rv1);
     nm_moments_free(ctx, &pm);
+    printf("  model and digits loaded in %.3f s (not in the analytic times)\n", tload);
+    exact_phases(ctx, net, &mu, cov, best);
+    propagate_phases(ctx, net, &mu, cov);
 
     /* A by columns and by rows */
     int k = nm_net_relu_node(net, nm_net_relu_count(net));

@@ -8,6 +8,7 @@
 #include "prop.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdarg.h>
 #include <string.h>
@@ -161,6 +162,12 @@ static nm_status step(nm_prop *pr, walk *w, int k, int last_nonlinear)
 nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
                                nm_moments *out)
 {
+    return nm_propagate_moments_timed(ctx, net, mu, sigma, opt, out, NULL);
+}
+
+nm_status nm_propagate_moments_timed(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                                     const nm_net_moments_options *opt, nm_moments *out, double *node_seconds)
+{
     memset(out, 0, sizeof *out);
     nm_net_moments_options o = opt ? *opt : nm_net_moments_options_default();
     if (o.dense_max < 0) return nm_fail(ctx, NM_ERR_ARG, "dense_max %lld must be non-negative", (long long)o.dense_max);
@@ -192,7 +199,11 @@ nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, con
     if (st == NM_OK) st = nm_net_run(ctx, net, 0, last, 1, muf); /* the primal the jvp passes need (shapes only: they are linear) */
     nm_prop pr = {.ctx = ctx, .net = net, .dense_max = o.dense_max, .rank = o.rank};
     if (st == NM_OK && (st = input_state(&pr, muf, sigma, n, &w.state[net->input])) == NM_OK) w.live[net->input] = 1;
-    for (int k = 0; k <= last && st == NM_OK; k++) st = step(&pr, &w, k, last_nonlinear);
+    for (int k = 0; k <= last && st == NM_OK; k++) {
+        double t0 = node_seconds ? omp_get_wtime() : 0;
+        st = step(&pr, &w, k, last_nonlinear);
+        if (node_seconds) node_seconds[k] = omp_get_wtime() - t0;
+    }
     if (st == NM_OK) st = result(ctx, &w.state[net->node[last].out], &o, out);
     if (st == NM_OK) out->rank_moved = pr.moved;
     if (st != NM_OK) nm_moments_free(ctx, out);

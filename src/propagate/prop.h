@@ -94,5 +94,9 @@ nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out);
 /* The logits' moments by propagation (driver.c): the nm_method_def.net_moments of method propagate. */
 nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
                                nm_moments *out);
+/* The same, with each node's wall time in seconds into node_seconds[0 .. logits node] (NULL: not measured;
+ * bench/moments prints them). */
+nm_status nm_propagate_moments_timed(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                                     const nm_net_moments_options *opt, nm_moments *out, double *node_seconds);
 
 #endif
