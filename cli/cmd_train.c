@@ -17,7 +17,8 @@
 static const char train_help[] =
     "usage: netmoments train [--arch lenet|lenet-small|mlp] [--data mnist|fashion-mnist] --out M.onnx\n"
     "                        [--epochs E] [--batch B] [--lr LR] [--opt adam|sgd] [--momentum M]\n"
-    "                        [--weight-decay WD] [--constant-lr] [--augment K] [--seed S] [--scale A,B]\n\n"
+    "                        [--weight-decay WD] [--constant-lr] [--augment K] [--augment-noise S --folds K]\n"
+    "                        [--seed S] [--scale A,B]\n\n"
     "Trains a freshly initialized network by softmax cross-entropy on the training split,\n"
     "reports the accuracy on the held-out split, and writes the model as ONNX.\n"
     "  --arch          lenet (the paper's, default), lenet-small (Caffe's 20/50/500), mlp (784-1024-10)\n"
@@ -29,6 +30,8 @@ static const char train_help[] =
     "  --opt           adam (default) or sgd (with --momentum, default 0.9)\n"
     "  --weight-decay  L2 on weights, added to the gradient (default 0)\n"
     "  --augment K     random shifts of up to K pixels (default 0)\n"
+    "  --augment-noise S  Gaussian noise augmentation: every image K times per step (--folds K, default 1),\n"
+    "                  each copy plus N(0, S I) on the model's input scale (the baseline of moment-regularised training)\n"
     "  --seed S        initialization, sample order and shifts (default 1)\n"
     "  --scale A,B     input scale x = A p + B for pixels p in [0, 1] (default 255,-127.5, the paper's)\n";
 
@@ -86,7 +89,7 @@ static int parse_arch(const char *s, nm_arch *a)
     return 0;
 }
 
-enum { O_ARCH = 1000, O_DATA, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_WD, O_CONST, O_AUG, O_SEED, O_SCALE, O_OUT, O_HELP };
+enum { O_ARCH = 1000, O_DATA, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_WD, O_CONST, O_AUG, O_NOISE, O_FOLDS, O_SEED, O_SCALE, O_OUT, O_HELP };
 
 typedef struct {
     nm_train_options o;
@@ -130,6 +133,13 @@ static int train_option(int c, const char *arg, const char *opt, train_args *t)
         if (!cli_parse_int(arg, &v) || v < 0 || v > 8) return cli_error("--augment: '%s' is not an integer in 0..8", arg);
         o->augment = (int)v;
         return 0;
+    case O_NOISE:
+        return !cli_parse_double(arg, &o->noise_sigma2) || !(o->noise_sigma2 >= 0) || !isfinite(o->noise_sigma2)
+                   ? cli_error("--augment-noise: '%s' is not a finite variance >= 0", arg) : 0;
+    case O_FOLDS:
+        if (!cli_parse_int(arg, &v) || v < 1 || v > 64) return cli_error("--folds: '%s' is not an integer in 1..64", arg);
+        o->folds = (int)v;
+        return 0;
     case O_SEED:
         return !cli_parse_seed(arg, &o->seed) ? cli_error("--seed: '%s' is not an integer in 0..2^64-1", arg) : 0;
     case O_SCALE: return sscanf(arg, "%lf,%lf", &o->scale.a, &o->scale.b) != 2 ? cli_error("--scale: '%s' is not A,B", arg) : 0;
@@ -151,9 +161,10 @@ static int train_run(nm_ctx *ctx, train_args *t, const nm_dataset *tr, const nm_
     progress_state ps = {isatty(2), cli_now(), o->batch};
     o->progress = progress;
     o->user = &ps;
-    fprintf(stderr, "train: %s on %s, %lld images, %d epochs, batch %lld, %s lr %g%s, weight decay %g, augment %d, seed %llu, %d threads\n",
+    fprintf(stderr, "train: %s on %s, %lld images, %d epochs, batch %lld, %s lr %g%s, weight decay %g, augment %d, noise %g x %d folds, "
+                    "seed %llu, %d threads\n",
             nm_arch_str(t->arch), t->data, (long long)tr->n, o->epochs, (long long)o->batch, o->opt == NM_OPT_ADAM ? "adam" : "sgd",
-            o->lr, o->cosine ? " (cosine)" : "", o->weight_decay, o->augment, (unsigned long long)o->seed, cli_threads());
+            o->lr, o->cosine ? " (cosine)" : "", o->weight_decay, o->augment, o->noise_sigma2, o->folds, (unsigned long long)o->seed, cli_threads());
     st = nm_train(ctx, net, tr, o);
     double secs = cli_now() - ps.t0;
     nm_eval_result r;
@@ -179,6 +190,7 @@ int cmd_train(int argc, char **argv)
         {"lr", required_argument, 0, O_LR},       {"opt", required_argument, 0, O_OPT},
         {"momentum", required_argument, 0, O_MOM}, {"weight-decay", required_argument, 0, O_WD},
         {"constant-lr", no_argument, 0, O_CONST}, {"augment", required_argument, 0, O_AUG},
+        {"augment-noise", required_argument, 0, O_NOISE}, {"folds", required_argument, 0, O_FOLDS},
         {"seed", required_argument, 0, O_SEED},   {"scale", required_argument, 0, O_SCALE},
         {"out", required_argument, 0, O_OUT},     {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};

@@ -532,6 +532,8 @@ typedef struct {
     double weight_decay;        /* L2 on weights (tensors of rank ≥ 2), added to the gradient */
     int cosine;                 /* non-zero: learning rate decays to 0 on a half cosine */
     int augment;                /* random shifts of up to this many pixels (0: none) */
+    int folds;                  /* Gaussian noise augmentation: each image k times per step (default 1) ... */
+    double noise_sigma2;        /* ... each copy plus N(0, noise_sigma2 I) on the model's input scale (default 0: none) */
     uint64_t seed;              /* order of the samples and the shifts */
     nm_scale scale;             /* input scale applied to the images */
     /* Called after every step (from the calling thread); may be NULL. */
@@ -540,7 +542,7 @@ typedef struct {
 } nm_train_options;
 
 /* Defaults: 10 epochs, batch 64, Adam (lr 1e-3, β 0.9/0.999, ε 1e-8),
- * momentum 0.9, weight decay 0, cosine decay, no augmentation, seed 1,
+ * momentum 0.9, weight decay 0, cosine decay, no augmentation (1 fold, no noise), seed 1,
  * scale a = 1, b = 0. */
 NM_API nm_train_options nm_train_options_default(void);
 

@@ -3,9 +3,11 @@
  * set: softmax cross-entropy on the logits (the node before a final
  * Softmax, if any), gradients by the vjp passes with parameter gradients,
  * SGD with momentum or Adam, L2 weight decay, an optional half-cosine
- * learning-rate decay and random-shift augmentation. The sample order and
- * the shifts come from the counter-based RNG keyed by the seed, so a seed
- * gives the same net on a given machine and thread count.
+ * learning-rate decay, random-shift augmentation and Gaussian noise
+ * augmentation (k noisy copies of every image per step, issue 19's
+ * baseline). The sample order, the shifts and the noise come from the
+ * counter-based RNG keyed by the seed, so a seed gives the same net on a
+ * given machine and thread count.
  */
 #include "net.h"
 
@@ -52,6 +54,7 @@ nm_train_options nm_train_options_default(void)
     o.cosine = 1;
     o.seed = 1;
     o.scale = (nm_scale){1.0, 0.0};
+    o.folds = 1;
     return o;
 }
 
@@ -95,6 +98,27 @@ static void shift_images(float *x, int64_t count, int64_t rows, int64_t cols, in
                 int64_t si = i - dy, sj = j - dx;
                 img[i * cols + j] = si >= 0 && si < rows && sj >= 0 && sj < cols ? tmp[si * cols + sj] : fill;
             }
+    }
+}
+
+/* Gaussian noise augmentation: the b images of x (per values each) become b·k rows, image s's fold f at row
+ * s·k + f, plus N(0, σ² I) drawn from stream (epoch, first + s) of the seed, fold after fold (so a seed gives
+ * the same copies for any thread count); rows (b·k) gets their indices into the data set, z holds k·per
+ * floats of scratch, x b·k rows. */
+static void noise_folds(float *x, int64_t b, int64_t per, int k, double sigma2, uint64_t seed, int epoch, int64_t first,
+                        const int64_t *idx, int64_t *rows, float *z)
+{
+    float sd = (float)sqrt(sigma2);
+    nm_rng rng = {seed ^ 0x6e6f697365ull};
+    for (int64_t s = b - 1; s >= 0; s--) /* from the last image: a copy never lands on an image not yet copied */
+        for (int f = k - 1; f >= 0; f--) {
+            if (s * k + f != s) memcpy(x + (s * k + f) * per, x + s * per, (size_t)per * sizeof(float));
+            rows[s * k + f] = idx[s];
+        }
+    for (int64_t s = 0; sd > 0 && s < b; s++) {
+        nm_rng_normals(&rng, (uint64_t)epoch << 40 | (uint64_t)(first + s), 0, (int64_t)k * per, z);
+        float *r = x + s * k * per;
+        for (int64_t t = 0; t < k * per; t++) r[t] += sd * z[t];
     }
 }
 
@@ -220,6 +244,9 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     if (o.epochs < 1 || o.batch < 1 || !(o.lr > 0) || o.augment < 0 || o.weight_decay < 0 ||
         (o.opt != NM_OPT_SGD && o.opt != NM_OPT_ADAM))
         return nm_fail(ctx, NM_ERR_ARG, "invalid training options (epochs, batch, lr, augment, weight decay, optimizer)");
+    if (o.folds < 1 || o.folds > 64 || !(o.noise_sigma2 >= 0) || !isfinite(o.noise_sigma2))
+        return nm_fail(ctx, NM_ERR_ARG, "noise augmentation needs 1 to 64 folds and a finite noise variance >= 0 (got %d, %g)", o.folds,
+                       o.noise_sigma2);
     int last = nm_net_logits_node(net);
     nm_status st = check_data(ctx, net, ds, last);
     if (st != NM_OK) return st;
@@ -227,10 +254,10 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     int64_t steps = (ds->n + B - 1) / B;
     param *ps = NULL;
     int np = 0;
-    int64_t *perm = nm_alloc(ctx, (size_t)ds->n, sizeof(int64_t));
-    float *x = nm_alloc(ctx, (size_t)(B * per), sizeof(float)), *tmp = nm_alloc(ctx, (size_t)per, sizeof(float));
-    float *grad = nm_alloc(ctx, (size_t)(B * C), sizeof(float));
-    if (!perm || !x || !tmp || !grad) st = NM_ERR_NOMEM;
+    int64_t K = o.folds, *perm = nm_alloc(ctx, (size_t)ds->n, sizeof(int64_t)), *rows = nm_alloc(ctx, (size_t)(B * K), sizeof(int64_t));
+    float *x = nm_alloc(ctx, (size_t)(B * K * per), sizeof(float)), *tmp = nm_alloc(ctx, (size_t)(K * per), sizeof(float));
+    float *grad = nm_alloc(ctx, (size_t)(B * K * C), sizeof(float));
+    if (!perm || !rows || !x || !tmp || !grad) st = NM_ERR_NOMEM;
     if (st == NM_OK) st = collect_params(ctx, net, last, &ps, &np);
     int64_t t = 0;
     /* One thread pool: BLAS runs serially and large products are split over
@@ -247,11 +274,17 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
             st = nm_dataset_images(ctx, ds, idx, b, o.scale, x);
             if (st != NM_OK) break;
             if (o.augment) shift_images(x, b, ds->rows, ds->cols, o.augment, (float)o.scale.b, o.seed, e, first, tmp);
-            if ((st = nm_net_run(ctx, net, 0, last, b, x)) != NM_OK) break;
-            loss += cross_entropy(net->v[net->node[last].out].x, b, C, ds->labels, idx, grad, &correct);
-            seen += b;
+            const int64_t *ridx = idx;
+            if (K > 1 || o.noise_sigma2 > 0) {
+                noise_folds(x, b, per, (int)K, o.noise_sigma2, o.seed, e, first, idx, rows, tmp);
+                ridx = rows;
+            }
+            int64_t nb = b * K;
+            if ((st = nm_net_run(ctx, net, 0, last, nb, x)) != NM_OK) break;
+            loss += cross_entropy(net->v[net->node[last].out].x, nb, C, ds->labels, ridx, grad, &correct);
+            seen += nb;
             for (int j = 0; j < np; j++) memset(net->v[ps[j].v].pg, 0, (size_t)ps[j].n * sizeof(float));
-            if ((st = nm_net_run_vjp(ctx, net, 0, last, b, grad, NM_VJP_PARAMS | NM_VJP_NO_INPUT)) != NM_OK) break;
+            if ((st = nm_net_run_vjp(ctx, net, 0, last, nb, grad, NM_VJP_PARAMS | NM_VJP_NO_INPUT)) != NM_OK) break;
             t++;
             double frac = (double)(t - 1) / (double)(steps * o.epochs);
             double lr = o.cosine ? o.lr * 0.5 * (1 + cos(3.141592653589793 * frac)) : o.lr;
@@ -273,6 +306,7 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     net->rec_first = net->rec_last = -1; /* the recorded primal belongs to old weights */
     if (ps) free_params(ctx, net, ps, np);
     nm_free(ctx, perm);
+    nm_free(ctx, rows);
     nm_free(ctx, x);
     nm_free(ctx, tmp);
     nm_free(ctx, grad);

@@ -27,5 +27,8 @@ expect_error "bad --lr" train --lr -1 --out "$dir/x.onnx"
 expect_error "bad --split" eval --model "$dir/m.onnx" --split validation
 expect_error "missing model" eval --model "$dir/none.onnx"
 NETMOMENTS_DATA="$dir/empty" expect_error "missing data" eval --model "$dir/m.onnx"
+expect_error "0 folds" train --folds 0 --out "$dir/x.onnx"
+expect_error "negative noise" train --augment-noise -1 --out "$dir/x.onnx"
+"$nm" train --help | grep -q -- '--augment-noise S' && ok || bad "train --help: --augment-noise"
 
 finish cli_train

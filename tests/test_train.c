@@ -138,6 +138,57 @@ static double std_of(const nm_dataset *ds, nm_scale sc)
     return sqrt(s2 / (double)n - (s / (double)n) * (s / (double)n));
 }
 
+/* The last layer's weights after 10 steps of the MLP on 640 digits with k folds of noise variance S. */
+static float *mlp_after(const nm_dataset *small, nm_scale sc, int folds, double S, uint64_t seed, int64_t *nw)
+{
+    nm_train_options d = nm_train_options_default();
+    d.epochs = 1, d.batch = 64, d.folds = folds, d.noise_sigma2 = S, d.seed = seed, d.scale = sc;
+    nm_net *net;
+    nm_net_create(ctx, NM_ARCH_MLP, 5, 80.0, &net);
+    if (nm_train(ctx, net, small, &d) != NM_OK) {
+        nm_net_free(ctx, net);
+        return NULL;
+    }
+    int v = net->node[net->nn - 1].in[1];
+    *nw = nm_shape_numel(&net->v[v].shape);
+    float *w = malloc((size_t)*nw * sizeof(float));
+    memcpy(w, net->v[v].cdata, (size_t)*nw * sizeof(float));
+    nm_net_free(ctx, net);
+    return w;
+}
+
+/* Gaussian noise augmentation: k noise-free copies are the plain step (the mean loss over duplicated rows has the
+ * same gradient, up to rounding); noisy copies are a function of the seed; bad options refused. */
+static void noise_tests(const nm_dataset *small, nm_scale sc)
+{
+    int64_t nw = 0;
+    float *plain = mlp_after(small, sc, 1, 0, 7, &nw), *dup = mlp_after(small, sc, 3, 0, 7, &nw);
+    float *n1 = mlp_after(small, sc, 2, 400, 7, &nw), *n2 = mlp_after(small, sc, 2, 400, 7, &nw), *n3 = mlp_after(small, sc, 2, 400, 8, &nw);
+    if (!check_true("noise augmentation trains", plain && dup && n1 && n2 && n3)) return;
+    double big = 0, diff = 0, moved = 0;
+    for (int64_t i = 0; i < nw; i++)
+        big = fmax(big, fabs(plain[i])), diff = fmax(diff, fabs(plain[i] - dup[i])), moved = fmax(moved, fabs(plain[i] - n1[i]));
+    printf("  noise augmentation, 10 steps: 3 noise-free folds vs plain %.2e of the largest weight; 2 noisy folds (S 400) vs plain %.2e\n",
+           diff / big, moved / big);
+    check_true("3 noise-free folds: the plain steps (to rounding, 1e-4 of the largest weight)", diff <= 1e-4 * big);
+    check_true("noisy folds: the same seed gives bit-identical weights", memcmp(n1, n2, (size_t)nw * sizeof(float)) == 0);
+    check_true("noisy folds: another seed, other weights; and not the plain ones",
+               memcmp(n1, n3, (size_t)nw * sizeof(float)) != 0 && moved > 1e-3 * big);
+    free(plain), free(dup), free(n1), free(n2), free(n3);
+    nm_train_options d = nm_train_options_default();
+    nm_net *net;
+    nm_net_create(ctx, NM_ARCH_MLP, 5, 80.0, &net);
+    d.epochs = 1, d.folds = 0;
+    check_true("0 folds refused", nm_train(ctx, net, small, &d) == NM_ERR_ARG);
+    d.folds = 65;
+    check_true("65 folds refused", nm_train(ctx, net, small, &d) == NM_ERR_ARG);
+    d.folds = 2, d.noise_sigma2 = -1;
+    check_true("a negative noise variance refused", nm_train(ctx, net, small, &d) == NM_ERR_ARG);
+    d.noise_sigma2 = NAN;
+    check_true("a NaN noise variance refused", nm_train(ctx, net, small, &d) == NM_ERR_ARG);
+    nm_net_free(ctx, net);
+}
+
 static void training_tests(void)
 {
     nm_dataset tr, te;
@@ -188,6 +239,7 @@ static void training_tests(void)
     check_true("same seed: bit-identical weights", memcmp(w[0], w[1], (size_t)nw * sizeof(float)) == 0);
     check_true("other seed: different weights", memcmp(w[0], w[2], (size_t)nw * sizeof(float)) != 0);
     for (int run = 0; run < 3; run++) free(w[run]);
+    noise_tests(&small, o.scale);
     nm_dataset_free(ctx, &tr);
     nm_dataset_free(ctx, &te);
 }
