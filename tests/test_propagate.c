@@ -24,7 +24,11 @@
 #include <omp.h>
 
 #define Z_MAX 5.0
+#if defined(__SANITIZE_ADDRESS__) /* ASan/UBSan checks memory: a quarter of the samples (tolerances are in SE) */
+#define MC_N 50000
+#else
 #define MC_N 200000
+#endif
 #define TOL_ARA 1e-12
 
 static nm_net *net_of(int x, nm_net *net, int y)
