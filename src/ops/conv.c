@@ -8,19 +8,12 @@
  * Shapes: x (N, C, H, W); w (M, C/G, KH, KW); b (M) or absent;
  *         y (N, M, OH, OW). Column buffer: (C/G·KH·KW, OH·OW) per sample.
  */
-#include "../net.h"
+#include "conv.h"
 
 #include <omp.h>
 #include <string.h>
 
-typedef struct {
-    int64_t C, H, W, M, G, Cg, Mg, KH, KW, OH, OW;
-    int64_t K;   /* Cg·KH·KW, rows of the column buffer */
-    int64_t HW, OHW;
-    int direct;  /* 1×1, stride 1, no padding: x itself is the column buffer */
-} conv_dims;
-
-static conv_dims dims_of(const nm_attrs *a, const nm_shape *xs4, const nm_shape *ws4, const nm_shape *ys4)
+conv_dims nm_conv_dims(const nm_attrs *a, const nm_shape *xs4, const nm_shape *ws4, const nm_shape *ys4)
 {
     nm_shape x = nm_as_image(xs4), w = nm_as_image(ws4), y = nm_as_image(ys4); /* 1-D: (N, C, 1, L) */
     const nm_shape *xs = &x, *ws = &w, *ys = &y;
@@ -249,7 +242,7 @@ static int adjoint_conv(nm_ctx *ctx, const nm_attrs *a, const conv_dims *d, cons
     *at = *a;
     at->pad[0] = eh - a->pad[0], at->pad[2] = eh - a->pad[2], at->pad[1] = ew - a->pad[1], at->pad[3] = ew - a->pad[3];
     nm_shape xs = {4, {T, d->M, d->OH, d->OW}}, ws = {4, {d->C, d->Mg, d->KH, d->KW}}, ys = {4, {T, d->C, d->H, d->W}};
-    *dt = dims_of(at, &xs, &ws, &ys);
+    *dt = nm_conv_dims(at, &xs, &ws, &ys);
     if (!(*wt = nm_alloc(ctx, (size_t)(d->C * d->Mg * d->KH * d->KW), sizeof(float)))) return *st = NM_ERR_NOMEM, 1;
     for (int64_t g = 0; g < d->G; g++)
         for (int64_t m = 0; m < d->Mg; m++)
@@ -311,7 +304,7 @@ static nm_status conv_vjp_batched(const nm_node *nd, nm_pass *p, const conv_dims
 
 static nm_status conv_forward(const nm_node *nd, nm_pass *p)
 {
-    conv_dims d = dims_of(&nd->a, &p->xs[0], &p->xs[1], &p->ys);
+    conv_dims d = nm_conv_dims(&nd->a, &p->xs[0], &p->xs[1], &p->ys);
     return conv_apply(nd, p, p->x[0], p->xs[0].d[0], p->x[1], p->x[2], p->y, &d);
 }
 
@@ -373,7 +366,7 @@ static void im2col_box(const nm_attrs *a, const conv_dims *d, const float *x, co
 static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
 {
     const nm_attrs *a = &nd->a;
-    conv_dims d = dims_of(a, &p->dxs[0], &p->xs[1], &p->dys);
+    conv_dims d = nm_conv_dims(a, &p->dxs[0], &p->xs[1], &p->dys);
     int64_t T = p->dxs[0].d[0];
     if (d.direct || T < nm_threads()) return conv_batched(p, a, &d, p->x[1], p->dx[0], NULL, T, p->dy, 0);
     int64_t *spread = nm_alloc(p->ctx, (size_t)T, sizeof *spread);
@@ -422,7 +415,7 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
  * += Σ dy when the net trains. */
 static nm_status conv_vjp(const nm_node *nd, nm_pass *p)
 {
-    conv_dims d = dims_of(&nd->a, &p->xs[0], &p->xs[1], &p->ys);
+    conv_dims d = nm_conv_dims(&nd->a, &p->xs[0], &p->xs[1], &p->ys);
     const float *dy = p->dy;
     int64_t T = p->dys.d[0], P = p->xs[0].d[0];
     if (p->dx[0]) {
@@ -485,41 +478,7 @@ static const nm_attr_def conv_attrs[] = {
     {.name = "group", .kind = NM_ATTR_INT, .offset = NM_ATTR_FIELD(group), .def = 1, .write = 1},
     {0}};
 
-/* Method propagate's matrix from the data input (net.h): output (m, oy, ox) reads w[m][c][ky][kx] at input
- * (g·Cg + c, oy·s − p + ky·dil, ox·s − p + kx·dil) inside the plane; zero weights left out, as jvp finds them. */
-static int conv_matrix(nm_ctx *ctx, const nm_net *net, const nm_node *nd, int i, nm_csr *W, nm_status *st)
-{
-    if (i != 0) return 0;
-    const nm_value *X = NM_IN(net, nd, 0), *Wt = NM_IN(net, nd, 1), *Y = NM_OUT(net, nd);
-    const nm_attrs *a = &nd->a;
-    conv_dims d = dims_of(a, &X->shape, &Wt->shape, &Y->shape);
-    const float *w = Wt->cdata;
-    int64_t rows = d.M * d.OHW, nnz = 0;
-    for (int64_t j = 0; j < d.M * d.K; j++) nnz += w[j] != 0;
-    if ((*st = nm_csr_alloc(ctx, rows, d.C * d.HW, nnz * d.OHW, W)) != NM_OK) return 1;
-    int64_t e = 0;
-    for (int64_t m = 0; m < d.M; m++)
-        for (int64_t oy = 0; oy < d.OH; oy++)
-            for (int64_t ox = 0; ox < d.OW; ox++) {
-                int64_t g = m / d.Mg;
-                for (int64_t c = 0; c < d.Cg; c++)
-                    for (int64_t ky = 0; ky < d.KH; ky++) {
-                        int64_t iy = oy * a->stride[0] - a->pad[0] + ky * a->dil[0];
-                        if (iy < 0 || iy >= d.H) continue;
-                        for (int64_t kx = 0; kx < d.KW; kx++) {
-                            int64_t ix = ox * a->stride[1] - a->pad[1] + kx * a->dil[1];
-                            float v = w[((m * d.Cg + c) * d.KH + ky) * d.KW + kx];
-                            if (ix < 0 || ix >= d.W || v == 0) continue;
-                            W->idx[e] = ((g * d.Cg + c) * d.H + iy) * d.W + ix, W->val[e++] = v;
-                        }
-                    }
-                W->ptr[(m * d.OH + oy) * d.OW + ox + 1] = e;
-            }
-    W->nnz = e;
-    return 1;
-}
-
 const nm_op_def nm_op_conv = {
     .name = "Conv", .min_inputs = 2, .max_inputs = 3, .trainable = {[1] = 1, [2] = 1}, .attrs = conv_attrs,
-    .matrix = conv_matrix, .infer = conv_infer, .forward = conv_forward, .jvp = conv_jvp, .vjp = conv_vjp,
+    .matrix = nm_conv_matrix, .infer = conv_infer, .forward = conv_forward, .jvp = conv_jvp, .vjp = conv_vjp,
 };
