@@ -95,6 +95,31 @@ NM_API size_t nm_ctx_mem_limit(const nm_ctx *ctx);
  * _free calls) through the same context. */
 NM_API size_t nm_ctx_mem_peak(nm_ctx *ctx);
 
+/* ---------------------------------------------------------------- processes */
+
+/* Work shared among cooperating processes (MPI ranks, say; the CLI's
+ * mpirun mode sets one up). With a distribution on ctx, the dataset-level
+ * entry points become collective: every process calls them in the same
+ * order with the same arguments; each computes its share, item i going to
+ * the process with i mod size == rank (runs of nm_tightness_run and
+ * nm_linpoints_run, images of nm_fooling_run, nm_sensitivity_run and
+ * nm_robustness_run, attacks of nm_attack_batch, sample batches of
+ * nm_net_montecarlo, batches of the labels behind nm_uap_run's fooling
+ * rates); allgather then gives every process all of the results, merged in
+ * the same fixed order as in one process, so what they return is identical
+ * for any number of processes. A process whose share fails makes the call
+ * fail on every process, with its message. Contexts the library makes for
+ * its own threads carry none: the split is between processes only. */
+typedef struct {
+    int rank, size; /* this process, of size ≥ 1 */
+    /* Collective: every process's `bytes` at mine into all (size × bytes,
+     * in rank order); 0 on success, anything else a failed exchange. */
+    int (*allgather)(void *user, const void *mine, void *all, size_t bytes);
+    void *user;
+} nm_dist;
+/* Sets (dist copied) or clears (NULL, or size 1) the distribution of ctx. */
+NM_API nm_status nm_ctx_set_dist(nm_ctx *ctx, const nm_dist *dist);
+
 /* ---------------------------------------------------------------- arrays */
 
 typedef enum { NM_F32 = 1, NM_F64 = 2 } nm_dtype;

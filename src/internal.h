@@ -18,6 +18,7 @@ struct nm_ctx {
     long fail_at;     /* 0, or the alloc_count value whose allocation fails */
     size_t live_bytes, peak_bytes; /* library memory allocated through it, now and at the most */
     size_t mem_limit;              /* the most it may hold (nm_ctx_set_mem_limit) */
+    nm_dist dist;                  /* the processes sharing its collective calls; size 0 or 1: this one alone */
 };
 
 /* Records a formatted message on ctx and returns status (for `return nm_fail(...)`). */
@@ -191,5 +192,28 @@ nm_status nm_ara_form_AL(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *
 nm_status nm_ara_form_S(nm_ctx *ctx, int64_t p, const double *A, const nm_cov *sigma, nm_precision prec, double **S);
 /* NM_ERR_NONFINITE, with the reason, when S (p×p) has overflowed. */
 nm_status nm_ara_check_S(nm_ctx *ctx, int64_t p, const double *S, nm_precision prec);
+
+/* ---------------------------------------------------------------- processes (src/dist.c) */
+
+/* This process's rank and the count of processes on ctx (0 and 1 without a distribution). */
+int nm_dist_rank(const nm_ctx *ctx);
+int nm_dist_size(const nm_ctx *ctx);
+/* Collective: every process's status st and `bytes` at mine into all (size
+ * × bytes, rank order; may be NULL when bytes is 0). Returns NM_OK when every
+ * process's st was; else this process's failure, or the first failed
+ * process's status with its message. */
+nm_status nm_dist_exchange(nm_ctx *ctx, nm_status st, const void *mine, size_t bytes, void *all);
+/* One of an item's results: `bytes` at base + item × bytes (base NULL: none). */
+typedef struct {
+    void *base;
+    size_t bytes;
+} nm_dist_slab;
+/* How many of items 0..count−1 this process computes: rank, rank + size, ... */
+int64_t nm_dist_items(const nm_ctx *ctx, int64_t count);
+/* The j-th of them. */
+int64_t nm_dist_item(const nm_ctx *ctx, int64_t j);
+/* Collective: once each process has computed its items (status st), every
+ * slab of every item from the process that computed it. */
+nm_status nm_dist_gather_items(nm_ctx *ctx, nm_status st, int64_t count, const nm_dist_slab *slab, int nslab);
 
 #endif

@@ -172,18 +172,83 @@ void nm_mc_result_free(nm_ctx *ctx, nm_mc_result *r)
  * *Y = NULL when the batch is only counted. */
 typedef nm_status (*mc_batch_fn)(void *user, nm_ctx *ctx, int64_t first, int64_t rows, const float **Y, int64_t *d);
 
-/* n_samples draws in batches of NM_MC_BATCH through fn; with out, their
- * statistics (merged in batch order) into *out. */
-static nm_status mc_drive(nm_ctx *ctx, int64_t n_samples, mc_batch_fn fn, void *user, int want_cov, nm_progress_fn progress,
+/* A batch's statistics as one record of doubles, for the exchange between
+ * processes: n, then mean, M2, M3, M4 (d each) and C (d × d, with covariance). */
+static size_t stats_record(const stats *s)
+{
+    return (size_t)(1 + 4 * s->d + (s->C ? s->d * s->d : 0));
+}
+
+static void stats_pack(const stats *s, double *r)
+{
+    int64_t d = s->d;
+    r[0] = (double)s->n;
+    memcpy(r + 1, s->mean, (size_t)d * sizeof(double)), memcpy(r + 1 + d, s->M2, (size_t)d * sizeof(double));
+    memcpy(r + 1 + 2 * d, s->M3, (size_t)d * sizeof(double)), memcpy(r + 1 + 3 * d, s->M4, (size_t)d * sizeof(double));
+    if (s->C) memcpy(r + 1 + 4 * d, s->C, (size_t)(d * d) * sizeof(double));
+}
+
+static void stats_unpack(stats *s, const double *r)
+{
+    int64_t d = s->d;
+    s->n = (int64_t)r[0];
+    memcpy(s->mean, r + 1, (size_t)d * sizeof(double)), memcpy(s->M2, r + 1 + d, (size_t)d * sizeof(double));
+    memcpy(s->M3, r + 1 + 2 * d, (size_t)d * sizeof(double)), memcpy(s->M4, r + 1 + 3 * d, (size_t)d * sizeof(double));
+    if (s->C) memcpy(s->C, r + 1 + 4 * d, (size_t)(d * d) * sizeof(double));
+}
+
+/* mc_drive over several processes (nm_dist): rounds of one batch per
+ * process, batch b on the process with b mod size == rank; each round's
+ * batch statistics are exchanged and merged by every process in batch
+ * order, exactly the arithmetic of one process. */
+static nm_status mc_drive_dist(nm_ctx *ctx, int64_t n_samples, int64_t d, mc_batch_fn fn, void *user, int want_cov, nm_progress_fn progress,
+                               void *puser, nm_mc_result *out)
+{
+    int P = nm_dist_size(ctx), me = nm_dist_rank(ctx);
+    int64_t nb = (n_samples + NM_MC_BATCH - 1) / NM_MC_BATCH;
+    mc_accum *acc = NULL;
+    nm_status st = accum_new(ctx, d, want_cov, NM_MC_BATCH, &acc);
+    size_t rec = st == NM_OK ? stats_record(&acc->bat) : 0;
+    double *mine = st == NM_OK ? nm_alloc_zero(ctx, rec, sizeof(double)) : NULL, *all = mine ? nm_alloc(ctx, rec * (size_t)P, sizeof(double)) : NULL;
+    if (st == NM_OK && !all) st = NM_ERR_NOMEM;
+    for (int64_t b0 = 0; st == NM_OK && b0 < nb; b0 += P) {
+        int64_t b = b0 + me, first = b * NM_MC_BATCH, rows = b < nb ? (n_samples - first < NM_MC_BATCH ? n_samples - first : NM_MC_BATCH) : 0;
+        const float *Y = NULL;
+        int64_t dy = d;
+        nm_status bs = rows ? fn(user, ctx, first, rows, &Y, &dy) : NM_OK;
+        if (bs == NM_OK && dy != d) bs = nm_fail(ctx, NM_ERR_SHAPE, "the sampled outputs have %lld values, not %lld", (long long)dy, (long long)d);
+        if (bs == NM_OK && rows) stats_of_batch(&acc->bat, Y, rows, acc->centered), stats_pack(&acc->bat, mine);
+        if ((st = nm_dist_exchange(ctx, bs, mine, rec * sizeof(double), all)) != NM_OK) break;
+        for (int q = 0; q < P && b0 + q < nb; q++) {
+            if (acc->tot.n == 0) {
+                stats_unpack(&acc->tot, all + (size_t)q * rec);
+                continue;
+            }
+            stats_unpack(&acc->bat, all + (size_t)q * rec);
+            stats_merge(&acc->tot, &acc->bat);
+        }
+        if (progress) progress(puser, acc->tot.n, n_samples);
+    }
+    if (st == NM_OK) st = accum_result(ctx, acc, out);
+    nm_free(ctx, mine), nm_free(ctx, all);
+    accum_free(ctx, acc);
+    return st;
+}
+
+/* n_samples draws in batches of NM_MC_BATCH through fn (whose outputs have
+ * d values each); with out, their statistics (merged in batch order) into
+ * *out, the batches shared among the processes of ctx's distribution. */
+static nm_status mc_drive(nm_ctx *ctx, int64_t n_samples, int64_t d, mc_batch_fn fn, void *user, int want_cov, nm_progress_fn progress,
                           void *puser, nm_mc_result *out)
 {
+    if (out && nm_dist_size(ctx) > 1) return mc_drive_dist(ctx, n_samples, d, fn, user, want_cov, progress, puser, out);
     mc_accum *acc = NULL;
     nm_status st = NM_OK;
     for (int64_t first = 0; st == NM_OK && first < n_samples; first += NM_MC_BATCH) {
-        int64_t rows = n_samples - first < NM_MC_BATCH ? n_samples - first : NM_MC_BATCH, d = 0;
+        int64_t rows = n_samples - first < NM_MC_BATCH ? n_samples - first : NM_MC_BATCH, dy = 0;
         const float *Y = NULL;
-        if ((st = fn(user, ctx, first, rows, &Y, &d)) != NM_OK) break;
-        if (out && !acc && (st = accum_new(ctx, d, want_cov, NM_MC_BATCH, &acc)) != NM_OK) break;
+        if ((st = fn(user, ctx, first, rows, &Y, &dy)) != NM_OK) break;
+        if (out && !acc && (st = accum_new(ctx, dy, want_cov, NM_MC_BATCH, &acc)) != NM_OK) break;
         if (out) accum_add(acc, Y, rows);
         if (progress) progress(puser, first + rows, n_samples);
     }
@@ -259,7 +324,7 @@ nm_status nm_ara_montecarlo(nm_ctx *ctx, const nm_ara *net, const nm_array *mu,
         for (int64_t i = 0; i < d; i++) c232[i] = (float)a.c2[i];
         ara_batch b = {rng, p, d, k, AL, m32, B32, c232, E, E + nb * k, E + nb * k + nb * p};
         nm_blas_serial_begin();
-        if (st == NM_OK) st = mc_drive(ctx, n_samples, ara_eval, &b, want_cov, NULL, NULL, out);
+        if (st == NM_OK) st = mc_drive(ctx, n_samples, d, ara_eval, &b, want_cov, NULL, NULL, out);
         nm_blas_serial_end();
     }
     nm_free(ctx, AL64);
@@ -363,7 +428,7 @@ nm_status nm_net_montecarlo(nm_ctx *ctx, nm_net *net, const nm_array *mu, const 
     if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, rng, &b.sm);
     if (st != NM_OK) return st;
     b.sub = nm_net_batch_fit(ctx, nm_net_sample_bytes(net, 0, b.last), NM_MC_BATCH);
-    st = mc_drive(ctx, n_samples, net_eval, &b, want_cov, progress, user, out);
+    st = mc_drive(ctx, n_samples, nm_shape_tail(&net->v[net->node[b.last].out].shape, 1), net_eval, &b, want_cov, progress, user, out);
     sampler_free(ctx, &b.sm);
     nm_free(ctx, b.Y);
     return st;
@@ -464,7 +529,7 @@ nm_status nm_net_decision_changes(nm_ctx *ctx, nm_net *net, const nm_array *mu, 
     if (st == NM_OK) st = nm_lin_top_point(ctx, &L, opt, &y0);
     if (st == NM_OK) st = sampler_init(ctx, net, mu, sigma, rng, &dc.nb.sm);
     if (st == NM_OK) st = decision_reference(ctx, net, &L, y0, &dc);
-    if (st == NM_OK) st = mc_drive(ctx, n_samples, decision_eval, &dc, 0, NULL, NULL, NULL);
+    if (st == NM_OK) st = mc_drive(ctx, n_samples, 0, decision_eval, &dc, 0, NULL, NULL, NULL);
     double *share[4] = {&out->kinks_below, &out->kinks_above, &out->argmax_below, &out->argmax_above};
     for (int s = 0; st == NM_OK && s < 4; s++) *share[s] = dc.total[s] ? (double)dc.changed[s] / (double)dc.total[s] : 0;
     nm_free(ctx, dc.node), nm_free(ctx, dc.units), nm_free(ctx, dc.ref), nm_free(ctx, dc.codes);

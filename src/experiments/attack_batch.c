@@ -154,7 +154,8 @@ nm_status nm_attack_batch(nm_ctx *ctx, nm_net *net, const float *X, int64_t coun
     out->count = count * j.per_image, out->n = n, out->d = d;
     if (st == NM_OK && !(out->row = nm_alloc_zero(ctx, (size_t)out->count, sizeof(nm_attack_row)))) st = NM_ERR_NOMEM;
     if (st == NM_OK && opt->keep_mu && !(out->mu = nm_alloc(ctx, (size_t)(out->count * n), sizeof(float)))) st = NM_ERR_NOMEM;
-    if (st == NM_OK) st = nm_exp_parallel(ctx, net, out->count, 0, attack_one, &j, opt->progress, opt->user);
+    nm_dist_slab slab[] = {{out->row, sizeof(nm_attack_row)}, {out->mu, (size_t)n * sizeof(float)}};
+    if (st == NM_OK) st = nm_exp_parallel(ctx, net, out->count, 0, attack_one, &j, opt->progress, opt->user, slab, 2);
     nm_free(ctx, label);
     if (st != NM_OK) {
         nm_attack_table_free(ctx, out);

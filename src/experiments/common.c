@@ -35,6 +35,53 @@ int nm_exp_argmax_f64(const double *y, int64_t d)
     return best;
 }
 
+/* Rows i0 .. i0+b−1 of X (plus add) through the net: their logits (b × d) and labels (b), each may be NULL; buf holds b × n floats. */
+static nm_status predict_rows(nm_ctx *ctx, nm_net *net, const float *X, int64_t i0, int64_t b, const float *add, float *buf, float *logits,
+                              int *labels)
+{
+    int last = nm_net_logits_node(net);
+    int64_t n = nm_exp_input_size(net), d = nm_exp_logit_count(net);
+    memcpy(buf, X + i0 * n, (size_t)(b * n) * sizeof(float));
+    if (add)
+        for (int64_t s = 0; s < b; s++)
+            for (int64_t j = 0; j < n; j++) buf[s * n + j] += add[j];
+    nm_status st = nm_net_run(ctx, net, 0, last, b, buf);
+    const float *y = net->v[net->node[last].out].x;
+    for (int64_t s = 0; st == NM_OK && s < b; s++) {
+        if (logits) memcpy(logits + s * d, y + s * d, (size_t)d * sizeof(float));
+        if (labels) labels[s] = nm_exp_argmax_f32(y + s * d, d);
+    }
+    return st;
+}
+
+/* nm_exp_predict over several processes: rounds of one batch per process
+ * (batch k on the process with k mod size == rank), the same batches as in
+ * one process, exchanged after each round. */
+static nm_status predict_dist(nm_ctx *ctx, nm_net *net, const float *X, int64_t count, int64_t B, const float *add, float *buf, float *logits,
+                              int *labels)
+{
+    int P = nm_dist_size(ctx), me = nm_dist_rank(ctx);
+    int64_t d = nm_exp_logit_count(net), nb = (count + B - 1) / B;
+    size_t lbytes = logits ? (size_t)(B * d) * sizeof(float) : 0, bytes = lbytes + (labels ? (size_t)B * sizeof(int) : 0);
+    unsigned char *mine = nm_alloc_zero(ctx, bytes, 1), *all = mine ? nm_alloc(ctx, bytes, (size_t)P) : NULL;
+    nm_status st = all ? NM_OK : NM_ERR_NOMEM;
+    for (int64_t k0 = 0; st == NM_OK && k0 < nb; k0 += P) {
+        int64_t k = k0 + me, i0 = k * B, b = k < nb ? (count - i0 < B ? count - i0 : B) : 0;
+        nm_status bs = b ? predict_rows(ctx, net, X, i0, b, add, buf, logits ? (float *)(void *)mine : NULL,
+                                        labels ? (int *)(void *)(mine + lbytes) : NULL)
+                         : NM_OK;
+        if ((st = nm_dist_exchange(ctx, bs, mine, bytes, all)) != NM_OK) break;
+        for (int q = 0; q < P && k0 + q < nb; q++) {
+            int64_t j0 = (k0 + q) * B, bq = count - j0 < B ? count - j0 : B;
+            const unsigned char *r = all + (size_t)q * bytes;
+            if (logits) memcpy(logits + j0 * d, r, (size_t)(bq * d) * sizeof(float));
+            if (labels) memcpy(labels + j0, r + lbytes, (size_t)bq * sizeof(int));
+        }
+    }
+    nm_free(ctx, mine), nm_free(ctx, all);
+    return st;
+}
+
 nm_status nm_exp_predict(nm_ctx *ctx, nm_net *net, const float *X, int64_t count, const float *add, float *logits, int *labels)
 {
     int last = nm_net_logits_node(net);
@@ -44,17 +91,12 @@ nm_status nm_exp_predict(nm_ctx *ctx, nm_net *net, const float *X, int64_t count
     float *buf = nm_alloc(ctx, (size_t)(B * n), sizeof(float));
     if (!buf) return NM_ERR_NOMEM;
     nm_status st = NM_OK;
-    for (int64_t i0 = 0; st == NM_OK && i0 < count; i0 += B) {
-        int64_t b = count - i0 < B ? count - i0 : B;
-        memcpy(buf, X + i0 * n, (size_t)(b * n) * sizeof(float));
-        if (add)
-            for (int64_t s = 0; s < b; s++)
-                for (int64_t j = 0; j < n; j++) buf[s * n + j] += add[j];
-        if ((st = nm_net_run(ctx, net, 0, last, b, buf)) != NM_OK) break;
-        const float *y = net->v[net->node[last].out].x;
-        for (int64_t s = 0; s < b; s++) {
-            if (logits) memcpy(logits + (i0 + s) * d, y + s * d, (size_t)d * sizeof(float));
-            if (labels) labels[i0 + s] = nm_exp_argmax_f32(y + s * d, d);
+    if (nm_dist_size(ctx) > 1 && count > B && (logits || labels)) {
+        st = predict_dist(ctx, net, X, count, B, add, buf, logits, labels);
+    } else {
+        for (int64_t i0 = 0; st == NM_OK && i0 < count; i0 += B) {
+            int64_t b = count - i0 < B ? count - i0 : B;
+            st = predict_rows(ctx, net, X, i0, b, add, buf, logits ? logits + i0 * d : NULL, labels ? labels + i0 : NULL);
         }
     }
     nm_free(ctx, buf);
@@ -89,8 +131,9 @@ nm_status nm_exp_logit_jacobian(nm_ctx *ctx, nm_net *net, const float *x, float 
 }
 
 nm_status nm_exp_parallel(nm_ctx *ctx, const nm_net *net, int64_t count, size_t scratch_bytes, nm_exp_item_fn fn, void *user,
-                          nm_progress_fn progress, void *puser)
+                          nm_progress_fn progress, void *puser, const nm_dist_slab *out, int nout)
 {
+    int64_t local = nm_dist_items(ctx, count); /* this process's share: all of them without a distribution */
     nm_status fail = NM_OK;
     char fail_msg[sizeof ctx->message] = "";
     int64_t done = 0;
@@ -107,7 +150,8 @@ nm_status nm_exp_parallel(nm_ctx *ctx, const nm_net *net, int64_t count, size_t 
         if (ts == NM_OK && scratch_bytes && !(scratch = nm_alloc(tc, scratch_bytes, 1))) ts = NM_ERR_NOMEM;
         if (ts == NM_OK) ts = nm_net_copy(tc, net, &tnet);
         #pragma omp for schedule(dynamic, 1)
-        for (int64_t r = 0; r < count; r++) {
+        for (int64_t jr = 0; jr < local; jr++) {
+            int64_t r = nm_dist_item(ctx, jr);
             int stop;
             omp_set_lock(&lock);
             stop = fail != NM_OK;
@@ -121,7 +165,7 @@ nm_status nm_exp_parallel(nm_ctx *ctx, const nm_net *net, int64_t count, size_t 
                 fail = ts;
                 snprintf(fail_msg, sizeof fail_msg, "%s", nm_ctx_message(tc));
             }
-            if (progress && ts == NM_OK) progress(puser, done, count);
+            if (progress && ts == NM_OK) progress(puser, done, local);
             omp_unset_lock(&lock);
         }
         omp_set_lock(&lock);
@@ -138,7 +182,8 @@ nm_status nm_exp_parallel(nm_ctx *ctx, const nm_net *net, int64_t count, size_t 
     }
     nm_blas_serial_end();
     omp_destroy_lock(&lock);
-    return fail == NM_OK ? NM_OK : nm_fail(ctx, fail, "%s", fail_msg);
+    if (fail != NM_OK) nm_fail(ctx, fail, "%s", fail_msg);
+    return nm_dist_gather_items(ctx, fail, count, out, nout);
 }
 
 nm_status nm_exp_mc_flip(nm_ctx *ctx, nm_net *net, const float *x, double sigma, const int64_t *support, int64_t ns, int64_t K,

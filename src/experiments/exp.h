@@ -44,9 +44,13 @@ typedef nm_status (*nm_exp_item_fn)(nm_ctx *tc, nm_net *net, void *user, int64_t
  * progress (may be NULL) after each item, under a lock. The first failure
  * stops the remaining items and is returned with its message on ctx.
  * Results are whatever fn writes per item: independent of the thread count
- * when fn depends only on item. */
+ * when fn depends only on item. With a distribution on ctx (nm_dist) the
+ * call is collective: this process runs its share of the items (progress
+ * counts that share), and then every process receives every item's results
+ * out[0..nout) (item i's out[s].bytes at out[s].base + i × bytes; fn must
+ * write nothing else that the caller reads) from the process that made them. */
 nm_status nm_exp_parallel(nm_ctx *ctx, const nm_net *net, int64_t count, size_t scratch_bytes, nm_exp_item_fn fn, void *user,
-                          nm_progress_fn progress, void *puser);
+                          nm_progress_fn progress, void *puser, const nm_dist_slab *out, int nout);
 
 /* nm_attack_verify with the Monte Carlo's noise drawn from stream `stream` of the seed (the batch's attack index). */
 nm_status nm_attack_verify_stream(nm_ctx *ctx, nm_net *net, const float *M, const float *mu_x, double sigma2, int64_t mc, uint64_t seed,

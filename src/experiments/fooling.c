@@ -173,7 +173,11 @@ nm_status nm_fooling_run(nm_ctx *ctx, const nm_net *net, const float *X, const i
     int64_t B = NM_FOOLING_MC_BATCH;
     size_t scratch = (size_t)(n + d + (o->mc ? B * (n + d) + n : 0)) * sizeof(float) + 2 * sizeof(double) * (size_t)(d + 1);
     fool_job j = {X, N, index, o, out, n, d};
-    st = nm_exp_parallel(ctx, net, count, scratch, fool_one, &j, o->progress, o->user);
+    size_t K = (size_t)o->topk;
+    nm_dist_slab slab[] = {{out->clean, sizeof(int)},       {out->perturbed, sizeof(int)},     {out->predicted, sizeof(int)},
+                           {out->mc_predicted, sizeof(int)}, {out->topk_match, K},               {out->topk_match_mc, K},
+                           {out->flip, sizeof(double)},      {out->flip_se, sizeof(double)},    {out->mc_flip, sizeof(double)}};
+    st = nm_exp_parallel(ctx, net, count, scratch, fool_one, &j, o->progress, o->user, slab, (int)(sizeof slab / sizeof slab[0]));
     if (st == NM_OK) fooling_summarize(o, out);
     else nm_fooling_free(ctx, out);
     return st;

@@ -73,7 +73,8 @@ nm_status nm_robustness_run(nm_ctx *ctx, const nm_net *net, const float *X, cons
     if (!correct) return NM_ERR_NOMEM;
     rob_job j = {X, labels, n, o.mc, ns, sigmas, o.seed, correct};
     size_t scratch = (size_t)(2 * o.mc * n) * sizeof(float) + (size_t)o.mc * sizeof(int);
-    nm_status st = nm_exp_parallel(ctx, net, count, scratch, rob_item, &j, o.progress, o.user);
+    nm_dist_slab slab = {correct, (size_t)ns * sizeof(int64_t)};
+    nm_status st = nm_exp_parallel(ctx, net, count, scratch, rob_item, &j, o.progress, o.user, &slab, 1);
     for (int s = 0; st == NM_OK && s < ns; s++) {
         int64_t c = 0;
         for (int64_t i = 0; i < count; i++) c += correct[i * ns + s];

@@ -217,7 +217,9 @@ nm_status nm_sensitivity_run(nm_ctx *ctx, const nm_net *net, const float *X, con
     if (o->flip) out->class_flip = b, b += d * PQ;
     out->class_count = (int64_t *)(void *)b; /* d counts in the last d slots */
     sens_job j = {X, o, out, C, H, W, C * H * W, d};
-    nm_status st = nm_exp_parallel(ctx, net, count, 0, sens_one, &j, o->progress, o->user);
+    size_t maps = (size_t)PQ * sizeof(double);
+    nm_dist_slab slab[] = {{out->clean, sizeof(int)}, {out->map, maps}, {out->flip, maps}, {out->flip_se, maps}, {out->mean, maps * (size_t)d}};
+    nm_status st = nm_exp_parallel(ctx, net, count, 0, sens_one, &j, o->progress, o->user, slab, (int)(sizeof slab / sizeof slab[0]));
     if (st != NM_OK) {
         nm_sensitivity_free(ctx, out);
         return st;

@@ -223,7 +223,19 @@ nm_status nm_tightness_run(nm_ctx *ctx, const nm_net *net, const nm_dataset *ima
     nm_status fail = tightness_alloc(ctx, opt, R, d, out);
     if (fail != NM_OK) return fail;
     tight_job j = {images, scale, opt, &in, out};
-    fail = nm_exp_parallel(ctx, net, R, (size_t)n * sizeof(float), tight_item, &j, opt->progress, opt->user);
+    nm_dist_slab slab[2 * NM_METHOD_MAX + 5];
+    int ns = 0;
+    size_t row = (size_t)d * sizeof(double);
+    for (int k = 0; k < opt->nmethods; k++) {
+        slab[ns++] = (nm_dist_slab){out->mean[opt->methods[k]], row};
+        slab[ns++] = (nm_dist_slab){out->var[opt->methods[k]], row};
+    }
+    slab[ns++] = (nm_dist_slab){out->mc_mean, row};
+    slab[ns++] = (nm_dist_slab){out->mc_var, row};
+    slab[ns++] = (nm_dist_slab){out->relu_bottom, sizeof(double)};
+    slab[ns++] = (nm_dist_slab){out->relu_top, sizeof(double)};
+    slab[ns++] = (nm_dist_slab){out->mean_index, sizeof(int64_t)};
+    fail = nm_exp_parallel(ctx, net, R, (size_t)n * sizeof(float), tight_item, &j, opt->progress, opt->user, slab, ns);
     if (fail != NM_OK) nm_tightness_free(ctx, out);
     return fail;
 }
