@@ -21,7 +21,7 @@ static void write_rows(FILE *f, const attack_args *a, const nm_attack_table *t, 
         fprintf(f, "%lld,%d,%d,%.9g,%g,", (long long)index[r->image], r->label, r->target, r->sigma2, a->beta);
         if (a->sparse) fprintf(f, "%g,", a->alpha);
         fprintf(f, "%lld,%.6g,%.6g,%.6g,%d,%lld,%.6g,%d,%d,%d,%lld,%.4f\n", (long long)r->support, r->mu_linf, r->mu_l2, r->gap, r->fooled_analytic,
-                pgd ? 0 : a->mc, r->mc_share, r->mc_argmax, r->success, r->iterations, pgd ? 0 : a->relin, r->time_s);
+                pgd ? 0 : a->mc, r->mc_share, r->mc_argmax, r->success, r->iterations, pgd ? 0 : a->relin, cli_seconds(r->time_s));
     }
 }
 
@@ -33,7 +33,7 @@ static cJSON *summary_json(const nm_attack_table *t)
     cJSON_AddNumberToObject(j, "success_rate", (double)t->successes / (double)t->count);
     cJSON_AddNumberToObject(j, "mean_mu_linf", t->mean_linf);
     cJSON_AddNumberToObject(j, "mean_mu_l2", t->mean_l2);
-    cJSON_AddNumberToObject(j, "time_per_attack_s", t->mean_time_s);
+    cJSON_AddNumberToObject(j, "time_per_attack_s", cli_seconds(t->mean_time_s));
     return j;
 }
 
@@ -46,10 +46,10 @@ static void write_summary(FILE *f, const attack_args *a, int64_t count, const nm
             count == 1 ? "" : "s", (long long)g->count);
     fprintf(f, "| Gaussian, %s, sigma2 <= %g, %lld samples each | %.2f %% | %.3g | %.4g | %.3f s |\n",
             a->relin ? "relinearized" : "linearized once at M", a->sigma2_max, a->mc, 100.0 * (double)g->successes / (double)g->count, g->mean_linf,
-            g->mean_l2, g->mean_time_s);
+            g->mean_l2, cli_seconds(g->mean_time_s));
     if (p)
         fprintf(f, "| PGD on the real net's margin, %lld steps (deterministic) | %.2f %% | %.3g | %.4g | %.3f s |\n", a->pgd_steps,
-                100.0 * (double)p->successes / (double)p->count, p->mean_linf, p->mean_l2, p->mean_time_s);
+                100.0 * (double)p->successes / (double)p->count, p->mean_linf, p->mean_l2, cli_seconds(p->mean_time_s));
     if (a->relin) fprintf(f, "\nRelinearized at M + mu_x every %lld evaluations.\n", a->relin);
     if (a->sparse) fprintf(f, "\nThe support: %g %% of the inputs, drawn by seed %llu, the same for every image.\n", a->alpha, (unsigned long long)a->c.seed);
 }
@@ -85,14 +85,14 @@ int attack_batch(const attack_args *a, const char *dir, FILE *report)
         cli_progress pg = cli_progress_make(cmd, "attacks");
         o.progress = cli_progress_print, o.user = &pg;
         if ((st = nm_attack_batch(ctx, im.net, X, count, &o, &g)) != NM_OK) rc = cli_fail(ctx, st, cmd);
-        t_gauss = cli_now() - t0;
+        t_gauss = cli_elapsed(t0);
     }
     if (!rc && a->pgd_steps > 0) {
         cli_progress pg = cli_progress_make("PGD baseline", "attacks");
         o.progress = cli_progress_print, o.user = &pg, o.pgd = 1, o.keep_mu = 0;
         t0 = cli_now();
         if ((st = nm_attack_batch(ctx, im.net, X, count, &o, &p)) != NM_OK) rc = cli_fail(ctx, st, "the PGD baseline");
-        t_pgd = cli_now() - t0;
+        t_pgd = cli_elapsed(t0);
     }
     FILE *fa = NULL, *fp = NULL, *fs = NULL, *fm = NULL;
     if (!rc && (!(fa = exp_open(dir, "attacks.csv")) || (a->pgd_steps > 0 && !(fp = exp_open(dir, "pgd.csv"))) || !(fs = exp_open(dir, "summary.json")) ||
@@ -144,10 +144,10 @@ int attack_batch(const attack_args *a, const char *dir, FILE *report)
     if (!rc)
         printf("%s, beta %g: %lld image%s, %lld attacks\n  Gaussian (%s): %.2f %% verified by %lld samples each, mean |mu|_inf %.3g, |mu|_2 %.4g, %.3f s per attack\n",
                cmd, a->beta, (long long)count, count == 1 ? "" : "s", (long long)g.count, a->relin ? "relinearized" : "linearized once", 100.0 * (double)g.successes / (double)g.count,
-               a->mc, g.mean_linf, g.mean_l2, g.mean_time_s);
+               a->mc, g.mean_linf, g.mean_l2, cli_seconds(g.mean_time_s));
     if (!rc && a->pgd_steps > 0)
         printf("  PGD baseline (%lld steps): %.2f %%, mean |mu|_inf %.3g, |mu|_2 %.4g, %.3f s per attack\n", a->pgd_steps,
-               100.0 * (double)p.successes / (double)p.count, p.mean_linf, p.mean_l2, p.mean_time_s);
+               100.0 * (double)p.successes / (double)p.count, p.mean_linf, p.mean_l2, cli_seconds(p.mean_time_s));
     nm_attack_table_free(ctx, &g), nm_attack_table_free(ctx, &p);
     free(mask);
     exp_images_free(ctx, &im);

@@ -153,12 +153,12 @@ int cmd_ara(int argc, char **argv)
     double t0 = cli_now(), t_an = 0, t_mc = 0;
     nm_status st;
     if (!rc && (st = nm_ara_moments(ctx, &net, &arr[4], cov, &a.opt, &mom)) != NM_OK) rc = cli_fail(ctx, st, "ara");
-    t_an = cli_now() - t0;
+    t_an = cli_elapsed(t0);
     if (!rc && a.mc) {
         nm_rng rng = {a.seed};
         t0 = cli_now();
         if ((st = nm_ara_montecarlo(ctx, &net, &arr[4], cov, a.mc, &rng, 0, &mcr)) != NM_OK) rc = cli_fail(ctx, st, "ara Monte Carlo");
-        t_mc = cli_now() - t0;
+        t_mc = cli_elapsed(t0);
     }
     if (!rc) rc = ara_print(&mom, &mcr, a.opt.method, a.json, a.mc, a.seed, t_an, t_mc);
     nm_moments_free(ctx, &mom);

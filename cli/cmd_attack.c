@@ -256,7 +256,7 @@ static int run(const attack_args *a, const char *dir)
         rc = cli_error("attack: out of memory");
     if (!rc && (st = nm_attack_run(ctx, im.net, M, &o, mu, &r)) != NM_OK) rc = cli_fail(ctx, st, a->sparse ? "attack sparse" : "attack targeted");
     if (!rc && r.d > 64 && !(mc_mean = realloc(mc_mean, (size_t)r.d * sizeof(double)))) rc = cli_error("attack: out of memory");
-    double t_attack = cli_now() - t0;
+    double t_attack = cli_elapsed(t0);
     /* sparse: the share classified as the label, turned into the share that leaves it */
     if (!rc && (st = nm_attack_verify(ctx, im.net, M, mu, r.sigma2, a->mc, a->c.seed, a->sparse ? r.label : r.target, mc_mean, &share)) != NM_OK)
         rc = cli_fail(ctx, st, "attack: the verification");

@@ -252,7 +252,7 @@ int exp_fooling(const fool_args *a, const char *dir, FILE *report)
         if (pg.tty) fprintf(stderr, "\r\033[K");
         if (st != NM_OK) rc = cli_fail(ctx, st, "fooling");
     }
-    double secs = cli_now() - t0;
+    double secs = cli_elapsed(t0);
     FILE *csv = NULL, *md = NULL, *js = NULL;
     if (!rc && (!(csv = exp_open(dir, "fooling.csv")) || !(md = exp_open(dir, "fooling.md")) || !(js = exp_open(dir, "fooling.json"))))
         rc = 1;

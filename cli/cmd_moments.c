@@ -295,7 +295,7 @@ static int run(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu, cons
         om.want_cov |= a->flip;
         double t0 = cli_now();
         st = nm_net_moments(ctx, net, mu, cov, &om, &r->res[m]);
-        r->times[m] = cli_now() - t0;
+        r->times[m] = cli_elapsed(t0);
         if (st != NM_OK) return cli_fail(ctx, st, "moments");
     }
     if (a->flip && flip_probabilities(ctx, a, net, mu, r)) return 1;
@@ -303,8 +303,8 @@ static int run(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu, cons
     if (a->mc) {
         nm_rng rng = {a->seed};
         double t0 = cli_now();
-        st = nm_net_montecarlo(ctx, net, mu, cov, a->mc, &rng, a->o.want_cov, isatty(2) && !a->json ? mc_progress : NULL, NULL, &r->mcr);
-        r->t_mc = cli_now() - t0;
+        st = nm_net_montecarlo(ctx, net, mu, cov, a->mc, &rng, a->o.want_cov, cli_stderr_tty() && !a->json ? mc_progress : NULL, NULL, &r->mcr);
+        r->t_mc = cli_elapsed(t0);
         /* how far the noise leaves the linear region the split freezes, on the MC's first draws */
         if (st == NM_OK) st = nm_net_decision_changes(ctx, net, mu, cov, &a->o, r->chg_n, &rng, &r->chg);
         if (st != NM_OK) return cli_fail(ctx, st, "--mc");

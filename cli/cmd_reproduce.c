@@ -194,7 +194,7 @@ int cmd_reproduce(int argc, char **argv)
         fprintf(f, "# netmoments: the paper's tightness experiments, reproduced\n\n");
         fprintf(f, "Made by `netmoments reproduce%s --seed %llu --out %s` (%s size; %.0f s). Ratios are Monte Carlo / analytic; "
                    "method `paper` is the paper's zero-mean variance (§1.4), `exact` ours (§1.5).\n\n",
-                quick ? " --quick" : "", (unsigned long long)e.seed, dest, quick ? "quick" : "full", cli_now() - t0);
+                quick ? " --quick" : "", (unsigned long long)e.seed, dest, quick ? "quick" : "full", cli_elapsed(t0));
         fwrite(text, 1, len, f);
         if (fclose(f) != 0) rc = cli_error("cannot write %s", path);
     }
@@ -203,6 +203,6 @@ int cmd_reproduce(int argc, char **argv)
         cli_outdir_abort(&od);
         return rc;
     }
-    if (!(rc = cli_outdir_commit(&od))) printf("wrote %s/README.md (%.0f s)\n", dest, cli_now() - t0);
+    if (!(rc = cli_outdir_commit(&od))) printf("wrote %s/README.md (%.0f s)\n", dest, cli_elapsed(t0));
     return rc;
 }

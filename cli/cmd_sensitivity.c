@@ -173,7 +173,7 @@ static int write_json(const char *dir, const nm_sensitivity *s, const nm_sensiti
     for (int64_t i = 0; i < s->images * s->P * s->Q; i++) all += s->map[i];
     cJSON_AddNumberToObject(j, "fooling_rate", all / (double)(s->images * s->P * s->Q));
     cJSON_AddNumberToObject(j, "time_s", secs);
-    cJSON_AddNumberToObject(j, "positions_per_s", (double)(s->images * s->P * s->Q) / secs);
+    cJSON_AddNumberToObject(j, "positions_per_s", secs > 0 ? (double)(s->images * s->P * s->Q) / secs : 0);
     if (v) {
         cJSON *o = cJSON_AddObjectToObject(j, "verify");
         cJSON_AddNumberToObject(o, "pairs", (double)v->pairs);
@@ -217,7 +217,7 @@ static void write_report(FILE *f, const nm_sensitivity *s, const nm_sensitivity_
             (long long)s->images, a->c.data, a->c.split, a->c.spread ? " (spread over the split)" : "", a->h, a->w, a->sigma2, a->stride,
             (long long)(s->P * s->Q), 100 * all / (double)N, s->flip ? "; mean flip probability " : "");
     if (s->flip) fprintf(f, "%.4f %%", 100 * fl / (double)N);
-    fprintf(f, ". Time %.1f s (%.0f positions/s).", secs, (double)N / secs);
+    fprintf(f, ". Time %.1f s (%.0f positions/s).", secs, secs > 0 ? (double)N / secs : 0);
     if (v) {
         fprintf(f, " Against a %lld-sample Monte Carlo of the real net on %lld random pairs (%.0f s): fooled-in-expectation agrees on %.1f %%",
                 a->mc, (long long)v->pairs, vsecs, 100 * v->agreement);
@@ -244,7 +244,7 @@ int exp_sensitivity(const sens_args *a, const char *dir, FILE *report)
         nm_status st = nm_sensitivity_run(ctx, im.net, im.X, im.labels, im.count, &o, &s);
         if (pg.tty) fprintf(stderr, "\r\033[K");
         if (st != NM_OK) rc = cli_fail(ctx, st, "sensitivity");
-        secs = cli_now() - t0;
+        secs = cli_elapsed(t0);
     }
     if (!rc)
         printf("sensitivity: %lld images x %lld positions (%lldx%lld window, stride %lld, sigma2 %g) in %.1f s: %.0f positions/s\n",
@@ -253,7 +253,7 @@ int exp_sensitivity(const sens_args *a, const char *dir, FILE *report)
         double t1 = cli_now();
         nm_status st = nm_sensitivity_verify(ctx, im.net, im.X, &s, &o, a->verify, a->mc, a->c.seed, &v);
         if (st != NM_OK) rc = cli_fail(ctx, st, "sensitivity --verify");
-        vsecs = cli_now() - t1;
+        vsecs = cli_elapsed(t1);
         if (!rc) {
             printf("verify: %lld pairs, %lld samples each (%.1f s): fooled in expectation agrees on %.1f %%", (long long)v.pairs, a->mc, vsecs,
                    100 * v.agreement);

@@ -4,6 +4,7 @@
  * pass, written as an NPY in the model's input shape and scale.
  */
 #include "experiments.h"
+#include "ranks.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -115,10 +116,10 @@ int cmd_uap(int argc, char **argv)
         for (int64_t j = 0; j < im.n; j++) l2 += (double)v[j] * v[j], li = fmax(li, fabs(v[j]));
         nm_array a = {NM_F32, im.ndim, {0}, v};
         memcpy(a.shape, im.shape, sizeof(int64_t) * (size_t)im.ndim);
-        if ((st = nm_npy_write(ctx, im_a.out, &a)) != NM_OK) rc = cli_fail(ctx, st, "uap");
+        if (cli_rank() == 0 && (st = nm_npy_write(ctx, im_a.out, &a)) != NM_OK) rc = cli_fail(ctx, st, "uap"); /* under mpirun, rank 0 writes */
         else
             printf("fooling rate %.2f %% after %d pass%s (%.1f s); |v|_2 = %.1f, |v|_inf = %.1f; wrote %s\n", 100 * res.rate[res.passes - 1],
-                   res.passes, res.passes == 1 ? "" : "es", cli_now() - t0, sqrt(l2), li, im_a.out);
+                   res.passes, res.passes == 1 ? "" : "es", cli_elapsed(t0), sqrt(l2), li, im_a.out);
     }
     free(v);
     exp_images_free(ctx, &im);

@@ -3,6 +3,7 @@
  * parsing, timing, and covariance loading from the command line.
  */
 #include "common.h"
+#include "ranks.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -79,7 +80,26 @@ nm_ctx *cli_ctx_create(void)
         return NULL;
     }
     nm_ctx_set_mem_limit(ctx, cli_mem_bytes());
+    nm_ctx_set_dist(ctx, cli_ranks_dist()); /* under mpirun: the work shared by the ranks */
     return ctx;
+}
+
+double cli_seconds(double s)
+{
+    const char *env = getenv("NETMOMENTS_TIMES");
+    return env && !strcmp(env, "0") ? 0 : s;
+}
+
+double cli_elapsed(double t0)
+{
+    return cli_seconds(cli_now() - t0);
+}
+
+int cli_stderr_tty(void)
+{
+    const char *env = getenv("NETMOMENTS_PROGRESS");
+    if (env) return cli_rank() == 0 && strcmp(env, "0") != 0;
+    return cli_rank() == 0 && isatty(2);
 }
 
 double cli_now(void)
@@ -236,14 +256,14 @@ int cli_parse_method(const char *arg, nm_method *m, int *all)
 
 cli_progress cli_progress_make(const char *label, const char *unit)
 {
-    return (cli_progress){label, unit, isatty(2)};
+    return (cli_progress){label, unit, cli_stderr_tty()};
 }
 
 void cli_progress_print(void *user, int64_t done, int64_t total)
 {
     const cli_progress *p = user;
     if (!p->tty) return;
-    fprintf(stderr, "\r%s: %lld / %lld %s", p->label, (long long)done, (long long)total, p->unit);
+    fprintf(stderr, "\r%s: %lld / %lld %s%s", p->label, (long long)done, (long long)total, p->unit, cli_ranks() > 1 ? " (rank 0's share)" : "");
     if (done == total) fprintf(stderr, "\n");
 }
 

@@ -34,6 +34,11 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_fail(nm_ctx *ctx, nm_status st, const char *what);
 
 double cli_now(void);
+/* A wall time as written into results: s, or 0 when NETMOMENTS_TIMES=0
+ * (so that two runs' files can be compared byte for byte); cli_elapsed(t0)
+ * is that of cli_now() − t0. */
+double cli_seconds(double s);
+double cli_elapsed(double t0);
 /* OpenMP threads the library will use. */
 int cli_threads(void);
 int cli_parse_int(const char *s, long long *out);
@@ -67,8 +72,11 @@ void cli_print_methods(FILE *f);
 /* The method names as "paper|exact|delta" (static storage). */
 const char *cli_method_names(const char *sep);
 
+/* Whether progress is shown: NETMOMENTS_PROGRESS=1 or 0 when set, else when
+ * stderr is a terminal (and this is rank 0 under mpirun). */
+int cli_stderr_tty(void);
 /* A progress line on stderr, "\r<label>: done / total <unit>", shown only
- * when stderr is a terminal; user is a cli_progress. */
+ * where cli_stderr_tty() says; user is a cli_progress. */
 typedef struct {
     const char *label, *unit;
     int tty;

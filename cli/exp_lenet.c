@@ -75,7 +75,7 @@ int exp_table1(const exp_opts *e, FILE *report)
     FILE *csv = NULL, *md = NULL;
     if (!rc && (!(csv = exp_open(e->out, "table1.csv")) || !(md = exp_open(e->out, "table1.md")))) rc = 1;
     if (!rc) {
-        double secs = cli_now() - t0;
+        double secs = cli_elapsed(t0);
         fprintf(csv, "logit,E_Eratio,sd_Eratio,E_varratio_paper,sd_varratio_paper,E_varratio_exact,sd_varratio_exact,E_Eratio_propagate,"
                      "sd_Eratio_propagate,E_varratio_propagate,sd_varratio_propagate\n");
         write_table1(md, csv, e, &t, secs);

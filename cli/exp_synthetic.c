@@ -75,7 +75,7 @@ static int synthetic_one(nm_ctx *ctx, const syn_args *a, nm_synthetic k, int g, 
                qv = nm_ls_fit(t.var[NM_METHOD_PROPAGATE], t.mc_var, n, 1);
     double chg = mean_pct(t.relu_top, t.runs);
     printf("%-7s %-7s %11.4f %16.4f %16.4f %11.4f %11.4f   %8.3g %9.3g %9.3g %8.1f%% %7.1f\n", net, regime, lm.slope, lp.slope, le.slope,
-           qm.slope, qv.slope, lm.free_slope, lp.free_slope, le.free_slope, chg, cli_now() - t0);
+           qm.slope, qv.slope, lm.free_slope, lp.free_slope, le.free_slope, chg, cli_elapsed(t0));
     fflush(stdout);
     for (FILE *f = md; f; f = f == md ? report : NULL)
         fprintf(f, "| %s | %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.3g, %.3g, %.3g | %.1f %% |\n", net, regime, lm.slope, lp.slope, le.slope,

@@ -2,6 +2,7 @@
  * main.c — `netmoments <subcommand>`: dispatch by name, with --help.
  */
 #include "common.h"
+#include "ranks.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -51,6 +52,9 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], subcommands[i].name)) {
+            int idle = cli_ranks_start(argv[1]); /* under mpirun: every rank runs it, sharing the work */
+            return cli_ranks_finish(idle ? 0 : subcommands[i].run(argc - 1, argv + 1));
+        }
     return cli_error("unknown subcommand '%s' (netmoments --help lists them)", argv[1]);
 }

@@ -4,8 +4,12 @@
  * with a clear error), writes every file into a hidden staging directory
  * inside it, and only when all are complete moves them into place; a run
  * that fails removes what it staged and leaves the directory as it was.
+ * Under mpirun only rank 0 writes there: the other ranks, which run the
+ * same code, stage into a scratch directory of their own that is removed;
+ * the commit waits for every rank to say it succeeded (cli_ranks_agree).
  */
 #include "outdir.h"
+#include "ranks.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,10 +51,22 @@ static int take_lock(cli_outdir *o, const char *opt)
     return cli_error("%s: cannot lock %s", opt, o->dir);
 }
 
+/* A rank other than 0: its scratch stage under $TMPDIR, no lock. */
+static int open_scratch(cli_outdir *o, const char *opt)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(o->stage, sizeof o->stage, "%s/netmoments-rank%d-XXXXXX", tmp && *tmp ? tmp : "/tmp", cli_rank());
+    if (!mkdtemp(o->stage)) return cli_error("%s: rank %d cannot create its scratch directory %s: %s", opt, cli_rank(), o->stage, strerror(errno));
+    o->lock[0] = 0;
+    o->open = 1;
+    return 0;
+}
+
 int cli_outdir_open(cli_outdir *o, const char *dir, const char *opt)
 {
     memset(o, 0, sizeof *o);
     if (snprintf(o->dir, sizeof o->dir, "%s", dir) >= (int)sizeof o->dir) return cli_error("%s: path too long", opt);
+    if (cli_rank() != 0) return open_scratch(o, opt);
     if (cli_make_dir(dir, opt) || take_lock(o, opt)) return 1;
     snprintf(o->stage, sizeof o->stage, "%s/.netmoments-XXXXXX", o->dir);
     if (!mkdtemp(o->stage)) {
@@ -74,13 +90,18 @@ static void clear_stage(cli_outdir *o)
         }
     if (d) closedir(d);
     rmdir(o->stage);
-    unlink(o->lock);
+    if (o->lock[0]) unlink(o->lock);
     o->open = 0;
 }
 
 int cli_outdir_commit(cli_outdir *o)
 {
     if (!o->open) return 0;
+    if (cli_ranks_agree(0) != 0) { /* another rank failed: what this one staged is not the whole run */
+        clear_stage(o);
+        return 1;
+    }
+    if (cli_rank() != 0) return clear_stage(o), 0;
     DIR *d = opendir(o->stage);
     struct dirent *e;
     char from[8300], to[8300];
@@ -98,7 +119,9 @@ int cli_outdir_commit(cli_outdir *o)
 
 void cli_outdir_abort(cli_outdir *o)
 {
-    if (o->open) clear_stage(o);
+    if (!o->open) return;
+    cli_ranks_agree(1);
+    clear_stage(o);
 }
 
 const char *cli_outdir_stage(const cli_outdir *o)

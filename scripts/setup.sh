@@ -18,6 +18,8 @@ packages=(
   libcairo2-dev zlib1g-dev libcjson-dev
   # optimisation (the Gaussian attacks)
   libnlopt-dev
+  # scale-out: the CLI under mpirun (Open MPI; the build finds it and links the CLI with it)
+  libopenmpi-dev openmpi-bin
   # data
   dataset-fashion-mnist
   # the Python binding (python/netmoments): NumPy for it and its tests, pip/setuptools/venv to install it
