@@ -29,25 +29,28 @@ same() {
   echo "$name: $((SECONDS - t0)) s"
 }
 
-small="--model models/lenet-small-mnist.onnx" # Caffe's smaller LeNet: the same code paths, a fifth of the time
+# Caffe's smaller LeNet for one conv-and-pool model; else an MLP trained here in a second (the split is the same code for any model)
+small="--model models/lenet-small-mnist.onnx"
+"$nm" train --arch mlp --data mnist --epochs 1 --seed 3 --out "$dir/mlp.onnx" >/dev/null 2>&1 || bad "the MLP trains"
+mlp="--model $dir/mlp.onnx"
 same synthetic dir tightness synthetic --nets fc-a,conv-b --regimes medium --runs 4 --mc 1100
 same table1 dir tightness lenet $small --runs 2 --mc 600
-same linpoints dir linpoints $small --k 2 --no-propagate --images 3 --mc 500
-same fooling dir fooling $small --images 5 --mc 100 --flip
-same sensitivity dir sensitivity $small --images 3 --window 7 --stride 7 --flip --verify 2 --mc 100
+same linpoints dir linpoints $mlp --k 2 --no-propagate --images 3 --mc 500
+same fooling dir fooling $mlp --images 5 --mc 100 --flip
+same sensitivity dir sensitivity $mlp --images 3 --window 7 --stride 7 --flip --verify 2 --mc 100
 same robustness dir robustness --images 8 --sigmas 0,60,120 --mc-per-image 3
-same attacks dir attack targeted $small --images 1 --targets all --max-iter 10 --mc 100 --pgd-steps 10
-same uap file uap $small --images 257 --passes 2 --xi 2000
+same attacks dir attack targeted $mlp --images 1 --targets all --max-iter 10 --mc 100 --pgd-steps 10
+same uap file uap $mlp --images 257 --passes 2 --xi 2000
 
 # the Monte Carlo of moments, over its sample batches: the JSON on stdout
-"$nm" moments $small --image 3 --sigma2 2 --mc 2300 --method exact --json > "$dir/m-ref.json" || bad "moments runs plainly"
+"$nm" moments $mlp --image 3 --sigma2 2 --mc 2300 --method exact --json > "$dir/m-ref.json" || bad "moments runs plainly"
 for np in 2 3; do
-  mpi $np "$nm" moments $small --image 3 --sigma2 2 --mc 2300 --method exact --json > "$dir/m-$np.json" 2>/dev/null && cmp -s "$dir/m-ref.json" "$dir/m-$np.json" && ok ||
+  mpi $np "$nm" moments $mlp --image 3 --sigma2 2 --mc 2300 --method exact --json > "$dir/m-$np.json" 2>/dev/null && cmp -s "$dir/m-ref.json" "$dir/m-$np.json" && ok ||
     bad "moments --mc under -np $np prints different JSON"
 done
 
 # a rank that fails alone: rank 1's budget cannot hold the model
-err=$(mpirun --oversubscribe -np 1 "$nm" fooling $small --images 5 --mc 50 --out "$dir/fail" : -np 1 -x NETMOMENTS_MEM=0.0001 "$nm" fooling $small --images 5 --mc 50 --out "$dir/fail" 2>&1 >/dev/null)
+err=$(mpirun --oversubscribe -np 1 "$nm" fooling $mlp --images 5 --mc 50 --out "$dir/fail" : -np 1 -x NETMOMENTS_MEM=0.0001 "$nm" fooling $mlp --images 5 --mc 50 --out "$dir/fail" 2>&1 >/dev/null)
 rc=$?
 [ $rc -ne 0 ] && ok || bad "a failing rank fails the run (rc $rc)"
 echo "$err" | grep -q "rank 1: netmoments: .*memory budget" && ok || bad "the failing rank's message is shown: $err"
