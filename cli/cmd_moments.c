@@ -303,7 +303,7 @@ static int run(nm_ctx *ctx, const args *a, nm_net *net, const nm_array *mu, cons
     if (a->mc) {
         nm_rng rng = {a->seed};
         double t0 = cli_now();
-        st = nm_net_montecarlo(ctx, net, mu, cov, a->mc, &rng, a->o.want_cov, cli_stderr_tty() && !a->json ? mc_progress : NULL, NULL, &r->mcr);
+        st = nm_net_montecarlo(ctx, net, mu, cov, a->mc, &rng, a->o.want_cov, cli_show_progress() && !a->json ? mc_progress : NULL, NULL, &r->mcr);
         r->t_mc = cli_elapsed(t0);
         /* how far the noise leaves the linear region the split freezes, on the MC's first draws */
         if (st == NM_OK) st = nm_net_decision_changes(ctx, net, mu, cov, &a->o, r->chg_n, &rng, &r->chg);

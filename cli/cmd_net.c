@@ -149,7 +149,7 @@ static int forward_chunks(nm_ctx *ctx, nm_net *net, int last, const nm_array *x,
 {
     int64_t n = x->ndim ? x->shape[0] : 0, per = n ? nm_array_numel(x) / n : 0, per_out = 0;
     size_t esize = x->dtype == NM_F64 ? 8 : 4;
-    int tty = cli_stderr_tty();
+    int tty = cli_show_progress();
     nm_array y = {0};
     for (int64_t first = 0; first < n; first += chunk) {
         int64_t b = n - first < chunk ? n - first : chunk;

@@ -158,7 +158,7 @@ static int train_run(nm_ctx *ctx, train_args *t, const nm_dataset *tr, const nm_
     nm_net *net = NULL;
     nm_status st = nm_net_create(ctx, t->arch, o->seed, input_std(tr, o->scale), &net);
     if (st != NM_OK) return cli_fail(ctx, st, "train");
-    progress_state ps = {cli_stderr_tty(), cli_now(), o->batch};
+    progress_state ps = {cli_show_progress(), cli_now(), o->batch};
     o->progress = progress;
     o->user = &ps;
     fprintf(stderr, "train: %s on %s, %lld images, %d epochs, batch %lld, %s lr %g%s, weight decay %g, augment %d, noise %g x %d folds, "

@@ -95,7 +95,7 @@ double cli_elapsed(double t0)
     return cli_seconds(cli_now() - t0);
 }
 
-int cli_stderr_tty(void)
+int cli_show_progress(void)
 {
     const char *env = getenv("NETMOMENTS_PROGRESS");
     if (env) return cli_rank() == 0 && strcmp(env, "0") != 0;
@@ -256,7 +256,7 @@ int cli_parse_method(const char *arg, nm_method *m, int *all)
 
 cli_progress cli_progress_make(const char *label, const char *unit)
 {
-    return (cli_progress){label, unit, cli_stderr_tty()};
+    return (cli_progress){label, unit, cli_show_progress()};
 }
 
 void cli_progress_print(void *user, int64_t done, int64_t total)

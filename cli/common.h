@@ -74,9 +74,9 @@ const char *cli_method_names(const char *sep);
 
 /* Whether progress is shown: NETMOMENTS_PROGRESS=1 or 0 when set, else when
  * stderr is a terminal (and this is rank 0 under mpirun). */
-int cli_stderr_tty(void);
+int cli_show_progress(void);
 /* A progress line on stderr, "\r<label>: done / total <unit>", shown only
- * where cli_stderr_tty() says; user is a cli_progress. */
+ * where cli_show_progress() says; user is a cli_progress. */
 typedef struct {
     const char *label, *unit;
     int tty;

@@ -93,16 +93,6 @@ static nm_status accum_new(nm_ctx *ctx, int64_t d, int want_cov, int64_t max_row
     return NM_OK;
 }
 
-static void accum_add(mc_accum *a, const float *Y, int64_t rows)
-{
-    if (a->tot.n == 0) {
-        stats_of_batch(&a->tot, Y, rows, a->centered);
-    } else {
-        stats_of_batch(&a->bat, Y, rows, a->centered);
-        stats_merge(&a->tot, &a->bat);
-    }
-}
-
 static nm_status accum_result(nm_ctx *ctx, const mc_accum *a, nm_mc_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -151,9 +141,7 @@ void nm_mc_result_free(nm_ctx *ctx, nm_mc_result *r)
     memset(r, 0, sizeof *r);
 }
 
-
 /* ---------------------------------------------------------------- the sampling driver */
-
 
 /* A batch's statistics as one record of doubles, for the exchange between
  * processes: n, then mean, M2, M3, M4 (d each) and C (d × d, with covariance). */
@@ -180,12 +168,12 @@ static void stats_unpack(stats *s, const double *r)
     if (s->C) memcpy(s->C, r + 1 + 4 * d, (size_t)(d * d) * sizeof(double));
 }
 
-/* mc_drive over several processes (nm_dist): rounds of one batch per
- * process, batch b on the process with b mod size == rank; each round's
- * batch statistics are exchanged and merged by every process in batch
- * order, exactly the arithmetic of one process. */
-static nm_status mc_drive_dist(nm_ctx *ctx, int64_t n_samples, int64_t d, nm_mc_batch_fn fn, void *user, int want_cov, nm_progress_fn progress,
-                               void *puser, nm_mc_result *out)
+/* The statistics of the batches, in rounds of one batch per process (one
+ * process: a batch per round), batch b on the process with b mod size ==
+ * rank; each round's batch statistics are exchanged and merged by every
+ * process in batch order, so the arithmetic is one process's for any count. */
+static nm_status drive_stats(nm_ctx *ctx, int64_t n_samples, int64_t d, nm_mc_batch_fn fn, void *user, int want_cov, nm_progress_fn progress,
+                             void *puser, nm_mc_result *out)
 {
     int P = nm_dist_size(ctx), me = nm_dist_rank(ctx);
     int64_t nb = (n_samples + NM_MC_BATCH - 1) / NM_MC_BATCH;
@@ -221,18 +209,13 @@ static nm_status mc_drive_dist(nm_ctx *ctx, int64_t n_samples, int64_t d, nm_mc_
 nm_status nm_mc_drive(nm_ctx *ctx, int64_t n_samples, int64_t d, nm_mc_batch_fn fn, void *user, int want_cov, nm_progress_fn progress,
                      void *puser, nm_mc_result *out)
 {
-    if (out && nm_dist_size(ctx) > 1) return mc_drive_dist(ctx, n_samples, d, fn, user, want_cov, progress, puser, out);
-    mc_accum *acc = NULL;
+    if (out) return drive_stats(ctx, n_samples, d, fn, user, want_cov, progress, puser, out);
     nm_status st = NM_OK;
     for (int64_t first = 0; st == NM_OK && first < n_samples; first += NM_MC_BATCH) {
         int64_t rows = n_samples - first < NM_MC_BATCH ? n_samples - first : NM_MC_BATCH, dy = 0;
         const float *Y = NULL;
-        if ((st = fn(user, ctx, first, rows, &Y, &dy)) != NM_OK) break;
-        if (out && !acc && (st = accum_new(ctx, dy, want_cov, NM_MC_BATCH, &acc)) != NM_OK) break;
-        if (out) accum_add(acc, Y, rows);
-        if (progress) progress(puser, first + rows, n_samples);
+        st = fn(user, ctx, first, rows, &Y, &dy);
+        if (st == NM_OK && progress) progress(puser, first + rows, n_samples);
     }
-    if (st == NM_OK && out) st = accum_result(ctx, acc, out);
-    accum_free(ctx, acc);
     return st;
 }
