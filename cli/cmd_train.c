@@ -18,6 +18,7 @@ static const char train_help[] =
     "usage: netmoments train [--arch lenet|lenet-small|mlp] [--data mnist|fashion-mnist] --out M.onnx\n"
     "                        [--epochs E] [--batch B] [--lr LR] [--opt adam|sgd] [--momentum M]\n"
     "                        [--weight-decay WD] [--constant-lr] [--augment K] [--augment-noise S --folds K]\n"
+    "                        [--reg amr|var --reg-sigma2 S [--reg-lambda L]]\n"
     "                        [--seed S] [--scale A,B]\n\n"
     "Trains a freshly initialized network by softmax cross-entropy on the training split,\n"
     "reports the accuracy on the held-out split, and writes the model as ONNX.\n"
@@ -32,6 +33,11 @@ static const char train_help[] =
     "  --augment K     random shifts of up to K pixels (default 0)\n"
     "  --augment-noise S  Gaussian noise augmentation: every image K times per step (--folds K, default 1),\n"
     "                  each copy plus N(0, S I) on the model's input scale (the baseline of moment-regularised training)\n"
+    "  --reg amr       moment regulariser: + L x cross-entropy of the expected logits under N(x, S I), the noise's\n"
+    "                  mean and variance carried through every layer (units as independent), differentiated exactly\n"
+    "  --reg var       + L x the variance of the true-class margin z_y - z_j (j the clean runner-up) under N(x, S I)\n"
+    "  --reg-sigma2 S  the regulariser's noise variance on the model's input scale (required with --reg)\n"
+    "  --reg-lambda L  the regulariser's weight (default 1)\n"
     "  --seed S        initialization, sample order and shifts (default 1)\n"
     "  --scale A,B     input scale x = A p + B for pixels p in [0, 1] (default 255,-127.5, the paper's)\n";
 
@@ -60,8 +66,8 @@ static void progress(void *user, const nm_train_progress *p)
                 p->accuracy, p->lr);
         if (p->epoch_done) fprintf(stderr, "\n");
     } else if (p->epoch_done) {
-        fprintf(stderr, "epoch %d/%d: loss %.4f, training accuracy %.4f, lr %.2e, %.1f s\n", p->epoch, p->epochs, p->loss,
-                p->accuracy, p->lr, cli_now() - ps->t0);
+        fprintf(stderr, "epoch %d/%d: loss %.4f, regulariser %.4f, training accuracy %.4f, lr %.2e, %.1f s\n", p->epoch, p->epochs,
+                p->loss, p->reg_loss, p->accuracy, p->lr, cli_now() - ps->t0);
     }
 }
 
@@ -89,7 +95,7 @@ static int parse_arch(const char *s, nm_arch *a)
     return 0;
 }
 
-enum { O_ARCH = 1000, O_DATA, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_WD, O_CONST, O_AUG, O_NOISE, O_FOLDS, O_SEED, O_SCALE, O_OUT, O_HELP };
+enum { O_ARCH = 1000, O_DATA, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_WD, O_CONST, O_AUG, O_NOISE, O_FOLDS, O_REG, O_REG_S2, O_REG_L, O_SEED, O_SCALE, O_OUT, O_HELP };
 
 typedef struct {
     nm_train_options o;
@@ -140,6 +146,18 @@ static int train_option(int c, const char *arg, const char *opt, train_args *t)
         if (!cli_parse_int(arg, &v) || v < 1 || v > 64) return cli_error("--folds: '%s' is not an integer in 1..64", arg);
         o->folds = (int)v;
         return 0;
+    case O_REG:
+        if (!strcmp(arg, "amr")) o->reg = NM_REG_AMR;
+        else if (!strcmp(arg, "var")) o->reg = NM_REG_VAR;
+        else if (!strcmp(arg, "none")) o->reg = NM_REG_NONE;
+        else return cli_error("--reg: '%s' is not amr, var or none", arg);
+        return 0;
+    case O_REG_S2:
+        return !cli_parse_double(arg, &o->reg_sigma2) || !(o->reg_sigma2 > 0) || !isfinite(o->reg_sigma2)
+                   ? cli_error("--reg-sigma2: '%s' is not a finite variance > 0", arg) : 0;
+    case O_REG_L:
+        return !cli_parse_double(arg, &o->reg_lambda) || !(o->reg_lambda >= 0) || !isfinite(o->reg_lambda)
+                   ? cli_error("--reg-lambda: '%s' is not a finite weight >= 0", arg) : 0;
     case O_SEED:
         return !cli_parse_seed(arg, &o->seed) ? cli_error("--seed: '%s' is not an integer in 0..2^64-1", arg) : 0;
     case O_SCALE: return sscanf(arg, "%lf,%lf", &o->scale.a, &o->scale.b) != 2 ? cli_error("--scale: '%s' is not A,B", arg) : 0;
@@ -161,10 +179,12 @@ static int train_run(nm_ctx *ctx, train_args *t, const nm_dataset *tr, const nm_
     progress_state ps = {cli_show_progress(), cli_now(), o->batch};
     o->progress = progress;
     o->user = &ps;
+    static const char *const reg_names[] = {"none", "amr", "var"};
     fprintf(stderr, "train: %s on %s, %lld images, %d epochs, batch %lld, %s lr %g%s, weight decay %g, augment %d, noise %g x %d folds, "
-                    "seed %llu, %d threads\n",
+                    "regulariser %s (sigma2 %g, lambda %g), seed %llu, %d threads\n",
             nm_arch_str(t->arch), t->data, (long long)tr->n, o->epochs, (long long)o->batch, o->opt == NM_OPT_ADAM ? "adam" : "sgd",
-            o->lr, o->cosine ? " (cosine)" : "", o->weight_decay, o->augment, o->noise_sigma2, o->folds, (unsigned long long)o->seed, cli_threads());
+            o->lr, o->cosine ? " (cosine)" : "", o->weight_decay, o->augment, o->noise_sigma2, o->folds, reg_names[o->reg],
+            o->reg_sigma2, o->reg_lambda, (unsigned long long)o->seed, cli_threads());
     st = nm_train(ctx, net, tr, o);
     double secs = cli_now() - ps.t0;
     nm_eval_result r;
@@ -191,10 +211,13 @@ int cmd_train(int argc, char **argv)
         {"momentum", required_argument, 0, O_MOM}, {"weight-decay", required_argument, 0, O_WD},
         {"constant-lr", no_argument, 0, O_CONST}, {"augment", required_argument, 0, O_AUG},
         {"augment-noise", required_argument, 0, O_NOISE}, {"folds", required_argument, 0, O_FOLDS},
+        {"reg", required_argument, 0, O_REG},     {"reg-sigma2", required_argument, 0, O_REG_S2},
+        {"reg-lambda", required_argument, 0, O_REG_L},
         {"seed", required_argument, 0, O_SEED},   {"scale", required_argument, 0, O_SCALE},
         {"out", required_argument, 0, O_OUT},     {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     train_args t = {nm_train_options_default(), NM_ARCH_LENET, "mnist", NULL, 0};
+    t.o.reg_lambda = 1;
     t.o.scale = (nm_scale){255.0, -127.5};
     int c, rc;
     optind = 1;
@@ -202,6 +225,7 @@ int cmd_train(int argc, char **argv)
         if ((rc = train_option(c, optarg, cli_optname, &t))) return rc < 0 ? 0 : rc;
     if (optind < argc) return cli_error("train: unexpected argument '%s'", argv[optind]);
     if (!t.out) return cli_error("train: --out M.onnx is required");
+    if (t.o.reg && !(t.o.reg_sigma2 > 0)) return cli_error("train: --reg needs --reg-sigma2 S, the noise variance it regularises for");
     if (!t.lr_given && t.o.opt == NM_OPT_SGD) t.o.lr = 0.01;
     nm_ctx *ctx = cli_ctx_create();
     nm_dataset tr = {0}, te = {0};

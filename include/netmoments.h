@@ -539,10 +539,17 @@ NM_API nm_status nm_dataset_images(nm_ctx *ctx, const nm_dataset *ds, const int6
 
 typedef enum { NM_OPT_SGD = 0, NM_OPT_ADAM = 1 } nm_optimizer;
 
+/* Moment regularisers (nm_train_options.reg): the image's noise N(0, reg_sigma2 I) carried through the
+ * whole net by the diagonal rules of method propagate (each unit's mean and variance, units taken as
+ * independent), with the exact gradient of: AMR, the cross-entropy of the expected logits; VAR, the
+ * variance of the true-class margin z_y − z_j (j the clean runner-up). Both added with weight reg_lambda. */
+typedef enum { NM_REG_NONE = 0, NM_REG_AMR = 1, NM_REG_VAR = 2 } nm_regularizer;
+
 typedef struct {
     int epoch, epochs;          /* 1-based */
     int64_t step, steps;        /* within the epoch */
-    double loss, accuracy;      /* running means over the epoch so far */
+    double loss, accuracy;      /* running means over the epoch so far (loss: the clean cross-entropy) */
+    double reg_loss;            /* running mean of the regulariser's loss (before λ), 0 without one */
     double lr;
     int epoch_done;
 } nm_train_progress;
@@ -559,6 +566,8 @@ typedef struct {
     int augment;                /* random shifts of up to this many pixels (0: none) */
     int folds;                  /* Gaussian noise augmentation: each image k times per step (default 1) ... */
     double noise_sigma2;        /* ... each copy plus N(0, noise_sigma2 I) on the model's input scale (default 0: none) */
+    nm_regularizer reg;         /* moment regulariser (default none) ... */
+    double reg_sigma2, reg_lambda; /* ... for noise N(0, reg_sigma2 I) on the input scale, weighted by reg_lambda */
     uint64_t seed;              /* order of the samples and the shifts */
     nm_scale scale;             /* input scale applied to the images */
     /* Called after every step (from the calling thread); may be NULL. */

@@ -9,7 +9,7 @@
  * counter-based RNG keyed by the seed, so a seed gives the same net on a
  * given machine and thread count.
  */
-#include "net.h"
+#include "moment_reg.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -247,8 +247,13 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     if (o.folds < 1 || o.folds > 64 || !(o.noise_sigma2 >= 0) || !isfinite(o.noise_sigma2))
         return nm_fail(ctx, NM_ERR_ARG, "noise augmentation needs 1 to 64 folds and a finite noise variance >= 0 (got %d, %g)", o.folds,
                        o.noise_sigma2);
+    if ((o.reg != NM_REG_NONE && o.reg != NM_REG_AMR && o.reg != NM_REG_VAR) ||
+        (o.reg && (!(o.reg_sigma2 > 0) || !isfinite(o.reg_sigma2) || !(o.reg_lambda >= 0) || !isfinite(o.reg_lambda))))
+        return nm_fail(ctx, NM_ERR_ARG, "a moment regulariser needs a finite noise variance > 0 and a finite weight >= 0 (got %g, %g)",
+                       o.reg_sigma2, o.reg_lambda);
     int last = nm_net_logits_node(net);
     nm_status st = check_data(ctx, net, ds, last);
+    if (st == NM_OK && o.reg) st = nm_mreg_supported(ctx, net, last, o.reg);
     if (st != NM_OK) return st;
     int64_t B = o.batch < ds->n ? o.batch : ds->n, per = ds->rows * ds->cols, C = net->v[net->node[last].out].shape.d[1];
     int64_t steps = (ds->n + B - 1) / B;
@@ -256,8 +261,9 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     int np = 0;
     int64_t K = o.folds, *perm = nm_alloc(ctx, (size_t)ds->n, sizeof(int64_t)), *rows = nm_alloc(ctx, (size_t)(B * K), sizeof(int64_t));
     float *x = nm_alloc(ctx, (size_t)(B * K * per), sizeof(float)), *tmp = nm_alloc(ctx, (size_t)(K * per), sizeof(float));
-    float *grad = nm_alloc(ctx, (size_t)(B * K * C), sizeof(float));
-    if (!perm || !rows || !x || !tmp || !grad) st = NM_ERR_NOMEM;
+    float *grad = nm_alloc(ctx, (size_t)(B * K * C), sizeof(float)), *clean = nm_alloc(ctx, (size_t)(B * K * C), sizeof(float));
+    int *labels = nm_alloc(ctx, (size_t)(B * K), sizeof(int));
+    if (!perm || !rows || !x || !tmp || !grad || !clean || !labels) st = NM_ERR_NOMEM;
     if (st == NM_OK) st = collect_params(ctx, net, last, &ps, &np);
     int64_t t = 0;
     /* One thread pool: BLAS runs serially and large products are split over
@@ -266,7 +272,7 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     nm_blas_serial_begin();
     for (int e = 1; st == NM_OK && e <= o.epochs; e++) {
         shuffle(perm, ds->n, o.seed, e);
-        double loss = 0;
+        double loss = 0, reg_loss = 0;
         int64_t correct = 0, seen = 0;
         for (int64_t s = 0; st == NM_OK && s < steps; s++) {
             int64_t first = s * B, b = ds->n - first < B ? ds->n - first : B;
@@ -281,22 +287,32 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
             }
             int64_t nb = b * K;
             if ((st = nm_net_run(ctx, net, 0, last, nb, x)) != NM_OK) break;
-            loss += cross_entropy(net->v[net->node[last].out].x, nb, C, ds->labels, ridx, grad, &correct);
+            const float *z = net->v[net->node[last].out].x;
+            loss += cross_entropy(z, nb, C, ds->labels, ridx, grad, &correct);
             seen += nb;
             for (int j = 0; j < np; j++) memset(net->v[ps[j].v].pg, 0, (size_t)ps[j].n * sizeof(float));
+            if (o.reg) {
+                memcpy(clean, z, (size_t)(nb * C) * sizeof(float));
+                for (int64_t r = 0; r < nb; r++) labels[r] = ds->labels[ridx[r]];
+            }
             if ((st = nm_net_run_vjp(ctx, net, 0, last, nb, grad, NM_VJP_PARAMS | NM_VJP_NO_INPUT)) != NM_OK) break;
+            if (o.reg) {
+                double rl;
+                if ((st = nm_mreg_step(ctx, net, last, o.reg, nb, x, o.reg_sigma2, o.reg_lambda, labels, clean, &rl)) != NM_OK) break;
+                reg_loss += rl;
+            }
             t++;
             double frac = (double)(t - 1) / (double)(steps * o.epochs);
             double lr = o.cosine ? o.lr * 0.5 * (1 + cos(3.141592653589793 * frac)) : o.lr;
             for (int j = 0; j < np; j++) update(&o, &ps[j], net->v[ps[j].v].cdata, net->v[ps[j].v].pg, lr, t);
-            if (!isfinite(loss)) {
+            if (!isfinite(loss) || !isfinite(reg_loss)) {
                 st = nm_fail(ctx, NM_ERR_NUMERIC, "the loss became non-finite at epoch %d step %lld (try a smaller --lr)", e,
                              (long long)s + 1);
                 break;
             }
             if (o.progress) {
-                nm_train_progress pr = {e, o.epochs, s + 1, steps, loss / (double)seen, (double)correct / (double)seen, lr,
-                                        s + 1 == steps};
+                nm_train_progress pr = {e, o.epochs, s + 1, steps, loss / (double)seen, (double)correct / (double)seen,
+                                        reg_loss / (double)seen, lr, s + 1 == steps};
                 o.progress(o.user, &pr);
             }
         }
@@ -310,6 +326,8 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     nm_free(ctx, x);
     nm_free(ctx, tmp);
     nm_free(ctx, grad);
+    nm_free(ctx, clean);
+    nm_free(ctx, labels);
     return st;
 }
 

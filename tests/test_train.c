@@ -8,7 +8,8 @@
  * MNIST training digits lifts held-out accuracy from chance to far above
  * it, and the test recounts nm_evaluate's accuracy from its own forward
  * passes. (3) Two runs with one seed give bit-identical weights; another
- * seed does not.
+ * seed does not; the same for the moment regularisers (--reg amr, var),
+ * which move the weights away from plain training.
  */
 #include "netbuild.h"
 #include "check.h"
@@ -139,10 +140,11 @@ static double std_of(const nm_dataset *ds, nm_scale sc)
 }
 
 /* The last layer's weights after 10 steps of the MLP on 640 digits with k folds of noise variance S. */
-static float *mlp_after(const nm_dataset *small, nm_scale sc, int folds, double S, uint64_t seed, int64_t *nw)
+static float *mlp_reg_after(const nm_dataset *small, nm_scale sc, int folds, double S, uint64_t seed, nm_regularizer reg, int64_t *nw)
 {
     nm_train_options d = nm_train_options_default();
     d.epochs = 1, d.batch = 64, d.folds = folds, d.noise_sigma2 = S, d.seed = seed, d.scale = sc;
+    d.reg = reg, d.reg_sigma2 = 400, d.reg_lambda = 1;
     nm_net *net;
     nm_net_create(ctx, NM_ARCH_MLP, 5, 80.0, &net);
     if (nm_train(ctx, net, small, &d) != NM_OK) {
@@ -155,6 +157,39 @@ static float *mlp_after(const nm_dataset *small, nm_scale sc, int folds, double 
     memcpy(w, net->v[v].cdata, (size_t)*nw * sizeof(float));
     nm_net_free(ctx, net);
     return w;
+}
+
+static float *mlp_after(const nm_dataset *small, nm_scale sc, int folds, double S, uint64_t seed, int64_t *nw)
+{
+    return mlp_reg_after(small, sc, folds, S, seed, NM_REG_NONE, nw);
+}
+
+/* The moment regularisers: deterministic for a seed, and they change the weights; bad options refused. */
+static void reg_tests(const nm_dataset *small, nm_scale sc)
+{
+    int64_t nw = 0;
+    float *plain = mlp_after(small, sc, 1, 0, 7, &nw);
+    for (int r = NM_REG_AMR; r <= NM_REG_VAR; r++) {
+        float *a = mlp_reg_after(small, sc, 1, 0, 7, (nm_regularizer)r, &nw), *b = mlp_reg_after(small, sc, 1, 0, 7, (nm_regularizer)r, &nw);
+        const char *name = r == NM_REG_AMR ? "AMR" : "var";
+        char what[128];
+        snprintf(what, sizeof what, "--reg %s trains", name);
+        if (!check_true(what, plain && a && b)) continue;
+        snprintf(what, sizeof what, "--reg %s: the same seed gives bit-identical weights", name);
+        check_true(what, memcmp(a, b, (size_t)nw * sizeof(float)) == 0);
+        snprintf(what, sizeof what, "--reg %s: other weights than plain training", name);
+        check_true(what, memcmp(a, plain, (size_t)nw * sizeof(float)) != 0);
+        free(a), free(b);
+    }
+    free(plain);
+    nm_train_options d = nm_train_options_default();
+    nm_net *net;
+    nm_net_create(ctx, NM_ARCH_MLP, 5, 80.0, &net);
+    d.epochs = 1, d.reg = NM_REG_AMR, d.reg_sigma2 = 0, d.reg_lambda = 1;
+    check_true("--reg with noise variance 0 refused", nm_train(ctx, net, small, &d) == NM_ERR_ARG);
+    d.reg_sigma2 = 1, d.reg_lambda = NAN;
+    check_true("--reg with a NaN weight refused", nm_train(ctx, net, small, &d) == NM_ERR_ARG);
+    nm_net_free(ctx, net);
 }
 
 /* Gaussian noise augmentation: k noise-free copies are the plain step (the mean loss over duplicated rows has the
@@ -240,6 +275,7 @@ static void training_tests(void)
     check_true("other seed: different weights", memcmp(w[0], w[2], (size_t)nw * sizeof(float)) != 0);
     for (int run = 0; run < 3; run++) free(w[run]);
     noise_tests(&small, o.scale);
+    reg_tests(&small, o.scale);
     nm_dataset_free(ctx, &tr);
     nm_dataset_free(ctx, &te);
 }
