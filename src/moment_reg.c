@@ -14,7 +14,8 @@
  * exact for these rules: by the chain rule through each one (the Gaussian
  * identities ∂E[f]/∂m = E[f′], ∂E[f]/∂v = ½ E[f″] give ReLU's), and for the
  * linear layers the layer's own vjp on the mean path plus its vjp on W² on
- * the variance path, whose weight gradient G becomes 2 W ∘ G.
+ * the variance path, whose weight gradient G becomes 2 W ∘ G. The layers'
+ * kernels run on these buffers directly (nm_node_forward, nm_node_vjp_at).
  */
 #include "moment_reg.h"
 
@@ -25,8 +26,9 @@
 #define TINY_VAR 1e-30
 #define MAX_WINDOW 64
 
-static double Phi(double x) { return 0.5 * erfc(-x * 0.7071067811865476); }
-static double phi(double x) { return INV_SQRT_2PI * exp(-0.5 * x * x); }
+/* Beyond |x| = 9, Φ is 0 or 1 and φ zero to 1e-18: the pools' and ReLUs' many decided units skip erfc. */
+static double Phi(double x) { return x > 9 ? 1 : x < -9 ? 0 : 0.5 * erfc(-x * 0.7071067811865476); }
+static double phi(double x) { return fabs(x) > 9 ? 0 : INV_SQRT_2PI * exp(-0.5 * x * x); }
 
 /* The weight and bias inputs of a linear node (−1 when absent), or 0 when it is not one this rule runs. */
 static int linear_inputs(const nm_net *net, const nm_node *nd, int *w, int *b)
@@ -116,55 +118,30 @@ static void max2_rule(double ma, double va, double mb, double vb, double *m, dou
 
 /* ---------------------------------------------------------------- the passes */
 
+/* Per node k (index k + 1 in m, v; 0 the net input): the buffers a step reuses. */
 typedef struct {
+    float *m, *v;       /* the output's moments, batch × units */
+    float *w2, *zero;   /* linear nodes: W² (refreshed each step) and a zero bias */
+    float *g2;          /* linear nodes: the gradient by W² */
+    int64_t *idx, *cnt; /* max-pools: each output's window (K inputs per output), and how many */
+    int64_t K;
+} layer;
+
+struct nm_mreg {
     nm_ctx *ctx;
     nm_net *net;
-    int last;
-    int64_t n;
-    float **m, **v; /* m[k + 1], v[k + 1]: node k's output moments (n × units); m[0], v[0] the input's */
-} moments;
+    int last, kind, top; /* top: the nodes 0..top−1 the loss reads (the var loss stops at the last layer's input) */
+    int64_t batch, n;    /* the most samples a step takes, and this step's */
+    int uniform;         /* nodes below this one see the same variance in every sample (none reads the mean) */
+    layer *L;            /* last + 2 */
+    float *g[4];         /* cotangents: the current node's output (mean, variance) and its input's */
+};
+typedef struct nm_mreg moments;
 
-static float *node_out(moments *M, int k, float *dst)
-{
-    const nm_value *o = &M->net->v[M->net->node[k].out];
-    memcpy(dst, o->x, (size_t)(M->n * units(M->net, M->net->node[k].out)) * sizeof(float));
-    return dst;
-}
-
-/* Swaps W for W² and the bias for zeros (and back: the same call again with the saved pointers). */
-typedef struct {
-    int w, b;
-    float *w_data, *b_data, *w_pg, *b_pg;
-} swap;
-
-static nm_status var_weights(moments *M, int w, int b, float **w2, float **zero)
-{
-    nm_value *W = &M->net->v[w];
-    int64_t nw = nm_shape_numel(&W->shape), nb = b >= 0 ? nm_shape_numel(&M->net->v[b].shape) : 0;
-    *w2 = nm_alloc(M->ctx, (size_t)nw, sizeof(float));
-    *zero = nm_alloc_zero(M->ctx, (size_t)(nb > 0 ? nb : 1), sizeof(float));
-    if (!*w2 || !*zero) return NM_ERR_NOMEM;
-    for (int64_t i = 0; i < nw; i++) (*w2)[i] = W->cdata[i] * W->cdata[i];
-    return NM_OK;
-}
-
-static void swap_in(nm_net *net, swap *s, float *w2, float *zero, float *w2_pg)
-{
-    nm_value *W = &net->v[s->w];
-    s->w_data = W->cdata, s->w_pg = W->pg;
-    W->cdata = w2, W->pg = w2_pg;
-    if (s->b >= 0) {
-        nm_value *B = &net->v[s->b];
-        s->b_data = B->cdata, s->b_pg = B->pg;
-        B->cdata = zero, B->pg = NULL;
-    }
-}
-
-static void swap_out(nm_net *net, const swap *s)
-{
-    net->v[s->w].cdata = s->w_data, net->v[s->w].pg = s->w_pg;
-    if (s->b >= 0) net->v[s->b].cdata = s->b_data, net->v[s->b].pg = s->b_pg;
-}
+/* The input's variance is S everywhere, the same in every sample, and stays so through the linear layers
+ * below the first ReLU or max-pool: their variance path runs on one sample (forward: broadcast to all;
+ * backward: the samples' cotangents summed into sample 0, the others zero). */
+static int64_t var_samples(const moments *M, int k) { return k < M->uniform ? 1 : M->n; }
 
 static nm_status window_rule(moments *M, int k, float *gm_in, float *gv_in, const float *gm, const float *gv);
 
@@ -174,8 +151,8 @@ static nm_status forward_node(moments *M, int k)
     nm_net *net = M->net;
     const nm_node *nd = &net->node[k];
     int64_t n = M->n, nu = units(net, nd->out);
-    const float *mi = M->m[k], *vi = M->v[k];
-    float *mo = M->m[k + 1], *vo = M->v[k + 1];
+    layer *l = &M->L[k + 1];
+    float *mi = M->L[k].m, *vi = M->L[k].v, *mo = l->m, *vo = l->v;
     int w, b;
     nm_status st = NM_OK;
     if (nd->op == NM_OP_RELU) {
@@ -188,42 +165,29 @@ static nm_status forward_node(moments *M, int k)
     } else if (nd->op == NM_OP_MAXPOOL) {
         st = window_rule(M, k, NULL, NULL, NULL, NULL);
     } else if (linear_inputs(net, nd, &w, &b)) {
-        float *w2 = NULL, *zero = NULL;
-        if ((st = nm_net_run(M->ctx, net, k, k, n, mi)) == NM_OK) node_out(M, k, mo);
-        if (st == NM_OK) st = var_weights(M, w, b, &w2, &zero);
-        if (st == NM_OK) {
-            swap s = {.w = w, .b = b};
-            swap_in(net, &s, w2, zero, NULL);
-            st = nm_net_run(M->ctx, net, k, k, n, vi);
-            swap_out(net, &s);
-            if (st == NM_OK) node_out(M, k, vo);
-        }
-        nm_free(M->ctx, w2), nm_free(M->ctx, zero);
-    } else {
-        if ((st = nm_net_run(M->ctx, net, k, k, n, mi)) == NM_OK) node_out(M, k, mo);
-        if (st == NM_OK && (st = nm_net_run(M->ctx, net, k, k, n, vi)) == NM_OK) node_out(M, k, vo);
+        float *xm[NM_NODE_MAX_IN] = {mi}, *xv[NM_NODE_MAX_IN] = {vi, l->w2, b >= 0 ? l->zero : NULL};
+        const float *W = net->v[w].cdata;
+        int64_t nw = nm_shape_numel(&net->v[w].shape), nv = var_samples(M, k);
+        for (int64_t i = 0; i < nw; i++) l->w2[i] = W[i] * W[i];
+        st = nm_node_forward(M->ctx, net, k, n, xm, mo);
+        if (st == NM_OK) st = nm_node_forward(M->ctx, net, k, nv, xv, vo);
+        for (int64_t s = nv; st == NM_OK && s < n; s++) memcpy(vo + s * nu, vo, (size_t)nu * sizeof(float));
+    } else { /* the data in the same order */
+        memcpy(mo, mi, (size_t)(n * nu) * sizeof(float));
+        memcpy(vo, vi, (size_t)(n * nu) * sizeof(float));
     }
-    return st;
-}
-
-/* The vjp of node k on the data path of input x (n samples) with cotangent dy, into dx (NULL: not wanted). */
-static nm_status node_vjp(moments *M, int k, const float *x, const float *dy, float *dx, unsigned flags)
-{
-    nm_net *net = M->net;
-    nm_status st = nm_net_run(M->ctx, net, k, k, M->n, x);
-    if (st == NM_OK) st = nm_net_run_vjp(M->ctx, net, k, k, M->n, dy, flags | (dx ? 0 : NM_VJP_NO_INPUT));
-    if (st == NM_OK && dx) memcpy(dx, net->v[nm_net_range_input(net, k)].g, (size_t)(M->n * units(net, net->node[k].in[0])) * sizeof(float));
     return st;
 }
 
 /* Node k's cotangents: (gm, gv) of its output into (gm_in, gv_in) of its input (NULL at the net input),
  * with the weight gradients accumulated into the .pg of its trainable constants. */
-static nm_status backward_node(moments *M, int k, const float *gm, const float *gv, float *gm_in, float *gv_in)
+static nm_status backward_node(moments *M, int k, float *gm, float *gv, float *gm_in, float *gv_in)
 {
     nm_net *net = M->net;
     const nm_node *nd = &net->node[k];
-    int64_t n = M->n, nu = units(net, nd->out);
-    const float *mi = M->m[k], *vi = M->v[k];
+    int64_t n = M->n, nu = units(net, nd->out), nin = units(net, nd->in[0]);
+    layer *l = &M->L[k + 1];
+    float *mi = M->L[k].m, *vi = M->L[k].v;
     int w, b, linear = linear_inputs(net, nd, &w, &b);
     nm_status st = NM_OK;
     if (!gm_in && !linear) return NM_OK; /* at the net input only weights want cotangents */
@@ -237,24 +201,23 @@ static nm_status backward_node(moments *M, int k, const float *gm, const float *
     } else if (nd->op == NM_OP_MAXPOOL) {
         st = window_rule(M, k, gm_in, gv_in, gm, gv);
     } else if (linear) {
-        st = node_vjp(M, k, mi, gm, gm_in, NM_VJP_PARAMS);
         nm_value *W = &net->v[w];
-        int64_t nw = nm_shape_numel(&W->shape);
-        float *w2 = NULL, *zero = NULL, *g2 = st == NM_OK && W->pg ? nm_alloc_zero(M->ctx, (size_t)nw, sizeof(float)) : NULL;
-        if (st == NM_OK && W->pg && !g2) st = NM_ERR_NOMEM;
-        if (st == NM_OK) st = var_weights(M, w, b, &w2, &zero);
-        if (st == NM_OK) {
-            swap s = {.w = w, .b = b};
-            swap_in(net, &s, w2, zero, g2);
-            st = node_vjp(M, k, vi, gv, gv_in, NM_VJP_PARAMS);
-            swap_out(net, &s);
-        }
-        if (st == NM_OK && W->pg)
+        int64_t nw = nm_shape_numel(&W->shape), nv = var_samples(M, k);
+        float *g2 = W->pg ? l->g2 : NULL;
+        float *xm[NM_NODE_MAX_IN] = {mi}, *xv[NM_NODE_MAX_IN] = {vi, l->w2, b >= 0 ? l->zero : NULL};
+        float *dm[NM_NODE_MAX_IN] = {gm_in}, *dv[NM_NODE_MAX_IN] = {gv_in};
+        float *gpm[NM_NODE_MAX_IN] = {NULL, W->pg, b >= 0 ? net->v[b].pg : NULL}, *gpv[NM_NODE_MAX_IN] = {NULL, g2};
+        if (gm_in) memset(gm_in, 0, (size_t)(n * nin) * sizeof(float)), memset(gv_in, 0, (size_t)(n * nin) * sizeof(float));
+        if (g2) memset(g2, 0, (size_t)nw * sizeof(float));
+        st = nm_node_vjp_at(M->ctx, net, k, n, xm, gm, dm, gpm);
+        for (int64_t s = nv; s < n; s++) /* uniform: the cotangents summed into sample 0 */
+            for (int64_t u = 0; u < nu; u++) gv[u] += gv[s * nu + u];
+        if (st == NM_OK) st = nm_node_vjp_at(M->ctx, net, k, nv, xv, gv, dv, gpv);
+        if (st == NM_OK && g2)
             for (int64_t i = 0; i < nw; i++) W->pg[i] += 2 * W->cdata[i] * g2[i];
-        nm_free(M->ctx, w2), nm_free(M->ctx, zero), nm_free(M->ctx, g2);
     } else {
-        st = node_vjp(M, k, mi, gm, gm_in, 0);
-        if (st == NM_OK) st = node_vjp(M, k, vi, gv, gv_in, 0);
+        memcpy(gm_in, gm, (size_t)(n * nu) * sizeof(float));
+        memcpy(gv_in, gv, (size_t)(n * nu) * sizeof(float));
     }
     return st;
 }
@@ -264,31 +227,15 @@ static nm_status window_rule(moments *M, int k, float *gm_in, float *gv_in, cons
 {
     nm_net *net = M->net;
     const nm_node *nd = &net->node[k];
-    const nm_op_def *def = nm_op_table[nd->op];
-    const nm_value *X = &net->v[nd->in[0]], *Y = &net->v[nd->out];
-    int64_t n = M->n, nu = units(net, nd->out), nin = units(net, nd->in[0]), K = def->window(nd, &X->shape, &Y->shape, 0, NULL);
-    if (K > MAX_WINDOW)
-        return nm_fail(M->ctx, NM_ERR_UNSUPPORTED, "node '%s' (MaxPool): moment regularisation takes windows of at most %d inputs, not %lld",
-                       nd->name, MAX_WINDOW, (long long)K);
-    int64_t *idx = nm_alloc(M->ctx, (size_t)nu, (size_t)K * sizeof(int64_t)), *cnt = nm_alloc(M->ctx, (size_t)nu, sizeof(int64_t));
-    if (!idx || !cnt) {
-        nm_free(M->ctx, idx), nm_free(M->ctx, cnt);
-        return NM_ERR_NOMEM;
-    }
-    nm_status st = NM_OK;
-    for (int64_t o = 0; o < nu && st == NM_OK; o++)
-        if ((cnt[o] = def->window(nd, &X->shape, &Y->shape, o, idx + o * K)) < 1)
-            st = nm_fail(M->ctx, NM_ERR_UNSUPPORTED, "node '%s' (MaxPool): window %lld lies wholly in the padding", nd->name, (long long)o);
-    if (st != NM_OK) {
-        nm_free(M->ctx, idx), nm_free(M->ctx, cnt);
-        return st;
-    }
+    const layer *l = &M->L[k + 1];
+    int64_t n = M->n, nu = units(net, nd->out), nin = units(net, nd->in[0]), K = l->K;
+    const int64_t *idx = l->idx, *cnt = l->cnt;
     if (gm_in) {
         memset(gm_in, 0, (size_t)(n * nin) * sizeof(float));
         memset(gv_in, 0, (size_t)(n * nin) * sizeof(float));
     }
-    const float *mi = M->m[k], *vi = M->v[k];
-    float *mo = M->m[k + 1], *vo = M->v[k + 1];
+    const float *mi = M->L[k].m, *vi = M->L[k].v;
+    float *mo = l->m, *vo = l->v;
     /* parallel over samples: windows may share inputs, whose cotangents then add within one thread */
     #pragma omp parallel for schedule(static)
     for (int64_t s = 0; s < n; s++) {
@@ -315,8 +262,7 @@ static nm_status window_rule(moments *M, int k, float *gm_in, float *gv_in, cons
             dm[ix[0]] += (float)ga, dv[ix[0]] += (float)gb;
         }
     }
-    nm_free(M->ctx, idx), nm_free(M->ctx, cnt);
-    return st;
+    return NM_OK;
 }
 
 /* ---------------------------------------------------------------- losses */
@@ -350,7 +296,7 @@ static double margin_var(moments *M, const int *y, const float *clean, int64_t C
     const nm_node *nd = &net->node[M->last];
     int64_t n = M->n, nin = units(net, nd->in[0]);
     nm_value *W = &net->v[nd->in[1]];
-    const float *v = M->v[M->last];
+    const float *v = M->L[M->last].v;
     double total = 0, sc = lambda / (double)n;
     for (int64_t r = 0; r < n; r++) {
         int64_t j = y[r] == 0 ? 1 : 0;
@@ -370,50 +316,107 @@ static double margin_var(moments *M, const int *y, const float *clean, int64_t C
     return total;
 }
 
-nm_status nm_mreg_step(nm_ctx *ctx, nm_net *net, int last, int kind, int64_t n, const float *x, double sigma2, double lambda,
-                       const int *y, const float *clean, double *loss)
+/* The window of each output of max-pool node k, into l. */
+static nm_status windows(nm_mreg *r, int k, layer *l)
+{
+    const nm_node *nd = &r->net->node[k];
+    const nm_op_def *def = nm_op_table[nd->op];
+    const nm_value *X = &r->net->v[nd->in[0]], *Y = &r->net->v[nd->out];
+    int64_t nu = units(r->net, nd->out);
+    l->K = def->window(nd, &X->shape, &Y->shape, 0, NULL);
+    if (l->K > MAX_WINDOW)
+        return nm_fail(r->ctx, NM_ERR_UNSUPPORTED, "node '%s' (MaxPool): moment regularisation takes windows of at most %d inputs, not %lld",
+                       nd->name, MAX_WINDOW, (long long)l->K);
+    l->idx = nm_alloc(r->ctx, (size_t)nu, (size_t)l->K * sizeof(int64_t));
+    l->cnt = nm_alloc(r->ctx, (size_t)nu, sizeof(int64_t));
+    if (!l->idx || !l->cnt) return NM_ERR_NOMEM;
+    for (int64_t o = 0; o < nu; o++)
+        if ((l->cnt[o] = def->window(nd, &X->shape, &Y->shape, o, l->idx + o * l->K)) < 1)
+            return nm_fail(r->ctx, NM_ERR_UNSUPPORTED, "node '%s' (MaxPool): window %lld lies wholly in the padding", nd->name, (long long)o);
+    return NM_OK;
+}
+
+nm_status nm_mreg_new(nm_ctx *ctx, nm_net *net, int kind, int64_t batch, nm_mreg **out)
+{
+    *out = NULL;
+    int last = nm_net_logits_node(net);
+    nm_status st = nm_mreg_supported(ctx, net, last, kind);
+    if (st != NM_OK) return st;
+    nm_mreg *r = nm_alloc_zero(ctx, 1, sizeof *r);
+    if (!r) return NM_ERR_NOMEM;
+    *r = (nm_mreg){.ctx = ctx, .net = net, .last = last, .kind = kind, .top = kind == NM_REG_VAR ? last : last + 1, .batch = batch};
+    while (r->uniform <= last && net->node[r->uniform].op != NM_OP_RELU && net->node[r->uniform].op != NM_OP_MAXPOOL) r->uniform++;
+    r->L = nm_alloc_zero(ctx, (size_t)(last + 2), sizeof(layer));
+    int64_t widest = units(net, net->input);
+    st = r->L ? NM_OK : NM_ERR_NOMEM;
+    for (int k = -1; k < r->top && st == NM_OK; k++) {
+        const nm_node *nd = k >= 0 ? &net->node[k] : NULL;
+        layer *l = &r->L[k + 1];
+        int64_t nu = units(net, nd ? nd->out : net->input);
+        widest = nu > widest ? nu : widest;
+        l->m = k >= 0 ? nm_alloc(ctx, (size_t)(batch * nu), sizeof(float)) : NULL; /* the input's mean is the step's x */
+        l->v = nm_alloc(ctx, (size_t)(batch * nu), sizeof(float));
+        if ((k >= 0 && !l->m) || !l->v) st = NM_ERR_NOMEM;
+        int w, b;
+        if (st == NM_OK && nd && linear_inputs(net, nd, &w, &b)) {
+            int64_t nw = nm_shape_numel(&net->v[w].shape), nb = b >= 0 ? nm_shape_numel(&net->v[b].shape) : 1;
+            l->w2 = nm_alloc(ctx, (size_t)nw, sizeof(float));
+            l->g2 = nm_alloc(ctx, (size_t)nw, sizeof(float));
+            l->zero = nm_alloc_zero(ctx, (size_t)nb, sizeof(float));
+            if (!l->w2 || !l->g2 || !l->zero) st = NM_ERR_NOMEM;
+        }
+        if (st == NM_OK && nd && nd->op == NM_OP_MAXPOOL) st = windows(r, k, l);
+    }
+    for (int k = 0; k < 4 && st == NM_OK; k++)
+        if (!(r->g[k] = nm_alloc(ctx, (size_t)(batch * widest), sizeof(float)))) st = NM_ERR_NOMEM;
+    if (st != NM_OK) {
+        nm_mreg_free(r);
+        return st;
+    }
+    *out = r;
+    return NM_OK;
+}
+
+void nm_mreg_free(nm_mreg *r)
+{
+    if (!r) return;
+    for (int k = 0; r->L && k <= r->last + 1; k++) {
+        layer *l = &r->L[k];
+        nm_free(r->ctx, l->m), nm_free(r->ctx, l->v), nm_free(r->ctx, l->w2), nm_free(r->ctx, l->zero), nm_free(r->ctx, l->g2);
+        nm_free(r->ctx, l->idx), nm_free(r->ctx, l->cnt);
+    }
+    for (int k = 0; k < 4; k++) nm_free(r->ctx, r->g[k]);
+    nm_free(r->ctx, r->L);
+    nm_free(r->ctx, r);
+}
+
+nm_status nm_mreg_step(nm_mreg *r, int64_t n, const float *x, double sigma2, double lambda, const int *y, const float *clean,
+                       double *loss)
 {
     *loss = 0;
-    moments M = {ctx, net, last, n, NULL, NULL};
-    int top = kind == NM_REG_VAR ? last : last + 1; /* the var loss stops at the last layer's input */
-    M.m = nm_alloc_zero(ctx, (size_t)(last + 2), sizeof(float *));
-    M.v = nm_alloc_zero(ctx, (size_t)(last + 2), sizeof(float *));
-    int64_t widest = units(net, net->input);
-    for (int k = 0; k <= last; k++) widest = units(net, net->node[k].out) > widest ? units(net, net->node[k].out) : widest;
-    float *g[4] = {0};
-    nm_status st = M.m && M.v ? NM_OK : NM_ERR_NOMEM;
-    for (int k = 0; k < 4 && st == NM_OK; k++)
-        if (!(g[k] = nm_alloc(ctx, (size_t)(n * widest), sizeof(float)))) st = NM_ERR_NOMEM;
-    for (int k = 0; k < top && st == NM_OK; k++) {
-        int64_t nu = units(net, net->node[k].out);
-        M.m[k + 1] = nm_alloc(ctx, (size_t)(n * nu), sizeof(float));
-        M.v[k + 1] = nm_alloc(ctx, (size_t)(n * nu), sizeof(float));
-        if (!M.m[k + 1] || !M.v[k + 1]) st = NM_ERR_NOMEM;
-    }
+    if (n < 1 || n > r->batch) return nm_fail(r->ctx, NM_ERR_ARG, "a moment-regularised step of %lld samples (1..%lld)", (long long)n,
+                                              (long long)r->batch);
+    nm_net *net = r->net;
+    int last = r->last, top = r->top;
     int64_t nx = n * units(net, net->input), C = units(net, net->node[last].out);
-    float *v0 = st == NM_OK ? nm_alloc(ctx, (size_t)nx, sizeof(float)) : NULL;
-    if (st == NM_OK && !v0) st = NM_ERR_NOMEM;
-    if (st == NM_OK) {
-        for (int64_t i = 0; i < nx; i++) v0[i] = (float)sigma2;
-        M.m[0] = (float *)x, M.v[0] = v0;
-    }
-    for (int k = 0; k < top && st == NM_OK; k++) st = forward_node(&M, k);
-    /* g[0], g[1]: the cotangents of the current node's output; g[2], g[3]: its input's */
+    r->n = n;
+    r->L[0].m = (float *)x; /* read only */
+    for (int64_t i = 0; i < nx; i++) r->L[0].v[i] = (float)sigma2;
+    nm_status st = NM_OK;
+    for (int k = 0; k < top && st == NM_OK; k++) st = forward_node(r, k);
+    float **g = r->g; /* g[0], g[1]: the cotangents of the current node's output; g[2], g[3]: its input's */
     if (st == NM_OK) {
         int64_t nu = units(net, net->node[top - 1].out);
         memset(g[0], 0, (size_t)(n * nu) * sizeof(float));
         memset(g[1], 0, (size_t)(n * nu) * sizeof(float));
-        if (kind == NM_REG_VAR) *loss = margin_var(&M, y, clean, C, lambda, g[1]);
-        else *loss = expected_ce(M.m[last + 1], n, C, y, lambda, g[0]);
+        if (r->kind == NM_REG_VAR) *loss = margin_var(r, y, clean, C, lambda, g[1]);
+        else *loss = expected_ce(r->L[last + 1].m, n, C, y, lambda, g[0]);
     }
     for (int k = top - 1; k >= 0 && st == NM_OK; k--) {
-        st = backward_node(&M, k, g[0], g[1], k ? g[2] : NULL, k ? g[3] : NULL);
+        st = backward_node(r, k, g[0], g[1], k ? g[2] : NULL, k ? g[3] : NULL);
         float *t0 = g[0], *t1 = g[1];
         g[0] = g[2], g[1] = g[3], g[2] = t0, g[3] = t1;
     }
-    for (int k = 1; k <= last + 1; k++) nm_free(ctx, M.m ? M.m[k] : NULL), nm_free(ctx, M.v ? M.v[k] : NULL);
-    nm_free(ctx, M.m), nm_free(ctx, M.v), nm_free(ctx, v0);
-    for (int k = 0; k < 4; k++) nm_free(ctx, g[k]);
-    net->rec_first = net->rec_last = -1;
+    r->L[0].m = NULL;
     return st;
 }

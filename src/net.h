@@ -308,11 +308,17 @@ nm_status nm_net_run_vjp(nm_ctx *ctx, struct nm_net *net, int first, int last, i
 int nm_net_range_input(const struct nm_net *net, int first);
 /* One node's passes on buffers of the caller's (method propagate): the jvp at the recorded primal with
  * tangents dx[i] (t samples; one for every varying input i) into dy, and the forward on inputs x[i] (n
- * samples; one for every varying input i, constants bound as in the net) into y. */
+ * samples; one for every varying input i; constants bound as in the net, or to x[i] where non-NULL) into y. */
 nm_status nm_node_jvp(nm_ctx *ctx, struct nm_net *net, int k, int64_t t, float *const *dx, float *dy);
 nm_status nm_node_forward(nm_ctx *ctx, struct nm_net *net, int k, int64_t n, float *const *x, float *y);
 /* The vjp at the recorded primal of cotangents dy (t samples), accumulated into dx[i] where non-NULL. */
 nm_status nm_node_vjp(nm_ctx *ctx, struct nm_net *net, int k, int64_t t, const float *dy, float *const *dx);
+/* The vjp at the caller's primal inputs x[i] (n samples, bound as by nm_node_forward; the output is not
+ * bound, so only for ops whose vjp reads no output: Conv, Gemm, MatMul) of cotangents dy: accumulated
+ * into dx[i] for the varying inputs where non-NULL, and into gp[i] for the trainable constants where
+ * non-NULL (the moment regularisers). */
+nm_status nm_node_vjp_at(nm_ctx *ctx, struct nm_net *net, int k, int64_t n, float *const *x, const float *dy, float *const *dx,
+                         float *const *gp);
 /* Bytes one more batch sample costs a forward, jvp or vjp pass over nodes first..last: the per-sample
  * elements of the values they write, and of the range input. */
 size_t nm_net_sample_bytes(const struct nm_net *net, int first, int last);

@@ -253,7 +253,6 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
                        o.reg_sigma2, o.reg_lambda);
     int last = nm_net_logits_node(net);
     nm_status st = check_data(ctx, net, ds, last);
-    if (st == NM_OK && o.reg) st = nm_mreg_supported(ctx, net, last, o.reg);
     if (st != NM_OK) return st;
     int64_t B = o.batch < ds->n ? o.batch : ds->n, per = ds->rows * ds->cols, C = net->v[net->node[last].out].shape.d[1];
     int64_t steps = (ds->n + B - 1) / B;
@@ -265,6 +264,8 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     int *labels = nm_alloc(ctx, (size_t)(B * K), sizeof(int));
     if (!perm || !rows || !x || !tmp || !grad || !clean || !labels) st = NM_ERR_NOMEM;
     if (st == NM_OK) st = collect_params(ctx, net, last, &ps, &np);
+    nm_mreg *reg = NULL;
+    if (st == NM_OK && o.reg) st = nm_mreg_new(ctx, net, o.reg, B * K, &reg);
     int64_t t = 0;
     /* One thread pool: BLAS runs serially and large products are split over
      * the OpenMP threads (nm_gemm_f32), so OpenBLAS's own threads do not
@@ -298,7 +299,7 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
             if ((st = nm_net_run_vjp(ctx, net, 0, last, nb, grad, NM_VJP_PARAMS | NM_VJP_NO_INPUT)) != NM_OK) break;
             if (o.reg) {
                 double rl;
-                if ((st = nm_mreg_step(ctx, net, last, o.reg, nb, x, o.reg_sigma2, o.reg_lambda, labels, clean, &rl)) != NM_OK) break;
+                if ((st = nm_mreg_step(reg, nb, x, o.reg_sigma2, o.reg_lambda, labels, clean, &rl)) != NM_OK) break;
                 reg_loss += rl;
             }
             t++;
@@ -328,6 +329,7 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     nm_free(ctx, grad);
     nm_free(ctx, clean);
     nm_free(ctx, labels);
+    nm_mreg_free(reg);
     return st;
 }
 

@@ -36,11 +36,12 @@ static void alloc_pg(nm_net *net)
 static double reg_loss(nm_net *net, int kind, int64_t n, const float *x, double s2, const int *y, const float *clean)
 {
     double l = NAN;
-    int last = nm_net_logits_node(net);
-    if (nm_mreg_step(ctx, net, last, kind, n, x, s2, 1.0, y, clean, &l) != NM_OK) {
-        printf("  nm_mreg_step: %s\n", nm_ctx_message(ctx));
-        return NAN;
+    nm_mreg *r;
+    if (nm_mreg_new(ctx, net, kind, n, &r) != NM_OK || nm_mreg_step(r, n, x, s2, 1.0, y, clean, &l) != NM_OK) {
+        printf("  nm_mreg: %s\n", nm_ctx_message(ctx));
+        l = NAN;
     }
+    nm_mreg_free(r);
     return l / (double)n;
 }
 

@@ -381,19 +381,44 @@ nm_status nm_node_vjp(nm_ctx *ctx, nm_net *net, int k, int64_t t, const float *d
     return st == NM_OK ? nm_op_table[net->node[k].op]->vjp(&net->node[k], &p) : st;
 }
 
-nm_status nm_node_forward(nm_ctx *ctx, nm_net *net, int k, int64_t n, float *const *x, float *y)
+/* Node k's primal on the caller's inputs: x[i] for every varying input, and in place of a constant where
+ * non-NULL. */
+static void bind_at(nm_ctx *ctx, nm_net *net, int k, int64_t n, float *const *x, nm_pass *p)
 {
     const nm_node *nd = &net->node[k];
-    nm_pass p = {.ctx = ctx, .net = net};
-    bind_primal(net, nd, &p);
+    *p = (nm_pass){.ctx = ctx, .net = net};
+    bind_primal(net, nd, p);
     for (int i = 0; i < nd->nin; i++) {
-        if (nd->in[i] < 0 || !net->v[nd->in[i]].varying) continue;
-        p.x[i] = x[i];
-        p.xs[i] = shape_at(&net->v[nd->in[i]], n);
+        if (nd->in[i] < 0) continue;
+        if (net->v[nd->in[i]].varying) p->x[i] = x[i], p->xs[i] = shape_at(&net->v[nd->in[i]], n);
+        else if (x[i]) p->x[i] = x[i];
     }
+    p->y = NULL;
+    p->ys = shape_at(&net->v[nd->out], n);
+}
+
+nm_status nm_node_forward(nm_ctx *ctx, nm_net *net, int k, int64_t n, float *const *x, float *y)
+{
+    nm_pass p;
+    bind_at(ctx, net, k, n, x, &p);
     p.y = y;
-    p.ys = shape_at(&net->v[nd->out], n);
-    return nm_op_table[nd->op]->forward(nd, &p);
+    return nm_op_table[net->node[k].op]->forward(&net->node[k], &p);
+}
+
+nm_status nm_node_vjp_at(nm_ctx *ctx, nm_net *net, int k, int64_t n, float *const *x, const float *dy, float *const *dx,
+                         float *const *gp)
+{
+    nm_pass p;
+    bind_at(ctx, net, k, n, x, &p);
+    const nm_node *nd = &net->node[k];
+    for (int i = 0; i < nd->nin; i++) {
+        if (nd->in[i] < 0) continue;
+        if (net->v[nd->in[i]].varying) p.dx[i] = dx[i], p.dxs[i] = p.xs[i];
+        else if (nm_op_table[nd->op]->trainable[i]) p.gp[i] = gp[i];
+    }
+    p.dy = (float *)dy;
+    p.dys = p.ys;
+    return nm_op_table[nd->op]->vjp(nd, &p);
 }
 
 nm_status nm_csr_alloc(nm_ctx *ctx, int64_t rows, int64_t cols, int64_t nnz, nm_csr *W)
