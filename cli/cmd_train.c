@@ -18,7 +18,7 @@ static const char train_help[] =
     "usage: netmoments train [--arch lenet|lenet-small|mlp] [--data mnist|fashion-mnist] --out M.onnx\n"
     "                        [--epochs E] [--batch B] [--lr LR] [--opt adam|sgd] [--momentum M]\n"
     "                        [--weight-decay WD] [--constant-lr] [--augment K] [--augment-noise S --folds K]\n"
-    "                        [--reg amr|var --reg-sigma2 S [--reg-lambda L]]\n"
+    "                        [--reg amr|var --reg-sigma2 S [--reg-lambda L] [--reg-depth D]]\n"
     "                        [--seed S] [--scale A,B]\n\n"
     "Trains a freshly initialized network by softmax cross-entropy on the training split,\n"
     "reports the accuracy on the held-out split, and writes the model as ONNX.\n"
@@ -38,6 +38,8 @@ static const char train_help[] =
     "  --reg var       + L x the variance of the true-class margin z_y - z_j (j the clean runner-up) under N(x, S I)\n"
     "  --reg-sigma2 S  the regulariser's noise variance on the model's input scale (required with --reg)\n"
     "  --reg-lambda L  the regulariser's weight (default 1)\n"
+    "  --reg-depth D   amr: carry the variance through the first D ReLUs only, the net above them on the means\n"
+    "                  (1: AMR's first layer; default 0: to the logits)\n"
     "  --seed S        initialization, sample order and shifts (default 1)\n"
     "  --scale A,B     input scale x = A p + B for pixels p in [0, 1] (default 255,-127.5, the paper's)\n";
 
@@ -95,7 +97,7 @@ static int parse_arch(const char *s, nm_arch *a)
     return 0;
 }
 
-enum { O_ARCH = 1000, O_DATA, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_WD, O_CONST, O_AUG, O_NOISE, O_FOLDS, O_REG, O_REG_S2, O_REG_L, O_SEED, O_SCALE, O_OUT, O_HELP };
+enum { O_ARCH = 1000, O_DATA, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_WD, O_CONST, O_AUG, O_NOISE, O_FOLDS, O_REG, O_REG_S2, O_REG_L, O_REG_D, O_SEED, O_SCALE, O_OUT, O_HELP };
 
 typedef struct {
     nm_train_options o;
@@ -158,6 +160,10 @@ static int train_option(int c, const char *arg, const char *opt, train_args *t)
     case O_REG_L:
         return !cli_parse_double(arg, &o->reg_lambda) || !(o->reg_lambda >= 0) || !isfinite(o->reg_lambda)
                    ? cli_error("--reg-lambda: '%s' is not a finite weight >= 0", arg) : 0;
+    case O_REG_D:
+        if (!cli_parse_int(arg, &v) || v < 0 || v > 1000) return cli_error("--reg-depth: '%s' is not an integer in 0..1000", arg);
+        o->reg_depth = (int)v;
+        return 0;
     case O_SEED:
         return !cli_parse_seed(arg, &o->seed) ? cli_error("--seed: '%s' is not an integer in 0..2^64-1", arg) : 0;
     case O_SCALE: return sscanf(arg, "%lf,%lf", &o->scale.a, &o->scale.b) != 2 ? cli_error("--scale: '%s' is not A,B", arg) : 0;
@@ -181,10 +187,10 @@ static int train_run(nm_ctx *ctx, train_args *t, const nm_dataset *tr, const nm_
     o->user = &ps;
     static const char *const reg_names[] = {"none", "amr", "var"};
     fprintf(stderr, "train: %s on %s, %lld images, %d epochs, batch %lld, %s lr %g%s, weight decay %g, augment %d, noise %g x %d folds, "
-                    "regulariser %s (sigma2 %g, lambda %g), seed %llu, %d threads\n",
+                    "regulariser %s (sigma2 %g, lambda %g, depth %d), seed %llu, %d threads\n",
             nm_arch_str(t->arch), t->data, (long long)tr->n, o->epochs, (long long)o->batch, o->opt == NM_OPT_ADAM ? "adam" : "sgd",
             o->lr, o->cosine ? " (cosine)" : "", o->weight_decay, o->augment, o->noise_sigma2, o->folds, reg_names[o->reg],
-            o->reg_sigma2, o->reg_lambda, (unsigned long long)o->seed, cli_threads());
+            o->reg_sigma2, o->reg_lambda, o->reg_depth, (unsigned long long)o->seed, cli_threads());
     st = nm_train(ctx, net, tr, o);
     double secs = cli_now() - ps.t0;
     nm_eval_result r;
@@ -212,7 +218,7 @@ int cmd_train(int argc, char **argv)
         {"constant-lr", no_argument, 0, O_CONST}, {"augment", required_argument, 0, O_AUG},
         {"augment-noise", required_argument, 0, O_NOISE}, {"folds", required_argument, 0, O_FOLDS},
         {"reg", required_argument, 0, O_REG},     {"reg-sigma2", required_argument, 0, O_REG_S2},
-        {"reg-lambda", required_argument, 0, O_REG_L},
+        {"reg-lambda", required_argument, 0, O_REG_L},   {"reg-depth", required_argument, 0, O_REG_D},
         {"seed", required_argument, 0, O_SEED},   {"scale", required_argument, 0, O_SCALE},
         {"out", required_argument, 0, O_OUT},     {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
@@ -226,6 +232,7 @@ int cmd_train(int argc, char **argv)
     if (optind < argc) return cli_error("train: unexpected argument '%s'", argv[optind]);
     if (!t.out) return cli_error("train: --out M.onnx is required");
     if (t.o.reg && !(t.o.reg_sigma2 > 0)) return cli_error("train: --reg needs --reg-sigma2 S, the noise variance it regularises for");
+    if (t.o.reg_depth && t.o.reg != NM_REG_AMR) return cli_error("train: --reg-depth applies to --reg amr");
     if (!t.lr_given && t.o.opt == NM_OPT_SGD) t.o.lr = 0.01;
     nm_ctx *ctx = cli_ctx_create();
     nm_dataset tr = {0}, te = {0};

@@ -567,7 +567,8 @@ typedef struct {
     int folds;                  /* Gaussian noise augmentation: each image k times per step (default 1) ... */
     double noise_sigma2;        /* ... each copy plus N(0, noise_sigma2 I) on the model's input scale (default 0: none) */
     nm_regularizer reg;         /* moment regulariser (default none) ... */
-    double reg_sigma2, reg_lambda; /* ... for noise N(0, reg_sigma2 I) on the input scale, weighted by reg_lambda */
+    double reg_sigma2, reg_lambda; /* ... for noise N(0, reg_sigma2 I) on the input scale, weighted by reg_lambda, */
+    int reg_depth;              /* ... its variance carried through the first reg_depth ReLUs, zero above (0: all) */
     uint64_t seed;              /* order of the samples and the shifts */
     nm_scale scale;             /* input scale applied to the images */
     /* Called after every step (from the calling thread); may be NULL. */

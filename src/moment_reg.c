@@ -36,6 +36,7 @@ static int linear_inputs(const nm_net *net, const nm_node *nd, int *w, int *b)
     if (nd->op != NM_OP_CONV && nd->op != NM_OP_GEMM && nd->op != NM_OP_MATMUL) return 0;
     if (nd->nin < 2 || nd->in[1] < 0 || net->v[nd->in[1]].varying || !net->v[nd->in[1]].cdata) return 0;
     if (nd->op == NM_OP_GEMM && (nd->a.alpha != 1.0f || nd->a.trans_a)) return 0;
+    if (nd->op == NM_OP_MATMUL && net->v[nd->in[1]].shape.ndim != 2) return 0;
     *w = nd->in[1];
     *b = nd->nin > 2 && nd->in[2] >= 0 ? nd->in[2] : -1;
     return 1;
@@ -56,7 +57,7 @@ nm_status nm_mreg_supported(nm_ctx *ctx, const nm_net *net, int last, int kind)
                  nm_op_table[nd->op]->moments == NM_MOMENTS_SAME;
         if (!ok)
             return nm_fail(ctx, NM_ERR_UNSUPPORTED,
-                           "moment regularisation runs Conv, Gemm (alpha 1), MatMul by a constant, Relu, MaxPool and reshapes; node '%s' is %s",
+                           "moment regularisation runs Conv, Gemm (alpha 1), MatMul by a 2-D constant, Relu, MaxPool and reshapes; node '%s' is %s",
                            nd->name, nm_op_name(nd->op));
     }
     if (kind == NM_REG_VAR && (last < 1 || net->node[last].op == NM_OP_CONV || !linear_inputs(net, &net->node[last], &(int){0}, &(int){0})))
@@ -67,7 +68,7 @@ nm_status nm_mreg_supported(nm_ctx *ctx, const nm_net *net, int last, int kind)
 
 /* ---------------------------------------------------------------- elementwise rules and their derivatives */
 
-/* ReLU of N(m, v): mean r, variance q, and the cotangents of (m, v) from those of (r, q). */
+/* ReLU of N(m, v): mean r and variance q (relu_back: the cotangents of (m, v) from those of (r, q)). */
 static void relu_rule(double m, double v, double *r, double *q)
 {
     if (v < TINY_VAR) {
@@ -133,6 +134,7 @@ struct nm_mreg {
     int last, kind, top; /* top: the nodes 0..top−1 the loss reads (the var loss stops at the last layer's input) */
     int64_t batch, n;    /* the most samples a step takes, and this step's */
     int uniform;         /* nodes below this one see the same variance in every sample (none reads the mean) */
+    int deep;            /* nodes 0..deep−1 carry the variance; from node deep on it is zero (the net runs on means) */
     layer *L;            /* last + 2 */
     float *g[4];         /* cotangents: the current node's output (mean, variance) and its input's */
 };
@@ -168,8 +170,12 @@ static nm_status forward_node(moments *M, int k)
         float *xm[NM_NODE_MAX_IN] = {mi}, *xv[NM_NODE_MAX_IN] = {vi, l->w2, b >= 0 ? l->zero : NULL};
         const float *W = net->v[w].cdata;
         int64_t nw = nm_shape_numel(&net->v[w].shape), nv = var_samples(M, k);
-        for (int64_t i = 0; i < nw; i++) l->w2[i] = W[i] * W[i];
         st = nm_node_forward(M->ctx, net, k, n, xm, mo);
+        if (k >= M->deep) {
+            memset(vo, 0, (size_t)(n * nu) * sizeof(float));
+            return st;
+        }
+        for (int64_t i = 0; i < nw; i++) l->w2[i] = W[i] * W[i];
         if (st == NM_OK) st = nm_node_forward(M->ctx, net, k, nv, xv, vo);
         for (int64_t s = nv; st == NM_OK && s < n; s++) memcpy(vo + s * nu, vo, (size_t)nu * sizeof(float));
     } else { /* the data in the same order */
@@ -210,6 +216,7 @@ static nm_status backward_node(moments *M, int k, float *gm, float *gv, float *g
         if (gm_in) memset(gm_in, 0, (size_t)(n * nin) * sizeof(float)), memset(gv_in, 0, (size_t)(n * nin) * sizeof(float));
         if (g2) memset(g2, 0, (size_t)nw * sizeof(float));
         st = nm_node_vjp_at(M->ctx, net, k, n, xm, gm, dm, gpm);
+        if (k >= M->deep) return st; /* no variance here: its cotangents stay zero */
         for (int64_t s = nv; s < n; s++) /* uniform: the cotangents summed into sample 0 */
             for (int64_t u = 0; u < nu; u++) gv[u] += gv[s * nu + u];
         if (st == NM_OK) st = nm_node_vjp_at(M->ctx, net, k, nv, xv, gv, dv, gpv);
@@ -336,16 +343,21 @@ static nm_status windows(nm_mreg *r, int k, layer *l)
     return NM_OK;
 }
 
-nm_status nm_mreg_new(nm_ctx *ctx, nm_net *net, int kind, int64_t batch, nm_mreg **out)
+nm_status nm_mreg_new(nm_ctx *ctx, nm_net *net, int kind, int depth, int64_t batch, nm_mreg **out)
 {
     *out = NULL;
     int last = nm_net_logits_node(net);
     nm_status st = nm_mreg_supported(ctx, net, last, kind);
+    if (st == NM_OK && kind == NM_REG_VAR && depth > 0)
+        st = nm_fail(ctx, NM_ERR_ARG, "a depth for the variance (--reg-depth) applies to the AMR loss, not to the margin's variance");
     if (st != NM_OK) return st;
     nm_mreg *r = nm_alloc_zero(ctx, 1, sizeof *r);
     if (!r) return NM_ERR_NOMEM;
     *r = (nm_mreg){.ctx = ctx, .net = net, .last = last, .kind = kind, .top = kind == NM_REG_VAR ? last : last + 1, .batch = batch};
     while (r->uniform <= last && net->node[r->uniform].op != NM_OP_RELU && net->node[r->uniform].op != NM_OP_MAXPOOL) r->uniform++;
+    r->deep = last + 1;
+    for (int k = 0, relus = 0; depth > 0 && k <= last; k++)
+        if (net->node[k].op == NM_OP_RELU && ++relus == depth) r->deep = k + 1;
     r->L = nm_alloc_zero(ctx, (size_t)(last + 2), sizeof(layer));
     int64_t widest = units(net, net->input);
     st = r->L ? NM_OK : NM_ERR_NOMEM;
@@ -403,7 +415,10 @@ nm_status nm_mreg_step(nm_mreg *r, int64_t n, const float *x, double sigma2, dou
     r->L[0].m = (float *)x; /* read only */
     for (int64_t i = 0; i < nx; i++) r->L[0].v[i] = (float)sigma2;
     nm_status st = NM_OK;
-    for (int k = 0; k < top && st == NM_OK; k++) st = forward_node(r, k);
+    for (int k = 0; k < top && st == NM_OK; k++) {
+        st = forward_node(r, k);
+        if (k + 1 == r->deep) memset(r->L[k + 1].v, 0, (size_t)(n * units(net, net->node[k].out)) * sizeof(float));
+    }
     float **g = r->g; /* g[0], g[1]: the cotangents of the current node's output; g[2], g[3]: its input's */
     if (st == NM_OK) {
         int64_t nu = units(net, net->node[top - 1].out);

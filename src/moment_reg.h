@@ -13,9 +13,11 @@
 nm_status nm_mreg_supported(nm_ctx *ctx, const nm_net *net, int last, int kind);
 
 /* A regulariser of this kind for net's logits (nm_net_logits_node) in steps of up to batch samples: its
- * buffers, reused step after step (the net's weights may change between steps, not its shapes). */
+ * buffers, reused step after step (the net's weights may change between steps, not its shapes). The
+ * variance is carried up to and through the depth-th ReLU and is zero above it, where the net runs on the
+ * means (depth 1: AMR's first layer); depth 0 carries it to the logits. */
 typedef struct nm_mreg nm_mreg;
-nm_status nm_mreg_new(nm_ctx *ctx, nm_net *net, int kind, int64_t batch, nm_mreg **out);
+nm_status nm_mreg_new(nm_ctx *ctx, nm_net *net, int kind, int depth, int64_t batch, nm_mreg **out);
 void nm_mreg_free(nm_mreg *r);
 
 /* One batch of n inputs x (the net input's layout) with labels y: the regulariser's loss summed over the

@@ -248,7 +248,7 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
         return nm_fail(ctx, NM_ERR_ARG, "noise augmentation needs 1 to 64 folds and a finite noise variance >= 0 (got %d, %g)", o.folds,
                        o.noise_sigma2);
     if ((o.reg != NM_REG_NONE && o.reg != NM_REG_AMR && o.reg != NM_REG_VAR) ||
-        (o.reg && (!(o.reg_sigma2 > 0) || !isfinite(o.reg_sigma2) || !(o.reg_lambda >= 0) || !isfinite(o.reg_lambda))))
+        o.reg_depth < 0 || (o.reg && (!(o.reg_sigma2 > 0) || !isfinite(o.reg_sigma2) || !(o.reg_lambda >= 0) || !isfinite(o.reg_lambda))))
         return nm_fail(ctx, NM_ERR_ARG, "a moment regulariser needs a finite noise variance > 0 and a finite weight >= 0 (got %g, %g)",
                        o.reg_sigma2, o.reg_lambda);
     int last = nm_net_logits_node(net);
@@ -265,7 +265,7 @@ nm_status nm_train(nm_ctx *ctx, nm_net *net, const nm_dataset *ds, const nm_trai
     if (!perm || !rows || !x || !tmp || !grad || !clean || !labels) st = NM_ERR_NOMEM;
     if (st == NM_OK) st = collect_params(ctx, net, last, &ps, &np);
     nm_mreg *reg = NULL;
-    if (st == NM_OK && o.reg) st = nm_mreg_new(ctx, net, o.reg, B * K, &reg);
+    if (st == NM_OK && o.reg) st = nm_mreg_new(ctx, net, o.reg, o.reg_depth, B * K, &reg);
     int64_t t = 0;
     /* One thread pool: BLAS runs serially and large products are split over
      * the OpenMP threads (nm_gemm_f32), so OpenBLAS's own threads do not
