@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MODELS_MAX 8
+#define MODELS_MAX 12
 #define SIGMAS_MAX 256
 
 static const char help[] =
@@ -22,7 +22,7 @@ static const char help[] =
     "input scale), the share of K noisy copies x + sigma eps of every image that the real net classifies as its\n"
     "label (Monte Carlo, seeded; image i's copies use the same eps at every level and for every model), and the\n"
     "area under the accuracy-sigma curve (trapezoids, divided by the sigma range: 1 is right at every level).\n"
-    "  --model M      a model to compare (up to 8; default the shipped one)\n"
+    "  --model M      a model to compare (up to 12; default the shipped one)\n"
     "  --sigmas LIST  levels, a comma list (0,20,60) or a range a:b:n (n levels from a to b, e.g. 0:150:30)\n"
     "  --mc-per-image K  noisy copies per image and level (default 10)\n"
     "  --images K|all the first K images of the split (default all)\n"

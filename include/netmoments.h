@@ -1164,7 +1164,7 @@ typedef struct {
  * SVG (either path may be NULL). */
 NM_API nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npanels, const nm_plot_panel *panels);
 
-/* Curves y(x) (robustness: accuracy against σ), one colour and marker each, with a legend; up to 8. */
+/* Curves y(x) (robustness: accuracy against σ), one colour and marker each, with a legend; up to 12. */
 typedef struct {
     const char *label;
     const double *x, *y;

@@ -10,7 +10,8 @@
 #   e.g. bash scripts/robust_training.sh mnist lenet 3 0:200:30 out/robust-mnist
 # S (the training noise variance) is 3600 (sigma 60 on the 255 scale) unless
 # NM_RT_S says otherwise. Writes OUT/models/*.onnx, OUT/train-*.log,
-# OUT/robustness/ and OUT/table.md.
+# OUT/robustness/ and OUT/table.md; a model whose file and log are already in
+# OUT is not trained again (so a stopped run resumes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nm=build/netmoments
@@ -26,6 +27,8 @@ models=(
   "aug10|--augment-noise $S --folds 10|augmented, 10 folds (S $S)"
   "amr|--reg amr --reg-sigma2 $S --reg-lambda 1|AMR (S $S, lambda 1)"
   "amr-l3|--reg amr --reg-sigma2 $S --reg-lambda 3|AMR (S $S, lambda 3)"
+  "amr-d1|--reg amr --reg-sigma2 $S --reg-lambda 1 --reg-depth 1|AMR as published: variance through the first ReLU (S $S, lambda 1)"
+  "amr-d2|--reg amr --reg-sigma2 $S --reg-lambda 1 --reg-depth 2|AMR, variance through the first two ReLUs (S $S, lambda 1)"
   "amr-s4|--reg amr --reg-sigma2 $((4 * S)) --reg-lambda 1|AMR (S $((4 * S)), lambda 1)"
   "var|--reg var --reg-sigma2 $S --reg-lambda 1|margin variance (S $S, lambda 1)"
 )
@@ -33,24 +36,26 @@ rob=()
 for m in "${models[@]}"; do
   IFS='|' read -r name opts desc <<<"$m"
   log="$out/train-$name.log"
+  rob+=(--model "models/$name.onnx")
+  if [ -s "$out/models/$name.onnx" ] && grep -q '^trained' "$log" 2>/dev/null; then continue; fi
   # shellcheck disable=SC2086
   $nm train --arch "$arch" --data "$data" --epochs "$epochs" $opts --out "$out/models/$name.onnx" >"$log" 2>&1 ||
     { echo "train $name failed: $(tail -1 "$log")" >&2; exit 1; }
   echo "$name: $(grep '^trained' "$log")" >&2
-  rob+=(--model "$out/models/$name.onnx")
 done
-$nm robustness "${rob[@]}" --data "$data" --sigmas "$sigmas" --mc-per-image 2 --images "$images" --spread --out "$out/robustness" \
-  >"$out/robustness.log" 2>&1 || { echo "robustness failed: $(tail -1 "$out/robustness.log")" >&2; exit 1; }
+# from OUT, so that the figure's legend names models/NAME.onnx
+(cd "$out" && "$OLDPWD/$nm" robustness "${rob[@]}" --data "$data" --sigmas "$sigmas" --mc-per-image 2 --images "$images" --spread \
+  --out robustness >robustness.log 2>&1) || { echo "robustness failed: $(tail -1 "$out/robustness.log")" >&2; exit 1; }
 {
   head -1 "$out/robustness/robustness.md"
   echo
-  awk -F'|' '/^\| model/ { printf "| model | options | held-out accuracy (all) |%s|%s|%s|%s| training s/epoch |\n", $3, $4, $5, $6 }' "$out/robustness/robustness.md"
+  awk -F'|' '/^\| model \|/ { printf "| model | options | held-out accuracy (all) |%s|%s|%s|%s| training s/epoch |\n", $3, $4, $5, $6 }' "$out/robustness/robustness.md"
   echo "|---|---|---|---|---|---|---|---|"
   for m in "${models[@]}"; do
     IFS='|' read -r name opts desc <<<"$m"
     acc=$(sed -n 's/.*held-out accuracy \([0-9.]*\).*/\1/p' "$out/train-$name.log")
     secs=$(sed -n 's/^trained .* in \([0-9.]*\) s .*/\1/p' "$out/train-$name.log")
-    row=$(grep -F "/models/$name.onnx |" "$out/robustness/robustness.md")
+    row=$(grep -F "| models/$name.onnx |" "$out/robustness/robustness.md")
     echo "$row" | awk -F'|' -v d="$desc" -v o="${opts:-(none)}" -v a="$acc" -v s="$secs" -v e="$epochs" \
       '{ printf "| %s | `%s` | %s |%s|%s|%s|%s| %.1f |\n", d, o, a, $3, $4, $5, $6, s / e }'
   done

@@ -240,9 +240,10 @@ nm_status nm_plot_scatter(nm_ctx *ctx, const char *png, const char *svg, int npa
 /* Blue → white → red (a diverging map) at t ∈ [0, 1]. */
 /* ---------------------------------------------------------------- curves */
 
-#define CURVES_MAX 8
+#define CURVES_MAX 12
 static const double curve_colors[CURVES_MAX][3] = {{0.12, 0.47, 0.71}, {0.84, 0.15, 0.16}, {0.17, 0.63, 0.17}, {0.58, 0.40, 0.74},
-                                                   {1.00, 0.50, 0.05}, {0.55, 0.34, 0.29}, {0.89, 0.47, 0.76}, {0.50, 0.50, 0.50}};
+                                                   {1.00, 0.50, 0.05}, {0.55, 0.34, 0.29}, {0.89, 0.47, 0.76}, {0.50, 0.50, 0.50},
+                                                   {0.74, 0.74, 0.13}, {0.09, 0.75, 0.81}, {0.00, 0.00, 0.00}, {0.00, 0.40, 0.40}};
 
 typedef struct {
     const char *title, *xlabel, *ylabel;
