@@ -11,7 +11,7 @@ packages=(
   # build; clang, its sanitizer/libFuzzer runtime and its OpenMP for scripts/fuzz.sh
   cmake pkgconf gcc make clang libclang-rt-14-dev libomp-dev
   # dense algebra
-  libopenblas-dev liblapacke-dev
+  libopenblas-dev libopenblas-openmp-dev liblapacke-dev
   # ONNX
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
   # figures (cairo writes the PNGs itself), files

@@ -2,12 +2,24 @@
  * blas.c — the single wrapper over CBLAS (STYLE item 6): every matrix
  * product in the library goes through these named functions, row-major,
  * with explicit transposes, plus a naive loop version kept for tests.
+ *
+ * One thread pool: the build links OpenBLAS's OpenMP flavour where it is
+ * installed (CMakeLists.txt). BLAS then threads itself on OpenMP's threads
+ * outside parallel regions and runs on one thread inside them, and the
+ * serial sections below have nothing to do. With the pthread flavour, whose
+ * threads are a pool of their own, a serial section makes BLAS
+ * single-threaded while OpenMP threads run their own products.
  */
 #include "internal.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <pthread.h>
+
+/* OpenBLAS on OpenMP (openblas_get_parallel() == 2): its thread count is
+ * OpenMP's own, so a serial section leaves it alone (setting it would make the
+ * caller's own parallel regions serial). */
+static int blas_is_openmp(void) { return openblas_get_parallel() == 2; }
 
 static enum CBLAS_TRANSPOSE tr(nm_trans t)
 {
@@ -29,7 +41,7 @@ void nm_gemm_f32(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, floa
 {
     if (m == 0 || n == 0) return;
     int nt = omp_get_max_threads();
-    if (nt > 1 && m * n * k >= ((int64_t)1 << 21) && !omp_in_parallel() && openblas_get_num_threads() == 1) {
+    if (nt > 1 && m * n * k >= ((int64_t)1 << 21) && !omp_in_parallel() && !blas_is_openmp() && openblas_get_num_threads() == 1) {
         /* BLAS is serial here (nm_blas_serial_begin): split the larger side
          * of C over the OpenMP threads instead. Each block of C is computed
          * whole by one thread, so the result does not depend on the split. */
@@ -108,6 +120,7 @@ static int serial_depth, serial_saved;
 
 void nm_blas_serial_begin(void)
 {
+    if (blas_is_openmp()) return;
     pthread_mutex_lock(&serial_lock);
     if (serial_depth++ == 0) {
         serial_saved = openblas_get_num_threads();
@@ -118,6 +131,7 @@ void nm_blas_serial_begin(void)
 
 void nm_blas_serial_end(void)
 {
+    if (blas_is_openmp()) return;
     pthread_mutex_lock(&serial_lock);
     if (serial_depth > 0 && --serial_depth == 0) openblas_set_num_threads(serial_saved);
     pthread_mutex_unlock(&serial_lock);

@@ -12,6 +12,7 @@
 #include "../src/methods/method.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <locale.h>
 
 #define TOL_PATHS 1e-6         /* operator vs matrix path (float jvp columns vs A), relative and absolute */
@@ -96,6 +97,16 @@ static void locale_independence(void)
 
 static void blas_sections(void)
 {
+    if (openblas_get_parallel() == 2) { /* OpenBLAS on OpenMP's threads: sections leave both alone */
+        int omp = omp_get_max_threads(), inside = 0;
+        nm_blas_serial_begin();
+        #pragma omp parallel
+        #pragma omp single
+        inside = omp_get_num_threads();
+        nm_blas_serial_end();
+        check_true("OpenMP BLAS: a section keeps OpenMP's thread count", inside == omp && omp_get_max_threads() == omp);
+        return;
+    }
     openblas_set_num_threads(2);
     int before = openblas_get_num_threads();
     nm_blas_serial_begin(); /* two contexts' calls overlapping: A begins, B begins, A ends, B ends */
