@@ -29,30 +29,98 @@ nm_status nm_to_float(nm_ctx *ctx, const nm_array *a, int64_t n, const char *wha
     return nm_array_to_f32(ctx, a, what, out);
 }
 
+/* The first node j > first of the flat top of nodes first..last: from it on
+ * every varying value read is a vector (per sample), and nothing varying is
+ * read from below node j − 1's output; last + 1 when there is no such top. */
+static int flat_top(const nm_net *net, int first, int last)
+{
+    int j = last + 1;
+    for (int k = last; k > first; k--) {
+        const nm_node *nd = &net->node[k];
+        int ok = 1;
+        for (int i = 0; i < nd->nin && ok; i++) {
+            int v = nd->in[i];
+            ok = v < 0 || !net->v[v].varying || net->v[v].shape.ndim <= 2;
+        }
+        if (!ok) break;
+        j = k;
+    }
+    for (int k = j; k <= last; k++) /* the whole top reads nothing varying from below node j − 1 */
+        for (int i = 0; i < net->node[k].nin; i++) {
+            int v = net->node[k].in[i];
+            if (v >= 0 && net->v[v].varying && v != nm_net_range_input(net, j) && net->v[v].producer < j) return last + 1;
+        }
+    return j;
+}
+
+/* Unit tangents e_c0 .. e_c0+c−1 (E: c × in_dim) through nodes first..last
+ * at the recorded primal; their outputs are the g of the last node's value. */
+static nm_status unit_jvp(nm_ctx *ctx, nm_net *net, int first, int last, int64_t c0, int64_t c, int64_t in_dim, float *E,
+                          const float **out)
+{
+    memset(E, 0, (size_t)(c * in_dim) * sizeof(float));
+    for (int64_t t = 0; t < c; t++) E[t * in_dim + c0 + t] = 1.0f;
+    nm_status st = nm_net_run_jvp(ctx, net, first, last, c, E);
+    *out = net->v[net->node[last].out].g;
+    return st;
+}
+
+/* J by columns. Below a flat top the unit tangents go in chunks small
+ * enough for the caches (they are mostly zeros, and every op passes over
+ * them whole) into M, the Jacobian at the top's input (in_dim × mid); the
+ * flat top (the dense layers of DESIGN §1.6's A) then takes all of M at
+ * once, one GEMM per layer. Without a flat top, or where M and the top's
+ * output do not fit the memory left, the tangents go through the whole
+ * range in chunks. */
+static nm_status jacobian_by_columns(nm_ctx *ctx, nm_net *net, int first, int last, int64_t in_dim, int64_t out_dim, double *J)
+{
+    int j = flat_top(net, first, last);
+    int64_t mid = j <= last ? nm_shape_numel(&net->v[nm_net_range_input(net, j)].shape) : 0;
+    double extra = (double)in_dim * (double)(mid + out_dim) * sizeof(float);
+    int split = j > first && j <= last && extra <= 0.5 * (double)(ctx->mem_limit - ctx->live_bytes);
+    int lo = split ? j - 1 : last;
+    int64_t width = split ? mid : out_dim, want = split ? NM_LIN_CHUNK_SPATIAL : NM_LIN_CHUNK;
+    int64_t chunk = nm_net_batch_fit(ctx, nm_net_sample_bytes(net, first, lo), want);
+    float *E = nm_alloc(ctx, (size_t)(chunk * in_dim), sizeof(float));
+    float *M = split ? nm_alloc(ctx, (size_t)(in_dim * mid), sizeof(float)) : NULL;
+    nm_status st = E && (M || !split) ? NM_OK : NM_ERR_NOMEM;
+    const float *g = NULL;
+    for (int64_t c0 = 0; st == NM_OK && c0 < in_dim; c0 += chunk) {
+        int64_t c = in_dim - c0 < chunk ? in_dim - c0 : chunk;
+        if ((st = unit_jvp(ctx, net, first, lo, c0, c, in_dim, E, &g)) != NM_OK) break;
+        if (split) memcpy(M + c0 * mid, g, (size_t)(c * mid) * sizeof(float));
+        else /* tangent e_c → column c of J */
+            for (int64_t t = 0; t < c; t++)
+                for (int64_t i = 0; i < out_dim; i++) J[i * in_dim + c0 + t] = g[t * width + i];
+    }
+    int64_t top = split ? nm_net_batch_fit(ctx, nm_net_sample_bytes(net, j, last), in_dim) : 0;
+    for (int64_t c0 = 0; st == NM_OK && split && c0 < in_dim; c0 += top) { /* the flat top over M's rows */
+        int64_t c = in_dim - c0 < top ? in_dim - c0 : top;
+        if ((st = nm_net_run_jvp(ctx, net, j, last, c, M + c0 * mid)) != NM_OK) break;
+        g = net->v[net->node[last].out].g;
+        for (int64_t i = 0; i < out_dim; i++)
+            for (int64_t t = 0; t < c; t++) J[i * in_dim + c0 + t] = g[t * out_dim + i];
+    }
+    nm_free(ctx, E), nm_free(ctx, M);
+    return st;
+}
+
 /* The Jacobian J (out_dim × in_dim, double, row-major) of nodes first..last
  * at the recorded primal (batch 1), by vjp rows or jvp columns. */
 static nm_status jacobian(nm_ctx *ctx, nm_net *net, int first, int last, int64_t in_dim, int64_t out_dim, double *J)
 {
-    int by_rows = out_dim <= in_dim;
-    int64_t count = by_rows ? out_dim : in_dim, width = by_rows ? out_dim : in_dim;
+    if (out_dim > in_dim) return jacobian_by_columns(ctx, net, first, last, in_dim, out_dim, J);
     int64_t chunk = nm_net_batch_fit(ctx, nm_net_sample_bytes(net, first, last), NM_LIN_CHUNK);
-    float *E = nm_alloc_zero(ctx, (size_t)(chunk * width), sizeof(float));
+    float *E = nm_alloc_zero(ctx, (size_t)(chunk * out_dim), sizeof(float));
     if (!E) return NM_ERR_NOMEM;
     nm_status st = NM_OK;
-    for (int64_t c0 = 0; st == NM_OK && c0 < count; c0 += chunk) {
-        int64_t c = count - c0 < chunk ? count - c0 : chunk;
-        memset(E, 0, (size_t)(c * width) * sizeof(float));
-        for (int64_t i = 0; i < c; i++) E[i * width + c0 + i] = 1.0f;
-        if (by_rows) { /* cotangent e_i → row i of J (in_dim) */
-            if ((st = nm_net_run_vjp(ctx, net, first, last, c, E, 0)) != NM_OK) break;
-            const float *g = net->v[nm_net_range_input(net, first)].g;
-            for (int64_t i = 0; i < c * in_dim; i++) J[c0 * in_dim + i] = g[i];
-        } else { /* tangent e_j → column j of J (out_dim) */
-            if ((st = nm_net_run_jvp(ctx, net, first, last, c, E)) != NM_OK) break;
-            const float *g = net->v[net->node[last].out].g;
-            for (int64_t j = 0; j < c; j++)
-                for (int64_t i = 0; i < out_dim; i++) J[i * in_dim + c0 + j] = g[j * out_dim + i];
-        }
+    for (int64_t c0 = 0; st == NM_OK && c0 < out_dim; c0 += chunk) { /* cotangent e_i → row i of J (in_dim) */
+        int64_t c = out_dim - c0 < chunk ? out_dim - c0 : chunk;
+        memset(E, 0, (size_t)(c * out_dim) * sizeof(float));
+        for (int64_t i = 0; i < c; i++) E[i * out_dim + c0 + i] = 1.0f;
+        if ((st = nm_net_run_vjp(ctx, net, first, last, c, E, 0)) != NM_OK) break;
+        const float *g = net->v[nm_net_range_input(net, first)].g;
+        for (int64_t i = 0; i < c * in_dim; i++) J[c0 * in_dim + i] = g[i];
     }
     nm_free(ctx, E);
     return st;

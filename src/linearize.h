@@ -10,6 +10,7 @@
 #include "net.h"
 
 #define NM_LIN_CHUNK 256 /* tangents per jvp/vjp pass */
+#define NM_LIN_CHUNK_SPATIAL 32 /* unit tangents per jvp pass below a flat top (linearize.c) */
 
 /* The split ReLU node k and the logits node, sizes, x₀ and R_bot(x₀), and
  * (after nm_lin_prepare) the top part's B and c2 (always matrices: d×p). */

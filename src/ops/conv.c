@@ -312,20 +312,25 @@ static nm_status conv_forward(const nm_node *nd, nm_pass *p)
  * windows per layer, DESIGN §1.6's columns of A), so each tangent's
  * convolution is computed only over the output box its support reaches. */
 
-/* Bounding box [h0, h1) × [w0, w1) of the nonzeros of x (C, H, W); 0 when x is zero. */
+/* Bounding box [h0, h1) × [w0, w1) of the nonzeros of x (C, H, W); 0 when x is zero.
+ * Tangents are mostly zeros: each row is first tested whole (a loop the
+ * compiler vectorises), and only a row with nonzeros is searched. */
 static int support_box(const float *x, const conv_dims *d, int64_t box[4])
 {
     int64_t h0 = d->H, h1 = 0, w0 = d->W, w1 = 0;
     for (int64_t c = 0; c < d->C; c++)
         for (int64_t h = 0; h < d->H; h++) {
             const float *r = x + (c * d->H + h) * d->W;
-            for (int64_t w = 0; w < d->W; w++)
-                if (r[w] != 0.0f) {
-                    if (h < h0) h0 = h;
-                    if (h + 1 > h1) h1 = h + 1;
-                    if (w < w0) w0 = w;
-                    if (w + 1 > w1) w1 = w + 1;
-                }
+            int any = 0;
+            for (int64_t w = 0; w < d->W; w++) any |= r[w] != 0.0f;
+            if (!any) continue;
+            int64_t a = 0, b = d->W;
+            while (r[a] == 0.0f) a++;
+            while (r[b - 1] == 0.0f) b--;
+            if (h < h0) h0 = h;
+            if (h + 1 > h1) h1 = h + 1;
+            if (a < w0) w0 = a;
+            if (b > w1) w1 = b;
         }
     box[0] = h0, box[1] = h1, box[2] = w0, box[3] = w1;
     return h1 > h0;
@@ -341,21 +346,34 @@ static void out_range(int64_t i0, int64_t i1, int64_t s, int64_t pad, int64_t di
     if (*o1 < *o0) *o1 = *o0;
 }
 
-/* col (K, bh·bw) ← patches of x (Cg, H, W) for the outputs in the box. */
+/* col (K, bh·bw) ← patches of x (Cg, H, W) for the outputs in the box: per
+ * row of outputs, zeros where the window leaves x and the inputs between
+ * (one copy when the stride is 1). */
 static void im2col_box(const nm_attrs *a, const conv_dims *d, const float *x, const int64_t ob[4], float *col)
 {
-    int64_t bh = ob[1] - ob[0], bw = ob[3] - ob[2];
+    int64_t bh = ob[1] - ob[0], bw = ob[3] - ob[2], sw = a->stride[1];
     for (int64_t c = 0; c < d->Cg; c++)
         for (int64_t i = 0; i < d->KH; i++)
             for (int64_t j = 0; j < d->KW; j++) {
                 float *row = col + ((c * d->KH + i) * d->KW + j) * bh * bw;
+                int64_t w0 = ob[2] * sw - a->pad[1] + j * a->dil[1]; /* input column of the box's first output */
+                /* outputs ow - ob[2] in [lo, hi) read columns inside x */
+                int64_t lo = w0 >= 0 ? 0 : (-w0 + sw - 1) / sw, hi = w0 < d->W ? (d->W - 1 - w0) / sw + 1 : 0;
+                if (hi > bw) hi = bw;
+                if (lo > hi) lo = hi;
                 for (int64_t oh = ob[0]; oh < ob[1]; oh++) {
                     int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
                     float *r = row + (oh - ob[0]) * bw;
-                    for (int64_t ow = ob[2]; ow < ob[3]; ow++) {
-                        int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
-                        r[ow - ob[2]] = h >= 0 && h < d->H && w >= 0 && w < d->W ? x[(c * d->H + h) * d->W + w] : 0.0f;
+                    if (h < 0 || h >= d->H) {
+                        memset(r, 0, (size_t)bw * sizeof(float));
+                        continue;
                     }
+                    const float *xr = x + (c * d->H + h) * d->W; /* column w0 + q sw for output q */
+                    for (int64_t q = 0; q < lo; q++) r[q] = 0.0f;
+                    if (sw == 1 && hi > lo) memcpy(r + lo, xr + w0 + lo, (size_t)(hi - lo) * sizeof(float));
+                    else
+                        for (int64_t q = lo; q < hi; q++) r[q] = xr[w0 + q * sw];
+                    for (int64_t q = hi; q < bw; q++) r[q] = 0.0f;
                 }
             }
 }
