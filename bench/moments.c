@@ -135,7 +135,7 @@ static void gemm_peaks(double *sgemm, double *dgemm)
 static void exact_phases(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *cov, double total)
 {
     double tp[PHASE_REPS], ta[PHASE_REPS], ts[PHASE_REPS], tc[PHASE_REPS], tb[PHASE_REPS];
-    int64_t p = 0, n = 0, d = 0;
+    int64_t p = 0, n = 0, d = 0, q = 0;
     nm_net_moments_options o = nm_net_moments_options_default();
     for (int r = 0; r < PHASE_REPS; r++) {
         nm_lin L;
@@ -147,6 +147,7 @@ static void exact_phases(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_
         if (nm_ara_form_S(ctx, L.p, A, cov, NM_PREC_DOUBLE, &S) != NM_OK) die(ctx, "S");
         double t3 = now();
         p = L.p, n = L.n, d = L.d;
+        q = L.k >= 2 ? nm_shape_numel(&net->v[nm_net_range_input(net, L.k - 1)].shape) : 0; /* the split's layer's input */
         m = malloc(sizeof(double) * (size_t)p);
         for (int64_t i = 0; i < p; i++) {
             m[i] = c1[i];
@@ -171,9 +172,11 @@ static void exact_phases(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_
     double fs = (double)p * (double)p * (double)n, fb = 2.0 * (double)d * (double)p * (double)p, pairs = (double)p * (double)(p + 1) / 2;
     printf("  exact's phases (median of %d; GEMM peaks in this run: SGEMM %.0f GFLOP/s, DGEMM %.0f GFLOP/s):\n", PHASE_REPS, sg, dg);
     printf("    top part: forward, B and c2 (d %lld x p %lld)   %.4f s\n", (long long)d, (long long)p, Tp);
-    printf("    bottom Jacobian A (p %lld x n %lld)             %.4f s\n", (long long)p, (long long)n, Ta);
-    printf("    S = A Sigma A^T (SYRK, %.2f GFLOP)              %.4f s  %.1f GFLOP/s, %.0f %% of DGEMM's\n", fs / 1e9, Ts, fs / Ts / 1e9,
-           100 * fs / Ts / 1e9 / dg);
+    double fa = 2.0 * (double)p * (double)q * (double)n; /* the layer below the split over all n columns: one GEMM */
+    printf("    bottom Jacobian A (p %lld x n %lld)             %.4f s  bound: its last layer (%lld -> %lld) over n columns, %.2f GFLOP, "
+           "%.4f s at the SGEMM peak\n", (long long)p, (long long)n, Ta, (long long)q, (long long)p, fa / 1e9, fa / 1e9 / sg);
+    printf("    S = A Sigma A^T (SYRK, %.2f GFLOP)              %.4f s  %.1f GFLOP/s, %.0f %% of DGEMM's; bound %.4f s\n", fs / 1e9, Ts,
+           fs / Ts / 1e9, 100 * fs / Ts / 1e9 / dg, fs / 1e9 / dg);
     printf("    pair covariances (%.0f pairs)               %.4f s  %.2f M pairs/s\n", pairs, Tc, pairs / Tc / 1e6);
     printf("    B C B^T (%.3f GFLOP)                          %.4f s  %.1f GFLOP/s\n", fb / 1e9, Tb, fb / Tb / 1e9);
     printf("    sum %.4f s against the whole call's %.4f s\n", Tp + Ta + Ts + Tc + Tb, total);

@@ -98,6 +98,7 @@ static nm_status jacobian_by_columns(nm_ctx *ctx, nm_net *net, int first, int la
         int64_t c = in_dim - c0 < top ? in_dim - c0 : top;
         if ((st = nm_net_run_jvp(ctx, net, j, last, c, M + c0 * mid)) != NM_OK) break;
         g = net->v[net->node[last].out].g;
+        #pragma omp parallel for
         for (int64_t i = 0; i < out_dim; i++)
             for (int64_t t = 0; t < c; t++) J[i * in_dim + c0 + t] = g[t * out_dim + i];
     }

@@ -694,11 +694,80 @@ static nm_net *alexnet_layout(void)
     return net;
 }
 
+/* Conv's jvp of local tangents (the columns of A: unit pixels and small
+ * patches, which take its box paths, tap by tap or by a box's GEMM) against
+ * a direct double convolution of each tangent. */
+static void conv_local_tangents(const char *name, int64_t C, int64_t H, int64_t W, int64_t M, int64_t k, nm_attrs a)
+{
+    nm_shape img = SHAPE(1, C, H, W);
+    int x;
+    nm_net *net = start(img, &x);
+    float *w = malloc((size_t)(M * (C / a.group) * k * k) * sizeof(float));
+    for (int64_t i = 0; i < M * (C / a.group) * k * k; i++) w[i] = (float)(0.3 * nrand());
+    int y = NODE(net, NM_OP_CONV, &a, x, vconst(net, SHAPE(M, C / a.group, k, k), w), rconst(net, SHAPE(M), 0.3, 0));
+    finish(net, y);
+    int64_t n = C * H * W, Cg = C / a.group, Mg = M / a.group;
+    float *x0 = fill_rand(n, 1.0);
+    int64_t ny;
+    free(fwd(net, img, x0, &ny));
+    int64_t d = ny, OH = net->v[net->output].shape.d[2], OW = net->v[net->output].shape.d[3];
+    /* unit pixels, then 2x2 and 3x3 patches of random values over every channel */
+    int64_t T = n + 2 * H * W;
+    float *V = calloc((size_t)(T * n), sizeof(float));
+    for (int64_t t = 0; t < n; t++) V[t * n + t] = 1.0f;
+    for (int64_t t = n; t < T; t++) {
+        int64_t q = (t - n) % (H * W), side = t < n + H * W ? 2 : 3, h0 = q / W, w0 = q % W;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t h = h0; h < h0 + side && h < H; h++)
+                for (int64_t ww = w0; ww < w0 + side && ww < W; ww++) V[t * n + (c * H + h) * W + ww] = (float)nrand();
+    }
+    float *JV = jvp(net, batch_of(img, T), V, &ny);
+    must(JV ? NM_OK : NM_ERR_ARG, name);
+    double worst = 0, scale = 0;
+    for (int64_t t = 0; t < T && JV; t++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    int64_t g = m / Mg;
+                    double ref = 0;
+                    for (int64_t c = 0; c < Cg; c++)
+                        for (int64_t i = 0; i < k; i++)
+                            for (int64_t j = 0; j < k; j++) {
+                                int64_t h = oh * a.stride[0] - a.pad[0] + i * a.dil[0], ww = ow * a.stride[1] - a.pad[1] + j * a.dil[1];
+                                if (h >= 0 && h < H && ww >= 0 && ww < W)
+                                    ref += (double)w[((m * Cg + c) * k + i) * k + j] * V[t * n + ((g * Cg + c) * H + h) * W + ww];
+                            }
+                    worst = fmax(worst, fabs(JV[t * d + (m * OH + oh) * OW + ow] - ref));
+                    scale = fmax(scale, fabs(ref));
+                }
+    char what[160];
+    snprintf(what, sizeof what, "%s: %lld local tangents against a direct convolution", name, (long long)T);
+    check_close(what, worst, 0, 1e-6 * scale, 0);
+    printf("  %-44s worst %.2e of %.2e\n", what, worst, scale);
+    free(JV), free(V), free(x0), free(w);
+    nm_net_free(ctx, net);
+}
+
+static void conv_local_tests(void)
+{
+    nm_attrs a = nm_attrs_default(NM_OP_CONV);
+    a.pad[0] = a.pad[1] = a.pad[2] = a.pad[3] = 2;
+    conv_local_tangents("Conv 5x5 pad 2 (LeNet's)", 3, 14, 13, 8, 5, a);
+    a = nm_attrs_default(NM_OP_CONV);
+    a.stride[0] = 2, a.stride[1] = 3, a.dil[0] = 2, a.group = 2;
+    a.pad[0] = 1, a.pad[1] = 0, a.pad[2] = 2, a.pad[3] = 1;
+    conv_local_tangents("Conv strided dilated grouped", 4, 17, 19, 6, 3, a);
+    a = nm_attrs_default(NM_OP_CONV);
+    a.dil[1] = 2, a.pad[1] = 3, a.pad[3] = 1;
+    conv_local_tangents("Conv 3x3 dilated uneven pads", 2, 16, 16, 5, 3, a);
+}
+
 int main(void)
 {
     ctx = nm_ctx_create();
     printf("per op:\n");
     per_op_tests();
+    conv_local_tests();
     printf("whole nets:\n");
     check_net("LeNet layout", lenet(), 1.0);
     check_net("AlexNet layout", alexnet_layout(), 1.0);

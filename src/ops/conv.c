@@ -378,6 +378,47 @@ static void im2col_box(const nm_attrs *a, const conv_dims *d, const float *x, co
             }
 }
 
+/* A tangent whose support box ib is small against its output box: each
+ * input in the box meets each weight tap once, so for every group the
+ * products of the taps Wt ((Mg·KH·KW) × Cg, rows (m, i, j)) with the box's
+ * inputs V (Cg × area) are one GEMM, R, then added where each lands:
+ * input h, tap i → output (h + pad − i·dil) / stride when it divides. */
+static void conv_scatter_box(const nm_attrs *a, const conv_dims *d, const float *Wt, const float *x, const int64_t ib[4],
+                             float *V, float *R, float *y)
+{
+    int64_t ih = ib[1] - ib[0], iw = ib[3] - ib[2], area = ih * iw, KK = d->KH * d->KW;
+    for (int64_t g = 0; g < d->G; g++) {
+        for (int64_t c = 0; c < d->Cg; c++)
+            for (int64_t u = 0; u < ih; u++)
+                memcpy(V + c * area + u * iw, x + ((g * d->Cg + c) * d->H + ib[0] + u) * d->W + ib[2], (size_t)iw * sizeof(float));
+        nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, d->Mg * KK, area, d->Cg, 1.0f, Wt + g * d->Mg * KK * d->Cg, d->Cg, V, area, 0.0f, R, area);
+        for (int64_t i = 0; i < d->KH; i++)
+            for (int64_t u = 0; u < ih; u++) {
+                int64_t on = ib[0] + u + a->pad[0] - i * a->dil[0], oh = on / a->stride[0];
+                if (on < 0 || on % a->stride[0] || oh >= d->OH) continue;
+                for (int64_t j = 0; j < d->KW; j++)
+                    for (int64_t v = 0; v < iw; v++) {
+                        int64_t wn = ib[2] + v + a->pad[1] - j * a->dil[1], ow = wn / a->stride[1];
+                        if (wn < 0 || wn % a->stride[1] || ow >= d->OW) continue;
+                        const float *r = R + (i * d->KW + j) * area + u * iw + v;
+                        float *o = y + (g * d->Mg * d->OH + oh) * d->OW + ow;
+                        for (int64_t m = 0; m < d->Mg; m++) o[m * d->OHW] += r[m * KK * area];
+                    }
+            }
+    }
+}
+
+/* The taps of weight w (M, Cg, KH, KW) as conv_scatter_box reads them: per group (Mg·KH·KW) × Cg. */
+static void conv_taps(const conv_dims *d, const float *w, float *Wt)
+{
+    int64_t KK = d->KH * d->KW;
+    for (int64_t g = 0; g < d->G; g++)
+        for (int64_t m = 0; m < d->Mg; m++)
+            for (int64_t c = 0; c < d->Cg; c++)
+                for (int64_t k = 0; k < KK; k++)
+                    Wt[((g * d->Mg + m) * KK + k) * d->Cg + c] = w[((g * d->Mg + m) * d->Cg + c) * KK + k];
+}
+
 /* dx[0] (T, C, H, W) tangents, x[1] the weight: dy (T, M, OH, OW) = conv(dx) without the bias. A local
  * tangent (its support reaches under half the output) is convolved over its output box alone; the others
  * go through the batched GEMMs. */
@@ -390,9 +431,12 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
     int64_t *spread = nm_alloc(p->ctx, (size_t)T, sizeof *spread);
     if (!spread) return NM_ERR_NOMEM;
     int nt = nm_threads();
-    size_t per = (size_t)((d.K + d.Mg) * d.OHW);
-    float *scratch = nm_pass_scratch(p, (size_t)nt * per);
+    /* per thread: the column buffer and product of a box, or (scatter) V and R of a box of at most OHW / 4 inputs */
+    size_t per = (size_t)((d.K + d.Mg) * d.OHW + (d.Mg * d.KH * d.KW + d.Cg) * (d.OHW / 4 + 1));
+    float *scratch = nm_pass_scratch(p, (size_t)nt * per + (size_t)(d.M * d.K));
     if (!scratch) return nm_free(p->ctx, spread), NM_ERR_NOMEM;
+    float *Wt = scratch + (size_t)nt * per;
+    conv_taps(&d, p->x[1], Wt);
     nm_blas_serial_begin();
     #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t t = 0; t < T; t++) {
@@ -409,6 +453,10 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
         if (bsz == 0) continue;
         if (2 * bsz > d.OHW) { /* spread out: batched below */
             spread[t] = 1;
+            continue;
+        }
+        if (4 * (ib[1] - ib[0]) * (ib[3] - ib[2]) <= bsz) { /* few inputs for their outputs: tap by tap */
+            conv_scatter_box(a, &d, Wt, x, ib, prod + d.Mg * d.OHW, prod + d.Mg * d.OHW + d.Cg * (d.OHW / 4 + 1), y);
             continue;
         }
         for (int64_t g = 0; g < d.G; g++) {
