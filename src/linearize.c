@@ -53,16 +53,19 @@ static int flat_top(const nm_net *net, int first, int last)
     return j;
 }
 
-/* Unit tangents e_c0 .. e_c0+c−1 (E: c × in_dim) through nodes first..last
- * at the recorded primal; their outputs are the g of the last node's value. */
-static nm_status unit_jvp(nm_ctx *ctx, nm_net *net, int first, int last, int64_t c0, int64_t c, int64_t in_dim, float *E,
-                          const float **out)
+/* E (c × width) ← the unit vectors e_c0 .. e_c0+c−1. */
+static void units(float *E, int64_t c0, int64_t c, int64_t width)
 {
-    memset(E, 0, (size_t)(c * in_dim) * sizeof(float));
-    for (int64_t t = 0; t < c; t++) E[t * in_dim + c0 + t] = 1.0f;
-    nm_status st = nm_net_run_jvp(ctx, net, first, last, c, E);
-    *out = net->v[net->node[last].out].g;
-    return st;
+    memset(E, 0, (size_t)(c * width) * sizeof(float));
+    for (int64_t t = 0; t < c; t++) E[t * width + c0 + t] = 1.0f;
+}
+
+/* Columns c0 .. c0+c−1 of J (out_dim × in_dim) ← the rows of g (c × out_dim). */
+static void put_columns(double *J, int64_t in_dim, int64_t out_dim, int64_t c0, int64_t c, const float *g)
+{
+    #pragma omp parallel for
+    for (int64_t i = 0; i < out_dim; i++)
+        for (int64_t t = 0; t < c; t++) J[i * in_dim + c0 + t] = g[t * out_dim + i];
 }
 
 /* J by columns. Below a flat top the unit tangents go in chunks small
@@ -79,28 +82,24 @@ static nm_status jacobian_by_columns(nm_ctx *ctx, nm_net *net, int first, int la
     double extra = (double)in_dim * (double)(mid + out_dim) * sizeof(float);
     int split = j > first && j <= last && extra <= 0.5 * (double)(ctx->mem_limit - ctx->live_bytes);
     int lo = split ? j - 1 : last;
-    int64_t width = split ? mid : out_dim, want = split ? NM_LIN_CHUNK_SPATIAL : NM_LIN_CHUNK;
+    int64_t want = split ? NM_LIN_CHUNK_SPATIAL : NM_LIN_CHUNK;
     int64_t chunk = nm_net_batch_fit(ctx, nm_net_sample_bytes(net, first, lo), want);
     float *E = nm_alloc(ctx, (size_t)(chunk * in_dim), sizeof(float));
     float *M = split ? nm_alloc(ctx, (size_t)(in_dim * mid), sizeof(float)) : NULL;
     nm_status st = E && (M || !split) ? NM_OK : NM_ERR_NOMEM;
-    const float *g = NULL;
     for (int64_t c0 = 0; st == NM_OK && c0 < in_dim; c0 += chunk) {
         int64_t c = in_dim - c0 < chunk ? in_dim - c0 : chunk;
-        if ((st = unit_jvp(ctx, net, first, lo, c0, c, in_dim, E, &g)) != NM_OK) break;
+        units(E, c0, c, in_dim);
+        if ((st = nm_net_run_jvp(ctx, net, first, lo, c, E)) != NM_OK) break;
+        const float *g = net->v[net->node[lo].out].g;
         if (split) memcpy(M + c0 * mid, g, (size_t)(c * mid) * sizeof(float));
-        else /* tangent e_c → column c of J */
-            for (int64_t t = 0; t < c; t++)
-                for (int64_t i = 0; i < out_dim; i++) J[i * in_dim + c0 + t] = g[t * width + i];
+        else put_columns(J, in_dim, out_dim, c0, c, g); /* tangent e_c → column c of J */
     }
     int64_t top = split ? nm_net_batch_fit(ctx, nm_net_sample_bytes(net, j, last), in_dim) : 0;
     for (int64_t c0 = 0; st == NM_OK && split && c0 < in_dim; c0 += top) { /* the flat top over M's rows */
         int64_t c = in_dim - c0 < top ? in_dim - c0 : top;
         if ((st = nm_net_run_jvp(ctx, net, j, last, c, M + c0 * mid)) != NM_OK) break;
-        g = net->v[net->node[last].out].g;
-        #pragma omp parallel for
-        for (int64_t i = 0; i < out_dim; i++)
-            for (int64_t t = 0; t < c; t++) J[i * in_dim + c0 + t] = g[t * out_dim + i];
+        put_columns(J, in_dim, out_dim, c0, c, net->v[net->node[last].out].g);
     }
     nm_free(ctx, E), nm_free(ctx, M);
     return st;
@@ -112,13 +111,12 @@ static nm_status jacobian(nm_ctx *ctx, nm_net *net, int first, int last, int64_t
 {
     if (out_dim > in_dim) return jacobian_by_columns(ctx, net, first, last, in_dim, out_dim, J);
     int64_t chunk = nm_net_batch_fit(ctx, nm_net_sample_bytes(net, first, last), NM_LIN_CHUNK);
-    float *E = nm_alloc_zero(ctx, (size_t)(chunk * out_dim), sizeof(float));
+    float *E = nm_alloc(ctx, (size_t)(chunk * out_dim), sizeof(float));
     if (!E) return NM_ERR_NOMEM;
     nm_status st = NM_OK;
     for (int64_t c0 = 0; st == NM_OK && c0 < out_dim; c0 += chunk) { /* cotangent e_i → row i of J (in_dim) */
         int64_t c = out_dim - c0 < chunk ? out_dim - c0 : chunk;
-        memset(E, 0, (size_t)(c * out_dim) * sizeof(float));
-        for (int64_t i = 0; i < c; i++) E[i * out_dim + c0 + i] = 1.0f;
+        units(E, c0, c, out_dim);
         if ((st = nm_net_run_vjp(ctx, net, first, last, c, E, 0)) != NM_OK) break;
         const float *g = net->v[nm_net_range_input(net, first)].g;
         for (int64_t i = 0; i < c * in_dim; i++) J[c0 * in_dim + i] = g[i];

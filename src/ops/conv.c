@@ -41,36 +41,39 @@ static void valid_cols(int64_t off, int64_t s, int64_t W, int64_t OW, int64_t *l
     if (*hi < *lo) *hi = *lo;
 }
 
-/* col (K, OHW) ← patches of x (Cg, H, W), zeros where the window is in the
- * padding; rows of col are ldc ≥ OHW apart, so that several samples can sit
- * side by side in one buffer. */
-static void im2col(const nm_attrs *a, const conv_dims *d, const float *x, float *col, int64_t ldc)
+/* col (K, bh·bw) ← patches of x (Cg, H, W) for the outputs in the box ob =
+ * [oh0, oh1) × [ow0, ow1), zeros where the window is in the padding; rows
+ * of col are ldc ≥ bh·bw apart, so that several samples can sit side by
+ * side in one buffer. */
+void nm_conv_im2col_box(const nm_attrs *a, const conv_dims *d, const float *x, const int64_t ob[4], float *col, int64_t ldc)
 {
-    int64_t s = a->stride[1];
+    int64_t s = a->stride[1], bw = ob[3] - ob[2];
     for (int64_t c = 0; c < d->Cg; c++)
         for (int64_t i = 0; i < d->KH; i++)
             for (int64_t j = 0; j < d->KW; j++) {
                 float *row = col + ((c * d->KH + i) * d->KW + j) * ldc;
-                int64_t off = j * a->dil[1] - a->pad[1], lo, hi;
-                valid_cols(off, s, d->W, d->OW, &lo, &hi);
-                for (int64_t oh = 0; oh < d->OH; oh++) {
+                int64_t off = ob[2] * s + j * a->dil[1] - a->pad[1], lo, hi; /* box column q reads input q·s + off */
+                valid_cols(off, s, d->W, bw, &lo, &hi);
+                for (int64_t oh = ob[0]; oh < ob[1]; oh++) {
                     int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
-                    float *r = row + oh * d->OW;
+                    float *r = row + (oh - ob[0]) * bw;
                     if (h < 0 || h >= d->H) {
-                        for (int64_t ow = 0; ow < d->OW; ow++) r[ow] = 0.0f;
+                        for (int64_t q = 0; q < bw; q++) r[q] = 0.0f;
                         continue;
                     }
                     const float *xr = x + (c * d->H + h) * d->W;
-                    for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0.0f;
-                    if (s == 1) { /* a loop, not memcpy: rows are short (a few to tens of floats) */
-                        const float *xo = xr + off;
-                        for (int64_t ow = lo; ow < hi; ow++) r[ow] = xo[ow];
-                    } else {
-                        for (int64_t ow = lo; ow < hi; ow++) r[ow] = xr[ow * s + off];
-                    }
-                    for (int64_t ow = hi; ow < d->OW; ow++) r[ow] = 0.0f;
+                    for (int64_t q = 0; q < lo; q++) r[q] = 0.0f;
+                    for (int64_t q = lo; q < hi; q++) r[q] = xr[q * s + off];
+                    for (int64_t q = hi; q < bw; q++) r[q] = 0.0f;
                 }
             }
+}
+
+/* im2col over every output. */
+static void im2col(const nm_attrs *a, const conv_dims *d, const float *x, float *col, int64_t ldc)
+{
+    const int64_t all[4] = {0, d->OH, 0, d->OW};
+    nm_conv_im2col_box(a, d, x, all, col, ldc);
 }
 
 /* x (Cg, H, W) += the adjoint of im2col applied to col's rows of channels [c0, c1) (col's first row is that of
@@ -308,120 +311,7 @@ static nm_status conv_forward(const nm_node *nd, nm_pass *p)
     return conv_apply(nd, p, p->x[0], p->xs[0].d[0], p->x[1], p->x[2], p->y, &d);
 }
 
-/* ---- jvp: tangents are often local (a unit pixel spreads over a few
- * windows per layer, DESIGN §1.6's columns of A), so each tangent's
- * convolution is computed only over the output box its support reaches. */
-
-/* Bounding box [h0, h1) × [w0, w1) of the nonzeros of x (C, H, W); 0 when x is zero.
- * Tangents are mostly zeros: each row is first tested whole (a loop the
- * compiler vectorises), and only a row with nonzeros is searched. */
-static int support_box(const float *x, const conv_dims *d, int64_t box[4])
-{
-    int64_t h0 = d->H, h1 = 0, w0 = d->W, w1 = 0;
-    for (int64_t c = 0; c < d->C; c++)
-        for (int64_t h = 0; h < d->H; h++) {
-            const float *r = x + (c * d->H + h) * d->W;
-            int any = 0;
-            for (int64_t w = 0; w < d->W; w++) any |= r[w] != 0.0f;
-            if (!any) continue;
-            int64_t a = 0, b = d->W;
-            while (r[a] == 0.0f) a++;
-            while (r[b - 1] == 0.0f) b--;
-            if (h < h0) h0 = h;
-            if (h + 1 > h1) h1 = h + 1;
-            if (a < w0) w0 = a;
-            if (b > w1) w1 = b;
-        }
-    box[0] = h0, box[1] = h1, box[2] = w0, box[3] = w1;
-    return h1 > h0;
-}
-
-/* Outputs [o0, o1) along one axis whose windows touch inputs [i0, i1). */
-static void out_range(int64_t i0, int64_t i1, int64_t s, int64_t pad, int64_t dil, int64_t k, int64_t n_out, int64_t *o0, int64_t *o1)
-{
-    int64_t lo = i0 + pad - (k - 1) * dil; /* o·s ≥ lo */
-    int64_t a = lo <= 0 ? 0 : (lo + s - 1) / s, b = (i1 - 1 + pad) / s + 1;
-    *o0 = a < n_out ? a : n_out;
-    *o1 = b < n_out ? b : n_out;
-    if (*o1 < *o0) *o1 = *o0;
-}
-
-/* col (K, bh·bw) ← patches of x (Cg, H, W) for the outputs in the box: per
- * row of outputs, zeros where the window leaves x and the inputs between
- * (one copy when the stride is 1). */
-static void im2col_box(const nm_attrs *a, const conv_dims *d, const float *x, const int64_t ob[4], float *col)
-{
-    int64_t bh = ob[1] - ob[0], bw = ob[3] - ob[2], sw = a->stride[1];
-    for (int64_t c = 0; c < d->Cg; c++)
-        for (int64_t i = 0; i < d->KH; i++)
-            for (int64_t j = 0; j < d->KW; j++) {
-                float *row = col + ((c * d->KH + i) * d->KW + j) * bh * bw;
-                int64_t w0 = ob[2] * sw - a->pad[1] + j * a->dil[1]; /* input column of the box's first output */
-                /* outputs ow - ob[2] in [lo, hi) read columns inside x */
-                int64_t lo = w0 >= 0 ? 0 : (-w0 + sw - 1) / sw, hi = w0 < d->W ? (d->W - 1 - w0) / sw + 1 : 0;
-                if (hi > bw) hi = bw;
-                if (lo > hi) lo = hi;
-                for (int64_t oh = ob[0]; oh < ob[1]; oh++) {
-                    int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
-                    float *r = row + (oh - ob[0]) * bw;
-                    if (h < 0 || h >= d->H) {
-                        memset(r, 0, (size_t)bw * sizeof(float));
-                        continue;
-                    }
-                    const float *xr = x + (c * d->H + h) * d->W; /* column w0 + q sw for output q */
-                    for (int64_t q = 0; q < lo; q++) r[q] = 0.0f;
-                    if (sw == 1 && hi > lo) memcpy(r + lo, xr + w0 + lo, (size_t)(hi - lo) * sizeof(float));
-                    else
-                        for (int64_t q = lo; q < hi; q++) r[q] = xr[w0 + q * sw];
-                    for (int64_t q = hi; q < bw; q++) r[q] = 0.0f;
-                }
-            }
-}
-
-/* A tangent whose support box ib is small against its output box: each
- * input in the box meets each weight tap once, so for every group the
- * products of the taps Wt ((Mg·KH·KW) × Cg, rows (m, i, j)) with the box's
- * inputs V (Cg × area) are one GEMM, R, then added where each lands:
- * input h, tap i → output (h + pad − i·dil) / stride when it divides. */
-static void conv_scatter_box(const nm_attrs *a, const conv_dims *d, const float *Wt, const float *x, const int64_t ib[4],
-                             float *V, float *R, float *y)
-{
-    int64_t ih = ib[1] - ib[0], iw = ib[3] - ib[2], area = ih * iw, KK = d->KH * d->KW;
-    for (int64_t g = 0; g < d->G; g++) {
-        for (int64_t c = 0; c < d->Cg; c++)
-            for (int64_t u = 0; u < ih; u++)
-                memcpy(V + c * area + u * iw, x + ((g * d->Cg + c) * d->H + ib[0] + u) * d->W + ib[2], (size_t)iw * sizeof(float));
-        nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, d->Mg * KK, area, d->Cg, 1.0f, Wt + g * d->Mg * KK * d->Cg, d->Cg, V, area, 0.0f, R, area);
-        for (int64_t i = 0; i < d->KH; i++)
-            for (int64_t u = 0; u < ih; u++) {
-                int64_t on = ib[0] + u + a->pad[0] - i * a->dil[0], oh = on / a->stride[0];
-                if (on < 0 || on % a->stride[0] || oh >= d->OH) continue;
-                for (int64_t j = 0; j < d->KW; j++)
-                    for (int64_t v = 0; v < iw; v++) {
-                        int64_t wn = ib[2] + v + a->pad[1] - j * a->dil[1], ow = wn / a->stride[1];
-                        if (wn < 0 || wn % a->stride[1] || ow >= d->OW) continue;
-                        const float *r = R + (i * d->KW + j) * area + u * iw + v;
-                        float *o = y + (g * d->Mg * d->OH + oh) * d->OW + ow;
-                        for (int64_t m = 0; m < d->Mg; m++) o[m * d->OHW] += r[m * KK * area];
-                    }
-            }
-    }
-}
-
-/* The taps of weight w (M, Cg, KH, KW) as conv_scatter_box reads them: per group (Mg·KH·KW) × Cg. */
-static void conv_taps(const conv_dims *d, const float *w, float *Wt)
-{
-    int64_t KK = d->KH * d->KW;
-    for (int64_t g = 0; g < d->G; g++)
-        for (int64_t m = 0; m < d->Mg; m++)
-            for (int64_t c = 0; c < d->Cg; c++)
-                for (int64_t k = 0; k < KK; k++)
-                    Wt[((g * d->Mg + m) * KK + k) * d->Cg + c] = w[((g * d->Mg + m) * d->Cg + c) * KK + k];
-}
-
-/* dx[0] (T, C, H, W) tangents, x[1] the weight: dy (T, M, OH, OW) = conv(dx) without the bias. A local
- * tangent (its support reaches under half the output) is convolved over its output box alone; the others
- * go through the batched GEMMs. */
+/* jvp: local tangents one by one (conv_local.c), the spread-out ones batched. */
 static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
 {
     const nm_attrs *a = &nd->a;
@@ -431,43 +321,16 @@ static nm_status conv_jvp(const nm_node *nd, nm_pass *p)
     int64_t *spread = nm_alloc(p->ctx, (size_t)T, sizeof *spread);
     if (!spread) return NM_ERR_NOMEM;
     int nt = nm_threads();
-    /* per thread: the column buffer and product of a box, or (scatter) V and R of a box of at most OHW / 4 inputs */
-    size_t per = (size_t)((d.K + d.Mg) * d.OHW + (d.Mg * d.KH * d.KW + d.Cg) * (d.OHW / 4 + 1));
+    size_t per = nm_conv_local_floats(&d);
     float *scratch = nm_pass_scratch(p, (size_t)nt * per + (size_t)(d.M * d.K));
     if (!scratch) return nm_free(p->ctx, spread), NM_ERR_NOMEM;
     float *Wt = scratch + (size_t)nt * per;
-    conv_taps(&d, p->x[1], Wt);
+    nm_conv_taps(&d, p->x[1], Wt);
     nm_blas_serial_begin();
     #pragma omp parallel for schedule(dynamic, 4)
-    for (int64_t t = 0; t < T; t++) {
-        float *col = scratch + (size_t)omp_get_thread_num() * per, *prod = col + d.K * d.OHW;
-        float *y = p->dy + t * d.M * d.OHW;
-        const float *x = p->dx[0] + t * d.C * d.HW;
-        int64_t ib[4], ob[4];
-        spread[t] = 0;
-        memset(y, 0, (size_t)(d.M * d.OHW) * sizeof(float));
-        if (!support_box(x, &d, ib)) continue; /* a zero tangent stays zero */
-        out_range(ib[0], ib[1], a->stride[0], a->pad[0], a->dil[0], d.KH, d.OH, &ob[0], &ob[1]);
-        out_range(ib[2], ib[3], a->stride[1], a->pad[1], a->dil[1], d.KW, d.OW, &ob[2], &ob[3]);
-        int64_t bh = ob[1] - ob[0], bw = ob[3] - ob[2], bsz = bh * bw;
-        if (bsz == 0) continue;
-        if (2 * bsz > d.OHW) { /* spread out: batched below */
-            spread[t] = 1;
-            continue;
-        }
-        if (4 * (ib[1] - ib[0]) * (ib[3] - ib[2]) <= bsz) { /* few inputs for their outputs: tap by tap */
-            conv_scatter_box(a, &d, Wt, x, ib, prod + d.Mg * d.OHW, prod + d.Mg * d.OHW + d.Cg * (d.OHW / 4 + 1), y);
-            continue;
-        }
-        for (int64_t g = 0; g < d.G; g++) {
-            im2col_box(a, &d, x + g * d.Cg * d.HW, ob, col);
-            nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, d.Mg, bsz, d.K, 1.0f, p->x[1] + g * d.Mg * d.K, d.K, col, bsz, 0.0f, prod, bsz);
-            for (int64_t m = 0; m < d.Mg; m++)
-                for (int64_t oh = ob[0]; oh < ob[1]; oh++)
-                    memcpy(y + ((g * d.Mg + m) * d.OH + oh) * d.OW + ob[2], prod + m * bsz + (oh - ob[0]) * bw,
-                           (size_t)bw * sizeof(float));
-        }
-    }
+    for (int64_t t = 0; t < T; t++)
+        spread[t] = !nm_conv_local_jvp(a, &d, p->x[1], Wt, p->dx[0] + t * d.C * d.HW, scratch + (size_t)omp_get_thread_num() * per,
+                                       p->dy + t * d.M * d.OHW);
     nm_blas_serial_end();
     int64_t ns = 0;
     for (int64_t t = 0; t < T; t++)
