@@ -62,13 +62,15 @@ static nm_status copy_state(nm_prop *pr, const nm_gauss *a, nm_gauss *b)
     if (a->k) memcpy(b->T, a->T, (size_t)(a->n * a->k) * sizeof(double));
     if (a->d2 && !(b->d2 = nm_alloc(ctx, (size_t)a->n, sizeof(double)))) st = NM_ERR_NOMEM;
     if (st == NM_OK && a->d2) memcpy(b->d2, a->d2, (size_t)a->n * sizeof(double));
+    if (st == NM_OK && a->S) st = nm_tiles_copy(ctx, a->S, &b->S);
     if (st != NM_OK) nm_gauss_free(pr, b);
     return st;
 }
 
 /* The logits' moments from their state. */
-static nm_status result(nm_ctx *ctx, const nm_gauss *g, const nm_net_moments_options *o, nm_moments *out)
+static nm_status result(nm_prop *pr, const nm_gauss *g, const nm_net_moments_options *o, nm_moments *out)
 {
+    nm_ctx *ctx = pr->ctx;
     int64_t d = g->n;
     out->d = d;
     out->mean = nm_alloc(ctx, (size_t)d, sizeof(double));
@@ -77,7 +79,7 @@ static nm_status result(nm_ctx *ctx, const nm_gauss *g, const nm_net_moments_opt
     if (!out->mean || !out->var || (o->want_cov && !out->cov)) return NM_ERR_NOMEM;
     memcpy(out->mean, g->m, (size_t)d * sizeof(double));
     nm_gauss_var(g, out->var);
-    if (out->cov) nm_gauss_cov(g, out->cov);
+    if (out->cov && nm_gauss_cov(pr, g, out->cov) != NM_OK) return NM_ERR_NOMEM;
     for (int64_t i = 0; i < d; i++) {
         if (!isfinite(out->mean[i]) || !isfinite(out->var[i]))
             return nm_fail(ctx, NM_ERR_NONFINITE, "method propagate: logit %lld's moments overflow (mean %g, variance %g)", (long long)i,
@@ -141,7 +143,12 @@ static nm_status step(nm_prop *pr, walk *w, int k, int last_nonlinear)
         else st = copy_state(pr, x, &out);
         break;
     case RULE_LINEAR: st = nm_prop_linear(pr, k, in, &out); break;
-    case RULE_HINGE: st = nm_prop_unit(pr, k, x, &w->act[k], n <= pr->dense_max || k == last_nonlinear, &out); break;
+    case RULE_HINGE: {
+        int dense = n <= pr->dense_max || k == last_nonlinear;
+        if (dense && (st = nm_gauss_share_tiles(pr, x)) != NM_OK) break;
+        st = nm_prop_unit(pr, k, x, &w->act[k], dense, &out);
+        break;
+    }
     case RULE_UNIT: st = nm_prop_unit(pr, k, x, NULL, 0, &out); break;
     default: st = nm_prop_window(pr, k, x, &out); break;
     }
@@ -151,8 +158,9 @@ static nm_status step(nm_prop *pr, walk *w, int k, int last_nonlinear)
         if (in[i] && --w->uses[v] == 0) nm_gauss_free(pr, &w->state[v]), w->live[v] = 0;
     }
     w->state[nd->out] = out, w->live[nd->out] = 1;
-    if (pr->rank > 0 && out.k > pr->rank && alone(net, w, nd->out)) {
+    if (pr->rank > 0 && out.k + (out.S ? out.S->kc : 0) > pr->rank && alone(net, w, nd->out)) {
         double moved;
+        if ((st = nm_gauss_share_tiles(pr, &w->state[nd->out])) != NM_OK) return at_node(pr, k, x, st);
         if ((st = nm_gauss_compress(pr, &w->state[nd->out], pr->rank, (uint64_t)k, &moved)) != NM_OK) return at_node(pr, k, x, st);
         pr->moved = fmax(pr->moved, moved);
     }
@@ -204,7 +212,7 @@ nm_status nm_propagate_moments_timed(nm_ctx *ctx, nm_net *net, const nm_array *m
         st = step(&pr, &w, k, last_nonlinear);
         if (node_seconds) node_seconds[k] = omp_get_wtime() - t0;
     }
-    if (st == NM_OK) st = result(ctx, &w.state[net->node[last].out], &o, out);
+    if (st == NM_OK) st = result(&pr, &w.state[net->node[last].out], &o, out);
     if (st == NM_OK) out->rank_moved = pr.moved;
     if (st != NM_OK) nm_moments_free(ctx, out);
     for (int v = 0; w.live && v < net->nv; v++)

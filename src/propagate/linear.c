@@ -271,42 +271,76 @@ static int one_per_column(nm_ctx *ctx, const csr *W, int *ok)
     return 1;
 }
 
-/* out's private part += W P Wᵀ for input state x. Where that can be neither diagonal nor dense, a dense
- * private part is turned into x's columns, and a diagonal one is left for spread(): *spread = 1. */
+static nm_rowmat rowmat(const csr *W)
+{
+    return (nm_rowmat){W->rows, W->cols, W->ptr, W->idx, W->val, NULL};
+}
+
+/* The lower triangle of R (n × n) += X Xᵀ for X = W diag(√d2) (n × m). */
+static nm_status add_diag_square(nm_ctx *ctx, const csr *W, const double *d2, double *R)
+{
+    int64_t n = W->rows, m = W->cols;
+    double *X = nm_alloc_zero(ctx, (size_t)n, (size_t)m * sizeof(double));
+    if (!X) return NM_ERR_NOMEM;
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) X[r * m + W->idx[e]] = W->val[e] * sqrt(d2[W->idx[e]]);
+    nm_syrk_f64(n, m, 1.0, X, m, 1.0, R, n);
+    nm_free(ctx, X);
+    return NM_OK;
+}
+
+/* The lower triangle of R += Y Yᵀ for Y = W S (n × kc). */
+static nm_status add_tiles_square(nm_ctx *ctx, const csr *W, const nm_tiles *S, double *R)
+{
+    int64_t n = W->rows, kc = S->kc;
+    nm_rowmat Wr = rowmat(W);
+    double *Y = kc ? nm_alloc_zero(ctx, (size_t)n, (size_t)kc * sizeof(double)) : NULL;
+    nm_status st = kc == 0 ? NM_OK : Y ? nm_tiles_times(ctx, &Wr, S, Y, kc) : NM_ERR_NOMEM;
+    if (st == NM_OK && kc) nm_syrk_f64(n, kc, 1.0, Y, kc, 1.0, R, n);
+    nm_free(ctx, Y);
+    return st;
+}
+
+/* out's private part += W P Wᵀ for input state x (P = S Sᵀ + diag(d2), or R): a diagonal stays one where W keeps it
+ * so; where the output is small (and holds no other diagonal or sparse columns) all of it becomes dense; otherwise
+ * it becomes sparse columns (tiles.c). Where another input's sparse columns are there already, x's go to its shared
+ * columns, a dense R too, and a diagonal is left for spread(): *spread = 1. */
 static nm_status map_private(nm_prop *pr, const csr *W, nm_gauss *x, nm_gauss *out, int *spread)
 {
     *spread = 0;
     nm_ctx *ctx = pr->ctx;
     int64_t n = W->rows, m = W->cols;
-    if (!x->d2 && !x->R) return NM_OK;
+    if (!x->d2 && !x->R && !x->S) return NM_OK;
     int diag = 0;
     if (x->d2 && !one_per_column(ctx, W, &diag)) return NM_ERR_NOMEM;
     if (x->d2 && diag && !out->R) {
         if (!out->d2 && !(out->d2 = nm_alloc_zero(ctx, (size_t)n, sizeof(double)))) return NM_ERR_NOMEM;
         for (int64_t r = 0; r < n; r++)
             for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) out->d2[r] += (double)W->val[e] * W->val[e] * x->d2[W->idx[e]];
-        return NM_OK;
+        if (!x->S) return NM_OK;
     }
-    if (n > pr->dense_max || out->d2) { /* the columns carry it */
-        if (!x->d2) return nm_gauss_share(pr, x);
-        *spread = 1;
-        return NM_OK;
+    const double *d2 = x->d2 && !(diag && !out->R) ? x->d2 : NULL; /* what is left of the diagonal to map */
+    if (n > pr->dense_max || out->d2 || out->S) {
+        if (x->R) return nm_gauss_share(pr, x);
+        if (out->S) { /* sparse columns of another input are there */
+            *spread = d2 != NULL;
+            return nm_gauss_share_tiles(pr, x);
+        }
+        nm_rowmat Wr = rowmat(W);
+        return nm_tiles_map(ctx, &Wr, x->S, d2, &out->S);
     }
     if (!out->R && !(out->R = nm_alloc_zero(ctx, (size_t)(n * n), sizeof(double)))) return NM_ERR_NOMEM;
-    if (x->d2) { /* X = W diag(√d2) (n × m), then X Xᵀ = W P Wᵀ by one symmetric rank-m update */
-        double *X = nm_alloc_zero(ctx, (size_t)n, (size_t)m * sizeof(double));
-        if (!X) return NM_ERR_NOMEM;
-        for (int64_t r = 0; r < n; r++)
-            for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) X[r * m + W->idx[e]] = W->val[e] * sqrt(x->d2[W->idx[e]]);
-        nm_syrk_f64(n, m, 1.0, X, m, 1.0, out->R, n);
+    nm_status st = NM_OK;
+    if (x->S) st = add_tiles_square(ctx, W, x->S, out->R);
+    if (st == NM_OK && d2) st = add_diag_square(ctx, W, d2, out->R);
+    if (x->S || d2) {
         for (int64_t r = 0; r < n; r++)
             for (int64_t c = r + 1; c < n; c++) out->R[r * n + c] = out->R[c * n + r];
-        nm_free(ctx, X);
-        return NM_OK;
+        return st;
     }
     /* X = W P (n × m), then W Xᵀ = W P Wᵀ */
     double *X = nm_alloc_zero(ctx, (size_t)n, (size_t)m * sizeof(double)), *Xt = nm_alloc(ctx, (size_t)m, (size_t)n * sizeof(double));
-    nm_status st = X && Xt ? apply(ctx, W, x->R, m, X, m) : NM_ERR_NOMEM;
+    st = X && Xt ? apply(ctx, W, x->R, m, X, m) : NM_ERR_NOMEM;
     for (int64_t r = 0; st == NM_OK && r < n; r++)
         for (int64_t c = 0; c < m; c++) Xt[c * n + r] = X[r * m + c];
     if (st == NM_OK) st = apply(ctx, W, Xt, n, out->R, n);

@@ -28,13 +28,53 @@
 
 #include "../linearize.h"
 
+/* A private factor held sparse (tiles.c): n units × kc columns, the units in groups, each group's units non-zero only
+ * on the group's columns (increasing), its values one dense block (units × columns, row-major). */
+typedef struct {
+    int64_t n, kc, ng;
+    int64_t *grp, *at;    /* n: a unit's group (−1: none, the unit's row is zero) and its row in the group's block */
+    int64_t *rptr, *rows; /* group g's units: rows[rptr[g] .. rptr[g+1]) */
+    int64_t *cptr, *cols; /* its columns: cols[cptr[g] .. cptr[g+1]) */
+    int64_t *vptr;        /* its block at val + vptr[g] */
+    double *val;
+} nm_tiles;
+
 typedef struct {
     int64_t n, k;
     double *m;  /* n */
     double *T;  /* n × k, or NULL when k = 0 */
     double *d2; /* n, or NULL */
-    double *R;  /* n × n, or NULL (never with d2) */
+    double *R;  /* n × n, or NULL (never with d2 or S) */
+    nm_tiles *S; /* NULL, or private columns held sparse: the private part is S Sᵀ + diag(d2) */
 } nm_gauss;
+
+/* A sparse matrix by rows with float (f) or double (d) values: a linear op's W, or a window's Stein weights. */
+typedef struct {
+    int64_t rows, cols;
+    const int64_t *ptr, *idx;
+    const float *f;
+    const double *d;
+} nm_rowmat;
+
+static inline double nm_rowmat_val(const nm_rowmat *W, int64_t e)
+{
+    return W->d ? W->d[e] : W->f[e];
+}
+
+void nm_tiles_free(nm_ctx *ctx, nm_tiles *S);
+nm_status nm_tiles_copy(nm_ctx *ctx, const nm_tiles *S, nm_tiles **out);
+/* Row u of S times row v. */
+double nm_tiles_dot(const nm_tiles *S, int64_t u, int64_t v);
+/* v[u] += ‖row u‖² for every unit. */
+void nm_tiles_norms(const nm_tiles *S, double *v);
+/* Row u scaled by g[u]. */
+void nm_tiles_scale(nm_tiles *S, const double *g);
+/* T[u, off + c] = S[u, c] (T n × ldt). */
+void nm_tiles_put(const nm_tiles *S, double *T, int64_t ldt, int64_t off);
+/* *out = W [S | diag(√d2)]: W S, then one new column per input with d2 > 0 (S or d2 may be NULL). */
+nm_status nm_tiles_map(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, const double *d2, nm_tiles **out);
+/* Y (W->rows × ldy) += W S, dense. */
+nm_status nm_tiles_times(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, double *Y, int64_t ldy);
 
 #define NM_PROP_CACHE 4 /* big factor buffers kept for reuse: no page faults and unmapping between layers */
 
@@ -70,10 +110,12 @@ void nm_gauss_free(nm_prop *pr, nm_gauss *g);
 nm_status nm_gauss_new(nm_prop *pr, int64_t n, int64_t k, nm_gauss *g);
 /* The variance of every unit (n): ‖T_u‖² + P_uu. */
 void nm_gauss_var(const nm_gauss *g, double *v);
-/* The private part turned into new shared columns (d2: one-hot, R: its eigenvectors scaled). */
+/* The private part turned into new shared columns (S: its columns, d2: one-hot, R: its eigenvectors scaled). */
 nm_status nm_gauss_share(nm_prop *pr, nm_gauss *g);
-/* T Tᵀ + P (n × n, both triangles) into S. */
-void nm_gauss_cov(const nm_gauss *g, double *S);
+/* Only S turned into shared columns. */
+nm_status nm_gauss_share_tiles(nm_prop *pr, nm_gauss *g);
+/* T Tᵀ + P (n × n, both triangles) into C. */
+nm_status nm_gauss_cov(nm_prop *pr, const nm_gauss *g, double *C);
 /* Y (rows × k) = X (rows × k) with each row u scaled by s[u]. */
 void nm_rows_scale(int64_t rows, int64_t k, const double *s, double *X);
 

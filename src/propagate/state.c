@@ -68,7 +68,7 @@ void nm_prop_drain(nm_prop *pr)
 
 void nm_gauss_free(nm_prop *pr, nm_gauss *g)
 {
-    nm_free(pr->ctx, g->m), nm_prop_give(pr, g->T), nm_free(pr->ctx, g->d2), nm_free(pr->ctx, g->R);
+    nm_free(pr->ctx, g->m), nm_prop_give(pr, g->T), nm_free(pr->ctx, g->d2), nm_free(pr->ctx, g->R), nm_tiles_free(pr->ctx, g->S);
     memset(g, 0, sizeof *g);
 }
 
@@ -94,18 +94,27 @@ void nm_gauss_var(const nm_gauss *g, double *v)
         for (int64_t c = 0; t && c < g->k; c++) s += t[c] * t[c];
         v[u] = s;
     }
+    if (g->S) nm_tiles_norms(g->S, v);
 }
 
-void nm_gauss_cov(const nm_gauss *g, double *S)
+nm_status nm_gauss_cov(nm_prop *pr, const nm_gauss *g, double *C)
 {
     int64_t n = g->n;
-    if (g->R) memcpy(S, g->R, (size_t)(n * n) * sizeof(double));
-    else memset(S, 0, (size_t)(n * n) * sizeof(double));
-    if (g->k > 0) nm_syrk_f64(n, g->k, 1.0, g->T, g->k, 1.0, S, n);
-    for (int64_t u = 0; u < n; u++) {
-        if (g->d2) S[u * n + u] += g->d2[u];
-        for (int64_t v = u + 1; v < n; v++) S[u * n + v] = S[v * n + u];
+    if (g->R) memcpy(C, g->R, (size_t)(n * n) * sizeof(double));
+    else memset(C, 0, (size_t)(n * n) * sizeof(double));
+    if (g->k > 0) nm_syrk_f64(n, g->k, 1.0, g->T, g->k, 1.0, C, n);
+    if (g->S && g->S->kc > 0) { /* S Sᵀ, S laid out dense */
+        double *Y = nm_alloc_zero(pr->ctx, (size_t)n, (size_t)g->S->kc * sizeof(double));
+        if (!Y) return NM_ERR_NOMEM;
+        nm_tiles_put(g->S, Y, g->S->kc, 0);
+        nm_syrk_f64(n, g->S->kc, 1.0, Y, g->S->kc, 1.0, C, n);
+        nm_free(pr->ctx, Y);
     }
+    for (int64_t u = 0; u < n; u++) {
+        if (g->d2) C[u * n + u] += g->d2[u];
+        for (int64_t v = u + 1; v < n; v++) C[u * n + v] = C[v * n + u];
+    }
+    return NM_OK;
 }
 
 void nm_rows_scale(int64_t rows, int64_t k, const double *s, double *X)
@@ -155,13 +164,28 @@ static nm_status share_dense(nm_prop *pr, nm_gauss *g)
     return st;
 }
 
+nm_status nm_gauss_share_tiles(nm_prop *pr, nm_gauss *g)
+{
+    if (!g->S) return NM_OK;
+    int64_t k0 = pr->cols;
+    nm_status st = widen(pr, g, k0 + g->S->kc);
+    if (st != NM_OK) return st;
+    nm_tiles_put(g->S, g->T, g->k, k0);
+    pr->cols = k0 + g->S->kc;
+    nm_tiles_free(pr->ctx, g->S);
+    g->S = NULL;
+    return NM_OK;
+}
+
 nm_status nm_gauss_share(nm_prop *pr, nm_gauss *g)
 {
+    nm_status st = nm_gauss_share_tiles(pr, g);
+    if (st != NM_OK) return st;
     if (g->R) return share_dense(pr, g);
     if (!g->d2) return NM_OK;
     int64_t r = 0, k0 = pr->cols;
     for (int64_t u = 0; u < g->n; u++) r += g->d2[u] > 0;
-    nm_status st = widen(pr, g, k0 + r);
+    st = widen(pr, g, k0 + r);
     if (st != NM_OK) return st;
     for (int64_t u = 0, j = k0; u < g->n; u++)
         if (g->d2[u] > 0) g->T[u * g->k + j++] = sqrt(g->d2[u]);

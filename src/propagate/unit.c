@@ -77,13 +77,12 @@ static nm_status dense_pairs(nm_prop *pr, const nm_act *act, const nm_gauss *in,
     int64_t n = in->n;
     double *S0 = nm_alloc_zero(ctx, (size_t)(n * n), sizeof(double)), *C = nm_alloc(ctx, (size_t)(n * n), sizeof(double));
     nm_status st = S0 && C ? NM_OK : NM_ERR_NOMEM;
+    nm_gauss cols = *in, priv = *in;
+    cols.d2 = NULL, cols.R = NULL, cols.S = NULL, priv.k = 0, priv.T = NULL;
+    if (st == NM_OK) st = nm_gauss_cov(pr, &cols, S0); /* T Tᵀ */
+    if (st == NM_OK) st = nm_gauss_cov(pr, &priv, C);  /* the private part */
     if (st == NM_OK) {
-        nm_gauss cols = *in;
-        cols.d2 = NULL, cols.R = NULL;
-        nm_gauss_cov(&cols, S0); /* T Tᵀ */
-        memcpy(C, S0, (size_t)(n * n) * sizeof(double));
-        for (int64_t u = 0; u < n; u++)
-            for (int64_t v = 0; v < n; v++) C[u * n + v] += in->R ? in->R[u * n + v] : u == v && in->d2 ? in->d2[u] : 0;
+        for (int64_t i = 0; i < n * n; i++) C[i] += S0[i];
         st = nm_act_cov_matrix(ctx, n, in->m, C, NM_METHOD_EXACT, act, C);
     }
     if (st == NM_OK) {
@@ -113,9 +112,11 @@ nm_status nm_prop_unit(nm_prop *pr, int k, const nm_gauss *in, const nm_act *act
     }
     if (st == NM_OK && dense && act) st = dense_pairs(pr, act, in, g, out);
     else if (st == NM_OK) {
+        /* the sparse private columns map as the shared ones do */
+        if (in->S && (st = nm_tiles_copy(ctx, in->S, &out->S)) == NM_OK) nm_tiles_scale(out->S, g);
         /* the private part: diag(g) P diag(g), its diagonal what the columns leave of each variance */
-        double *P = in->R ? nm_alloc(ctx, (size_t)(n * n), sizeof(double)) : nm_alloc(ctx, (size_t)n, sizeof(double));
-        if (!P) st = NM_ERR_NOMEM;
+        double *P = st != NM_OK ? NULL : in->R ? nm_alloc(ctx, (size_t)(n * n), sizeof(double)) : nm_alloc(ctx, (size_t)n, sizeof(double));
+        if (st == NM_OK && !P) st = NM_ERR_NOMEM;
         for (int64_t u = 0; st == NM_OK && u < n; u++) {
             double cols = v[u] - (in->d2 ? in->d2[u] : in->R ? in->R[u * n + u] : 0), r = var[u] - g[u] * g[u] * cols;
             r = r > 0 ? r : 0;

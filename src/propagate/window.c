@@ -43,6 +43,27 @@ static double priv(const nm_gauss *g, int64_t i, int64_t j)
     return g->R ? g->R[i * g->n + j] : g->d2 && i == j ? g->d2[i] : 0;
 }
 
+/* The input's sparse private columns mapped by the Stein weights: out->S = G S. */
+static nm_status map_tiles(nm_ctx *ctx, const nm_gauss *in, int64_t n, int64_t K, const int64_t *idx, const int64_t *cnt,
+                           const double *wt, nm_gauss *out)
+{
+    int64_t *ptr = nm_alloc(ctx, (size_t)(n + 1), sizeof(int64_t)), *ix = nm_alloc(ctx, (size_t)n, (size_t)K * sizeof(int64_t));
+    double *w = nm_alloc(ctx, (size_t)n, (size_t)K * sizeof(double));
+    nm_status st = ptr && ix && w ? NM_OK : NM_ERR_NOMEM;
+    if (st == NM_OK) {
+        ptr[0] = 0;
+        for (int64_t o = 0; o < n; o++) {
+            ptr[o + 1] = ptr[o] + cnt[o];
+            memcpy(ix + ptr[o], idx + o * K, (size_t)cnt[o] * sizeof(int64_t));
+            memcpy(w + ptr[o], wt + o * K, (size_t)cnt[o] * sizeof(double));
+        }
+        nm_rowmat G = {n, in->n, ptr, ix, NULL, w};
+        st = nm_tiles_map(ctx, &G, in->S, NULL, &out->S);
+    }
+    nm_free(ctx, ptr), nm_free(ctx, ix), nm_free(ctx, w);
+    return st;
+}
+
 nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out)
 {
     nm_ctx *ctx = pr->ctx;
@@ -55,6 +76,7 @@ nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out)
     nm_status st = idx && cnt && wt && var ? windows(pr, k, n, K, in->n, idx, cnt, &overlap) : NM_ERR_NOMEM;
     int dense = (in->R || (in->d2 && overlap)) && n <= pr->dense_max;
     if (st == NM_OK && (in->R || (in->d2 && overlap)) && !dense) st = nm_gauss_share(pr, in);
+    if (st == NM_OK && dense) st = nm_gauss_share_tiles(pr, in);
     if (st == NM_OK) st = nm_gauss_new(pr, n, in->k, out);
     int nth = nm_threads();
     double *mb = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)(K + K * K) * sizeof(double)) : NULL;
@@ -71,7 +93,7 @@ nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out)
             for (int64_t a = 0; a < c; a++) {
                 loc[a] = (int)a, m[a] = in->m[ix[a]];
                 for (int64_t b = 0; b <= a; b++) {
-                    double s = priv(in, ix[a], ix[b]);
+                    double s = priv(in, ix[a], ix[b]) + (in->S ? nm_tiles_dot(in->S, ix[a], ix[b]) : 0);
                     for (int64_t j = 0; j < kk; j++) s += in->T[ix[a] * kk + j] * in->T[ix[b] * kk + j];
                     C[a * c + b] = C[b * c + a] = s;
                 }
@@ -83,13 +105,14 @@ nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out)
         }
     }
     nm_free(ctx, mb), nm_free(ctx, lb);
+    if (st == NM_OK && in->S) st = map_tiles(ctx, in, n, K, idx, cnt, wt, out);
     /* the private part: what the columns leave of each variance, and G P Gᵀ off the diagonal when dense */
     double *P = st == NM_OK ? nm_alloc_zero(ctx, (size_t)(dense ? n * n : n), sizeof(double)) : NULL;
     if (st == NM_OK && !P) st = NM_ERR_NOMEM;
     if (st == NM_OK) {
         #pragma omp parallel for schedule(dynamic, 16)
         for (int64_t o = 0; o < n; o++) {
-            double cols = 0;
+            double cols = out->S ? nm_tiles_dot(out->S, o, o) : 0;
             for (int64_t j = 0; j < out->k; j++) cols += out->T[o * out->k + j] * out->T[o * out->k + j];
             for (int64_t q = 0; dense && q < n; q++) {
                 double s = 0;
