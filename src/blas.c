@@ -72,6 +72,14 @@ void nm_syrk_f64(int64_t n, int64_t k, double alpha, const double *A, int64_t ld
                 C, (int)ldc);
 }
 
+void nm_syrk_t_f64(int64_t n, int64_t k, double alpha, const double *A, int64_t lda,
+                   double beta, double *C, int64_t ldc)
+{
+    if (n == 0) return;
+    cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, (int)n, (int)k, alpha, A, (int)lda, beta,
+                C, (int)ldc);
+}
+
 void nm_syrk_f32(int64_t n, int64_t k, float alpha, const float *A, int64_t lda,
                  float beta, float *C, int64_t ldc)
 {

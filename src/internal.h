@@ -72,6 +72,9 @@ void nm_syrk_f64(int64_t n, int64_t k, double alpha, const double *A, int64_t ld
                  double beta, double *C, int64_t ldc);
 void nm_syrk_f32(int64_t n, int64_t k, float alpha, const float *A, int64_t lda,
                  float beta, float *C, int64_t ldc);
+/* Lower triangle of C (n×n) = alpha Aᵀ A + beta C, A k×n. */
+void nm_syrk_t_f64(int64_t n, int64_t k, double alpha, const double *A, int64_t lda,
+                   double beta, double *C, int64_t ldc);
 /* C (m×n) = alpha B (m×k) · S (k×k symmetric, lower triangle read) + beta C */
 void nm_symm_right_f64(int64_t m, int64_t k, double alpha, const double *S, int64_t lds,
                        const double *B, int64_t ldb, double beta, double *C, int64_t ldc);

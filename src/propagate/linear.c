@@ -276,11 +276,19 @@ static nm_rowmat rowmat(const csr *W)
     return (nm_rowmat){W->rows, W->cols, W->ptr, W->idx, W->val, NULL};
 }
 
+/* count zeroed doubles, written (not calloc's zero pages, which the first read-modify-write faults on again). */
+static double *zeros(nm_ctx *ctx, int64_t count)
+{
+    double *p = nm_alloc(ctx, (size_t)(count ? count : 1), sizeof(double));
+    if (p) memset(p, 0, (size_t)count * sizeof(double));
+    return p;
+}
+
 /* The lower triangle of R (n × n) += X Xᵀ for X = W diag(√d2) (n × m). */
 static nm_status add_diag_square(nm_ctx *ctx, const csr *W, const double *d2, double *R)
 {
     int64_t n = W->rows, m = W->cols;
-    double *X = nm_alloc_zero(ctx, (size_t)n, (size_t)m * sizeof(double));
+    double *X = zeros(ctx, n * m);
     if (!X) return NM_ERR_NOMEM;
     for (int64_t r = 0; r < n; r++)
         for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) X[r * m + W->idx[e]] = W->val[e] * sqrt(d2[W->idx[e]]);
@@ -289,15 +297,15 @@ static nm_status add_diag_square(nm_ctx *ctx, const csr *W, const double *d2, do
     return NM_OK;
 }
 
-/* The lower triangle of R += Y Yᵀ for Y = W S (n × kc). */
+/* The lower triangle of R += Y Yᵀ for Y = W S (n × kc), by Yᵀ. */
 static nm_status add_tiles_square(nm_ctx *ctx, const csr *W, const nm_tiles *S, double *R)
 {
     int64_t n = W->rows, kc = S->kc;
     nm_rowmat Wr = rowmat(W);
-    double *Y = kc ? nm_alloc_zero(ctx, (size_t)n, (size_t)kc * sizeof(double)) : NULL;
-    nm_status st = kc == 0 ? NM_OK : Y ? nm_tiles_times(ctx, &Wr, S, Y, kc) : NM_ERR_NOMEM;
-    if (st == NM_OK && kc) nm_syrk_f64(n, kc, 1.0, Y, kc, 1.0, R, n);
-    nm_free(ctx, Y);
+    double *Yt = kc ? zeros(ctx, kc * n) : NULL;
+    nm_status st = kc == 0 ? NM_OK : Yt ? nm_tiles_times_t(ctx, &Wr, S, Yt, n) : NM_ERR_NOMEM;
+    if (st == NM_OK && kc) nm_syrk_t_f64(n, kc, 1.0, Yt, n, 1.0, R, n);
+    nm_free(ctx, Yt);
     return st;
 }
 
@@ -329,7 +337,7 @@ static nm_status map_private(nm_prop *pr, const csr *W, nm_gauss *x, nm_gauss *o
         nm_rowmat Wr = rowmat(W);
         return nm_tiles_map(ctx, &Wr, x->S, d2, &out->S);
     }
-    if (!out->R && !(out->R = nm_alloc_zero(ctx, (size_t)(n * n), sizeof(double)))) return NM_ERR_NOMEM;
+    if (!out->R && !(out->R = zeros(ctx, n * n))) return NM_ERR_NOMEM;
     nm_status st = NM_OK;
     if (x->S) st = add_tiles_square(ctx, W, x->S, out->R);
     if (st == NM_OK && d2) st = add_diag_square(ctx, W, d2, out->R);

@@ -73,8 +73,8 @@ void nm_tiles_scale(nm_tiles *S, const double *g);
 void nm_tiles_put(const nm_tiles *S, double *T, int64_t ldt, int64_t off);
 /* *out = W [S | diag(√d2)]: W S, then one new column per input with d2 > 0 (S or d2 may be NULL). */
 nm_status nm_tiles_map(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, const double *d2, nm_tiles **out);
-/* Y (W->rows × ldy) += W S, dense. */
-nm_status nm_tiles_times(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, double *Y, int64_t ldy);
+/* Yt (S->kc × ldy) += (W S)ᵀ, dense. */
+nm_status nm_tiles_times_t(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, double *Yt, int64_t ldy);
 
 #define NM_PROP_CACHE 4 /* big factor buffers kept for reuse: no page faults and unmapping between layers */
 

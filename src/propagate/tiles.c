@@ -154,13 +154,15 @@ static int same_row(const nm_rowmat *W, int64_t a, int64_t b)
     return la == W->ptr[b + 1] - W->ptr[b] && memcmp(W->idx + W->ptr[a], W->idx + W->ptr[b], (size_t)la * sizeof(int64_t)) == 0;
 }
 
-/* What the map reads: W, the input's tiles (or NULL) and the inputs' new columns (newcol[j] ≥ 0 with scale sd[j]). */
+/* What the map reads: W, the input's tiles (or NULL) and the inputs' new columns (newcol[j] ≥ 0 with scale sd[j]);
+ * and the runs of the output's units that share a W pattern: units rs[i] .. rs[i+1] (places in O->rows). */
 typedef struct {
     const nm_rowmat *W;
     const nm_tiles *S;
     const int64_t *newcol;
     const double *sd;
     int64_t kin; /* the input's columns: new ones follow them */
+    const int64_t *rs, *run0; /* run0[G]: group G's first run */
 } map_in;
 
 /* Output group G's columns (the union of its units' input groups' and new columns), increasing, into cols (NULL:
@@ -169,9 +171,8 @@ static int64_t union_cols(const map_in *in, const nm_tiles *O, int64_t G, int64_
 {
     const nm_rowmat *W = in->W;
     int64_t nc = 0;
-    for (int64_t a = O->rptr[G]; a < O->rptr[G + 1]; a++) {
-        int64_t r = O->rows[a];
-        if (a > O->rptr[G] && same_row(W, r, O->rows[a - 1])) continue;
+    for (int64_t i = in->run0[G]; i < in->run0[G + 1]; i++) {
+        int64_t r = O->rows[in->rs[i]];
         for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) {
             int64_t j = W->idx[e], g = in->S ? in->S->grp[j] : -1;
             if (g >= 0 && sg[g] != stamp) {
@@ -189,9 +190,63 @@ static int64_t union_cols(const map_in *in, const nm_tiles *O, int64_t G, int64_
     return nc;
 }
 
+/* A pattern's entry and the input group its unit is in. */
+typedef struct {
+    int64_t g, e;
+} entry;
+
+static int cmp_entry(const void *pa, const void *pb)
+{
+    const entry *a = pa, *b = pb;
+    return a->g != b->g ? (a->g < b->g ? -1 : 1) : (a->e < b->e ? -1 : a->e > b->e);
+}
+
+/* Rows y (nr, stride ldy) += V (nr × L) times the input's S rows of pattern P (L), by GEMMs: one over all the S
+ * columns (ns) of the group where the gathered rows fill them densely, else one per input group (a conv's inputs
+ * at one position share their columns). pos: a column's place in y; X, Z, E: room. */
+static void times_pattern(const nm_tiles *S, const int64_t *P, int64_t L, int64_t nr, const double *V, int64_t ns, const int64_t *pos,
+                          double *y, int64_t ldy, double *X, double *Z, entry *E)
+{
+    int64_t q = 0, filled = 0;
+    for (int64_t e = 0; e < L; e++)
+        if (S->grp[P[e]] >= 0) E[q++] = (entry){S->grp[P[e]], e}, filled += S->cptr[S->grp[P[e]] + 1] - S->cptr[S->grp[P[e]]];
+    if (2 * filled >= L * ns) { /* dense enough: X (L × ns) = the rows laid out on the group's columns */
+        memset(X, 0, (size_t)(L * ns) * sizeof(double));
+        for (int64_t e = 0; e < L; e++) {
+            const int64_t *c;
+            int64_t m;
+            const double *x = row_of(S, P[e], &c, &m);
+            for (int64_t i = 0; i < m; i++) X[e * ns + pos[c[i]]] = x[i];
+        }
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, nr, ns, L, 1.0, V, L, X, ns, 1.0, y, ldy);
+        return;
+    }
+    qsort(E, (size_t)q, sizeof *E, cmp_entry);
+    for (int64_t a = 0; a < q;) {
+        int64_t b = a + 1, g = E[a].g, nc = S->cptr[g + 1] - S->cptr[g];
+        while (b < q && E[b].g == g) b++;
+        double *Vg = X, *Xg = X + nr * (b - a); /* V's columns of these entries (nr × (b − a)), their rows ((b − a) × nc) */
+        for (int64_t u = 0; u < nr; u++)
+            for (int64_t t = a; t < b; t++) Vg[u * (b - a) + t - a] = V[u * L + E[t].e];
+        for (int64_t t = a; t < b; t++)
+            memcpy(Xg + (t - a) * nc, S->val + S->vptr[g] + S->at[P[E[t].e]] * nc, (size_t)nc * sizeof(double));
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, nr, nc, b - a, 1.0, Vg, b - a, Xg, nc, 0.0, Z, nc);
+        const int64_t *cols = S->cols + S->cptr[g];
+        for (int64_t u = 0; u < nr; u++)
+            for (int64_t c = 0; c < nc; c++) y[u * ldy + pos[cols[c]]] += Z[u * nc + c];
+        a = b;
+    }
+}
+
+/* The doubles times_pattern needs for nr units over L entries and ns columns: X (the first L ns + nr L), then Z. */
+static int64_t room_x(int64_t nr, int64_t L, int64_t ns)
+{
+    return L * ns + nr * L + nr * ns;
+}
+
 /* Group G's block: its units' rows of W S and of the new columns. pos: a column's place in the group; V, X: room for
- * a GEMM's W rows and gathered input. */
-static void fill_group(const map_in *in, nm_tiles *O, int64_t G, int64_t *pos, double *V, double *X)
+ * a GEMM's W rows and gathered input, E for the entries. */
+static void fill_group(const map_in *in, nm_tiles *O, int64_t G, int64_t *pos, double *V, double *X, entry *E)
 {
     const nm_rowmat *W = in->W;
     const nm_tiles *S = in->S;
@@ -199,22 +254,13 @@ static void fill_group(const map_in *in, nm_tiles *O, int64_t G, int64_t *pos, d
     const int64_t *cols = O->cols + O->cptr[G];
     for (int64_t c = 0; c < nc; c++) pos[cols[c]] = c, ns += cols[c] < in->kin;
     double *blk = O->val + O->vptr[G];
-    for (int64_t a = O->rptr[G]; a < O->rptr[G + 1];) {
-        int64_t b = a + 1, r0 = O->rows[a], L = W->ptr[r0 + 1] - W->ptr[r0];
-        const int64_t *P = W->idx + W->ptr[r0];
-        while (b < O->rptr[G + 1] && same_row(W, r0, O->rows[b])) b++;
+    for (int64_t i = in->run0[G]; i < in->run0[G + 1]; i++) {
+        int64_t a = in->rs[i], b = in->rs[i + 1], r0 = O->rows[a], L = W->ptr[r0 + 1] - W->ptr[r0];
         int gemm = S && b - a >= GEMM_MIN && ns > 0;
-        if (gemm) { /* block rows a..b (S part) = V (units × L) X (L × ns) */
-            memset(X, 0, (size_t)(L * ns) * sizeof(double));
-            for (int64_t e = 0; e < L; e++) {
-                const int64_t *c;
-                int64_t m;
-                const double *x = row_of(S, P[e], &c, &m);
-                for (int64_t i = 0; i < m; i++) X[e * ns + pos[c[i]]] = x[i];
-            }
+        if (gemm) { /* block rows a..b (S part) = V (units × L) times the pattern's S rows */
             for (int64_t u = a; u < b; u++)
                 for (int64_t e = 0; e < L; e++) V[(u - a) * L + e] = nm_rowmat_val(W, W->ptr[O->rows[u]] + e);
-            nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, b - a, ns, L, 1.0, V, L, X, ns, 0.0, blk + (a - O->rptr[G]) * nc, nc);
+            times_pattern(S, W->idx + W->ptr[r0], L, b - a, V, ns, pos, blk + (a - O->rptr[G]) * nc, nc, X, X + L * ns + (b - a) * L, E);
         }
         for (int64_t u = a; u < b; u++) {
             int64_t r = O->rows[u];
@@ -227,10 +273,9 @@ static void fill_group(const map_in *in, nm_tiles *O, int64_t G, int64_t *pos, d
                 const int64_t *c;
                 int64_t m;
                 const double *x = row_of(S, j, &c, &m);
-                for (int64_t i = 0; i < m; i++) y[pos[c[i]]] += w * x[i];
+                for (int64_t t = 0; t < m; t++) y[pos[c[t]]] += w * x[t];
             }
         }
-        a = b;
     }
 }
 
@@ -278,10 +323,27 @@ nm_status nm_tiles_map(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, const
     }
     if (O) O->rptr[ng] = nr;
     nm_free(ctx, key);
+    /* the runs of one W pattern within each group */
+    int64_t *rs = st == NM_OK ? nm_alloc(ctx, (size_t)(nr + 1), sizeof(int64_t)) : NULL;
+    int64_t *run0 = st == NM_OK ? nm_alloc(ctx, (size_t)(ng + 1), sizeof(int64_t)) : NULL;
+    unsigned char *starts = st == NM_OK ? nm_alloc(ctx, (size_t)(nr ? nr : 1), 1) : NULL;
+    if (st == NM_OK && (!rs || !run0 || !starts)) st = NM_ERR_NOMEM;
+    int64_t nruns = 0;
+    if (st == NM_OK) {
+        #pragma omp parallel for schedule(static) num_threads((int)nth) if (nr > 1024)
+        for (int64_t a = 0; a < nr; a++)
+            starts[a] = a == 0 || O->grp[O->rows[a]] != O->grp[O->rows[a - 1]] || !same_row(W, O->rows[a], O->rows[a - 1]);
+        for (int64_t a = 0; a < nr; a++) {
+            if (starts[a] && a > 0 && O->grp[O->rows[a]] != O->grp[O->rows[a - 1]]) run0[O->grp[O->rows[a]]] = nruns;
+            if (starts[a]) rs[nruns++] = a;
+        }
+        run0[0] = 0, run0[ng] = nruns, rs[nruns] = nr;
+    }
+    nm_free(ctx, starts);
     /* the groups' columns: counted, then listed */
     int64_t *sc = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)(kout + 1) * sizeof(int64_t)) : NULL;
     if (st == NM_OK && !sc) st = NM_ERR_NOMEM;
-    map_in in = {W, S, newcol, sd, kin};
+    map_in in = {W, S, newcol, sd, kin, rs, run0};
     if (st == NM_OK) {
         for (int64_t i = 0; i < nth * (sng + 1); i++) sg[i] = -1;
         for (int64_t i = 0; i < nth * (kout + 1); i++) sc[i] = -1;
@@ -295,8 +357,9 @@ nm_status nm_tiles_map(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, const
             O->cptr[G + 1] += O->cptr[G], O->vptr[G + 1] = O->vptr[G] + units * nc;
         }
         O->cols = nm_alloc(ctx, (size_t)(O->cptr[ng] ? O->cptr[ng] : 1), sizeof(int64_t));
-        O->val = nm_alloc_zero(ctx, (size_t)(O->vptr[ng] ? O->vptr[ng] : 1), sizeof(double));
+        O->val = nm_alloc(ctx, (size_t)(O->vptr[ng] ? O->vptr[ng] : 1), sizeof(double));
         if (!O->cols || !O->val) st = NM_ERR_NOMEM;
+        else memset(O->val, 0, (size_t)O->vptr[ng] * sizeof(double)); /* written, not calloc's zero pages: see nm_prop_take */
     }
     if (st == NM_OK) {
         #pragma omp parallel for schedule(dynamic, 4) num_threads((int)nth)
@@ -306,88 +369,147 @@ nm_status nm_tiles_map(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, const
         }
     }
     /* the GEMMs' room: the largest run of one pattern */
-    int64_t needV = 1, needX = 1;
+    int64_t needV = 1, needX = 1, needE = 1;
     for (int64_t G = 0; st == NM_OK && G < ng; G++) {
         int64_t ns = 0;
         for (int64_t c = O->cptr[G]; c < O->cptr[G + 1]; c++) ns += O->cols[c] < kin;
-        for (int64_t a = O->rptr[G]; a < O->rptr[G + 1];) {
-            int64_t b = a + 1, r0 = O->rows[a], L = W->ptr[r0 + 1] - W->ptr[r0];
-            while (b < O->rptr[G + 1] && same_row(W, r0, O->rows[b])) b++;
-            if (b - a >= GEMM_MIN) needV = needV > (b - a) * L ? needV : (b - a) * L, needX = needX > L * ns ? needX : L * ns;
-            a = b;
+        for (int64_t i = run0[G]; i < run0[G + 1]; i++) {
+            int64_t nu = rs[i + 1] - rs[i], L = W->ptr[O->rows[rs[i]] + 1] - W->ptr[O->rows[rs[i]]];
+            if (nu < GEMM_MIN) continue;
+            needV = needV > nu * L ? needV : nu * L, needE = needE > L ? needE : L;
+            needX = needX > room_x(nu, L, ns) ? needX : room_x(nu, L, ns);
         }
     }
-    double *V = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)(needV + needX) * sizeof(double)) : NULL;
-    if (st == NM_OK && !V) st = NM_ERR_NOMEM;
+    int64_t need = needV + needX;
+    double *V = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)need * sizeof(double)) : NULL;
+    entry *E = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)needE * sizeof(entry)) : NULL;
+    if (st == NM_OK && (!V || !E)) st = NM_ERR_NOMEM;
     if (st == NM_OK) {
         nm_blas_serial_begin();
         #pragma omp parallel for schedule(dynamic, 1) num_threads((int)nth)
         for (int64_t G = 0; G < ng; G++) {
             int th = omp_get_thread_num();
-            double *v = V + th * (needV + needX);
-            fill_group(&in, O, G, sc + th * (kout + 1), v, v + needV);
+            double *v = V + th * need;
+            fill_group(&in, O, G, sc + th * (kout + 1), v, v + needV, E + th * needE);
         }
         nm_blas_serial_end();
     }
+    nm_free(ctx, E), nm_free(ctx, rs), nm_free(ctx, run0);
     nm_free(ctx, V), nm_free(ctx, sc), nm_free(ctx, sg), nm_free(ctx, newcol), nm_free(ctx, sd);
     if (st == NM_OK) *out = O;
     else nm_tiles_free(ctx, O);
     return st;
 }
 
-/* ---------------------------------------------------------------- Y += W S, dense */
+/* ---------------------------------------------------------------- Yᵀ += (W S)ᵀ, dense */
 
-nm_status nm_tiles_times(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, double *Y, int64_t ldy)
+/* Where every row of W holds every column in order (a Gemm), W[r, j] is val[ptr[r] + j]: the columns W's groups
+ * need are read straight from the rows. Otherwise Wᵀ is formed by rows (cp, ci, cv: for each input unit, the output
+ * units that read it, increasing). */
+typedef struct {
+    const nm_rowmat *W;
+    int dense;
+    int64_t *cp, *ci;
+    double *cv;
+} by_cols;
+
+static void by_cols_free(nm_ctx *ctx, by_cols *B)
+{
+    nm_free(ctx, B->cp), nm_free(ctx, B->ci), nm_free(ctx, B->cv);
+}
+
+static nm_status by_cols_of(nm_ctx *ctx, const nm_rowmat *W, by_cols *B)
 {
     int64_t n = W->rows, m = W->cols, nnz = W->ptr[n];
-    /* Wᵀ by rows: for each input unit, the output units that read it */
-    int64_t *cp = nm_alloc_zero(ctx, (size_t)(m + 1), sizeof(int64_t)), *ci = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(int64_t));
-    double *cv = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(double));
-    int64_t *fill = nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(int64_t)), *mark = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(int64_t));
-    int64_t *outs = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(int64_t));
-    if (!cp || !ci || !cv || !fill || !mark || !outs) {
-        nm_free(ctx, cp), nm_free(ctx, ci), nm_free(ctx, cv), nm_free(ctx, fill), nm_free(ctx, mark), nm_free(ctx, outs);
-        return NM_ERR_NOMEM;
+    *B = (by_cols){W, nnz == n * m, NULL, NULL, NULL};
+    for (int64_t r = 0; B->dense && r < n; r++) B->dense = W->ptr[r] == r * m && (m == 0 || (W->idx[r * m] == 0 && W->idx[r * m + m - 1] == m - 1));
+    if (B->dense) return NM_OK;
+    B->cp = nm_alloc_zero(ctx, (size_t)(m + 1), sizeof(int64_t)), B->ci = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(int64_t));
+    B->cv = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(double));
+    int64_t *fill = nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(int64_t)), *cur = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(int64_t));
+    nm_status st = B->cp && B->ci && B->cv && fill && cur ? NM_OK : NM_ERR_NOMEM;
+    if (st == NM_OK) {
+        for (int64_t e = 0; e < nnz; e++) B->cp[W->idx[e] + 1]++;
+        for (int64_t j = 0; j < m; j++) B->cp[j + 1] += B->cp[j];
+        memcpy(fill, B->cp, (size_t)m * sizeof(int64_t));
+        /* by blocks of columns, so that the writes stay within a few pages (a row's columns increase; where they do
+         * not, its later entries wait for a later block) */
+        for (int64_t r = 0; r < n; r++) cur[r] = W->ptr[r];
+        for (int64_t j0 = 0; j0 < m; j0 += 64)
+            for (int64_t r = 0; r < n; r++)
+                for (int64_t e = cur[r]; e < W->ptr[r + 1] && (W->idx[e] < j0 + 64 || j0 + 64 >= m); e = ++cur[r]) {
+                    int64_t at = fill[W->idx[e]]++;
+                    B->ci[at] = r, B->cv[at] = nm_rowmat_val(W, e);
+                }
     }
-    for (int64_t e = 0; e < nnz; e++) cp[W->idx[e] + 1]++;
-    for (int64_t j = 0; j < m; j++) cp[j + 1] += cp[j];
-    memcpy(fill, cp, (size_t)m * sizeof(int64_t));
-    for (int64_t r = 0; r < n; r++)
-        for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) {
-            int64_t at = fill[W->idx[e]]++;
-            ci[at] = r, cv[at] = nm_rowmat_val(W, e);
-        }
+    nm_free(ctx, fill), nm_free(ctx, cur);
+    if (st != NM_OK) by_cols_free(ctx, B);
+    return st;
+}
+
+/* The output units that read any of units rows[0..nu) into outs (increasing; mark[o] ≥ 0 for them, their place), and
+ * the count; with Wg: W's entries there (nu × count, zeroed before). mark: −1 everywhere before. */
+static int64_t readers(const by_cols *B, const int64_t *rows, int64_t nu, int64_t *mark, int64_t *outs, double *Wg)
+{
+    const nm_rowmat *W = B->W;
+    int64_t no = 0;
+    if (B->dense) {
+        for (int64_t r = 0; r < W->rows; r++) outs[r] = r, mark[r] = r;
+        for (int64_t r = 0; Wg && r < W->rows; r++)
+            for (int64_t a = 0; a < nu; a++) Wg[a * W->rows + r] = nm_rowmat_val(W, r * W->cols + rows[a]);
+        return W->rows;
+    }
+    for (int64_t a = 0; a < nu; a++)
+        for (int64_t e = B->cp[rows[a]]; e < B->cp[rows[a] + 1]; e++)
+            if (mark[B->ci[e]] < 0) mark[B->ci[e]] = 0, outs[no++] = B->ci[e];
+    qsort(outs, (size_t)no, sizeof *outs, cmp_i64);
+    for (int64_t i = 0; i < no; i++) mark[outs[i]] = i;
+    for (int64_t a = 0; Wg && a < nu; a++)
+        for (int64_t e = B->cp[rows[a]]; e < B->cp[rows[a] + 1]; e++) Wg[a * no + mark[B->ci[e]]] = B->cv[e];
+    return no;
+}
+
+nm_status nm_tiles_times_t(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, double *Yt, int64_t ldy)
+{
+    int64_t n = W->rows;
+    by_cols B;
+    nm_status st = by_cols_of(ctx, W, &B);
+    if (st != NM_OK) return st;
+    int64_t *mark = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(int64_t)), *outs = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(int64_t));
+    if (!mark || !outs) st = NM_ERR_NOMEM;
     /* room: the largest group's output units × (its units + its columns) */
     int64_t need = 1;
-    for (int64_t i = 0; i < n; i++) mark[i] = -1;
-    for (int64_t g = 0; g < S->ng; g++) {
-        int64_t no = 0;
-        for (int64_t a = S->rptr[g]; a < S->rptr[g + 1]; a++)
-            for (int64_t e = cp[S->rows[a]]; e < cp[S->rows[a] + 1]; e++)
-                if (mark[ci[e]] != g) mark[ci[e]] = g, no++;
-        int64_t q = no * (S->rptr[g + 1] - S->rptr[g] + S->cptr[g + 1] - S->cptr[g]);
-        need = q > need ? q : need;
-    }
-    double *buf = nm_alloc(ctx, (size_t)need, sizeof(double));
-    nm_status st = buf ? NM_OK : NM_ERR_NOMEM;
-    for (int64_t i = 0; i < n; i++) mark[i] = -1;
+    for (int64_t i = 0; st == NM_OK && i < n; i++) mark[i] = -1;
     for (int64_t g = 0; st == NM_OK && g < S->ng; g++) {
-        int64_t nu = S->rptr[g + 1] - S->rptr[g], nc = S->cptr[g + 1] - S->cptr[g], no = 0;
-        for (int64_t a = 0; a < nu; a++)
-            for (int64_t e = cp[S->rows[S->rptr[g] + a]]; e < cp[S->rows[S->rptr[g] + a] + 1]; e++)
-                if (mark[ci[e]] < 0) mark[ci[e]] = no, outs[no++] = ci[e];
-        if (no == 0) continue;
-        double *Wg = buf, *Z = buf + no * nu; /* W's columns of the group (no × nu), and Wg B (no × nc) */
-        memset(Wg, 0, (size_t)(no * nu) * sizeof(double));
-        for (int64_t a = 0; a < nu; a++)
-            for (int64_t e = cp[S->rows[S->rptr[g] + a]]; e < cp[S->rows[S->rptr[g] + a] + 1]; e++) Wg[mark[ci[e]] * nu + a] = cv[e];
-        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, no, nc, nu, 1.0, Wg, nu, S->val + S->vptr[g], nc, 0.0, Z, nc);
-        const int64_t *cols = S->cols + S->cptr[g];
-        #pragma omp parallel for schedule(static) if (no * nc > 65536)
-        for (int64_t i = 0; i < no; i++)
-            for (int64_t c = 0; c < nc; c++) Y[outs[i] * ldy + cols[c]] += Z[i * nc + c];
+        int64_t nu = S->rptr[g + 1] - S->rptr[g], no = readers(&B, S->rows + S->rptr[g], nu, mark, outs, NULL);
+        int64_t q = no * (nu + S->cptr[g + 1] - S->cptr[g]);
+        need = q > need ? q : need;
         for (int64_t i = 0; i < no; i++) mark[outs[i]] = -1;
     }
-    nm_free(ctx, buf), nm_free(ctx, cp), nm_free(ctx, ci), nm_free(ctx, cv), nm_free(ctx, fill), nm_free(ctx, mark), nm_free(ctx, outs);
+    double *buf = st == NM_OK ? nm_alloc(ctx, (size_t)need, sizeof(double)) : NULL;
+    if (st == NM_OK && !buf) st = NM_ERR_NOMEM;
+    for (int64_t g = 0; st == NM_OK && g < S->ng; g++) {
+        int64_t nu = S->rptr[g + 1] - S->rptr[g], nc = S->cptr[g + 1] - S->cptr[g];
+        const int64_t *rows = S->rows + S->rptr[g], *cols = S->cols + S->cptr[g];
+        int64_t no = readers(&B, rows, nu, mark, outs, NULL);
+        double *Wg = buf, *Z = buf + no * nu; /* W's columns of the group, transposed (nu × no), and Bᵀ Wg (nc × no) */
+        memset(Wg, 0, (size_t)(no * nu) * sizeof(double));
+        for (int64_t i = 0; i < no; i++) mark[outs[i]] = -1;
+        if (no == 0 || readers(&B, rows, nu, mark, outs, Wg) == 0) continue;
+        nm_gemm_f64(NM_TRANS, NM_NOTRANS, nc, no, nu, 1.0, S->val + S->vptr[g], nc, Wg, no, 0.0, Z, no);
+        int run = outs[no - 1] - outs[0] == no - 1; /* the output units a range: rows of Z add straight */
+        #pragma omp parallel for schedule(static) if (no * nc > 65536)
+        for (int64_t c = 0; c < nc; c++) {
+            double *y = Yt + cols[c] * ldy;
+            const double *z = Z + c * no;
+            if (run)
+                for (int64_t i = 0; i < no; i++) y[outs[0] + i] += z[i];
+            else
+                for (int64_t i = 0; i < no; i++) y[outs[i]] += z[i];
+        }
+        for (int64_t i = 0; i < no; i++) mark[outs[i]] = -1;
+    }
+    nm_free(ctx, buf), nm_free(ctx, mark), nm_free(ctx, outs);
+    by_cols_free(ctx, &B);
     return st;
 }
