@@ -205,17 +205,27 @@ float *nm_pass_scratch(nm_pass *p, size_t nfloats);
  * constant values at import, not nodes. */
 struct nm_net;
 
-/* A sparse matrix by rows (method propagate's linear maps): columns increasing within each row. */
+/* A linear map y = W x (method propagate's linear ops) by groups of rows that read the same inputs: group g's rows
+ * row[gp[g] .. gp[g+1]) all read the columns idx[ip[g] .. ip[g+1]), its a-th row with the values
+ * v[g][a · ld[g] + e] (e over the columns), or vd's where v is NULL. Values may point into the op's constants or
+ * into own, the map's. Rows in no group are zero; each row is in at most one. */
 typedef struct {
-    int64_t rows, cols, nnz;
-    int64_t *ptr; /* rows + 1 */
-    int64_t *idx; /* nnz column indices */
-    float *val;   /* nnz */
-} nm_csr;
+    int64_t rows, cols, ng;
+    int64_t *gp, *row, *ip, *idx, *ld;
+    const float **v;
+    const double **vd;
+    float *own;
+} nm_wmat;
 
-/* W->ptr, idx and val for rows × cols with room for nnz entries (ptr zeroed); NM_ERR_NOMEM else. */
-nm_status nm_csr_alloc(nm_ctx *ctx, int64_t rows, int64_t cols, int64_t nnz, nm_csr *W);
-void nm_csr_free(nm_ctx *ctx, nm_csr *W);
+/* W's index arrays for ng groups holding nrow rows and nidx columns in all, and own for nown floats (gp, ip zeroed);
+ * NM_ERR_NOMEM else. */
+nm_status nm_wmat_alloc(nm_ctx *ctx, int64_t rows, int64_t cols, int64_t ng, int64_t nrow, int64_t nidx, int64_t nown, nm_wmat *W);
+void nm_wmat_free(nm_ctx *ctx, nm_wmat *W);
+
+static inline double nm_wmat_at(const nm_wmat *W, int64_t g, int64_t a, int64_t e)
+{
+    return W->v ? W->v[g][a * W->ld[g] + e] : W->vd[g][a * W->ld[g] + e];
+}
 
 typedef struct {
     const char *name;
@@ -251,9 +261,9 @@ typedef struct {
      * element o's window into idx, returning how many; with idx NULL, the most any window has */
     int64_t (*window)(const nm_node *nd, const nm_shape *xs, const nm_shape *ys, int64_t o, int64_t *idx);
     /* optional, for linear ops whose matrix is at hand (Conv, Gemm): the matrix from varying input i
-     * within a sample, with exactly the entries and float values unit tangents through jvp give, into W;
+     * within a sample, with the float values unit tangents through jvp give (zeros may be kept), into W;
      * 0 when it does not apply to this node (the caller reads the matrix off jvp passes then) */
-    int (*matrix)(nm_ctx *ctx, const struct nm_net *net, const nm_node *nd, int i, nm_csr *W, nm_status *st);
+    int (*matrix)(nm_ctx *ctx, const struct nm_net *net, const nm_node *nd, int i, nm_wmat *W, nm_status *st);
     nm_status (*infer)(nm_ctx *ctx, struct nm_net *net, nm_node *nd);
     nm_status (*forward)(const nm_node *nd, nm_pass *p);
     nm_status (*jvp)(const nm_node *nd, nm_pass *p);

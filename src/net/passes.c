@@ -421,19 +421,24 @@ nm_status nm_node_vjp_at(nm_ctx *ctx, nm_net *net, int k, int64_t n, float *cons
     return nm_op_table[nd->op]->vjp(nd, &p);
 }
 
-nm_status nm_csr_alloc(nm_ctx *ctx, int64_t rows, int64_t cols, int64_t nnz, nm_csr *W)
+nm_status nm_wmat_alloc(nm_ctx *ctx, int64_t rows, int64_t cols, int64_t ng, int64_t nrow, int64_t nidx, int64_t nown, nm_wmat *W)
 {
-    *W = (nm_csr){rows, cols, 0, NULL, NULL, NULL};
-    W->ptr = nm_alloc_zero(ctx, (size_t)(rows + 1), sizeof(int64_t));
-    W->idx = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(int64_t));
-    W->val = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(float));
-    if (W->ptr && W->idx && W->val) return NM_OK;
-    nm_csr_free(ctx, W);
+    *W = (nm_wmat){.rows = rows, .cols = cols, .ng = ng};
+    W->gp = nm_alloc_zero(ctx, (size_t)(ng + 1), sizeof(int64_t));
+    W->ip = nm_alloc_zero(ctx, (size_t)(ng + 1), sizeof(int64_t));
+    W->row = nm_alloc(ctx, (size_t)(nrow ? nrow : 1), sizeof(int64_t));
+    W->idx = nm_alloc(ctx, (size_t)(nidx ? nidx : 1), sizeof(int64_t));
+    W->ld = nm_alloc(ctx, (size_t)(ng ? ng : 1), sizeof(int64_t));
+    W->v = nm_alloc(ctx, (size_t)(ng ? ng : 1), sizeof(float *));
+    W->own = nown ? nm_alloc(ctx, (size_t)nown, sizeof(float)) : NULL;
+    if (W->gp && W->ip && W->row && W->idx && W->ld && W->v && (!nown || W->own)) return NM_OK;
+    nm_wmat_free(ctx, W);
     return NM_ERR_NOMEM;
 }
 
-void nm_csr_free(nm_ctx *ctx, nm_csr *W)
+void nm_wmat_free(nm_ctx *ctx, nm_wmat *W)
 {
-    nm_free(ctx, W->ptr), nm_free(ctx, W->idx), nm_free(ctx, W->val);
+    nm_free(ctx, W->gp), nm_free(ctx, W->ip), nm_free(ctx, W->row), nm_free(ctx, W->idx), nm_free(ctx, W->ld);
+    nm_free(ctx, (void *)W->v), nm_free(ctx, (void *)W->vd), nm_free(ctx, W->own);
     memset(W, 0, sizeof *W);
 }

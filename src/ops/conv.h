@@ -25,7 +25,7 @@ void nm_conv_im2col_box(const nm_attrs *a, const conv_dims *d, const float *x, c
 void nm_conv_taps(const conv_dims *d, const float *w, float *Wt);
 size_t nm_conv_local_floats(const conv_dims *d);
 int nm_conv_local_jvp(const nm_attrs *a, const conv_dims *d, const float *w, const float *Wt, const float *x, float *scratch, float *y);
-/* The op table's matrix hook (net.h): the conv as a sparse matrix from its data input. */
-int nm_conv_matrix(nm_ctx *ctx, const nm_net *net, const nm_node *nd, int i, nm_csr *W, nm_status *st);
+/* The op table's matrix hook (net.h): the conv as a map from its data input, a group per output position. */
+int nm_conv_matrix(nm_ctx *ctx, const nm_net *net, const nm_node *nd, int i, nm_wmat *W, nm_status *st);
 
 #endif

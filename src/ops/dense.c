@@ -261,26 +261,23 @@ static const nm_attr_def gemm_attrs[] = {
     {.name = "broadcast", .kind = NM_ATTR_IGNORE}, /* opset < 7: C broadcasts, as it always does now */
     {0}};
 
-/* Method propagate's matrix from A (net.h) when A is the varying (M, K) operand and B a constant: sample
- * row r of A maps to row r of y by y_n = Σ_k α op(B)_kn x_k, so entry (n, k) is α op(B)_kn (zeros left out). */
-static int gemm_matrix(nm_ctx *ctx, const nm_net *net, const nm_node *nd, int i, nm_csr *W, nm_status *st)
+/* Method propagate's map from A (net.h) when A is the varying (M, K) operand and B a constant: sample row r of A
+ * maps to row r of y by y_n = Σ_k α op(B)_kn x_k, one group of every row over every column. With transB and α = 1
+ * (PyTorch's Linear) the rows are B's own; otherwise α op(B)ᵀ is copied. */
+static int gemm_matrix(nm_ctx *ctx, const nm_net *net, const nm_node *nd, int i, nm_wmat *W, nm_status *st)
 {
     const nm_value *A = NM_IN(net, nd, 0), *B = NM_IN(net, nd, 1);
     if (i != 0 || nd->a.trans_a || B->varying || !A->batched || A->shape.d[0] != 1) return 0;
-    int64_t K = A->shape.d[1], N = B->shape.d[!nd->a.trans_b], nnz = 0;
+    int64_t K = A->shape.d[1], N = B->shape.d[!nd->a.trans_b];
     const float *b = B->cdata;
     float al = nd->a.alpha;
-    for (int64_t j = 0; j < K * N; j++) nnz += al * b[j] != 0;
-    if ((*st = nm_csr_alloc(ctx, N, K, nnz, W)) != NM_OK) return 1;
-    int64_t e = 0;
-    for (int64_t n = 0; n < N; n++) {
-        for (int64_t k = 0; k < K; k++) {
-            float v = al * (nd->a.trans_b ? b[n * K + k] : b[k * N + n]);
-            if (v != 0) W->idx[e] = k, W->val[e++] = v;
-        }
-        W->ptr[n + 1] = e;
-    }
-    W->nnz = e;
+    int own = !nd->a.trans_b || al != 1;
+    if ((*st = nm_wmat_alloc(ctx, N, K, 1, N, K, own ? N * K : 0, W)) != NM_OK) return 1;
+    for (int64_t n = 0; n < N; n++) W->row[n] = n;
+    for (int64_t k = 0; k < K; k++) W->idx[k] = k;
+    W->gp[1] = N, W->ip[1] = K, W->ld[0] = K, W->v[0] = own ? W->own : b;
+    for (int64_t n = 0; own && n < N; n++)
+        for (int64_t k = 0; k < K; k++) W->own[n * K + k] = al * (nd->a.trans_b ? b[n * K + k] : b[k * N + n]);
     return 1;
 }
 

@@ -1,11 +1,14 @@
 /*
  * linear.c — a linear (affine) op in method propagate: y = Σ_i W_i x_i + b
  * over its varying inputs x_i. b is the op's float32 forward at zero, W_i
- * is read off its float32 jvp of unit tangents (every entry of W_i e_j is
- * one product, so exact), and the state is mapped in double:
+ * comes from the op's matrix hook (Conv, Gemm) or is read off its float32
+ * jvp of unit tangents (every entry of W_i e_j is one product, so exact),
+ * as groups of rows that read the same inputs (nm_wmat: a conv's channels
+ * at one position), and the state is mapped in double:
  * m ← Σ W_i m_i + b, T ← Σ W_i T_i, and the private parts by
  * W_i P_i W_iᵀ: a diagonal stays one where no input reaches two outputs,
- * becomes dense where the output is small, and shared columns otherwise.
+ * becomes dense where the output is small, and sparse private columns
+ * (tiles.c) otherwise.
  *
  * Shapes: W_i rows = the output's units, cols = input i's (per sample).
  */
@@ -17,7 +20,18 @@
 #include <string.h>
 
 
-typedef nm_csr csr;
+/* Rows with their columns (increasing) and values: the entries jvp passes found, before they are grouped. */
+typedef struct {
+    int64_t rows, cols, nnz;
+    int64_t *ptr, *idx;
+    float *val;
+} csr;
+
+static void csr_free(nm_ctx *ctx, csr *W)
+{
+    nm_free(ctx, W->ptr), nm_free(ctx, W->idx), nm_free(ctx, W->val);
+    memset(W, 0, sizeof *W);
+}
 
 /* Entries of W gathered from one pass of unit tangents: exactly as many as it found. */
 typedef struct {
@@ -53,13 +67,15 @@ static nm_status to_csr(nm_ctx *ctx, const block *bl, int64_t nb, int64_t rows, 
 {
     int64_t nnz = 0;
     for (int64_t j = 0; j < nb; j++) nnz += bl[j].n;
+    *W = (csr){rows, cols, nnz, NULL, NULL, NULL};
+    W->ptr = nm_alloc_zero(ctx, (size_t)(rows + 1), sizeof(int64_t));
+    W->idx = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(int64_t));
+    W->val = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(float));
     int64_t *fill = nm_alloc(ctx, (size_t)(rows ? rows : 1), sizeof(int64_t));
-    nm_status st = fill ? nm_csr_alloc(ctx, rows, cols, nnz, W) : NM_ERR_NOMEM;
-    if (st != NM_OK) {
-        nm_free(ctx, fill);
-        return st;
+    if (!W->ptr || !W->idx || !W->val || !fill) {
+        nm_free(ctx, fill), csr_free(ctx, W);
+        return NM_ERR_NOMEM;
     }
-    W->nnz = nnz;
     for (int64_t j = 0; j < nb; j++)
         for (int64_t e = 0; e < bl[j].n; e++) W->ptr[bl[j].row[e] + 1]++;
     for (int64_t r = 0; r < rows; r++) W->ptr[r + 1] += W->ptr[r];
@@ -71,6 +87,59 @@ static nm_status to_csr(nm_ctx *ctx, const block *bl, int64_t nb, int64_t rows, 
         }
     nm_free(ctx, fill);
     return NM_OK;
+}
+
+/* Rows that read the same columns sorted together: by pattern length, then the columns. Each key carries its
+ * matrix (no global: experiments run nets on several threads). */
+typedef struct {
+    const csr *W;
+    int64_t row;
+} row_key;
+
+static int cmp_pattern(const void *pa, const void *pb)
+{
+    const csr *W = ((const row_key *)pa)->W;
+    int64_t a = ((const row_key *)pa)->row, b = ((const row_key *)pb)->row;
+    int64_t la = W->ptr[a + 1] - W->ptr[a], lb = W->ptr[b + 1] - W->ptr[b];
+    if (la != lb) return la < lb ? -1 : 1;
+    const int64_t *ia = W->idx + W->ptr[a], *ib = W->idx + W->ptr[b];
+    for (int64_t e = 0; e < la; e++)
+        if (ia[e] != ib[e]) return ia[e] < ib[e] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+static int same_pattern(const csr *W, int64_t a, int64_t b)
+{
+    int64_t la = W->ptr[a + 1] - W->ptr[a];
+    return la == W->ptr[b + 1] - W->ptr[b] && memcmp(W->idx + W->ptr[a], W->idx + W->ptr[b], (size_t)la * sizeof(int64_t)) == 0;
+}
+
+/* C's non-empty rows as groups of one pattern each (values copied, row by row). */
+static nm_status to_groups(nm_ctx *ctx, const csr *C, nm_wmat *W)
+{
+    int64_t R = C->rows, nr = 0, ng = 0, nidx = 0;
+    row_key *key = nm_alloc(ctx, (size_t)(R ? R : 1), sizeof(row_key));
+    if (!key) return NM_ERR_NOMEM;
+    for (int64_t r = 0; r < R; r++)
+        if (C->ptr[r + 1] > C->ptr[r]) key[nr++] = (row_key){C, r};
+    qsort(key, (size_t)nr, sizeof *key, cmp_pattern);
+    for (int64_t a = 0; a < nr; a++)
+        if (a == 0 || !same_pattern(C, key[a].row, key[a - 1].row)) ng++, nidx += C->ptr[key[a].row + 1] - C->ptr[key[a].row];
+    nm_status st = nm_wmat_alloc(ctx, R, C->cols, ng, nr, nidx, C->nnz, W);
+    for (int64_t a = 0, g = -1, e = 0, o = 0; st == NM_OK && a < nr; a++) {
+        int64_t r = key[a].row, L = C->ptr[r + 1] - C->ptr[r];
+        if (a == 0 || !same_pattern(C, r, key[a - 1].row)) {
+            g++;
+            memcpy(W->idx + e, C->idx + C->ptr[r], (size_t)L * sizeof(int64_t));
+            e += L;
+            W->ip[g + 1] = e, W->ld[g] = L, W->v[g] = W->own + o;
+        }
+        W->row[a] = r, W->gp[g + 1] = a + 1;
+        memcpy(W->own + o, C->val + C->ptr[r], (size_t)L * sizeof(float));
+        o += L;
+    }
+    nm_free(ctx, key);
+    return st;
 }
 
 /* Tangent buffers for every varying input of node k (t samples each, zeroed), or only input i's (only). */
@@ -86,7 +155,7 @@ static nm_status tangents(nm_ctx *ctx, const nm_net *net, const nm_node *nd, int
 
 /* W_i of node k from passes of unit tangents: one tangent of all ones for an elementwise op (diag), else
  * unit tangents in chunks, by jvp (columns) or, when the output is the smaller side, by vjp (rows). */
-static nm_status extract(nm_prop *pr, int k, int i, int diag, csr *W)
+static nm_status extract(nm_prop *pr, int k, int i, int diag, nm_wmat *W)
 {
     nm_ctx *ctx = pr->ctx;
     nm_net *net = pr->net;
@@ -122,73 +191,48 @@ static nm_status extract(nm_prop *pr, int k, int i, int diag, csr *W)
         } else if (st == NM_OK) st = gather(ctx, rows ? dx[i] : y, c, to, c0, rows, &bl[j]);
         for (int64_t s = 0; s < (diag ? nin : c); s++) unit[diag ? s : s * from + c0 + s] = 0.0f;
     }
-    if (st == NM_OK) st = to_csr(ctx, bl, nb, nout, nin, W);
+    csr E = {0};
+    if (st == NM_OK) st = to_csr(ctx, bl, nb, nout, nin, &E);
+    if (st == NM_OK) st = to_groups(ctx, &E, W);
+    csr_free(ctx, &E);
     for (int64_t j = 0; bl && j < nb; j++) nm_free(ctx, bl[j].row), nm_free(ctx, bl[j].col), nm_free(ctx, bl[j].val);
     nm_free(ctx, bl), nm_free(ctx, unit), nm_free(ctx, y);
     for (int j = 0; j < nd->nin; j++) nm_free(ctx, dx[j]);
     return st;
 }
 
-/* Y (rows × ky) += W X for X n × kx (kx ≤ ky), row by row. */
-static void apply_rows(const csr *W, const int64_t *rows, int64_t nr, const double *X, int64_t kx, double *Y, int64_t ky)
+#define GROUP_MIN 4         /* rows sharing a pattern that go through one GEMM */
+#define GATHER_DOUBLES (1 << 22) /* a gathered block of X holds at most this many doubles (32 MiB) */
+
+/* Y (rows × ky) += W X for group g's rows, X n × kx (kx ≤ ky), row by row. */
+static void apply_rows(const nm_wmat *W, int64_t g, const double *X, int64_t kx, double *Y, int64_t ky)
 {
-    #pragma omp parallel for schedule(dynamic, 8) if (nr * kx > 65536)
-    for (int64_t a = 0; a < nr; a++) {
-        int64_t r = rows ? rows[a] : a;
-        double *y = Y + r * ky;
-        for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) {
-            const double *x = X + W->idx[e] * kx;
-            double w = W->val[e];
+    const int64_t *P = W->idx + W->ip[g];
+    int64_t L = W->ip[g + 1] - W->ip[g];
+    for (int64_t a = 0; a < W->gp[g + 1] - W->gp[g]; a++) {
+        double *y = Y + W->row[W->gp[g] + a] * ky;
+        for (int64_t e = 0; e < L; e++) {
+            const double *x = X + P[e] * kx;
+            double w = nm_wmat_at(W, g, a, e);
             for (int64_t c = 0; c < kx; c++) y[c] += w * x[c];
         }
     }
 }
 
-/* Rows of W that read the same columns (a conv's output channels at one position; every row of a Gemm)
- * sorted together: by pattern length, then the columns. Each key carries its W (no global: experiments
- * run nets on several threads). */
-typedef struct {
-    const csr *W;
-    int64_t row;
-} row_key;
-
-static int cmp_pattern(const void *pa, const void *pb)
+/* Group g (ng rows, pattern of L columns): Y_g += V X_P by column chunks, buffers in buf. */
+static void apply_group(const nm_wmat *W, int64_t g, const double *X, int64_t kx, double *Y, int64_t ky, double *buf)
 {
-    const csr *W = ((const row_key *)pa)->W;
-    int64_t a = ((const row_key *)pa)->row, b = ((const row_key *)pb)->row;
-    int64_t la = W->ptr[a + 1] - W->ptr[a], lb = W->ptr[b + 1] - W->ptr[b];
-    if (la != lb) return la < lb ? -1 : 1;
-    const int64_t *ia = W->idx + W->ptr[a], *ib = W->idx + W->ptr[b];
-    for (int64_t e = 0; e < la; e++)
-        if (ia[e] != ib[e]) return ia[e] < ib[e] ? -1 : 1;
-    return a < b ? -1 : a > b;
-}
-
-static int same_pattern(const csr *W, int64_t a, int64_t b)
-{
-    int64_t la = W->ptr[a + 1] - W->ptr[a];
-    return la == W->ptr[b + 1] - W->ptr[b] && memcmp(W->idx + W->ptr[a], W->idx + W->ptr[b], (size_t)la * sizeof(int64_t)) == 0;
-}
-
-#define GROUP_MIN 4         /* rows sharing a pattern that go through one GEMM */
-#define GATHER_DOUBLES (1 << 22) /* a gathered block of X holds at most this many doubles (32 MiB) */
-
-/* One group: rows g[0..ng) with the pattern of g[0] (len L): Y_g += V X_P, by column chunks, buffers in buf. */
-static void apply_group(const csr *W, const int64_t *g, int64_t ng, const double *X, int64_t kx, double *Y, int64_t ky, double *buf)
-{
-    int64_t L = W->ptr[g[0] + 1] - W->ptr[g[0]];
-    const int64_t *P = W->idx + W->ptr[g[0]];
-    int contiguous = L > 0 && P[L - 1] - P[0] == L - 1;
+    int64_t L = W->ip[g + 1] - W->ip[g], ng = W->gp[g + 1] - W->gp[g];
+    const int64_t *P = W->idx + W->ip[g], *rows = W->row + W->gp[g];
+    int contiguous = P[L - 1] - P[0] == L - 1, consecutive = 1;
+    for (int64_t a = 1; consecutive && a < ng; a++) consecutive = rows[a] == rows[0] + a;
     int64_t kc = GATHER_DOUBLES / (L > ng ? L : ng);
     kc = kc < 16 ? 16 : kc > kx ? kx : kc;
     double *V = buf, *B = V + ng * L, *Z = B + (contiguous ? 0 : L * kc);
-    int consecutive = 1;
-    for (int64_t a = 0; a < ng; a++) {
-        consecutive &= g[a] == g[0] + a;
-        for (int64_t e = 0; e < L; e++) V[a * L + e] = W->val[W->ptr[g[a]] + e];
-    }
+    for (int64_t a = 0; a < ng; a++)
+        for (int64_t e = 0; e < L; e++) V[a * L + e] = nm_wmat_at(W, g, a, e);
     if (contiguous && consecutive) { /* a dense block of W on a block of X (a Gemm): straight into Y */
-        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, ng, kx, L, 1.0, V, L, X + P[0] * kx, kx, 1.0, Y + g[0] * ky, ky);
+        nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, ng, kx, L, 1.0, V, L, X + P[0] * kx, kx, 1.0, Y + rows[0] * ky, ky);
         return;
     }
     for (int64_t c0 = 0; c0 < kx; c0 += kc) {
@@ -201,80 +245,73 @@ static void apply_group(const csr *W, const int64_t *g, int64_t ng, const double
         }
         nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, ng, c, L, 1.0, V, L, Bx, ldb, 0.0, Z, c);
         for (int64_t a = 0; a < ng; a++)
-            for (int64_t j = 0; j < c; j++) Y[g[a] * ky + c0 + j] += Z[a * c + j];
+            for (int64_t j = 0; j < c; j++) Y[rows[a] * ky + c0 + j] += Z[a * c + j];
     }
 }
 
-/* The doubles apply_group needs for a group of ng rows with patterns of L columns. */
-static int64_t group_buffer(int64_t ng, int64_t L, int64_t kx)
+/* The doubles apply_group needs for group g and X of kx columns; 0 where the group goes row by row. */
+static int64_t group_buffer(const nm_wmat *W, int64_t g, int64_t kx)
 {
+    int64_t ng = W->gp[g + 1] - W->gp[g], L = W->ip[g + 1] - W->ip[g];
+    if (ng < GROUP_MIN || L == 0 || kx < 16) return 0;
     int64_t kc = GATHER_DOUBLES / (L > ng ? L : ng);
     kc = kc < 16 ? 16 : kc > kx ? kx : kc;
     return ng * L + L * kc + ng * kc;
 }
 
-/* Y (rows × ky) += W X, X n × kx (kx ≤ ky): rows that share a pattern by one GEMM per group, the rest
- * row by row. */
-static nm_status apply(nm_ctx *ctx, const csr *W, const double *X, int64_t kx, double *Y, int64_t ky)
+/* Y (rows × ky) += W X, X n × kx (kx ≤ ky): a group of rows by one GEMM, or row by row where small; the groups on
+ * the threads where there are many (a row is in one group: no two threads write it). */
+static nm_status apply(nm_ctx *ctx, const nm_wmat *W, const double *X, int64_t kx, double *Y, int64_t ky)
 {
-    if (kx == 0 || W->nnz == 0) return NM_OK;
-    if (kx < 16) {
-        apply_rows(W, NULL, W->rows, X, kx, Y, ky);
-        return NM_OK;
+    if (kx == 0 || W->ng == 0) return NM_OK;
+    int64_t need = 0;
+    for (int64_t g = 0; g < W->ng; g++) {
+        int64_t q = group_buffer(W, g, kx);
+        need = q > need ? q : need;
     }
-    int64_t R = W->rows, *ord = nm_alloc(ctx, (size_t)R, sizeof(int64_t)), *gs = nm_alloc(ctx, (size_t)(R + 1), sizeof(int64_t));
-    int64_t *ge = nm_alloc(ctx, (size_t)(R + 1), sizeof(int64_t));
-    int64_t *single = nm_alloc(ctx, (size_t)R, sizeof(int64_t)), ng = 0, ns = 0, need = 0;
-    row_key *key = nm_alloc(ctx, (size_t)R, sizeof(row_key));
-    if (!ord || !gs || !ge || !single || !key) {
-        nm_free(ctx, ord), nm_free(ctx, gs), nm_free(ctx, ge), nm_free(ctx, single), nm_free(ctx, key);
-        return NM_ERR_NOMEM;
-    }
-    for (int64_t r = 0; r < R; r++) key[r] = (row_key){W, r};
-    qsort(key, (size_t)R, sizeof *key, cmp_pattern);
-    for (int64_t r = 0; r < R; r++) ord[r] = key[r].row;
-    nm_free(ctx, key);
-    for (int64_t a = 0; a < R;) {
-        int64_t b = a + 1;
-        while (b < R && same_pattern(W, ord[a], ord[b])) b++;
-        if (b - a >= GROUP_MIN && W->ptr[ord[a] + 1] > W->ptr[ord[a]]) {
-            gs[ng] = a, ge[ng++] = b;
-            int64_t q = group_buffer(b - a, W->ptr[ord[a] + 1] - W->ptr[ord[a]], kx);
-            need = q > need ? q : need;
-        } else
-            for (int64_t c = a; c < b; c++) single[ns++] = ord[c];
-        a = b;
-    }
-    int nth = ng >= 2 * nm_threads() ? nm_threads() : 1;
-    double *buf = ng ? nm_alloc(ctx, (size_t)nth, (size_t)need * sizeof(double)) : NULL;
-    nm_status st = buf || ng == 0 ? NM_OK : NM_ERR_NOMEM;
-    if (st == NM_OK && nth > 1) {
+    int nth = W->ng >= 2 * nm_threads() ? nm_threads() : 1;
+    double *buf = need ? nm_alloc(ctx, (size_t)nth, (size_t)need * sizeof(double)) : NULL;
+    if (need && !buf) return NM_ERR_NOMEM;
+    if (nth > 1) {
         nm_blas_serial_begin();
         #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-        for (int64_t j = 0; j < ng; j++) apply_group(W, ord + gs[j], ge[j] - gs[j], X, kx, Y, ky, buf + omp_get_thread_num() * need);
+        for (int64_t g = 0; g < W->ng; g++) {
+            if (group_buffer(W, g, kx)) apply_group(W, g, X, kx, Y, ky, buf + omp_get_thread_num() * need);
+            else apply_rows(W, g, X, kx, Y, ky);
+        }
         nm_blas_serial_end();
-    } else if (st == NM_OK)
-        for (int64_t j = 0; j < ng; j++) apply_group(W, ord + gs[j], ge[j] - gs[j], X, kx, Y, ky, buf);
-    if (st == NM_OK) apply_rows(W, single, ns, X, kx, Y, ky);
-    nm_free(ctx, ord), nm_free(ctx, gs), nm_free(ctx, single), nm_free(ctx, ge), nm_free(ctx, buf);
-    return st;
+    } else
+        for (int64_t g = 0; g < W->ng; g++) {
+            if (group_buffer(W, g, kx)) apply_group(W, g, X, kx, Y, ky, buf);
+            else apply_rows(W, g, X, kx, Y, ky);
+        }
+    nm_free(ctx, buf);
+    return NM_OK;
 }
 
 /* Whether no column of W has two non-zeros: then W diag(d2) Wᵀ is diagonal. */
-static int one_per_column(nm_ctx *ctx, const csr *W, int *ok)
+static int one_per_column(nm_ctx *ctx, const nm_wmat *W, int *ok)
 {
     unsigned char *seen = nm_alloc_zero(ctx, (size_t)(W->cols ? W->cols : 1), 1);
     if (!seen) return 0;
     *ok = 1;
-    for (int64_t e = 0; *ok && e < W->nnz; e++) *ok = !seen[W->idx[e]]++;
+    for (int64_t g = 0; *ok && g < W->ng; g++)
+        for (int64_t a = 0; *ok && a < W->gp[g + 1] - W->gp[g]; a++)
+            for (int64_t e = 0; *ok && e < W->ip[g + 1] - W->ip[g]; e++)
+                if (nm_wmat_at(W, g, a, e) != 0) *ok = !seen[W->idx[W->ip[g] + e]]++;
     nm_free(ctx, seen);
     return 1;
 }
 
-static nm_rowmat rowmat(const csr *W)
-{
-    return (nm_rowmat){W->rows, W->cols, W->ptr, W->idx, W->val, NULL};
-}
+/* body for every entry of W: row r, column j, value w. */
+#define FOR_ENTRIES(W, r, j, w, body)                                                                                                  \
+    for (int64_t g_ = 0; g_ < (W)->ng; g_++)                                                                                           \
+        for (int64_t a_ = 0; a_ < (W)->gp[g_ + 1] - (W)->gp[g_]; a_++)                                                                 \
+            for (int64_t e_ = 0; e_ < (W)->ip[g_ + 1] - (W)->ip[g_]; e_++) {                                                           \
+                int64_t r = (W)->row[(W)->gp[g_] + a_], j = (W)->idx[(W)->ip[g_] + e_];                                                \
+                double w = nm_wmat_at(W, g_, a_, e_);                                                                                  \
+                body;                                                                                                                  \
+            }
 
 /* count zeroed doubles, written (not calloc's zero pages, which the first read-modify-write faults on again). */
 static double *zeros(nm_ctx *ctx, int64_t count)
@@ -285,25 +322,23 @@ static double *zeros(nm_ctx *ctx, int64_t count)
 }
 
 /* The lower triangle of R (n × n) += X Xᵀ for X = W diag(√d2) (n × m). */
-static nm_status add_diag_square(nm_ctx *ctx, const csr *W, const double *d2, double *R)
+static nm_status add_diag_square(nm_ctx *ctx, const nm_wmat *W, const double *d2, double *R)
 {
     int64_t n = W->rows, m = W->cols;
     double *X = zeros(ctx, n * m);
     if (!X) return NM_ERR_NOMEM;
-    for (int64_t r = 0; r < n; r++)
-        for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) X[r * m + W->idx[e]] = W->val[e] * sqrt(d2[W->idx[e]]);
+    FOR_ENTRIES(W, r, j, w, X[r * m + j] = w * sqrt(d2[j]))
     nm_syrk_f64(n, m, 1.0, X, m, 1.0, R, n);
     nm_free(ctx, X);
     return NM_OK;
 }
 
 /* The lower triangle of R += Y Yᵀ for Y = W S (n × kc), by Yᵀ. */
-static nm_status add_tiles_square(nm_ctx *ctx, const csr *W, const nm_tiles *S, double *R)
+static nm_status add_tiles_square(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, double *R)
 {
     int64_t n = W->rows, kc = S->kc;
-    nm_rowmat Wr = rowmat(W);
     double *Yt = kc ? zeros(ctx, kc * n) : NULL;
-    nm_status st = kc == 0 ? NM_OK : Yt ? nm_tiles_times_t(ctx, &Wr, S, Yt, n) : NM_ERR_NOMEM;
+    nm_status st = kc == 0 ? NM_OK : Yt ? nm_tiles_times_t(ctx, W, S, Yt, n) : NM_ERR_NOMEM;
     if (st == NM_OK && kc) nm_syrk_t_f64(n, kc, 1.0, Yt, n, 1.0, R, n);
     nm_free(ctx, Yt);
     return st;
@@ -313,7 +348,7 @@ static nm_status add_tiles_square(nm_ctx *ctx, const csr *W, const nm_tiles *S, 
  * so; where the output is small (and holds no other diagonal or sparse columns) all of it becomes dense; otherwise
  * it becomes sparse columns (tiles.c). Where another input's sparse columns are there already, x's go to its shared
  * columns, a dense R too, and a diagonal is left for spread(): *spread = 1. */
-static nm_status map_private(nm_prop *pr, const csr *W, nm_gauss *x, nm_gauss *out, int *spread)
+static nm_status map_private(nm_prop *pr, const nm_wmat *W, nm_gauss *x, nm_gauss *out, int *spread)
 {
     *spread = 0;
     nm_ctx *ctx = pr->ctx;
@@ -323,8 +358,7 @@ static nm_status map_private(nm_prop *pr, const csr *W, nm_gauss *x, nm_gauss *o
     if (x->d2 && !one_per_column(ctx, W, &diag)) return NM_ERR_NOMEM;
     if (x->d2 && diag && !out->R) {
         if (!out->d2 && !(out->d2 = nm_alloc_zero(ctx, (size_t)n, sizeof(double)))) return NM_ERR_NOMEM;
-        for (int64_t r = 0; r < n; r++)
-            for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) out->d2[r] += (double)W->val[e] * W->val[e] * x->d2[W->idx[e]];
+        FOR_ENTRIES(W, r, j, w, out->d2[r] += w * w * x->d2[j])
         if (!x->S) return NM_OK;
     }
     const double *d2 = x->d2 && !(diag && !out->R) ? x->d2 : NULL; /* what is left of the diagonal to map */
@@ -334,8 +368,7 @@ static nm_status map_private(nm_prop *pr, const csr *W, nm_gauss *x, nm_gauss *o
             *spread = d2 != NULL;
             return nm_gauss_share_tiles(pr, x);
         }
-        nm_rowmat Wr = rowmat(W);
-        return nm_tiles_map(ctx, &Wr, x->S, d2, &out->S);
+        return nm_tiles_map(ctx, W, x->S, d2, &out->S);
     }
     if (!out->R && !(out->R = zeros(ctx, n * n))) return NM_ERR_NOMEM;
     nm_status st = NM_OK;
@@ -371,14 +404,15 @@ static nm_status offset(nm_prop *pr, int k, nm_gauss *out)
 
 /* Input x's private diagonal as new columns of out: W diag(√d2) written straight into the columns col[j]
  * (−1: none) without forming the one-hot columns. */
-static void spread(const csr *W, const nm_gauss *x, const int64_t *col, nm_gauss *out)
+static void spread(const nm_wmat *W, const nm_gauss *x, const int64_t *col, nm_gauss *out)
 {
-    #pragma omp parallel for schedule(static) if (W->nnz > 65536)
-    for (int64_t r = 0; r < W->rows; r++)
-        for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) {
-            int64_t j = W->idx[e];
-            if (col[j] >= 0) out->T[r * out->k + col[j]] = W->val[e] * sqrt(x->d2[j]);
-        }
+    #pragma omp parallel for schedule(static) if (W->ng > 64)
+    for (int64_t g = 0; g < W->ng; g++)
+        for (int64_t a = 0; a < W->gp[g + 1] - W->gp[g]; a++)
+            for (int64_t e = 0; e < W->ip[g + 1] - W->ip[g]; e++) {
+                int64_t r = W->row[W->gp[g] + a], j = W->idx[W->ip[g] + e];
+                if (col[j] >= 0) out->T[r * out->k + col[j]] = nm_wmat_at(W, g, a, e) * sqrt(x->d2[j]);
+            }
 }
 
 /* New columns for the units of x with a private variance: col[j] (−1 where none). */
@@ -394,7 +428,7 @@ nm_status nm_prop_linear(nm_prop *pr, int k, nm_gauss *const *in, nm_gauss *out)
     nm_ctx *ctx = pr->ctx;
     const nm_node *nd = &pr->net->node[k];
     int64_t n = nm_units(NM_OUT(pr->net, nd)), *col[NM_NODE_MAX_IN] = {0};
-    csr W[NM_NODE_MAX_IN] = {0};
+    nm_wmat W[NM_NODE_MAX_IN] = {0};
     nm_status st = nm_gauss_new(pr, n, 0, out);
     if (st == NM_OK) st = offset(pr, k, out);
     /* the matrices, and the private parts (which may widen the inputs' factors, or ask for new columns) */
@@ -417,7 +451,7 @@ nm_status nm_prop_linear(nm_prop *pr, int k, nm_gauss *const *in, nm_gauss *out)
         if ((st = apply(ctx, &W[i], in[i]->m, 1, out->m, 1)) == NM_OK) st = apply(ctx, &W[i], in[i]->T, in[i]->k, out->T, out->k);
         if (st == NM_OK && col[i]) spread(&W[i], in[i], col[i], out);
     }
-    for (int i = 0; i < nd->nin; i++) nm_csr_free(ctx, &W[i]), nm_free(ctx, col[i]);
+    for (int i = 0; i < nd->nin; i++) nm_wmat_free(ctx, &W[i]), nm_free(ctx, col[i]);
     if (st != NM_OK) nm_gauss_free(pr, out);
     return st;
 }

@@ -48,19 +48,6 @@ typedef struct {
     nm_tiles *S; /* NULL, or private columns held sparse: the private part is S Sᵀ + diag(d2) */
 } nm_gauss;
 
-/* A sparse matrix by rows with float (f) or double (d) values: a linear op's W, or a window's Stein weights. */
-typedef struct {
-    int64_t rows, cols;
-    const int64_t *ptr, *idx;
-    const float *f;
-    const double *d;
-} nm_rowmat;
-
-static inline double nm_rowmat_val(const nm_rowmat *W, int64_t e)
-{
-    return W->d ? W->d[e] : W->f[e];
-}
-
 void nm_tiles_free(nm_ctx *ctx, nm_tiles *S);
 nm_status nm_tiles_copy(nm_ctx *ctx, const nm_tiles *S, nm_tiles **out);
 /* Row u of S times row v. */
@@ -72,9 +59,9 @@ void nm_tiles_scale(nm_tiles *S, const double *g);
 /* T[u, off + c] = S[u, c] (T n × ldt). */
 void nm_tiles_put(const nm_tiles *S, double *T, int64_t ldt, int64_t off);
 /* *out = W [S | diag(√d2)]: W S, then one new column per input with d2 > 0 (S or d2 may be NULL). */
-nm_status nm_tiles_map(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, const double *d2, nm_tiles **out);
+nm_status nm_tiles_map(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, const double *d2, nm_tiles **out);
 /* Yt (S->kc × ldy) += (W S)ᵀ, dense. */
-nm_status nm_tiles_times_t(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, double *Yt, int64_t ldy);
+nm_status nm_tiles_times_t(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, double *Yt, int64_t ldy);
 
 #define NM_PROP_CACHE 4 /* big factor buffers kept for reuse: no page faults and unmapping between layers */
 

@@ -128,18 +128,17 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* An output unit's place in the sort: its group key, its W pattern's hash, itself. */
+/* A group of W's place in the sort: the key of the output group it joins, itself. */
 typedef struct {
-    uint64_t key, pat;
-    int64_t r;
-} unit_key;
+    uint64_t key;
+    int64_t g;
+} group_key;
 
-static int cmp_unit(const void *pa, const void *pb)
+static int cmp_group(const void *pa, const void *pb)
 {
-    const unit_key *a = pa, *b = pb;
+    const group_key *a = pa, *b = pb;
     if (a->key != b->key) return a->key < b->key ? -1 : 1;
-    if (a->pat != b->pat) return a->pat < b->pat ? -1 : 1;
-    return a->r < b->r ? -1 : a->r > b->r;
+    return a->g < b->g ? -1 : a->g > b->g;
 }
 
 static int cmp_i64(const void *pa, const void *pb)
@@ -148,32 +147,25 @@ static int cmp_i64(const void *pa, const void *pb)
     return a < b ? -1 : a > b;
 }
 
-static int same_row(const nm_rowmat *W, int64_t a, int64_t b)
-{
-    int64_t la = W->ptr[a + 1] - W->ptr[a];
-    return la == W->ptr[b + 1] - W->ptr[b] && memcmp(W->idx + W->ptr[a], W->idx + W->ptr[b], (size_t)la * sizeof(int64_t)) == 0;
-}
-
 /* What the map reads: W, the input's tiles (or NULL) and the inputs' new columns (newcol[j] ≥ 0 with scale sd[j]);
- * and the runs of the output's units that share a W pattern: units rs[i] .. rs[i+1] (places in O->rows). */
+ * output group G holds W's groups wg[run0[G] .. run0[G+1]), the i-th of them at places rs[i] .. rs[i+1] of O->rows. */
 typedef struct {
-    const nm_rowmat *W;
+    const nm_wmat *W;
     const nm_tiles *S;
     const int64_t *newcol;
     const double *sd;
     int64_t kin; /* the input's columns: new ones follow them */
-    const int64_t *rs, *run0; /* run0[G]: group G's first run */
+    const int64_t *wg, *rs, *run0;
 } map_in;
 
 /* Output group G's columns (the union of its units' input groups' and new columns), increasing, into cols (NULL:
  * only counted); stamps: sg (input groups) and sc (columns), both holding no value `stamp` yet. */
-static int64_t union_cols(const map_in *in, const nm_tiles *O, int64_t G, int64_t stamp, int64_t *sg, int64_t *sc, int64_t *cols)
+static int64_t union_cols(const map_in *in, int64_t G, int64_t stamp, int64_t *sg, int64_t *sc, int64_t *cols)
 {
-    const nm_rowmat *W = in->W;
+    const nm_wmat *W = in->W;
     int64_t nc = 0;
-    for (int64_t i = in->run0[G]; i < in->run0[G + 1]; i++) {
-        int64_t r = O->rows[in->rs[i]];
-        for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) {
+    for (int64_t i = in->run0[G]; i < in->run0[G + 1]; i++)
+        for (int64_t e = W->ip[in->wg[i]]; e < W->ip[in->wg[i] + 1]; e++) {
             int64_t j = W->idx[e], g = in->S ? in->S->grp[j] : -1;
             if (g >= 0 && sg[g] != stamp) {
                 sg[g] = stamp;
@@ -185,7 +177,6 @@ static int64_t union_cols(const map_in *in, const nm_tiles *O, int64_t G, int64_
             int64_t col = in->newcol ? in->newcol[j] : -1;
             if (col >= 0 && sc[in->kin + col] != stamp) sc[in->kin + col] = stamp, cols ? cols[nc] = in->kin + col : 0, nc++;
         }
-    }
     if (cols) qsort(cols, (size_t)nc, sizeof *cols, cmp_i64);
     return nc;
 }
@@ -248,109 +239,99 @@ static int64_t room_x(int64_t nr, int64_t L, int64_t ns)
  * a GEMM's W rows and gathered input, E for the entries. */
 static void fill_group(const map_in *in, nm_tiles *O, int64_t G, int64_t *pos, double *V, double *X, entry *E)
 {
-    const nm_rowmat *W = in->W;
+    const nm_wmat *W = in->W;
     const nm_tiles *S = in->S;
     int64_t nc = O->cptr[G + 1] - O->cptr[G], ns = 0;
     const int64_t *cols = O->cols + O->cptr[G];
     for (int64_t c = 0; c < nc; c++) pos[cols[c]] = c, ns += cols[c] < in->kin;
     double *blk = O->val + O->vptr[G];
     for (int64_t i = in->run0[G]; i < in->run0[G + 1]; i++) {
-        int64_t a = in->rs[i], b = in->rs[i + 1], r0 = O->rows[a], L = W->ptr[r0 + 1] - W->ptr[r0];
-        int gemm = S && b - a >= GEMM_MIN && ns > 0;
-        if (gemm) { /* block rows a..b (S part) = V (units × L) times the pattern's S rows */
-            for (int64_t u = a; u < b; u++)
-                for (int64_t e = 0; e < L; e++) V[(u - a) * L + e] = nm_rowmat_val(W, W->ptr[O->rows[u]] + e);
-            times_pattern(S, W->idx + W->ptr[r0], L, b - a, V, ns, pos, blk + (a - O->rptr[G]) * nc, nc, X, X + L * ns + (b - a) * L, E);
+        int64_t g = in->wg[i], a = in->rs[i], nu = in->rs[i + 1] - a, L = W->ip[g + 1] - W->ip[g];
+        const int64_t *P = W->idx + W->ip[g];
+        double *y0 = blk + (a - O->rptr[G]) * nc;
+        int gemm = S && nu >= GEMM_MIN && ns > 0 && L > 0;
+        if (gemm) { /* the S part of these rows = V (units × L) times the pattern's S rows */
+            for (int64_t u = 0; u < nu; u++)
+                for (int64_t e = 0; e < L; e++) V[u * L + e] = nm_wmat_at(W, g, u, e);
+            times_pattern(S, P, L, nu, V, ns, pos, y0, nc, X, X + L * ns + nu * L, E);
         }
-        for (int64_t u = a; u < b; u++) {
-            int64_t r = O->rows[u];
-            double *y = blk + (u - O->rptr[G]) * nc;
-            for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) {
-                int64_t j = W->idx[e];
-                double w = nm_rowmat_val(W, e);
-                if (in->newcol && in->newcol[j] >= 0) y[pos[in->kin + in->newcol[j]]] += w * in->sd[j];
-                if (gemm || !S) continue;
-                const int64_t *c;
-                int64_t m;
-                const double *x = row_of(S, j, &c, &m);
+        for (int64_t e = 0; e < L; e++) {
+            int64_t j = P[e], nw = in->newcol ? in->newcol[j] : -1;
+            const int64_t *c = NULL;
+            int64_t m = 0;
+            const double *x = gemm || !S ? NULL : row_of(S, j, &c, &m);
+            if (nw < 0 && !x) continue;
+            int64_t at = nw >= 0 ? pos[in->kin + nw] : 0;
+            for (int64_t u = 0; u < nu; u++) {
+                double w = nm_wmat_at(W, g, u, e), *y = y0 + u * nc;
+                if (nw >= 0) y[at] += w * in->sd[j];
                 for (int64_t t = 0; t < m; t++) y[pos[c[t]]] += w * x[t];
             }
         }
     }
 }
 
-nm_status nm_tiles_map(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, const double *d2, nm_tiles **out)
+nm_status nm_tiles_map(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, const double *d2, nm_tiles **out)
 {
     *out = NULL;
-    int64_t n = W->rows, m = W->cols, kin = S ? S->kc : 0, knew = 0, nth = nm_threads();
+    int64_t n = W->rows, m = W->cols, kin = S ? S->kc : 0, knew = 0, nth = nm_threads(), wng = W->ng;
     int64_t sng = S ? S->ng : 0;
     int64_t *newcol = d2 ? nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(int64_t)) : NULL;
     double *sd = d2 ? nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(double)) : NULL;
-    unit_key *key = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(unit_key));
+    group_key *key = nm_alloc(ctx, (size_t)(wng ? wng : 1), sizeof(group_key));
     int64_t *sg = nm_alloc(ctx, (size_t)nth, (size_t)(sng + 1) * sizeof(int64_t));
     nm_status st = key && sg && (!d2 || (newcol && sd)) ? NM_OK : NM_ERR_NOMEM;
     for (int64_t j = 0; st == NM_OK && d2 && j < m; j++) newcol[j] = d2[j] > 0 ? knew++ : -1, sd[j] = sqrt(fmax(d2[j], 0));
-    int64_t kout = kin + knew, nr = 0;
-    /* each output unit's key: the set of input groups it reads, and (with new columns) its pattern */
+    int64_t kout = kin + knew, nw = 0, nr = 0;
+    /* each group of W's key: the set of input groups it reads, and (with new columns) its pattern; the groups with
+     * one key make one output group (hash keys: a collision only puts two groups of W in one output group) */
     if (st == NM_OK) {
         for (int64_t i = 0; i < nth * (sng + 1); i++) sg[i] = -1;
-        #pragma omp parallel for schedule(static) num_threads((int)nth) if (W->ptr[n] > 65536)
-        for (int64_t r = 0; r < n; r++) {
+        #pragma omp parallel for schedule(dynamic, 16) num_threads((int)nth) if (W->ip[wng] > 65536)
+        for (int64_t g = 0; g < wng; g++) {
             int64_t *mark = sg + omp_get_thread_num() * (sng + 1);
-            uint64_t set = 0, pat = 0x51ed27u;
+            uint64_t set = 0, pat = 0;
             int any = 0;
-            for (int64_t e = W->ptr[r]; e < W->ptr[r + 1]; e++) {
-                int64_t j = W->idx[e], g = S ? S->grp[j] : -1;
-                if (g >= 0 && mark[g] != r) mark[g] = r, set += mix((uint64_t)g), any = 1;
-                if (newcol && newcol[j] >= 0) set = mix(set ^ (uint64_t)j), any = 1;
-                pat = mix(pat ^ (uint64_t)j);
+            for (int64_t e = W->ip[g]; e < W->ip[g + 1]; e++) {
+                int64_t j = W->idx[e], h = S ? S->grp[j] : -1;
+                if (h >= 0 && mark[h] != g) mark[h] = g, set += mix((uint64_t)h), any = 1;
+                if (newcol && newcol[j] >= 0) pat = pat * 0x100000001b3u + (uint64_t)j + 1, any = 1;
             }
-            key[r] = (unit_key){any ? mix(set) : 0, pat, any ? r : -1};
+            key[g] = (group_key){any ? mix(set ^ mix(pat)) : 0, any && W->gp[g + 1] > W->gp[g] ? g : -1};
         }
-        int64_t w = 0;
-        for (int64_t r = 0; r < n; r++)
-            if (key[r].r >= 0) key[w++] = key[r];
-        nr = w;
-        qsort(key, (size_t)nr, sizeof *key, cmp_unit);
+        for (int64_t g = 0; g < wng; g++)
+            if (key[g].g >= 0) key[nw++] = key[g], nr += W->gp[g + 1] - W->gp[g];
+        qsort(key, (size_t)nw, sizeof *key, cmp_group);
     }
     int64_t ng = 0;
-    for (int64_t a = 0; st == NM_OK && a < nr; a++) ng += a == 0 || key[a].key != key[a - 1].key;
+    for (int64_t a = 0; st == NM_OK && a < nw; a++) ng += a == 0 || key[a].key != key[a - 1].key;
     nm_tiles *O = st == NM_OK ? tiles_new(ctx, n, kout, ng, nr) : NULL;
-    if (st == NM_OK && !O) st = NM_ERR_NOMEM;
-    for (int64_t a = 0, G = -1; st == NM_OK && a < nr; a++) {
-        if (a == 0 || key[a].key != key[a - 1].key) O->rptr[++G] = a;
-        O->rows[a] = key[a].r, O->grp[key[a].r] = G, O->at[key[a].r] = a - O->rptr[G];
-    }
-    if (O) O->rptr[ng] = nr;
-    nm_free(ctx, key);
-    /* the runs of one W pattern within each group */
-    int64_t *rs = st == NM_OK ? nm_alloc(ctx, (size_t)(nr + 1), sizeof(int64_t)) : NULL;
+    int64_t *wg = st == NM_OK ? nm_alloc(ctx, (size_t)(nw ? nw : 1), sizeof(int64_t)) : NULL;
+    int64_t *rs = st == NM_OK ? nm_alloc(ctx, (size_t)(nw + 1), sizeof(int64_t)) : NULL;
     int64_t *run0 = st == NM_OK ? nm_alloc(ctx, (size_t)(ng + 1), sizeof(int64_t)) : NULL;
-    unsigned char *starts = st == NM_OK ? nm_alloc(ctx, (size_t)(nr ? nr : 1), 1) : NULL;
-    if (st == NM_OK && (!rs || !run0 || !starts)) st = NM_ERR_NOMEM;
-    int64_t nruns = 0;
-    if (st == NM_OK) {
-        #pragma omp parallel for schedule(static) num_threads((int)nth) if (nr > 1024)
-        for (int64_t a = 0; a < nr; a++)
-            starts[a] = a == 0 || O->grp[O->rows[a]] != O->grp[O->rows[a - 1]] || !same_row(W, O->rows[a], O->rows[a - 1]);
-        for (int64_t a = 0; a < nr; a++) {
-            if (starts[a] && a > 0 && O->grp[O->rows[a]] != O->grp[O->rows[a - 1]]) run0[O->grp[O->rows[a]]] = nruns;
-            if (starts[a]) rs[nruns++] = a;
+    if (st == NM_OK && (!O || !wg || !rs || !run0)) st = NM_ERR_NOMEM;
+    for (int64_t a = 0, G = -1, at = 0; st == NM_OK && a < nw; a++) {
+        if (a == 0 || key[a].key != key[a - 1].key) O->rptr[++G] = at, run0[G] = a;
+        int64_t g = key[a].g;
+        wg[a] = g, rs[a] = at;
+        for (int64_t u = W->gp[g]; u < W->gp[g + 1]; u++, at++) {
+            int64_t r = W->row[u];
+            O->rows[at] = r, O->grp[r] = G, O->at[r] = at - O->rptr[G];
         }
-        run0[0] = 0, run0[ng] = nruns, rs[nruns] = nr;
     }
-    nm_free(ctx, starts);
+    if (st == NM_OK) O->rptr[ng] = nr, run0[ng] = nw, rs[nw] = nr;
+    nm_free(ctx, key);
     /* the groups' columns: counted, then listed */
     int64_t *sc = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)(kout + 1) * sizeof(int64_t)) : NULL;
     if (st == NM_OK && !sc) st = NM_ERR_NOMEM;
-    map_in in = {W, S, newcol, sd, kin, rs, run0};
+    map_in in = {W, S, newcol, sd, kin, wg, rs, run0};
     if (st == NM_OK) {
         for (int64_t i = 0; i < nth * (sng + 1); i++) sg[i] = -1;
         for (int64_t i = 0; i < nth * (kout + 1); i++) sc[i] = -1;
         #pragma omp parallel for schedule(dynamic, 4) num_threads((int)nth)
         for (int64_t G = 0; G < ng; G++) {
             int th = omp_get_thread_num();
-            O->cptr[G + 1] = union_cols(&in, O, G, G, sg + th * (sng + 1), sc + th * (kout + 1), NULL);
+            O->cptr[G + 1] = union_cols(&in, G, G, sg + th * (sng + 1), sc + th * (kout + 1), NULL);
         }
         for (int64_t G = 0; G < ng; G++) {
             int64_t units = O->rptr[G + 1] - O->rptr[G], nc = O->cptr[G + 1];
@@ -365,16 +346,16 @@ nm_status nm_tiles_map(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, const
         #pragma omp parallel for schedule(dynamic, 4) num_threads((int)nth)
         for (int64_t G = 0; G < ng; G++) {
             int th = omp_get_thread_num();
-            union_cols(&in, O, G, ng + G, sg + th * (sng + 1), sc + th * (kout + 1), O->cols + O->cptr[G]);
+            union_cols(&in, G, ng + G, sg + th * (sng + 1), sc + th * (kout + 1), O->cols + O->cptr[G]);
         }
     }
-    /* the GEMMs' room: the largest run of one pattern */
+    /* the GEMMs' room: the largest group of W */
     int64_t needV = 1, needX = 1, needE = 1;
     for (int64_t G = 0; st == NM_OK && G < ng; G++) {
         int64_t ns = 0;
         for (int64_t c = O->cptr[G]; c < O->cptr[G + 1]; c++) ns += O->cols[c] < kin;
         for (int64_t i = run0[G]; i < run0[G + 1]; i++) {
-            int64_t nu = rs[i + 1] - rs[i], L = W->ptr[O->rows[rs[i]] + 1] - W->ptr[O->rows[rs[i]]];
+            int64_t nu = rs[i + 1] - rs[i], L = W->ip[wg[i] + 1] - W->ip[wg[i]];
             if (nu < GEMM_MIN) continue;
             needV = needV > nu * L ? needV : nu * L, needE = needE > L ? needE : L;
             needX = needX > room_x(nu, L, ns) ? needX : room_x(nu, L, ns);
@@ -389,12 +370,11 @@ nm_status nm_tiles_map(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, const
         #pragma omp parallel for schedule(dynamic, 1) num_threads((int)nth)
         for (int64_t G = 0; G < ng; G++) {
             int th = omp_get_thread_num();
-            double *v = V + th * need;
-            fill_group(&in, O, G, sc + th * (kout + 1), v, v + needV, E + th * needE);
+            fill_group(&in, O, G, sc + th * (kout + 1), V + th * need, V + th * need + needV, E + th * needE);
         }
         nm_blas_serial_end();
     }
-    nm_free(ctx, E), nm_free(ctx, rs), nm_free(ctx, run0);
+    nm_free(ctx, E), nm_free(ctx, wg), nm_free(ctx, rs), nm_free(ctx, run0);
     nm_free(ctx, V), nm_free(ctx, sc), nm_free(ctx, sg), nm_free(ctx, newcol), nm_free(ctx, sd);
     if (st == NM_OK) *out = O;
     else nm_tiles_free(ctx, O);
@@ -403,11 +383,10 @@ nm_status nm_tiles_map(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, const
 
 /* ---------------------------------------------------------------- Yᵀ += (W S)ᵀ, dense */
 
-/* Where every row of W holds every column in order (a Gemm), W[r, j] is val[ptr[r] + j]: the columns W's groups
- * need are read straight from the rows. Otherwise Wᵀ is formed by rows (cp, ci, cv: for each input unit, the output
- * units that read it, increasing). */
+/* Where W is one group of every row in order over every column (a Gemm), W[r, j] is read from its values straight;
+ * otherwise Wᵀ is formed by rows (cp, ci, cv: for each input unit, the output units that read it). */
 typedef struct {
-    const nm_rowmat *W;
+    const nm_wmat *W;
     int dense;
     int64_t *cp, *ci;
     double *cv;
@@ -418,31 +397,31 @@ static void by_cols_free(nm_ctx *ctx, by_cols *B)
     nm_free(ctx, B->cp), nm_free(ctx, B->ci), nm_free(ctx, B->cv);
 }
 
-static nm_status by_cols_of(nm_ctx *ctx, const nm_rowmat *W, by_cols *B)
+static nm_status by_cols_of(nm_ctx *ctx, const nm_wmat *W, by_cols *B)
 {
-    int64_t n = W->rows, m = W->cols, nnz = W->ptr[n];
-    *B = (by_cols){W, nnz == n * m, NULL, NULL, NULL};
-    for (int64_t r = 0; B->dense && r < n; r++) B->dense = W->ptr[r] == r * m && (m == 0 || (W->idx[r * m] == 0 && W->idx[r * m + m - 1] == m - 1));
+    int64_t n = W->rows, m = W->cols, nnz = 0;
+    *B = (by_cols){W, W->ng == 1 && W->gp[1] == n && W->ip[1] == m, NULL, NULL, NULL};
+    for (int64_t a = 0; B->dense && a < n; a++) B->dense = W->row[a] == a;
+    for (int64_t e = 0; B->dense && e < m; e++) B->dense = W->idx[e] == e;
     if (B->dense) return NM_OK;
+    for (int64_t g = 0; g < W->ng; g++) nnz += (W->gp[g + 1] - W->gp[g]) * (W->ip[g + 1] - W->ip[g]);
     B->cp = nm_alloc_zero(ctx, (size_t)(m + 1), sizeof(int64_t)), B->ci = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(int64_t));
     B->cv = nm_alloc(ctx, (size_t)(nnz ? nnz : 1), sizeof(double));
-    int64_t *fill = nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(int64_t)), *cur = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(int64_t));
-    nm_status st = B->cp && B->ci && B->cv && fill && cur ? NM_OK : NM_ERR_NOMEM;
+    int64_t *fill = nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(int64_t));
+    nm_status st = B->cp && B->ci && B->cv && fill ? NM_OK : NM_ERR_NOMEM;
     if (st == NM_OK) {
-        for (int64_t e = 0; e < nnz; e++) B->cp[W->idx[e] + 1]++;
+        for (int64_t g = 0; g < W->ng; g++)
+            for (int64_t e = W->ip[g]; e < W->ip[g + 1]; e++) B->cp[W->idx[e] + 1] += W->gp[g + 1] - W->gp[g];
         for (int64_t j = 0; j < m; j++) B->cp[j + 1] += B->cp[j];
         memcpy(fill, B->cp, (size_t)m * sizeof(int64_t));
-        /* by blocks of columns, so that the writes stay within a few pages (a row's columns increase; where they do
-         * not, its later entries wait for a later block) */
-        for (int64_t r = 0; r < n; r++) cur[r] = W->ptr[r];
-        for (int64_t j0 = 0; j0 < m; j0 += 64)
-            for (int64_t r = 0; r < n; r++)
-                for (int64_t e = cur[r]; e < W->ptr[r + 1] && (W->idx[e] < j0 + 64 || j0 + 64 >= m); e = ++cur[r]) {
-                    int64_t at = fill[W->idx[e]]++;
-                    B->ci[at] = r, B->cv[at] = nm_rowmat_val(W, e);
+        for (int64_t g = 0; g < W->ng; g++) /* a group's rows go into one column's list together */
+            for (int64_t e = 0; e < W->ip[g + 1] - W->ip[g]; e++)
+                for (int64_t a = 0; a < W->gp[g + 1] - W->gp[g]; a++) {
+                    int64_t at = fill[W->idx[W->ip[g] + e]]++;
+                    B->ci[at] = W->row[W->gp[g] + a], B->cv[at] = nm_wmat_at(W, g, a, e);
                 }
     }
-    nm_free(ctx, fill), nm_free(ctx, cur);
+    nm_free(ctx, fill);
     if (st != NM_OK) by_cols_free(ctx, B);
     return st;
 }
@@ -451,12 +430,12 @@ static nm_status by_cols_of(nm_ctx *ctx, const nm_rowmat *W, by_cols *B)
  * the count; with Wg: W's entries there (nu × count, zeroed before). mark: −1 everywhere before. */
 static int64_t readers(const by_cols *B, const int64_t *rows, int64_t nu, int64_t *mark, int64_t *outs, double *Wg)
 {
-    const nm_rowmat *W = B->W;
+    const nm_wmat *W = B->W;
     int64_t no = 0;
     if (B->dense) {
         for (int64_t r = 0; r < W->rows; r++) outs[r] = r, mark[r] = r;
         for (int64_t r = 0; Wg && r < W->rows; r++)
-            for (int64_t a = 0; a < nu; a++) Wg[a * W->rows + r] = nm_rowmat_val(W, r * W->cols + rows[a]);
+            for (int64_t a = 0; a < nu; a++) Wg[a * W->rows + r] = nm_wmat_at(W, 0, r, rows[a]);
         return W->rows;
     }
     for (int64_t a = 0; a < nu; a++)
@@ -465,11 +444,11 @@ static int64_t readers(const by_cols *B, const int64_t *rows, int64_t nu, int64_
     qsort(outs, (size_t)no, sizeof *outs, cmp_i64);
     for (int64_t i = 0; i < no; i++) mark[outs[i]] = i;
     for (int64_t a = 0; Wg && a < nu; a++)
-        for (int64_t e = B->cp[rows[a]]; e < B->cp[rows[a] + 1]; e++) Wg[a * no + mark[B->ci[e]]] = B->cv[e];
+        for (int64_t e = B->cp[rows[a]]; e < B->cp[rows[a] + 1]; e++) Wg[a * no + mark[B->ci[e]]] += B->cv[e];
     return no;
 }
 
-nm_status nm_tiles_times_t(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, double *Yt, int64_t ldy)
+nm_status nm_tiles_times_t(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, double *Yt, int64_t ldy)
 {
     int64_t n = W->rows;
     by_cols B;
@@ -495,7 +474,10 @@ nm_status nm_tiles_times_t(nm_ctx *ctx, const nm_rowmat *W, const nm_tiles *S, d
         double *Wg = buf, *Z = buf + no * nu; /* W's columns of the group, transposed (nu × no), and Bᵀ Wg (nc × no) */
         memset(Wg, 0, (size_t)(no * nu) * sizeof(double));
         for (int64_t i = 0; i < no; i++) mark[outs[i]] = -1;
-        if (no == 0 || readers(&B, rows, nu, mark, outs, Wg) == 0) continue;
+        if (no == 0 || readers(&B, rows, nu, mark, outs, Wg) == 0 || nc == 0) {
+            for (int64_t i = 0; i < no; i++) mark[outs[i]] = -1;
+            continue;
+        }
         nm_gemm_f64(NM_TRANS, NM_NOTRANS, nc, no, nu, 1.0, S->val + S->vptr[g], nc, Wg, no, 0.0, Z, no);
         int run = outs[no - 1] - outs[0] == no - 1; /* the output units a range: rows of Z add straight */
         #pragma omp parallel for schedule(static) if (no * nc > 65536)

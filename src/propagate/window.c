@@ -43,24 +43,24 @@ static double priv(const nm_gauss *g, int64_t i, int64_t j)
     return g->R ? g->R[i * g->n + j] : g->d2 && i == j ? g->d2[i] : 0;
 }
 
-/* The input's sparse private columns mapped by the Stein weights: out->S = G S. */
+/* The input's sparse private columns mapped by the Stein weights: out->S = G S, each output its own group of G. */
 static nm_status map_tiles(nm_ctx *ctx, const nm_gauss *in, int64_t n, int64_t K, const int64_t *idx, const int64_t *cnt,
                            const double *wt, nm_gauss *out)
 {
-    int64_t *ptr = nm_alloc(ctx, (size_t)(n + 1), sizeof(int64_t)), *ix = nm_alloc(ctx, (size_t)n, (size_t)K * sizeof(int64_t));
-    double *w = nm_alloc(ctx, (size_t)n, (size_t)K * sizeof(double));
-    nm_status st = ptr && ix && w ? NM_OK : NM_ERR_NOMEM;
+    nm_wmat G;
+    int64_t nidx = 0;
+    for (int64_t o = 0; o < n; o++) nidx += cnt[o];
+    nm_status st = nm_wmat_alloc(ctx, n, in->n, n, n, nidx, 0, &G);
+    if (st == NM_OK && !(G.vd = nm_alloc(ctx, (size_t)(n ? n : 1), sizeof(double *)))) st = NM_ERR_NOMEM;
     if (st == NM_OK) {
-        ptr[0] = 0;
+        nm_free(ctx, (void *)G.v), G.v = NULL;
         for (int64_t o = 0; o < n; o++) {
-            ptr[o + 1] = ptr[o] + cnt[o];
-            memcpy(ix + ptr[o], idx + o * K, (size_t)cnt[o] * sizeof(int64_t));
-            memcpy(w + ptr[o], wt + o * K, (size_t)cnt[o] * sizeof(double));
+            memcpy(G.idx + G.ip[o], idx + o * K, (size_t)cnt[o] * sizeof(int64_t));
+            G.row[o] = o, G.gp[o + 1] = o + 1, G.ip[o + 1] = G.ip[o] + cnt[o], G.ld[o] = K, G.vd[o] = wt + o * K;
         }
-        nm_rowmat G = {n, in->n, ptr, ix, NULL, w};
         st = nm_tiles_map(ctx, &G, in->S, NULL, &out->S);
     }
-    nm_free(ctx, ptr), nm_free(ctx, ix), nm_free(ctx, w);
+    nm_wmat_free(ctx, &G);
     return st;
 }
 
