@@ -189,7 +189,7 @@ static void propagate_phases(nm_ctx *ctx, nm_net *net, const nm_array *mu, const
     double *t = calloc((size_t)(last + 1), sizeof(double)), sum = 0;
     nm_net_moments_options o = nm_net_moments_options_default();
     nm_moments m;
-    if (!t || nm_propagate_moments_timed(ctx, net, mu, cov, &o, &m, t) != NM_OK) die(ctx, "propagate (timed)");
+    if (!t || nm_propagate_moments_with(ctx, net, mu, cov, &o, &m, t, 1) != NM_OK) die(ctx, "propagate (timed)");
     nm_moments_free(ctx, &m);
     printf("  propagate's nodes (one run):");
     for (int k = 0; k <= last; k++) {

@@ -762,12 +762,92 @@ static void conv_local_tests(void)
     conv_local_tangents("Conv 3x3 dilated uneven pads", 2, 16, 16, 5, 3, a);
 }
 
+/* A linear op's matrix hook (method propagate's groups of rows, net.h) against the jvp of every unit tangent:
+ * the same entries exactly (each is one product), every row in at most one group, every column in range. */
+static void matrix_hook(const char *name, nm_net *net)
+{
+    int k = 0;
+    while (k < net->nn && !nm_op_table[net->node[k].op]->matrix) k++;
+    nm_shape s1 = net->v[net->input].shape;
+    int64_t n = nm_shape_numel(&s1), d = 0;
+    float *x0 = fill_rand(n, 1.0), *V = calloc((size_t)(n * n), sizeof(float));
+    free(fwd(net, s1, x0, &d));
+    for (int64_t t = 0; t < n; t++) V[t * n + t] = 1.0f;
+    float *JV = jvp(net, batch_of(s1, n), V, &d);
+    d /= n;
+    nm_wmat W;
+    nm_status st = NM_OK;
+    int got = k < net->nn && nm_op_table[net->node[k].op]->matrix(ctx, net, &net->node[k], 0, &W, &st);
+    char what[160];
+    snprintf(what, sizeof what, "%s: the matrix hook answers", name);
+    if (!must(JV && got ? st : NM_ERR_ARG, what)) {
+        free(JV), free(V), free(x0);
+        return;
+    }
+    double *D = calloc((size_t)(d * n), sizeof(double));
+    int *seen = calloc((size_t)d, sizeof(int));
+    int64_t bad = 0, wrong = 0;
+    for (int64_t g = 0; g < W.ng; g++)
+        for (int64_t a = 0; a < W.gp[g + 1] - W.gp[g]; a++) {
+            int64_t r = W.row[W.gp[g] + a];
+            bad += r < 0 || r >= d || seen[r]++;
+            for (int64_t e = 0; r >= 0 && r < d && e < W.ip[g + 1] - W.ip[g]; e++) {
+                int64_t j = W.idx[W.ip[g] + e];
+                if (j < 0 || j >= n) bad++;
+                else D[r * n + j] += nm_wmat_at(&W, g, a, e);
+            }
+        }
+    for (int64_t o = 0; o < d; o++)
+        for (int64_t t = 0; t < n; t++) wrong += D[o * n + t] != (double)JV[t * d + o];
+    snprintf(what, sizeof what, "%s: %lld x %lld entries equal jvp's, rows once, columns in range", name, (long long)d, (long long)n);
+    check_true(what, bad == 0 && wrong == 0);
+    printf("  %-60s %lld groups, %lld entries differ\n", what, (long long)W.ng, (long long)wrong);
+    nm_wmat_free(ctx, &W);
+    free(D), free(seen), free(JV), free(V), free(x0);
+}
+
+static void matrix_hook_tests(void)
+{
+    struct {
+        const char *name;
+        int64_t C, H, W, M, k;
+        int stride0, stride1, dil0, dil1, group, pad[4];
+    } c[] = {
+        {"Conv 5x5 pad 2", 2, 9, 8, 3, 5, 1, 1, 1, 1, 1, {2, 2, 2, 2}},
+        {"Conv strided dilated grouped uneven pads", 4, 11, 10, 6, 3, 2, 1, 1, 2, 2, {1, 2, 0, 1}},
+        {"Conv 1x1", 3, 4, 5, 2, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        nm_attrs a = nm_attrs_default(NM_OP_CONV);
+        a.stride[0] = c[i].stride0, a.stride[1] = c[i].stride1, a.dil[0] = c[i].dil0, a.dil[1] = c[i].dil1, a.group = c[i].group;
+        for (int p = 0; p < 4; p++) a.pad[p] = c[i].pad[p];
+        int64_t nw = c[i].M * (c[i].C / a.group) * c[i].k * c[i].k;
+        float *w = fill_rand(nw, 0.5);
+        w[nw / 2] = 0; /* a zero weight: kept or not, the entries agree */
+        int x;
+        nm_net *net = start(SHAPE(1, c[i].C, c[i].H, c[i].W), &x);
+        finish(net, NODE(net, NM_OP_CONV, &a, x, vconst(net, SHAPE(c[i].M, c[i].C / a.group, c[i].k, c[i].k), w), rconst(net, SHAPE(c[i].M), 0.3, 0)));
+        matrix_hook(c[i].name, net);
+        nm_net_free(ctx, net), free(w);
+    }
+    for (int tb = 0; tb < 2; tb++) { /* PyTorch's Linear (transB, alpha 1: B's rows as they are) and a copied α Bᵀ */
+        nm_attrs a = nm_attrs_default(NM_OP_GEMM);
+        a.trans_b = tb, a.alpha = tb ? 1.0f : 0.5f;
+        int x;
+        nm_net *net = start(SHAPE(1, 7), &x);
+        finish(net, NODE(net, NM_OP_GEMM, &a, x, rconst(net, tb ? SHAPE(5, 7) : SHAPE(7, 5), 1.0, 0), rconst(net, SHAPE(5), 0.1, 0)));
+        matrix_hook(tb ? "Gemm transB (a Linear)" : "Gemm alpha 0.5", net);
+        nm_net_free(ctx, net);
+    }
+}
+
 int main(void)
 {
     ctx = nm_ctx_create();
     printf("per op:\n");
     per_op_tests();
     conv_local_tests();
+    matrix_hook_tests();
     printf("whole nets:\n");
     check_net("LeNet layout", lenet(), 1.0);
     check_net("AlexNet layout", alexnet_layout(), 1.0);

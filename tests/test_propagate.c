@@ -16,10 +16,18 @@
  *  - the same results on 1 and 2 threads; a memory limit refused with
  *    NM_ERR_NOMEM and respected; an op without a rule refused by name;
  *  - rank compression: exact when the noise has no more rank than kept (a
- *    linear net's covariance unchanged), else every unit's variance kept.
+ *    linear net's covariance unchanged), else every unit's variance kept;
+ *  - the residuals held as sparse private columns (tiles.c, isotropic noise,
+ *    a small --dense-max): the same moments to 1e-12 as with every residual in
+ *    shared dense columns, on nets with convs (strided, dilated, grouped),
+ *    pools, BatchNorm, branches and an MLP; a conv, max-pool net against
+ *    Monte Carlo within 5 standard errors (exact: one window max of four); the
+ *    ARA nets above equal to method exact to 1e-12 again; 1 and 2 threads;
+ *    the memory budget.
  */
 #include "netbuild.h"
 #include "check.h"
+#include "../src/propagate/prop.h"
 
 #include <omp.h>
 
@@ -59,12 +67,15 @@ static nm_array view_f32(float *x, int64_t n)
     return a;
 }
 
+static int64_t dense_max = NM_DENSE_MAX_DEFAULT; /* what propagate() asks for */
+
 static nm_status propagate_rank(nm_net *net, float *mu, int64_t n, const nm_cov *S, int want_cov, int64_t rank, nm_moments *out)
 {
     nm_net_moments_options o = nm_net_moments_options_default();
     o.method = NM_METHOD_PROPAGATE;
     o.want_cov = want_cov;
     o.rank = rank;
+    o.dense_max = dense_max;
     nm_array a = view_f32(mu, n);
     a.ndim = 1, a.shape[0] = n;
     return nm_net_moments(ctx, net, &a, S, &o, out);
@@ -339,6 +350,157 @@ static void test_rank(void)
     nm_cov_free(ctx, S), nm_cov_free(ctx, F), free(L), free(mu), nm_net_free(ctx, net);
 }
 
+/* ---------------------------------------------------------------- sparse private columns */
+
+/* Propagate at dense_max dm with the spread residuals as sparse private columns (sparse 1) or shared dense ones. */
+static nm_status propagate_sparse(nm_net *net, float *mu, int64_t n, const nm_cov *S, int64_t dm, int sparse, nm_moments *out)
+{
+    nm_net_moments_options o = nm_net_moments_options_default();
+    o.method = NM_METHOD_PROPAGATE;
+    o.want_cov = 1;
+    o.dense_max = dm;
+    nm_array a = {NM_F32, 1, {n}, mu};
+    return nm_propagate_moments_with(ctx, net, &a, S, &o, out, NULL, sparse);
+}
+
+/* The moments a and b equal to tol relative (the covariance to tol of its largest entry); the worst printed. */
+static void same_moments(const char *what, const nm_moments *a, const nm_moments *b, double tol)
+{
+    double scale = 0, worst = 0;
+    int64_t d = a->d;
+    for (int64_t i = 0; i < d * d; i++) scale = fmax(scale, fabs(a->cov[i]));
+    char buf[200];
+    for (int64_t i = 0; i < d; i++) {
+        snprintf(buf, sizeof buf, "%s: mean %lld", what, (long long)i);
+        check_close(buf, b->mean[i], a->mean[i], tol * fmax(1, fabs(a->mean[i])), 0);
+        snprintf(buf, sizeof buf, "%s: variance %lld", what, (long long)i);
+        check_close(buf, b->var[i], a->var[i], tol * scale, 0);
+        worst = fmax(worst, fabs(b->var[i] - a->var[i]) / scale);
+    }
+    snprintf(buf, sizeof buf, "%s: covariance", what);
+    for (int64_t i = 0; i < d * d; i++) {
+        check_close(buf, b->cov[i], a->cov[i], tol * scale, 0);
+        worst = fmax(worst, fabs(b->cov[i] - a->cov[i]) / scale);
+    }
+    printf("%-52s %3lld outputs: worst covariance difference %.1e of its largest entry\n", what, (long long)d, worst);
+}
+
+/* Sparse private columns against shared dense ones on net under isotropic noise s2, at dense_max dm. */
+static void sparse_vs_columns(const char *what, nm_net *net, int64_t n, double s2, int64_t dm)
+{
+    float *mu = fill_rand(n, 1.0);
+    nm_cov *S = NULL;
+    nm_cov_isotropic(ctx, n, s2, &S);
+    nm_moments a, b;
+    nm_status sa = propagate_sparse(net, mu, n, S, dm, 0, &a), sb = propagate_sparse(net, mu, n, S, dm, 1, &b);
+    if (sa != NM_OK || sb != NM_OK) fprintf(stderr, "%s: %s\n", what, nm_ctx_message(ctx));
+    if (check_true(what, sa == NM_OK && sb == NM_OK)) {
+        same_moments(what, &a, &b, 1e-12);
+        nm_moments_free(ctx, &a), nm_moments_free(ctx, &b);
+    }
+    nm_cov_free(ctx, S), free(mu);
+}
+
+/* Conv (C → M, k × k) with attributes a and random weights. */
+static int conv_attrs(nm_net *net, int x, int64_t C, int64_t M, int64_t k, nm_attrs a)
+{
+    return NODE(net, NM_OP_CONV, &a, x, rconst(net, SHAPE(M, C / a.group, k, k), 0.4, 0), rconst(net, SHAPE(M), 0.3, 0));
+}
+
+/* Strided, dilated and grouped convs, BatchNorm, an overlapping AveragePool and an MLP head. */
+static nm_net *oddconvs(void)
+{
+    int x;
+    nm_net *net = start(SHAPE(1, 4, 11, 11), &x);
+    nm_attrs a = nm_attrs_default(NM_OP_CONV);
+    a.stride[0] = 2, a.stride[1] = 1, a.dil[1] = 2, a.group = 2, a.pad[0] = 1, a.pad[1] = 2, a.pad[2] = 0, a.pad[3] = 1;
+    int y = conv_attrs(net, x, 4, 6, 3, a);
+    nm_attrs bn = nm_attrs_default(NM_OP_BATCHNORM);
+    bn.epsilon = 1e-5f;
+    y = NODE(net, NM_OP_BATCHNORM, &bn, y, rconst(net, SHAPE(6), 0.5, 1), rconst(net, SHAPE(6), 0.5, 0), rconst(net, SHAPE(6), 0.3, 0),
+             rconst(net, SHAPE(6), 0.1, 1));
+    y = NODE(net, NM_OP_RELU, NULL, y);
+    nm_attrs ap = nm_attrs_default(NM_OP_AVERAGEPOOL);
+    ap.kernel[0] = ap.kernel[1] = 2, ap.stride[0] = ap.stride[1] = 1;
+    y = NODE(net, NM_OP_RELU, NULL, NODE(net, NM_OP_AVERAGEPOOL, &ap, y));
+    a = nm_attrs_default(NM_OP_CONV);
+    a.pad[0] = a.pad[1] = a.pad[2] = a.pad[3] = 2;
+    y = NODE(net, NM_OP_RELU, NULL, pool(net, conv_attrs(net, y, 6, 5, 5, a), 2, 2));
+    y = NODE(net, NM_OP_FLATTEN, NULL, y);
+    int64_t f = nm_shape_numel(&net->v[y].shape);
+    y = NODE(net, NM_OP_RELU, NULL, linear(net, y, f, 12));
+    net_of(x, net, linear(net, y, 12, 3));
+    return net;
+}
+
+static void test_sparse(void)
+{
+    nm_net *net = convpool();
+    sparse_vs_columns("sparse = dense columns: conv, pool, conv, pool, FC", net, 144, 4.0, 0);
+    sparse_vs_columns("sparse = dense columns: the same, dense-max 30", net, 144, 4.0, 30);
+    nm_net_free(ctx, net);
+    net = mlp4();
+    sparse_vs_columns("sparse = dense columns: 4-layer MLP", net, 30, 4.0, 0);
+    nm_net_free(ctx, net);
+    net = oddconvs();
+    sparse_vs_columns("sparse = dense columns: odd convs, BatchNorm, AvgPool", net, 4 * 11 * 11, 1.0, 0);
+    sparse_vs_columns("sparse = dense columns: the same, dense-max 200", net, 4 * 11 * 11, 1.0, 200);
+    nm_net_free(ctx, net);
+    for (int cat = 0; cat < 2; cat++) { /* two branches: their sparse columns meet */
+        int x;
+        net = start(SHAPE(1, 2, 4, 4), &x);
+        int a = NODE(net, NM_OP_RELU, NULL, conv(net, x, 2, 2, 3, 1, 1)), b = NODE(net, NM_OP_RELU, NULL, conv(net, x, 2, 2, 3, 1, 1));
+        a = conv(net, a, 2, 2, 3, 1, 1), b = conv(net, b, 2, 2, 3, 1, 1);
+        nm_attrs ca = nm_attrs_default(NM_OP_CONCAT);
+        ca.axis = 1;
+        int y = cat ? NODE(net, NM_OP_CONCAT, &ca, a, b) : NODE(net, NM_OP_ADD, NULL, a, b);
+        y = NODE(net, NM_OP_FLATTEN, NULL, conv(net, NODE(net, NM_OP_RELU, NULL, y), cat ? 4 : 2, 2, 3, 1, 1));
+        net_of(x, net, NODE(net, NM_OP_RELU, NULL, y));
+        sparse_vs_columns(cat ? "sparse = dense columns: Concat of two branches" : "sparse = dense columns: Add of two branches", net, 32, 1.0, 0);
+        nm_net_free(ctx, net);
+    }
+
+    /* exact cases through the sparse columns: one window max of four after a conv (against Monte Carlo), and
+     * an ARA net (the ARA kernels' method exact) */
+    dense_max = 0;
+    int x;
+    net = start(SHAPE(1, 2, 4, 4), &x);
+    nm_attrs mp = nm_attrs_default(NM_OP_MAXPOOL);
+    mp.kernel[0] = mp.kernel[1] = 2, mp.stride[0] = mp.stride[1] = 2;
+    net_of(x, net, NODE(net, NM_OP_FLATTEN, NULL, NODE(net, NM_OP_MAXPOOL, &mp, conv(net, x, 2, 3, 3, 1, 1))));
+    float *mu = fill_rand(32, 0.6);
+    nm_cov *S = NULL;
+    nm_cov_isotropic(ctx, 32, 0.8, &S);
+    against_mc("sparse: conv, MaxPool 2x2 (exact)", net, mu, 32, S, 0, 0);
+    nm_net_free(ctx, net);
+    test_ara(); /* at dense_max 0: the first Gemm's residuals go to sparse columns, shared before the exact pairs */
+    nm_cov_free(ctx, S), free(mu);
+
+    /* threads and the memory budget */
+    net = convpool();
+    mu = fill_rand(144, 1.0);
+    nm_cov_isotropic(ctx, 144, 4.0, &S);
+    nm_moments r[2];
+    int nt = omp_get_max_threads();
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t ? 2 : 1);
+        check_true("sparse threads: runs", propagate(net, mu, 144, S, 1, &r[t]) == NM_OK);
+    }
+    omp_set_num_threads(nt);
+    same_moments("sparse: 1 and 2 threads", &r[0], &r[1], 1e-12);
+    nm_moments_free(ctx, &r[0]), nm_moments_free(ctx, &r[1]);
+    size_t limit = 64 << 10;
+    nm_ctx_mem_peak(ctx);
+    size_t base = nm_ctx_mem_peak(ctx);
+    nm_ctx_set_mem_limit(ctx, base + limit);
+    nm_status st = propagate(net, mu, 144, S, 0, &r[0]);
+    check_true("sparse memory: a small budget is refused with NM_ERR_NOMEM", st == NM_ERR_NOMEM);
+    check_true("sparse memory: the budget held", nm_ctx_mem_peak(ctx) <= base + limit);
+    nm_ctx_set_mem_limit(ctx, 0);
+    dense_max = NM_DENSE_MAX_DEFAULT;
+    nm_cov_free(ctx, S), free(mu), nm_net_free(ctx, net);
+}
+
 int main(void)
 {
     ctx = nm_ctx_create();
@@ -348,6 +510,7 @@ int main(void)
     test_deep();
     test_threads_memory();
     test_rank();
+    test_sparse();
     nm_ctx_free(ctx);
     return check_finish("test_propagate");
 }

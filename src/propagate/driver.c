@@ -170,11 +170,11 @@ static nm_status step(nm_prop *pr, walk *w, int k, int last_nonlinear)
 nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
                                nm_moments *out)
 {
-    return nm_propagate_moments_timed(ctx, net, mu, sigma, opt, out, NULL);
+    return nm_propagate_moments_with(ctx, net, mu, sigma, opt, out, NULL, 1);
 }
 
-nm_status nm_propagate_moments_timed(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
-                                     const nm_net_moments_options *opt, nm_moments *out, double *node_seconds)
+nm_status nm_propagate_moments_with(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                                    const nm_net_moments_options *opt, nm_moments *out, double *node_seconds, int sparse)
 {
     memset(out, 0, sizeof *out);
     nm_net_moments_options o = opt ? *opt : nm_net_moments_options_default();
@@ -205,7 +205,7 @@ nm_status nm_propagate_moments_timed(nm_ctx *ctx, nm_net *net, const nm_array *m
     float *muf = NULL;
     if (st == NM_OK) st = nm_to_float(ctx, mu, n, "the input mean", &muf);
     if (st == NM_OK) st = nm_net_run(ctx, net, 0, last, 1, muf); /* the primal the jvp passes need (shapes only: they are linear) */
-    nm_prop pr = {.ctx = ctx, .net = net, .dense_max = o.dense_max, .rank = o.rank};
+    nm_prop pr = {.ctx = ctx, .net = net, .dense_max = o.dense_max, .rank = o.rank, .sparse = sparse};
     if (st == NM_OK && (st = input_state(&pr, muf, sigma, n, &w.state[net->input])) == NM_OK) w.live[net->input] = 1;
     for (int k = 0; k <= last && st == NM_OK; k++) {
         double t0 = node_seconds ? omp_get_wtime() : 0;

@@ -325,9 +325,22 @@ static double *zeros(nm_ctx *ctx, int64_t count)
 static nm_status add_diag_square(nm_ctx *ctx, const nm_wmat *W, const double *d2, double *R)
 {
     int64_t n = W->rows, m = W->cols;
-    double *X = zeros(ctx, n * m);
-    if (!X) return NM_ERR_NOMEM;
-    FOR_ENTRIES(W, r, j, w, X[r * m + j] = w * sqrt(d2[j]))
+    double *X = zeros(ctx, n * m), *sd = nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(double));
+    if (!X || !sd) {
+        nm_free(ctx, X), nm_free(ctx, sd);
+        return NM_ERR_NOMEM;
+    }
+    for (int64_t j = 0; j < m; j++) sd[j] = sqrt(d2[j]);
+    for (int64_t g = 0; g < W->ng; g++) {
+        int64_t L = W->ip[g + 1] - W->ip[g];
+        const int64_t *P = W->idx + W->ip[g];
+        #pragma omp parallel for schedule(static) if ((W->gp[g + 1] - W->gp[g]) * L > 65536)
+        for (int64_t a = 0; a < W->gp[g + 1] - W->gp[g]; a++) {
+            double *x = X + W->row[W->gp[g] + a] * m;
+            for (int64_t e = 0; e < L; e++) x[P[e]] = nm_wmat_at(W, g, a, e) * sd[P[e]];
+        }
+    }
+    nm_free(ctx, sd);
     nm_syrk_f64(n, m, 1.0, X, m, 1.0, R, n);
     nm_free(ctx, X);
     return NM_OK;
@@ -364,7 +377,7 @@ static nm_status map_private(nm_prop *pr, const nm_wmat *W, nm_gauss *x, nm_gaus
     const double *d2 = x->d2 && !(diag && !out->R) ? x->d2 : NULL; /* what is left of the diagonal to map */
     if (n > pr->dense_max || out->d2 || out->S) {
         if (x->R) return nm_gauss_share(pr, x);
-        if (out->S) { /* sparse columns of another input are there */
+        if (out->S || !pr->sparse) { /* sparse columns of another input are there, or none are wanted */
             *spread = d2 != NULL;
             return nm_gauss_share_tiles(pr, x);
         }

@@ -73,6 +73,7 @@ typedef struct {
     int64_t cols;      /* noise columns made so far */
     int64_t rank;      /* > 0: a value's columns are compressed to this many when more accrue (rank.c) */
     double moved;      /* the largest share of column variance a compression moved to a private diagonal */
+    int sparse;        /* residuals that a linear op spreads kept as sparse private columns (tiles.c) */
     struct {
         double *p;
         size_t n; /* doubles it holds */
@@ -124,8 +125,9 @@ nm_status nm_prop_window(nm_prop *pr, int k, nm_gauss *in, nm_gauss *out);
 nm_status nm_propagate_moments(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma, const nm_net_moments_options *opt,
                                nm_moments *out);
 /* The same, with each node's wall time in seconds into node_seconds[0 .. logits node] (NULL: not measured;
- * bench/moments prints them). */
-nm_status nm_propagate_moments_timed(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
-                                     const nm_net_moments_options *opt, nm_moments *out, double *node_seconds);
+ * bench/moments prints them); sparse 0 keeps every residual in shared dense columns, as before tiles.c (the tests
+ * compare the two). */
+nm_status nm_propagate_moments_with(nm_ctx *ctx, nm_net *net, const nm_array *mu, const nm_cov *sigma,
+                                    const nm_net_moments_options *opt, nm_moments *out, double *node_seconds, int sparse);
 
 #endif
