@@ -22,6 +22,10 @@ double nm_relu_var_std(double a);
 /* Cov[relu(a + ξ), relu(b + η)] with corr(ξ, η) = ρ, |ρ| < 0.925,
  * given Pa = Φ(a) and Pb = Φ(b). */
 double nm_relu_cov_std_price(double a, double b, double Pa, double Pb, double rho);
+/* The same for n pairs (a[j], b[j], ρ[j]) into out[j], all |ρ[j]| < 0.925: four at a time through vmath.h's exp and
+ * sin (about an ulp from libm's), the pairs of each Gauss–Legendre rule together. */
+void nm_relu_cov_std_price_n(int64_t n, const double *a, const double *b, const double *Pa, const double *Pb, const double *rho,
+                             double *out);
 
 /* The max of two jointly Gaussian variables (means m1, m2, variances v1, v2, covariance c12), Clark 1961,
  * exact: its mean, variance and P(z1 > z2) (gauss_max.c). */

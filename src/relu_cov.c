@@ -5,9 +5,20 @@
  * Φ(α)) are computed once.
  *
  * Shapes: m (p); S (p×p, lower triangle read); C (p×p, both triangles
- * written; may be S).
+ * written, the upper one last; may be S).
  */
 #include "methods/method.h"
+
+/* C's strictly lower triangle copied onto the upper, by 64 × 64 blocks (a column of writes per row would miss a
+ * cache line each). */
+static void mirror_lower(int64_t p, double *C)
+{
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b0 = 0; b0 < p; b0 += 64)
+        for (int64_t c0 = 0; c0 <= b0; c0 += 64)
+            for (int64_t u = b0; u < b0 + 64 && u < p; u++)
+                for (int64_t v = c0; v < c0 + 64 && v < u; v++) C[v * p + u] = C[u * p + v];
+}
 
 nm_status nm_relu_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const double *S,
                              nm_method method, double *C)
@@ -20,6 +31,10 @@ nm_status nm_relu_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const doub
     for (int64_t u = 0; u < p; u++) un[u] = nm_unit_of(m[u], S[u * p + u]);
     #pragma omp parallel for schedule(dynamic, 16)
     for (int64_t u = 0; u < p; u++) {
+        if (def->cov_row) { /* the row's pairs at once; the upper triangle below */
+            def->cov_row(&un[u], un, S + u * p, u, C + u * p);
+            continue;
+        }
         for (int64_t v = 0; v < u; v++) {
             double ss = un[u].s * un[v].s, c = 0;
             if (ss > 0) {
@@ -28,9 +43,9 @@ nm_status nm_relu_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const doub
                 c = def->cov(&un[u], &un[v], S[u * p + v], rho);
             }
             C[u * p + v] = c;
-            C[v * p + u] = c;
         }
     }
+    mirror_lower(p, C);
     for (int64_t u = 0; u < p; u++) C[u * p + u] = def->var(&un[u]);
     nm_free(ctx, un);
     return NM_OK;
@@ -109,10 +124,9 @@ nm_status nm_act_cov_matrix(nm_ctx *ctx, int64_t p, const double *m, const doubl
         for (int64_t v = 0; v < u; v++) {
             double ss = un[0][u].s * un[0][v].s, rho = ss > 0 ? S[u * p + v] / ss : 0;
             rho = rho > 1 ? 1 : rho < -1 ? -1 : rho;
-            double c = act_pair(def, act, un, u, v, S[u * p + v], rho, 0);
-            C[u * p + v] = c;
-            C[v * p + u] = c;
+            C[u * p + v] = act_pair(def, act, un, u, v, S[u * p + v], rho, 0);
         }
+    mirror_lower(p, C);
     for (int64_t u = 0; u < p; u++) C[u * p + u] = act_pair(def, act, un, u, u, diag[u], 1, 1);
     nm_free(ctx, diag);
     nm_free(ctx, buf);

@@ -26,6 +26,8 @@ typedef struct {
     double (*cov)(const nm_unit *u, const nm_unit *v, double S_uv, double rho);
     /* E[relu'(z_u)], for Cov[relu z_u, z_v] = E[relu'(z_u)] S_uv (Stein's lemma) */
     double (*slope)(const nm_unit *u);
+    /* optional: cov for the pairs (u, v[j]), j < n, at once into c[j] (0 where s_u s_v = 0), S_uv[j] as above */
+    void (*cov_row)(const nm_unit *u, const nm_unit *v, const double *S_uv, int64_t n, double *c);
     /* optional: the network moments without the two-stage linearization (method propagate); the four
      * rules above then serve an Affine–ReLU–Affine net, for which the method is exact */
     nm_status (*net_moments)(nm_ctx *ctx, struct nm_net *net, const nm_array *mu, const nm_cov *sigma,
@@ -44,6 +46,7 @@ void nm_act_means(const nm_act *act, const nm_method_def *def, int64_t p, const 
 double nm_exact_mean(const nm_unit *u);
 double nm_exact_var(const nm_unit *u);
 double nm_exact_cov(const nm_unit *u, const nm_unit *v, double S_uv, double rho);
+void nm_exact_cov_row(const nm_unit *u, const nm_unit *v, const double *S_uv, int64_t n, double *c);
 double nm_exact_slope(const nm_unit *u);
 
 #define NM_METHOD(ENUM, def) extern const nm_method_def def;
