@@ -255,16 +255,12 @@ static inline __attribute__((always_inline)) nm_vd price4(const nm_gl_rule *g, n
     return acc;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define NM_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"))) /* AVX2 and FMA where the CPU has them */
-#else
-#define NM_CLONES
-#endif
-
-NM_CLONES void nm_relu_cov_std_price_n(int64_t n, const double *a, const double *b, const double *Pa, const double *Pb, const double *rho,
-                                       double *out)
+/* The batch, inlined into one function per target: the default one, and AVX2 with FMA where GCC can make it
+ * (chosen at run time by the CPU). */
+static inline __attribute__((always_inline)) void price_n(int64_t n, const double *a, const double *b, const double *Pa, const double *Pb,
+                                                          const double *rho, double *out)
 {
-    int64_t at[3][64], m[3] = {0, 0, 0};
+    int64_t at[3][64], m[3];
     for (int64_t j0 = 0; j0 < n; j0 += 64) {
         int64_t j1 = n - j0 < 64 ? n : j0 + 64;
         m[0] = m[1] = m[2] = 0;
@@ -288,6 +284,30 @@ NM_CLONES void nm_relu_cov_std_price_n(int64_t n, const double *a, const double 
     }
 }
 
+typedef void price_n_fn(int64_t n, const double *a, const double *b, const double *Pa, const double *Pb, const double *rho, double *out);
+
+static void price_n_default(int64_t n, const double *a, const double *b, const double *Pa, const double *Pb, const double *rho, double *out)
+{
+    price_n(n, a, b, Pa, Pb, rho, out);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target("arch=x86-64-v3"))) static void price_n_avx2(int64_t n, const double *a, const double *b, const double *Pa,
+                                                                     const double *Pb, const double *rho, double *out)
+{
+    price_n(n, a, b, Pa, Pb, rho, out);
+}
+#endif
+
+void nm_relu_cov_std_price_n(int64_t n, const double *a, const double *b, const double *Pa, const double *Pb, const double *rho,
+                             double *out)
+{
+    price_n_fn *f = price_n_default;
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) f = price_n_avx2;
+#endif
+    f(n, a, b, Pa, Pb, rho, out);
+}
 /* Cov[relu w_u, relu w_v] for means ≤ 0 (both "mostly off"): the product
  * moment and the product of means are both O(s_u s_v), so their difference
  * loses nothing that matters at that scale. */
