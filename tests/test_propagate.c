@@ -272,18 +272,24 @@ static void test_deep(void)
 
 /* ---------------------------------------------------------------- threads, memory, refusals */
 
+/* Propagate on 1 thread into r[0] and on 2 into r[1]. */
+static void on_1_and_2_threads(const char *what, nm_net *net, float *mu, int64_t n, const nm_cov *S, nm_moments r[2])
+{
+    int nt = omp_get_max_threads();
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t ? 2 : 1);
+        check_true(what, propagate(net, mu, n, S, 1, &r[t]) == NM_OK);
+    }
+    omp_set_num_threads(nt);
+}
+
 static void test_threads_memory(void)
 {
     nm_net *net = convpool();
     float *mu = fill_rand(144, 1.0);
     nm_cov *S = random_cov(144, 1.0);
     nm_moments r[2];
-    int nt = omp_get_max_threads();
-    for (int t = 0; t < 2; t++) {
-        omp_set_num_threads(t ? 2 : 1);
-        check_true("threads: runs", propagate(net, mu, 144, S, 1, &r[t]) == NM_OK);
-    }
-    omp_set_num_threads(nt);
+    on_1_and_2_threads("threads: runs", net, mu, 144, S, r);
     for (int64_t i = 0; i < 4; i++) {
         check_close("threads: mean on 1 and 2", r[0].mean[i], r[1].mean[i], 1e-12 * fmax(1, fabs(r[0].mean[i])), 0);
         check_close("threads: var on 1 and 2", r[0].var[i], r[1].var[i], 1e-12 * r[0].var[i], 0);
@@ -481,12 +487,7 @@ static void test_sparse(void)
     mu = fill_rand(144, 1.0);
     nm_cov_isotropic(ctx, 144, 4.0, &S);
     nm_moments r[2];
-    int nt = omp_get_max_threads();
-    for (int t = 0; t < 2; t++) {
-        omp_set_num_threads(t ? 2 : 1);
-        check_true("sparse threads: runs", propagate(net, mu, 144, S, 1, &r[t]) == NM_OK);
-    }
-    omp_set_num_threads(nt);
+    on_1_and_2_threads("sparse threads: runs", net, mu, 144, S, r);
     same_moments("sparse: 1 and 2 threads", &r[0], &r[1], 1e-12);
     nm_moments_free(ctx, &r[0]), nm_moments_free(ctx, &r[1]);
     size_t limit = 64 << 10;

@@ -271,46 +271,33 @@ static void fill_group(const map_in *in, nm_tiles *O, int64_t G, int64_t *pos, d
     }
 }
 
-nm_status nm_tiles_map(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, const double *d2, nm_tiles **out)
+/* Each group of W's key into key[g]: the set of input groups it reads and (with new columns) its pattern; g −1
+ * where it reads nothing that maps. Hash keys: a collision only puts two groups of W into one output group. mark:
+ * nth × (S's groups + 1), any values. */
+static void keys_of(const nm_wmat *W, const nm_tiles *S, const int64_t *newcol, int64_t nth, int64_t *mark, group_key *key)
 {
-    *out = NULL;
-    int64_t n = W->rows, m = W->cols, kin = S ? S->kc : 0, knew = 0, nth = nm_threads(), wng = W->ng;
     int64_t sng = S ? S->ng : 0;
-    int64_t *newcol = d2 ? nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(int64_t)) : NULL;
-    double *sd = d2 ? nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(double)) : NULL;
-    group_key *key = nm_alloc(ctx, (size_t)(wng ? wng : 1), sizeof(group_key));
-    int64_t *sg = nm_alloc(ctx, (size_t)nth, (size_t)(sng + 1) * sizeof(int64_t));
-    nm_status st = key && sg && (!d2 || (newcol && sd)) ? NM_OK : NM_ERR_NOMEM;
-    for (int64_t j = 0; st == NM_OK && d2 && j < m; j++) newcol[j] = d2[j] > 0 ? knew++ : -1, sd[j] = sqrt(fmax(d2[j], 0));
-    int64_t kout = kin + knew, nw = 0, nr = 0;
-    /* each group of W's key: the set of input groups it reads, and (with new columns) its pattern; the groups with
-     * one key make one output group (hash keys: a collision only puts two groups of W in one output group) */
-    if (st == NM_OK) {
-        for (int64_t i = 0; i < nth * (sng + 1); i++) sg[i] = -1;
-        #pragma omp parallel for schedule(dynamic, 16) num_threads((int)nth) if (W->ip[wng] > 65536)
-        for (int64_t g = 0; g < wng; g++) {
-            int64_t *mark = sg + omp_get_thread_num() * (sng + 1);
-            uint64_t set = 0, pat = 0;
-            int any = 0;
-            for (int64_t e = W->ip[g]; e < W->ip[g + 1]; e++) {
-                int64_t j = W->idx[e], h = S ? S->grp[j] : -1;
-                if (h >= 0 && mark[h] != g) mark[h] = g, set += mix((uint64_t)h), any = 1;
-                if (newcol && newcol[j] >= 0) pat = pat * 0x100000001b3u + (uint64_t)j + 1, any = 1;
-            }
-            key[g] = (group_key){any ? mix(set ^ mix(pat)) : 0, any && W->gp[g + 1] > W->gp[g] ? g : -1};
+    for (int64_t i = 0; i < nth * (sng + 1); i++) mark[i] = -1;
+    #pragma omp parallel for schedule(dynamic, 16) num_threads((int)nth) if (W->ip[W->ng] > 65536)
+    for (int64_t g = 0; g < W->ng; g++) {
+        int64_t *mk = mark + omp_get_thread_num() * (sng + 1);
+        uint64_t set = 0, pat = 0;
+        int any = 0;
+        for (int64_t e = W->ip[g]; e < W->ip[g + 1]; e++) {
+            int64_t j = W->idx[e], h = S ? S->grp[j] : -1;
+            if (h >= 0 && mk[h] != g) mk[h] = g, set += mix((uint64_t)h), any = 1;
+            if (newcol && newcol[j] >= 0) pat = pat * 0x100000001b3u + (uint64_t)j + 1, any = 1;
         }
-        for (int64_t g = 0; g < wng; g++)
-            if (key[g].g >= 0) key[nw++] = key[g], nr += W->gp[g + 1] - W->gp[g];
-        qsort(key, (size_t)nw, sizeof *key, cmp_group);
+        key[g] = (group_key){any ? mix(set ^ mix(pat)) : 0, any && W->gp[g + 1] > W->gp[g] ? g : -1};
     }
-    int64_t ng = 0;
-    for (int64_t a = 0; st == NM_OK && a < nw; a++) ng += a == 0 || key[a].key != key[a - 1].key;
-    nm_tiles *O = st == NM_OK ? tiles_new(ctx, n, kout, ng, nr) : NULL;
-    int64_t *wg = st == NM_OK ? nm_alloc(ctx, (size_t)(nw ? nw : 1), sizeof(int64_t)) : NULL;
-    int64_t *rs = st == NM_OK ? nm_alloc(ctx, (size_t)(nw + 1), sizeof(int64_t)) : NULL;
-    int64_t *run0 = st == NM_OK ? nm_alloc(ctx, (size_t)(ng + 1), sizeof(int64_t)) : NULL;
-    if (st == NM_OK && (!O || !wg || !rs || !run0)) st = NM_ERR_NOMEM;
-    for (int64_t a = 0, G = -1, at = 0; st == NM_OK && a < nw; a++) {
+}
+
+/* The output's groups from the sorted keys (nw of them): the groups of W with one key together, their rows in order
+ * (in->wg, rs, run0 filled). */
+static void place_groups(const nm_wmat *W, const group_key *key, int64_t nw, nm_tiles *O, int64_t *wg, int64_t *rs, int64_t *run0)
+{
+    int64_t G = -1, at = 0;
+    for (int64_t a = 0; a < nw; a++) {
         if (a == 0 || key[a].key != key[a - 1].key) O->rptr[++G] = at, run0[G] = a;
         int64_t g = key[a].g;
         wg[a] = g, rs[a] = at;
@@ -319,63 +306,92 @@ nm_status nm_tiles_map(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, const d
             O->rows[at] = r, O->grp[r] = G, O->at[r] = at - O->rptr[G];
         }
     }
-    if (st == NM_OK) O->rptr[ng] = nr, run0[ng] = nw, rs[nw] = nr;
-    nm_free(ctx, key);
-    /* the groups' columns: counted, then listed */
-    int64_t *sc = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)(kout + 1) * sizeof(int64_t)) : NULL;
-    if (st == NM_OK && !sc) st = NM_ERR_NOMEM;
-    map_in in = {W, S, newcol, sd, kin, wg, rs, run0};
-    if (st == NM_OK) {
-        for (int64_t i = 0; i < nth * (sng + 1); i++) sg[i] = -1;
-        for (int64_t i = 0; i < nth * (kout + 1); i++) sc[i] = -1;
-        #pragma omp parallel for schedule(dynamic, 4) num_threads((int)nth)
-        for (int64_t G = 0; G < ng; G++) {
-            int th = omp_get_thread_num();
-            O->cptr[G + 1] = union_cols(&in, G, G, sg + th * (sng + 1), sc + th * (kout + 1), NULL);
-        }
-        for (int64_t G = 0; G < ng; G++) {
-            int64_t units = O->rptr[G + 1] - O->rptr[G], nc = O->cptr[G + 1];
-            O->cptr[G + 1] += O->cptr[G], O->vptr[G + 1] = O->vptr[G] + units * nc;
-        }
-        O->cols = nm_alloc(ctx, (size_t)(O->cptr[ng] ? O->cptr[ng] : 1), sizeof(int64_t));
-        O->val = nm_alloc(ctx, (size_t)(O->vptr[ng] ? O->vptr[ng] : 1), sizeof(double));
-        if (!O->cols || !O->val) st = NM_ERR_NOMEM;
-        else memset(O->val, 0, (size_t)O->vptr[ng] * sizeof(double)); /* written, not calloc's zero pages: see nm_prop_take */
+    O->rptr[O->ng] = at, run0[O->ng] = nw, rs[nw] = at;
+}
+
+/* The output groups' columns, counted and then listed, and their blocks zeroed. sg, sc: nth stamps over S's groups + 1
+ * and over the output's columns + 1. */
+static nm_status list_columns(nm_ctx *ctx, const map_in *in, nm_tiles *O, int64_t nth, int64_t *sg, int64_t *sc)
+{
+    int64_t ng = O->ng, ls = (in->S ? in->S->ng : 0) + 1, lc = O->kc + 1;
+    for (int64_t i = 0; i < nth * ls; i++) sg[i] = -1;
+    for (int64_t i = 0; i < nth * lc; i++) sc[i] = -1;
+    #pragma omp parallel for schedule(dynamic, 4) num_threads((int)nth)
+    for (int64_t G = 0; G < ng; G++) O->cptr[G + 1] = union_cols(in, G, G, sg + omp_get_thread_num() * ls, sc + omp_get_thread_num() * lc, NULL);
+    for (int64_t G = 0; G < ng; G++) {
+        int64_t units = O->rptr[G + 1] - O->rptr[G], nc = O->cptr[G + 1];
+        O->cptr[G + 1] += O->cptr[G], O->vptr[G + 1] = O->vptr[G] + units * nc;
     }
-    if (st == NM_OK) {
-        #pragma omp parallel for schedule(dynamic, 4) num_threads((int)nth)
-        for (int64_t G = 0; G < ng; G++) {
-            int th = omp_get_thread_num();
-            union_cols(&in, G, ng + G, sg + th * (sng + 1), sc + th * (kout + 1), O->cols + O->cptr[G]);
-        }
-    }
-    /* the GEMMs' room: the largest group of W */
-    int64_t needV = 1, needX = 1, needE = 1;
-    for (int64_t G = 0; st == NM_OK && G < ng; G++) {
+    O->cols = nm_alloc(ctx, (size_t)(O->cptr[ng] ? O->cptr[ng] : 1), sizeof(int64_t));
+    O->val = nm_alloc(ctx, (size_t)(O->vptr[ng] ? O->vptr[ng] : 1), sizeof(double));
+    if (!O->cols || !O->val) return NM_ERR_NOMEM;
+    memset(O->val, 0, (size_t)O->vptr[ng] * sizeof(double)); /* written, not calloc's zero pages: see nm_prop_take */
+    #pragma omp parallel for schedule(dynamic, 4) num_threads((int)nth)
+    for (int64_t G = 0; G < ng; G++)
+        union_cols(in, G, ng + G, sg + omp_get_thread_num() * ls, sc + omp_get_thread_num() * lc, O->cols + O->cptr[G]);
+    return NM_OK;
+}
+
+/* Every output group's block (fill_group), with room for the largest group of W's GEMM. pos: nth × (columns + 1). */
+static nm_status fill_groups(nm_ctx *ctx, const map_in *in, nm_tiles *O, int64_t nth, int64_t *pos)
+{
+    const nm_wmat *W = in->W;
+    int64_t needV = 1, needX = 1, needE = 1, lc = O->kc + 1;
+    for (int64_t G = 0; G < O->ng; G++) {
         int64_t ns = 0;
-        for (int64_t c = O->cptr[G]; c < O->cptr[G + 1]; c++) ns += O->cols[c] < kin;
-        for (int64_t i = run0[G]; i < run0[G + 1]; i++) {
-            int64_t nu = rs[i + 1] - rs[i], L = W->ip[wg[i] + 1] - W->ip[wg[i]];
+        for (int64_t c = O->cptr[G]; c < O->cptr[G + 1]; c++) ns += O->cols[c] < in->kin;
+        for (int64_t i = in->run0[G]; i < in->run0[G + 1]; i++) {
+            int64_t nu = in->rs[i + 1] - in->rs[i], L = W->ip[in->wg[i] + 1] - W->ip[in->wg[i]];
             if (nu < GEMM_MIN) continue;
             needV = needV > nu * L ? needV : nu * L, needE = needE > L ? needE : L;
             needX = needX > room_x(nu, L, ns) ? needX : room_x(nu, L, ns);
         }
     }
     int64_t need = needV + needX;
-    double *V = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)need * sizeof(double)) : NULL;
-    entry *E = st == NM_OK ? nm_alloc(ctx, (size_t)nth, (size_t)needE * sizeof(entry)) : NULL;
-    if (st == NM_OK && (!V || !E)) st = NM_ERR_NOMEM;
-    if (st == NM_OK) {
+    double *V = nm_alloc(ctx, (size_t)nth, (size_t)need * sizeof(double));
+    entry *E = nm_alloc(ctx, (size_t)nth, (size_t)needE * sizeof(entry));
+    if (V && E) {
         nm_blas_serial_begin();
         #pragma omp parallel for schedule(dynamic, 1) num_threads((int)nth)
-        for (int64_t G = 0; G < ng; G++) {
+        for (int64_t G = 0; G < O->ng; G++) {
             int th = omp_get_thread_num();
-            fill_group(&in, O, G, sc + th * (kout + 1), V + th * need, V + th * need + needV, E + th * needE);
+            fill_group(in, O, G, pos + th * lc, V + th * need, V + th * need + needV, E + th * needE);
         }
         nm_blas_serial_end();
     }
-    nm_free(ctx, E), nm_free(ctx, wg), nm_free(ctx, rs), nm_free(ctx, run0);
-    nm_free(ctx, V), nm_free(ctx, sc), nm_free(ctx, sg), nm_free(ctx, newcol), nm_free(ctx, sd);
+    nm_status st = V && E ? NM_OK : NM_ERR_NOMEM;
+    nm_free(ctx, V), nm_free(ctx, E);
+    return st;
+}
+
+nm_status nm_tiles_map(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, const double *d2, nm_tiles **out)
+{
+    *out = NULL;
+    int64_t n = W->rows, m = W->cols, kin = S ? S->kc : 0, knew = 0, nth = nm_threads(), wng = W->ng, sng = S ? S->ng : 0;
+    int64_t *newcol = d2 ? nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(int64_t)) : NULL;
+    double *sd = d2 ? nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(double)) : NULL;
+    group_key *key = nm_alloc(ctx, (size_t)(wng ? wng : 1), sizeof(group_key));
+    int64_t *sg = nm_alloc(ctx, (size_t)nth, (size_t)(sng + 1) * sizeof(int64_t));
+    nm_status st = key && sg && (!d2 || (newcol && sd)) ? NM_OK : NM_ERR_NOMEM;
+    for (int64_t j = 0; st == NM_OK && d2 && j < m; j++) newcol[j] = d2[j] > 0 ? knew++ : -1, sd[j] = sqrt(fmax(d2[j], 0));
+    int64_t nw = 0, nr = 0, ng = 0;
+    if (st == NM_OK) {
+        keys_of(W, S, newcol, nth, sg, key);
+        for (int64_t g = 0; g < wng; g++)
+            if (key[g].g >= 0) key[nw++] = key[g], nr += W->gp[g + 1] - W->gp[g];
+        qsort(key, (size_t)nw, sizeof *key, cmp_group);
+        for (int64_t a = 0; a < nw; a++) ng += a == 0 || key[a].key != key[a - 1].key;
+    }
+    nm_tiles *O = st == NM_OK ? tiles_new(ctx, n, kin + knew, ng, nr) : NULL;
+    int64_t *wg = nm_alloc(ctx, (size_t)(nw ? nw : 1), sizeof(int64_t)), *rs = nm_alloc(ctx, (size_t)(nw + 1), sizeof(int64_t));
+    int64_t *run0 = nm_alloc(ctx, (size_t)(ng + 1), sizeof(int64_t)), *sc = nm_alloc(ctx, (size_t)nth, (size_t)(kin + knew + 1) * sizeof(int64_t));
+    if (st == NM_OK && (!O || !wg || !rs || !run0 || !sc)) st = NM_ERR_NOMEM;
+    map_in in = {W, S, newcol, sd, kin, wg, rs, run0};
+    if (st == NM_OK) place_groups(W, key, nw, O, wg, rs, run0);
+    if (st == NM_OK) st = list_columns(ctx, &in, O, nth, sg, sc);
+    if (st == NM_OK) st = fill_groups(ctx, &in, O, nth, sc);
+    nm_free(ctx, key), nm_free(ctx, wg), nm_free(ctx, rs), nm_free(ctx, run0);
+    nm_free(ctx, sc), nm_free(ctx, sg), nm_free(ctx, newcol), nm_free(ctx, sd);
     if (st == NM_OK) *out = O;
     else nm_tiles_free(ctx, O);
     return st;
