@@ -238,6 +238,44 @@ nm_status nm_sensitivity_run(nm_ctx *ctx, const nm_net *net, const float *X, con
     return NM_OK;
 }
 
+/* One verification pair t: its image and position drawn from (seed, t), the window's Monte Carlo of mc samples. */
+typedef struct {
+    const float *X;
+    const nm_sensitivity *s;
+    const nm_sensitivity_options *opt;
+    int64_t mc, C, H, W, nw;
+    uint64_t seed;
+    nm_sensitivity_check *out;
+} verify_job;
+
+static nm_status verify_one(nm_ctx *tc, nm_net *tnet, void *user, int64_t t, void *scratch)
+{
+    const verify_job *j = user;
+    const nm_sensitivity *s = j->s;
+    int64_t n = j->C * j->H * j->W, d = s->d, PQ = s->P * s->Q;
+    double *mean = scratch; /* scratch: the means (d), the window's pixels (nw), the Monte Carlo's batch */
+    int64_t *support = (int64_t *)(mean + d);
+    float *buf = (float *)(support + j->nw);
+    uint32_t ctr[4] = {(uint32_t)t, (uint32_t)(t >> 32), 0, 0x73656e73u}, key[2] = {(uint32_t)j->seed, (uint32_t)(j->seed >> 32)}, w[4];
+    nm_philox4x32(ctr, key, w);
+    int64_t img = (int64_t)(w[0] % (uint32_t)s->images), q = (int64_t)(w[1] % (uint32_t)PQ);
+    int64_t r0 = (q / s->Q) * j->opt->stride, c0 = (q % s->Q) * j->opt->stride;
+    for (int64_t c = 0, k = 0; c < j->C; c++)
+        for (int64_t y = 0; y < j->opt->h; y++)
+            for (int64_t x = 0; x < j->opt->w; x++) support[k++] = (c * j->H + r0 + y) * j->W + c0 + x;
+    double flip;
+    nm_status st = nm_exp_mc_flip(tc, tnet, j->X + img * n, sqrt(j->opt->sigma2), support, j->nw, j->mc, j->seed, (uint64_t)t,
+                                  s->clean[img], buf, mean, &flip);
+    if (st != NM_OK) return st;
+    double m2 = -INFINITY; /* the Monte Carlo mean's margin: clean logit minus the largest other */
+    for (int64_t i = 0; i < d; i++)
+        if (i != s->clean[img]) m2 = fmax(m2, mean[i]);
+    nm_sensitivity_check *o = j->out;
+    o->image[t] = img, o->position[t] = q;
+    o->mc_fooled[t] = nm_exp_argmax_f64(mean, d) != s->clean[img], o->mc_flip[t] = flip, o->mc_margin[t] = mean[s->clean[img]] - m2;
+    return NM_OK;
+}
+
 nm_status nm_sensitivity_verify(nm_ctx *ctx, nm_net *net, const float *X, const nm_sensitivity *s, const nm_sensitivity_options *opt,
                                 int64_t pairs, int64_t mc, uint64_t seed, nm_sensitivity_check *out)
 {
@@ -251,40 +289,27 @@ nm_status nm_sensitivity_verify(nm_ctx *ctx, nm_net *net, const float *X, const 
     out->pairs = pairs;
     out->image = nm_alloc(ctx, (size_t)(2 * pairs), sizeof(int64_t));
     out->buf = nm_alloc(ctx, (size_t)(3 * pairs), sizeof(double));
-    int64_t *support = nm_alloc(ctx, (size_t)nw, sizeof(int64_t));
-    float *buf = nm_alloc(ctx, (size_t)(NM_FOOLING_MC_BATCH * (n + d) + n), sizeof(float));
-    double *mean = nm_alloc(ctx, (size_t)d, sizeof(double));
-    nm_status st = out->image && out->buf && support && buf && mean ? NM_OK : NM_ERR_NOMEM;
+    nm_status st = out->image && out->buf ? NM_OK : NM_ERR_NOMEM;
     if (st == NM_OK) {
         out->position = out->image + pairs;
         out->mc_fooled = out->buf, out->mc_flip = out->buf + pairs, out->mc_margin = out->buf + 2 * pairs;
     }
-    int64_t agree = 0;
-    double abs_err = 0;
-    for (int64_t t = 0; st == NM_OK && t < pairs; t++) {
-        uint32_t ctr[4] = {(uint32_t)t, (uint32_t)(t >> 32), 0, 0x73656e73u}, key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, w[4];
-        nm_philox4x32(ctr, key, w);
-        int64_t img = (int64_t)(w[0] % (uint32_t)s->images), q = (int64_t)(w[1] % (uint32_t)PQ);
-        int64_t r0 = (q / s->Q) * opt->stride, c0 = (q % s->Q) * opt->stride;
-        for (int64_t c = 0, k = 0; c < C; c++)
-            for (int64_t y = 0; y < opt->h; y++)
-                for (int64_t x = 0; x < opt->w; x++) support[k++] = (c * H + r0 + y) * W + c0 + x;
-        out->image[t] = img, out->position[t] = q;
-        double flip;
-        st = nm_exp_mc_flip(ctx, net, X + img * n, sqrt(opt->sigma2), support, nw, mc, seed, (uint64_t)t, s->clean[img], buf, mean, &flip);
-        if (st != NM_OK) break;
-        int mc_fooled = nm_exp_argmax_f64(mean, d) != s->clean[img];
-        double m2 = -INFINITY; /* the Monte Carlo mean's margin: clean logit minus the largest other */
-        for (int64_t i = 0; i < d; i++)
-            if (i != s->clean[img]) m2 = fmax(m2, mean[i]);
-        out->mc_fooled[t] = mc_fooled, out->mc_flip[t] = flip, out->mc_margin[t] = mean[s->clean[img]] - m2;
-        agree += mc_fooled == (int)s->map[img * PQ + q];
-        if (s->flip) abs_err += fabs(s->flip[img * PQ + q] - flip);
-    }
-    nm_free(ctx, support), nm_free(ctx, buf), nm_free(ctx, mean);
+    /* the pairs over the threads (and ranks), each on its own streams, gathered in order */
+    verify_job j = {X, s, opt, mc, C, H, W, nw, seed, out};
+    size_t scratch = (size_t)d * sizeof(double) + (size_t)nw * sizeof(int64_t) + (size_t)(NM_FOOLING_MC_BATCH * (n + d) + n) * sizeof(float);
+    nm_dist_slab slab[] = {{out->image, sizeof(int64_t)}, {out->position, sizeof(int64_t)}, {out->mc_fooled, sizeof(double)},
+                           {out->mc_flip, sizeof(double)}, {out->mc_margin, sizeof(double)}};
+    if (st == NM_OK) st = nm_exp_parallel(ctx, net, pairs, scratch, verify_one, &j, NULL, NULL, slab, (int)(sizeof slab / sizeof slab[0]));
     if (st != NM_OK) {
         nm_sensitivity_check_free(ctx, out);
         return st;
+    }
+    int64_t agree = 0;
+    double abs_err = 0;
+    for (int64_t t = 0; t < pairs; t++) {
+        int64_t at = out->image[t] * PQ + out->position[t];
+        agree += (int)out->mc_fooled[t] == (int)s->map[at];
+        if (s->flip) abs_err += fabs(s->flip[at] - out->mc_flip[t]);
     }
     out->agreement = (double)agree / (double)pairs;
     out->flip_mae = s->flip ? abs_err / (double)pairs : NAN;
