@@ -9,14 +9,17 @@
  * correlation) and P a *private* covariance, independent of every column
  * and of every other live value's: none, a diagonal (d2, per-unit
  * variances: the residuals the nonlinear layers append, one per unit,
- * merged since one-hot columns only add to the diagonal) or dense (R,
- * n × n: exact pair covariances of a small layer). A value read by more
+ * merged since one-hot columns only add to the diagonal) with sparse
+ * private columns S beside it (S Sᵀ: the residuals once a conv or pool has
+ * spread them, kept in groups of units that share their columns, tiles.c),
+ * or dense (R, n × n: exact pair covariances of a small layer). A value read by more
  * than one node has its private part turned into shared columns first, so
  * private parts of values that meet (Add of two branches) never share a
  * source.
  *
- * The rules (src/propagate/): linear ops by their matrix, read off the
- * float32 jvp of unit tangents (exact: every entry is one product), in
+ * The rules (src/propagate/): linear ops by their matrix (nm_wmat: groups
+ * of rows that read the same inputs, from the op's hook or read off the
+ * float32 jvp of unit tangents, exact: every entry is one product), in
  * double (linear.c); ReLU's kin, smooth elementwise ops and window maxima
  * by their exact or Gauss–Hermite per-unit moments, Stein weights for the
  * columns and the residual variance on the diagonal, or exact pairs when
