@@ -4,11 +4,14 @@
  * with explicit transposes, plus a naive loop version kept for tests.
  *
  * One thread pool: the build links OpenBLAS's OpenMP flavour where it is
- * installed (CMakeLists.txt). BLAS then threads itself on OpenMP's threads
- * outside parallel regions and runs on one thread inside them, and the
- * serial sections below have nothing to do. With the pthread flavour, whose
- * threads are a pool of their own, a serial section makes BLAS
- * single-threaded while OpenMP threads run their own products.
+ * installed (CMakeLists.txt). BLAS runs on one thread inside parallel
+ * regions, and the serial sections below have nothing to do. With the
+ * pthread flavour, whose threads are a pool of their own, a serial section
+ * makes BLAS single-threaded while OpenMP threads run their own products.
+ * GEMM and SYMM are not left to BLAS's own threading, whose results change
+ * with the thread count: outside parallel regions they are cut into pieces
+ * fixed by the shape, one serial call each on OpenMP's threads (below). SYRK's
+ * threaded results measured the same on 1 and 2 threads.
  */
 #include "internal.h"
 
@@ -26,42 +29,66 @@ static enum CBLAS_TRANSPOSE tr(nm_trans t)
     return t == NM_TRANS ? CblasTrans : CblasNoTrans;
 }
 
+/* GEMM's results must not depend on the thread count, and OpenBLAS's own threading does change them for some shapes
+ * (50×64×500 or 64×1024×784, single and double: it blocks the product by the threads). So C is cut along its longer
+ * side into pieces fixed by the shape alone, and each piece is one BLAS call on one thread, where BLAS is serial:
+ * inside an active parallel region the caller's thread computes them in turn; outside one they are spread over
+ * OpenMP's threads. Products too small for OpenBLAS to thread are one call. */
+#define GEMM_ONE_CALL ((int64_t)1 << 16) /* m n k at most this: OpenBLAS threads nothing (its threshold is 4× higher) */
+
+/* The pieces of a side of len: at most 8, of a multiple of 64, fixed by len. */
+static int64_t gemm_piece(int64_t len)
+{
+    int64_t nb = len / 128;
+    nb = nb < 1 ? 1 : nb > 8 ? 8 : nb;
+    int64_t piece = (len + nb - 1) / nb;
+    return (piece + 63) / 64 * 64;
+}
+
+/* np pieces, the block after np run for each t: in this thread when it is in an active team, else over OpenMP's threads. */
+#define FOR_PIECES(np, ...)                                                                                                     \
+    do {                                                                                                                               \
+        if (omp_in_parallel()) {                                                                                                       \
+            for (int64_t t = 0; t < (np); t++) __VA_ARGS__                                                                             \
+        } else {                                                                                                                       \
+            nm_blas_serial_begin();                                                                                                    \
+            _Pragma("omp parallel for schedule(static)") for (int64_t t = 0; t < (np); t++) __VA_ARGS__                                \
+            nm_blas_serial_end();                                                                                                      \
+        }                                                                                                                              \
+    } while (0)
+
+#define GEMM_PIECES(call)                                                                                                              \
+    do {                                                                                                                               \
+        if (m == 0 || n == 0) return;                                                                                                  \
+        if (m * n * k <= GEMM_ONE_CALL) {                                                                                              \
+            call(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)n, (int)k, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);           \
+            return;                                                                                                                    \
+        }                                                                                                                              \
+        int by_rows = m >= n;                                                                                                          \
+        int64_t len = by_rows ? m : n, piece = gemm_piece(len), np = (len + piece - 1) / piece;                                        \
+        FOR_PIECES(np, {                                                                                                               \
+            int64_t lo = t * piece, cnt = len - lo < piece ? len - lo : piece;                                                         \
+            if (by_rows)                                                                                                               \
+                call(CblasRowMajor, tr(ta), tr(tb), (int)cnt, (int)n, (int)k, alpha, ta == NM_TRANS ? A + lo : A + lo * lda, (int)lda, \
+                     B, (int)ldb, beta, C + lo * ldc, (int)ldc);                                                                       \
+            else                                                                                                                       \
+                call(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)cnt, (int)k, alpha, A, (int)lda, tb == NM_TRANS ? B + lo * ldb : B + lo, \
+                     (int)ldb, beta, C + lo, (int)ldc);                                                                                \
+        });                                                                                                                            \
+    } while (0)
+
 void nm_gemm_f64(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, double alpha,
                  const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                  double *C, int64_t ldc)
 {
-    if (m == 0 || n == 0) return;
-    cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)n, (int)k, alpha, A, (int)lda, B,
-                (int)ldb, beta, C, (int)ldc);
+    GEMM_PIECES(cblas_dgemm);
 }
 
 void nm_gemm_f32(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, float alpha,
                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                  float *C, int64_t ldc)
 {
-    if (m == 0 || n == 0) return;
-    int nt = omp_get_max_threads();
-    if (nt > 1 && m * n * k >= ((int64_t)1 << 21) && !omp_in_parallel() && !blas_is_openmp() && openblas_get_num_threads() == 1) {
-        /* BLAS is serial here (nm_blas_serial_begin): split the larger side
-         * of C over the OpenMP threads instead. Each block of C is computed
-         * whole by one thread, so the result does not depend on the split. */
-        int by_rows = m >= n;
-        int64_t len = by_rows ? m : n, blk = (len + nt - 1) / nt;
-        #pragma omp parallel for schedule(static)
-        for (int t = 0; t < nt; t++) {
-            int64_t lo = t * blk, cnt = len - lo < blk ? len - lo : blk;
-            if (cnt <= 0) continue;
-            if (by_rows)
-                cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (int)cnt, (int)n, (int)k, alpha, ta == NM_TRANS ? A + lo : A + lo * lda,
-                            (int)lda, B, (int)ldb, beta, C + lo * ldc, (int)ldc);
-            else
-                cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)cnt, (int)k, alpha, A, (int)lda,
-                            tb == NM_TRANS ? B + lo * ldb : B + lo, (int)ldb, beta, C + lo, (int)ldc);
-        }
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), (int)m, (int)n, (int)k, alpha, A, (int)lda, B,
-                (int)ldb, beta, C, (int)ldc);
+    GEMM_PIECES(cblas_sgemm);
 }
 
 void nm_syrk_f64(int64_t n, int64_t k, double alpha, const double *A, int64_t lda,
@@ -88,20 +115,33 @@ void nm_syrk_f32(int64_t n, int64_t k, float alpha, const float *A, int64_t lda,
                 C, (int)ldc);
 }
 
+/* SYMM as GEMM: C's rows in pieces fixed by the shape. */
+#define SYMM_PIECES(call)                                                                                                              \
+    do {                                                                                                                               \
+        if (m == 0 || k == 0) return;                                                                                                  \
+        if (m * k * k <= GEMM_ONE_CALL) {                                                                                              \
+            call(CblasRowMajor, CblasRight, CblasLower, (int)m, (int)k, alpha, S, (int)lds, B, (int)ldb, beta, C, (int)ldc);           \
+            return;                                                                                                                    \
+        }                                                                                                                              \
+        int64_t piece = gemm_piece(m), np = (m + piece - 1) / piece;                                                                   \
+        FOR_PIECES(np, {                                                                                                               \
+            int64_t lo = t * piece, cnt = m - lo < piece ? m - lo : piece;                                                             \
+            call(CblasRowMajor, CblasRight, CblasLower, (int)cnt, (int)k, alpha, S, (int)lds, B + lo * ldb, (int)ldb, beta, C + lo * ldc, \
+                 (int)ldc);                                                                                                            \
+        });                                                                                                                            \
+    } while (0)
+
 void nm_symm_right_f64(int64_t m, int64_t k, double alpha, const double *S, int64_t lds,
                        const double *B, int64_t ldb, double beta, double *C, int64_t ldc)
 {
-    if (m == 0 || k == 0) return;
-    cblas_dsymm(CblasRowMajor, CblasRight, CblasLower, (int)m, (int)k, alpha, S, (int)lds, B,
-                (int)ldb, beta, C, (int)ldc);
+    SYMM_PIECES(cblas_dsymm);
 }
+
 
 void nm_symm_right_f32(int64_t m, int64_t k, float alpha, const float *S, int64_t lds,
                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-    if (m == 0 || k == 0) return;
-    cblas_ssymm(CblasRowMajor, CblasRight, CblasLower, (int)m, (int)k, alpha, S, (int)lds, B,
-                (int)ldb, beta, C, (int)ldc);
+    SYMM_PIECES(cblas_ssymm);
 }
 
 void nm_gemm_f64_naive(nm_trans ta, nm_trans tb, int64_t m, int64_t n, int64_t k, double alpha,

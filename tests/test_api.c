@@ -118,6 +118,38 @@ static void blas_sections(void)
     check_true("the thread count restored after the last section", openblas_get_num_threads() == before);
 }
 
+/* The products on 1 and 2 threads, bit for bit, at shapes where OpenBLAS's own threading changes the results (it
+ * did at 50×64×500 and 64×1024×784, single and double, before nm_gemm cut C into pieces fixed by the shape). */
+static void blas_thread_counts(void)
+{
+    static const int64_t shapes[][3] = {{50, 64, 500}, {64, 1024, 784}, {1024, 300, 64}, {10, 500, 500}, {7, 5, 3}};
+    int nt = omp_get_max_threads();
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int64_t m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
+        float *A = fill_rand(m * k, 1.0), *B = fill_rand(k * n, 1.0), *C[2];
+        double *Ad = malloc((size_t)(m * k) * sizeof(double)), *Bd = malloc((size_t)(k * n) * sizeof(double)), *D[2], *E[2];
+        double *Sd = malloc((size_t)(n * n) * sizeof(double));
+        for (int64_t j = 0; j < m * k; j++) Ad[j] = A[j];
+        for (int64_t j = 0; j < k * n; j++) Bd[j] = B[j];
+        for (int64_t j = 0; j < n * n; j++) Sd[j] = nrand();
+        for (int t = 0; t < 2; t++) {
+            omp_set_num_threads(t + 1);
+            C[t] = calloc((size_t)(m * n), sizeof(float)), D[t] = calloc((size_t)(m * n), sizeof(double)), E[t] = calloc((size_t)(m * n), sizeof(double));
+            nm_gemm_f32(NM_NOTRANS, NM_NOTRANS, m, n, k, 1.0f, A, k, B, n, 0.0f, C[t], n);
+            nm_gemm_f64(NM_NOTRANS, NM_NOTRANS, m, n, k, 1.0, Ad, k, Bd, n, 0.0, D[t], n);
+            nm_symm_right_f64(m, n, 1.0, Sd, n, D[0], n, 0.0, E[t], n);
+        }
+        omp_set_num_threads(nt);
+        char what[120];
+        snprintf(what, sizeof what, "GEMM %lldx%lldx%lld (f32, f64) and SYMM: 1 and 2 threads bit for bit", (long long)m, (long long)n,
+                 (long long)k);
+        check_true(what, !memcmp(C[0], C[1], (size_t)(m * n) * sizeof(float)) && !memcmp(D[0], D[1], (size_t)(m * n) * sizeof(double)) &&
+                             !memcmp(E[0], E[1], (size_t)(m * n) * sizeof(double)));
+        for (int t = 0; t < 2; t++) free(C[t]), free(D[t]), free(E[t]);
+        free(A), free(B), free(Ad), free(Bd), free(Sd);
+    }
+}
+
 /* Gemm (n → p) → Relu → Gemm (p → 3), the net of the budget checks. */
 static nm_net *wide_net(int64_t n, int64_t p, int relu_first)
 {
@@ -232,6 +264,7 @@ int main(void)
     null_context();
     locale_independence();
     blas_sections();
+    blas_thread_counts();
     memory_budget();
     window_storage();
     net_copy();
