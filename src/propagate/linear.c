@@ -313,19 +313,12 @@ static int one_per_column(nm_ctx *ctx, const nm_wmat *W, int *ok)
                 body;                                                                                                                  \
             }
 
-/* count zeroed doubles, written (not calloc's zero pages, which the first read-modify-write faults on again). */
-static double *zeros(nm_ctx *ctx, int64_t count)
-{
-    double *p = nm_alloc(ctx, (size_t)(count ? count : 1), sizeof(double));
-    if (p) memset(p, 0, (size_t)count * sizeof(double));
-    return p;
-}
 
 /* The lower triangle of R (n × n) += X Xᵀ for X = W diag(√d2) (n × m). */
 static nm_status add_diag_square(nm_ctx *ctx, const nm_wmat *W, const double *d2, double *R)
 {
     int64_t n = W->rows, m = W->cols;
-    double *X = zeros(ctx, n * m), *sd = nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(double));
+    double *X = nm_prop_zeros(ctx, n * m), *sd = nm_alloc(ctx, (size_t)(m ? m : 1), sizeof(double));
     if (!X || !sd) {
         nm_free(ctx, X), nm_free(ctx, sd);
         return NM_ERR_NOMEM;
@@ -350,7 +343,7 @@ static nm_status add_diag_square(nm_ctx *ctx, const nm_wmat *W, const double *d2
 static nm_status add_tiles_square(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, double *R)
 {
     int64_t n = W->rows, kc = S->kc;
-    double *Yt = kc ? zeros(ctx, kc * n) : NULL;
+    double *Yt = kc ? nm_prop_zeros(ctx, kc * n) : NULL;
     nm_status st = kc == 0 ? NM_OK : Yt ? nm_tiles_times_t(ctx, W, S, Yt, n) : NM_ERR_NOMEM;
     if (st == NM_OK && kc) nm_syrk_t_f64(n, kc, 1.0, Yt, n, 1.0, R, n);
     nm_free(ctx, Yt);
@@ -383,7 +376,7 @@ static nm_status map_private(nm_prop *pr, const nm_wmat *W, nm_gauss *x, nm_gaus
         }
         return nm_tiles_map(ctx, W, x->S, d2, &out->S);
     }
-    if (!out->R && !(out->R = zeros(ctx, n * n))) return NM_ERR_NOMEM;
+    if (!out->R && !(out->R = nm_prop_zeros(ctx, n * n))) return NM_ERR_NOMEM;
     nm_status st = NM_OK;
     if (x->S) st = add_tiles_square(ctx, W, x->S, out->R);
     if (st == NM_OK && d2) st = add_diag_square(ctx, W, d2, out->R);

@@ -51,6 +51,13 @@ typedef struct {
     nm_tiles *S; /* NULL, or private columns held sparse: the private part is S Sᵀ + diag(d2) */
 } nm_gauss;
 
+/* qsort's comparison of int64_t. */
+static inline int nm_cmp_i64(const void *pa, const void *pb)
+{
+    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
 void nm_tiles_free(nm_ctx *ctx, nm_tiles *S);
 nm_status nm_tiles_copy(nm_ctx *ctx, const nm_tiles *S, nm_tiles **out);
 /* Row u of S times row v. */
@@ -63,7 +70,7 @@ void nm_tiles_scale(nm_tiles *S, const double *g);
 void nm_tiles_put(const nm_tiles *S, double *T, int64_t ldt, int64_t off);
 /* *out = W [S | diag(√d2)]: W S, then one new column per input with d2 > 0 (S or d2 may be NULL). */
 nm_status nm_tiles_map(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, const double *d2, nm_tiles **out);
-/* Yt (S->kc × ldy) += (W S)ᵀ, dense. */
+/* Yt (S->kc × ldy) += (W S)ᵀ, dense (tiles_dense.c). */
 nm_status nm_tiles_times_t(nm_ctx *ctx, const nm_wmat *W, const nm_tiles *S, double *Yt, int64_t ldy);
 
 #define NM_PROP_CACHE 4 /* big factor buffers kept for reuse: no page faults and unmapping between layers */
@@ -83,6 +90,9 @@ typedef struct {
     } cache[NM_PROP_CACHE];
 } nm_prop;
 
+/* count zeroed doubles, written (not calloc's zero pages, which the kernels' first read-modify-write of each would
+ * fault on again, flushing every CPU's TLB); NULL (and a message) when they cannot be had. */
+double *nm_prop_zeros(nm_ctx *ctx, int64_t count);
 /* count zeroed doubles, from the cache when a block there fits; NULL (and a message) when none can be had. */
 double *nm_prop_take(nm_prop *pr, size_t count);
 /* Hands a buffer back: big ones to the cache, the rest (and the cache's smallest when full) freed. */

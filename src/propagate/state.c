@@ -20,6 +20,13 @@ static int cached(const nm_prop *pr)
     return 0;
 }
 
+double *nm_prop_zeros(nm_ctx *ctx, int64_t count)
+{
+    double *p = nm_alloc(ctx, (size_t)(count ? count : 1), sizeof(double));
+    if (p) memset(p, 0, (size_t)count * sizeof(double));
+    return p;
+}
+
 double *nm_prop_take(nm_prop *pr, size_t count)
 {
     int best = -1;
