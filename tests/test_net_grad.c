@@ -86,6 +86,46 @@ static float *jvp(nm_net *net, nm_shape s, const float *t, int64_t *ny)
     return y.data;
 }
 
+static void check_op(const char *name, nm_net *net, int piecewise, double xscale);
+
+/* An AveragePool window 100,001 wide, stride 1, padded by 50,000 on each side
+ * of a 3x4 plane: every window holds the whole plane, so each output is the
+ * plane's sum over 12 (count_include_pad 0) or over the window's positions
+ * inside the padded plane (1). The window's size must cost only the plane:
+ * the fuzzer's AveragePool of this kind took minutes. */
+static void avgpool_beyond_plane(void)
+{
+    for (int cip = 0; cip < 2; cip++) {
+        int x;
+        nm_net *net = start(SHAPE(1, 2, 3, 4), &x);
+        nm_attrs a = nm_attrs_default(NM_OP_AVERAGEPOOL);
+        a.kernel[0] = a.kernel[1] = 100001;
+        a.pad[0] = a.pad[1] = a.pad[2] = a.pad[3] = 50000;
+        a.count_include_pad = cip;
+        finish(net, NODE(net, NM_OP_AVERAGEPOOL, &a, x));
+        float *xv = fill_rand(24, 1.0);
+        int64_t ny = 0;
+        float *y = fwd(net, SHAPE(1, 2, 3, 4), xv, &ny);
+        double worst = must(y ? NM_OK : NM_ERR_ARG, "AveragePool 100001x100001: forward") && ny == 24 ? 0 : INFINITY;
+        for (int64_t o = 0; y && o < ny; o++) {
+            int64_t c = o / 12, oh = o / 4 % 3, ow = o % 4;
+            double s = 0, sa = 0;
+            for (int i = 0; i < 12; i++) s += xv[c * 12 + i], sa += fabs(xv[c * 12 + i]);
+            /* positions of the window [oh - 50000, oh + 50000] inside the padded rows [-50000, 50002], and
+             * of [ow - 50000, ow + 50000] inside the padded columns [-50000, 50003] */
+            double rows = fmin(oh + 50000, 50002) - (oh - 50000) + 1, cols = fmin(ow + 50000, 50003) - (ow - 50000) + 1;
+            double div = cip ? rows * cols : 12, want = s / div;
+            worst = fmax(worst, fabs(y[o] - want) / (sa / div)); /* float sums: relative to the sum of |x| */
+        }
+        char what[96];
+        snprintf(what, sizeof what, "AveragePool 100001x100001 pad 50000%s: the plane's average (rel %.1e)",
+                 cip ? " count_include_pad" : "", worst);
+        check_true(what, worst < 1e-5);
+        free(y), free(xv);
+        check_op(cip ? "AveragePool beyond the plane, count_include_pad" : "AveragePool beyond the plane", net, 0, 1);
+    }
+}
+
 static void check_op(const char *name, nm_net *net, int piecewise, double xscale)
 {
     char what[256];
@@ -409,6 +449,7 @@ static void per_op_tests(void)
         finish(net, NODE(net, NM_OP_AVERAGEPOOL, &a, x));
         check_op(cip ? "AveragePool count_include_pad" : "AveragePool", net, 0, 1);
     }
+    avgpool_beyond_plane();
 
     net = start(img, &x);
     finish(net, NODE(net, NM_OP_GLOBALAVERAGEPOOL, NULL, x));

@@ -199,6 +199,11 @@ static void test_one_ops(void)
      * measures it) it misses up to 0.2 sd in the mean and 30 % in the variance */
     one_op("MaxPool 3x3/2, overlapping (tree)", NM_OP_MAXPOOL, &a, 1, 5, 5, 0.2, 0.4);
     one_op("GlobalMaxPool over 4 (exact)", NM_OP_GLOBALMAXPOOL, NULL, 3, 2, 2, 0, 0);
+    /* a window 100,001 wide, mostly padding, over a 2x2 plane: each output the max of the 4 inputs; the
+     * window's size must cost only the plane (the fuzzer's AveragePool of this kind took minutes) */
+    a = nm_attrs_default(NM_OP_MAXPOOL), a.kernel[0] = a.kernel[1] = 100001;
+    a.pad[0] = a.pad[1] = a.pad[2] = a.pad[3] = 50000;
+    one_op("MaxPool 100001x100001 pad 50000 (exact)", NM_OP_MAXPOOL, &a, 2, 2, 2, 0, 0);
     a = nm_attrs_default(NM_OP_AVERAGEPOOL), a.kernel[0] = a.kernel[1] = 2, a.stride[0] = a.stride[1] = 1;
     one_op("AveragePool 2x2/1", NM_OP_AVERAGEPOOL, &a, 2, 3, 3, 0, 0);
     a = nm_attrs_default(NM_OP_BATCHNORM), a.epsilon = 1e-5f;

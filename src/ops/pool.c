@@ -32,6 +32,15 @@ static void window_range(int64_t base, int64_t dil, int64_t k, int64_t n, int64_
     *hi = b > a ? b : a;
 }
 
+/* The most kernel offsets along axis k that any window can have inside the
+ * plane: a window far larger than the plane (with as much padding) reads
+ * only the plane. */
+static int64_t in_plane_bound(const nm_attrs *a, const pool_dims *d, int k)
+{
+    int64_t n = k ? d->W : d->H, fit = (n - 1) / a->dil[k] + 1;
+    return a->kernel[k] < fit ? a->kernel[k] : fit;
+}
+
 /* Index of the window's maximum in the plane x (H, W), or -1 when the window
  * lies wholly in the padding. Scan order is row-major over the kernel; the
  * first maximum wins. */
@@ -60,8 +69,8 @@ static int64_t window_argmax(const nm_attrs *a, const pool_dims *d, const float 
 static int64_t maxpool_window(const nm_node *nd, const nm_shape *xs, const nm_shape *ys, int64_t o, int64_t *idx)
 {
     const nm_attrs *a = &nd->a;
-    if (!idx) return a->kernel[0] * a->kernel[1];
     pool_dims d = pdims(xs, ys);
+    if (!idx) return in_plane_bound(a, &d, 0) * in_plane_bound(a, &d, 1);
     int64_t c = o / (d.OH * d.OW), oh = o / d.OW % d.OH, ow = o % d.OW, n = 0, i0, i1, j0, j1;
     int64_t bh = oh * a->stride[0] - a->pad[0], bw = ow * a->stride[1] - a->pad[1];
     window_range(bh, a->dil[0], a->kernel[0], d.H, &i0, &i1);
@@ -221,21 +230,20 @@ static nm_status maxpool_vjp(const nm_node *nd, nm_pass *p)
 
 /* ---- AveragePool: a fixed linear map, so one routine serves all passes ---- */
 
-/* Number of window positions the average divides by. */
-static int64_t avg_divisor(const nm_attrs *a, const pool_dims *d, int64_t oh, int64_t ow)
+/* The window of (oh, ow) inside the plane, as kernel offsets [i0, i1) × [j0, j1),
+ * and the number of positions the average divides by: those inside the plane,
+ * or with count_include_pad those inside the padded plane. Closed forms, so a
+ * kernel much larger than the plane costs only the plane. */
+static int64_t avg_window(const nm_attrs *a, const pool_dims *d, int64_t oh, int64_t ow, int64_t *i0, int64_t *i1, int64_t *j0,
+                          int64_t *j1)
 {
-    int64_t lo_h = a->count_include_pad ? -a->pad[0] : 0, hi_h = a->count_include_pad ? d->H + a->pad[2] : d->H;
-    int64_t lo_w = a->count_include_pad ? -a->pad[1] : 0, hi_w = a->count_include_pad ? d->W + a->pad[3] : d->W;
-    int64_t n = 0;
-    for (int64_t i = 0; i < a->kernel[0]; i++) {
-        int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
-        if (h < lo_h || h >= hi_h) continue;
-        for (int64_t j = 0; j < a->kernel[1]; j++) {
-            int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
-            if (w >= lo_w && w < hi_w) n++;
-        }
-    }
-    return n;
+    int64_t bh = oh * a->stride[0] - a->pad[0], bw = ow * a->stride[1] - a->pad[1], p0, p1, q0, q1;
+    window_range(bh, a->dil[0], a->kernel[0], d->H, i0, i1);
+    window_range(bw, a->dil[1], a->kernel[1], d->W, j0, j1);
+    if (!a->count_include_pad) return (*i1 - *i0) * (*j1 - *j0);
+    window_range(bh + a->pad[0], a->dil[0], a->kernel[0], d->H + a->pad[0] + a->pad[2], &p0, &p1);
+    window_range(bw + a->pad[1], a->dil[1], a->kernel[1], d->W + a->pad[1] + a->pad[3], &q0, &q1);
+    return (p1 - p0) * (q1 - q0);
 }
 
 /* adjoint = 0: y = avg(x); adjoint = 1: x += avgᵀ(y). NC planes. */
@@ -246,17 +254,15 @@ static void avgpool_apply(const nm_attrs *a, const pool_dims *d, int64_t NC, flo
         float *xp = x + nc * d->H * d->W;
         for (int64_t oh = 0; oh < d->OH; oh++)
             for (int64_t ow = 0; ow < d->OW; ow++) {
-                int64_t div = avg_divisor(a, d, oh, ow);
+                int64_t i0, i1, j0, j1, div = avg_window(a, d, oh, ow, &i0, &i1, &j0, &j1);
+                int64_t bh = oh * a->stride[0] - a->pad[0], bw = ow * a->stride[1] - a->pad[1];
                 float *yo = y + (nc * d->OH + oh) * d->OW + ow;
                 float s = 0, g = div ? *yo / (float)div : 0.0f;
-                for (int64_t i = 0; i < a->kernel[0]; i++) {
-                    int64_t h = oh * a->stride[0] - a->pad[0] + i * a->dil[0];
-                    if (h < 0 || h >= d->H) continue;
-                    for (int64_t j = 0; j < a->kernel[1]; j++) {
-                        int64_t w = ow * a->stride[1] - a->pad[1] + j * a->dil[1];
-                        if (w < 0 || w >= d->W) continue;
-                        if (adjoint) xp[h * d->W + w] += g;
-                        else s += xp[h * d->W + w];
+                for (int64_t i = i0; i < i1; i++) {
+                    float *row = xp + (bh + i * a->dil[0]) * d->W + bw;
+                    for (int64_t j = j0; j < j1; j++) {
+                        if (adjoint) row[j * a->dil[1]] += g;
+                        else s += row[j * a->dil[1]];
                     }
                 }
                 if (!adjoint) *yo = div ? s / (float)div : 0.0f;
