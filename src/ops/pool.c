@@ -32,6 +32,21 @@ static void window_range(int64_t base, int64_t dil, int64_t k, int64_t n, int64_
     *hi = b > a ? b : a;
 }
 
+/* The window of output (oh, ow): its top-left corner (bh, bw) in the plane,
+ * which may lie in the padding, and the kernel offsets [i0, i1) × [j0, j1)
+ * that fall inside the plane. */
+typedef struct {
+    int64_t bh, bw, i0, i1, j0, j1;
+} pool_win;
+
+static pool_win window_at(const nm_attrs *a, const pool_dims *d, int64_t oh, int64_t ow)
+{
+    pool_win w = {.bh = oh * a->stride[0] - a->pad[0], .bw = ow * a->stride[1] - a->pad[1]};
+    window_range(w.bh, a->dil[0], a->kernel[0], d->H, &w.i0, &w.i1);
+    window_range(w.bw, a->dil[1], a->kernel[1], d->W, &w.j0, &w.j1);
+    return w;
+}
+
 /* The most kernel offsets along axis k that any window can have inside the
  * plane: a window far larger than the plane (with as much padding) reads
  * only the plane. */
@@ -46,9 +61,8 @@ static int64_t in_plane_bound(const nm_attrs *a, const pool_dims *d, int k)
  * first maximum wins. */
 static int64_t window_argmax(const nm_attrs *a, const pool_dims *d, const float *x, int64_t oh, int64_t ow)
 {
-    int64_t bh = oh * a->stride[0] - a->pad[0], bw = ow * a->stride[1] - a->pad[1], i0, i1, j0, j1;
-    window_range(bh, a->dil[0], a->kernel[0], d->H, &i0, &i1);
-    window_range(bw, a->dil[1], a->kernel[1], d->W, &j0, &j1);
+    pool_win w = window_at(a, d, oh, ow);
+    int64_t bh = w.bh, bw = w.bw, i0 = w.i0, i1 = w.i1, j0 = w.j0, j1 = w.j1;
     if (i0 >= i1 || j0 >= j1) return -1;
     int64_t best = (bh + i0 * a->dil[0]) * d->W + bw + j0 * a->dil[1];
     float bv = x[best];
@@ -71,12 +85,10 @@ static int64_t maxpool_window(const nm_node *nd, const nm_shape *xs, const nm_sh
     const nm_attrs *a = &nd->a;
     pool_dims d = pdims(xs, ys);
     if (!idx) return in_plane_bound(a, &d, 0) * in_plane_bound(a, &d, 1);
-    int64_t c = o / (d.OH * d.OW), oh = o / d.OW % d.OH, ow = o % d.OW, n = 0, i0, i1, j0, j1;
-    int64_t bh = oh * a->stride[0] - a->pad[0], bw = ow * a->stride[1] - a->pad[1];
-    window_range(bh, a->dil[0], a->kernel[0], d.H, &i0, &i1);
-    window_range(bw, a->dil[1], a->kernel[1], d.W, &j0, &j1);
-    for (int64_t i = i0; i < i1; i++)
-        for (int64_t j = j0; j < j1; j++) idx[n++] = (c * d.H + bh + i * a->dil[0]) * d.W + bw + j * a->dil[1];
+    int64_t c = o / (d.OH * d.OW), n = 0;
+    pool_win w = window_at(a, &d, o / d.OW % d.OH, o % d.OW);
+    for (int64_t i = w.i0; i < w.i1; i++)
+        for (int64_t j = w.j0; j < w.j1; j++) idx[n++] = (c * d.H + w.bh + i * a->dil[0]) * d.W + w.bw + j * a->dil[1];
     return n;
 }
 
@@ -230,19 +242,15 @@ static nm_status maxpool_vjp(const nm_node *nd, nm_pass *p)
 
 /* ---- AveragePool: a fixed linear map, so one routine serves all passes ---- */
 
-/* The window of (oh, ow) inside the plane, as kernel offsets [i0, i1) × [j0, j1),
- * and the number of positions the average divides by: those inside the plane,
- * or with count_include_pad those inside the padded plane. Closed forms, so a
- * kernel much larger than the plane costs only the plane. */
-static int64_t avg_window(const nm_attrs *a, const pool_dims *d, int64_t oh, int64_t ow, int64_t *i0, int64_t *i1, int64_t *j0,
-                          int64_t *j1)
+/* The number of positions window w's average divides by: those inside the
+ * plane, or with count_include_pad those inside the padded plane. Closed
+ * forms, so a kernel much larger than the plane costs only the plane. */
+static int64_t avg_divisor(const nm_attrs *a, const pool_dims *d, const pool_win *w)
 {
-    int64_t bh = oh * a->stride[0] - a->pad[0], bw = ow * a->stride[1] - a->pad[1], p0, p1, q0, q1;
-    window_range(bh, a->dil[0], a->kernel[0], d->H, i0, i1);
-    window_range(bw, a->dil[1], a->kernel[1], d->W, j0, j1);
-    if (!a->count_include_pad) return (*i1 - *i0) * (*j1 - *j0);
-    window_range(bh + a->pad[0], a->dil[0], a->kernel[0], d->H + a->pad[0] + a->pad[2], &p0, &p1);
-    window_range(bw + a->pad[1], a->dil[1], a->kernel[1], d->W + a->pad[1] + a->pad[3], &q0, &q1);
+    int64_t p0, p1, q0, q1;
+    if (!a->count_include_pad) return (w->i1 - w->i0) * (w->j1 - w->j0);
+    window_range(w->bh + a->pad[0], a->dil[0], a->kernel[0], d->H + a->pad[0] + a->pad[2], &p0, &p1);
+    window_range(w->bw + a->pad[1], a->dil[1], a->kernel[1], d->W + a->pad[1] + a->pad[3], &q0, &q1);
     return (p1 - p0) * (q1 - q0);
 }
 
@@ -254,13 +262,13 @@ static void avgpool_apply(const nm_attrs *a, const pool_dims *d, int64_t NC, flo
         float *xp = x + nc * d->H * d->W;
         for (int64_t oh = 0; oh < d->OH; oh++)
             for (int64_t ow = 0; ow < d->OW; ow++) {
-                int64_t i0, i1, j0, j1, div = avg_window(a, d, oh, ow, &i0, &i1, &j0, &j1);
-                int64_t bh = oh * a->stride[0] - a->pad[0], bw = ow * a->stride[1] - a->pad[1];
+                pool_win w = window_at(a, d, oh, ow);
+                int64_t div = avg_divisor(a, d, &w);
                 float *yo = y + (nc * d->OH + oh) * d->OW + ow;
                 float s = 0, g = div ? *yo / (float)div : 0.0f;
-                for (int64_t i = i0; i < i1; i++) {
-                    float *row = xp + (bh + i * a->dil[0]) * d->W + bw;
-                    for (int64_t j = j0; j < j1; j++) {
+                for (int64_t i = w.i0; i < w.i1; i++) {
+                    float *row = xp + (w.bh + i * a->dil[0]) * d->W + w.bw;
+                    for (int64_t j = w.j0; j < w.j1; j++) {
                         if (adjoint) row[j * a->dil[1]] += g;
                         else s += row[j * a->dil[1]];
                     }
